@@ -1,0 +1,229 @@
+//! The buckets every source message ends in, and the reports built from them.
+//!
+//! Every source message is in exactly one bucket — copied, already present, skipped by a named
+//! rule, or failed with a reason — so the buckets add up to the source count, per folder and
+//! per mailbox. [`Buckets::total`] is what reports compare with the source count.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the source messages of a folder (or mailbox, or run) ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buckets {
+    /// Copied to the target in this run.
+    pub copied: u64,
+    /// Found on the target already (recorded earlier, or matched by content identity).
+    pub already_present: u64,
+    /// Not copied because a named rule said so: rule → count.
+    pub skipped: BTreeMap<String, u64>,
+    /// Not copied because something went wrong: reason → count. A re-run retries these.
+    pub failed: BTreeMap<String, u64>,
+}
+
+impl Buckets {
+    /// Sum of all buckets.
+    pub fn total(&self) -> u64 {
+        self.copied + self.already_present + self.skipped.values().sum::<u64>() + self.failed.values().sum::<u64>()
+    }
+
+    /// Messages that failed.
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+
+    /// Add another set of buckets into this one.
+    pub fn add(&mut self, other: &Buckets) {
+        self.copied += other.copied;
+        self.already_present += other.already_present;
+        for (k, v) in &other.skipped {
+            *self.skipped.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.failed {
+            *self.failed.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// Count one failure.
+    pub fn fail(&mut self, reason: impl Into<String>) {
+        *self.failed.entry(reason.into()).or_default() += 1;
+    }
+
+    /// Count one skip.
+    pub fn skip(&mut self, rule: impl Into<String>) {
+        *self.skipped.entry(rule.into()).or_default() += 1;
+    }
+}
+
+/// One failed message, for the report's error list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageError {
+    /// Source UID.
+    pub uid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// What happened, with the server's words where there were any.
+    pub reason: String,
+}
+
+/// The result for one folder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FolderReport {
+    /// Source folder name (Unicode).
+    pub source: String,
+    /// Target folder name (Unicode).
+    pub target: String,
+    /// Messages in the source folder when it was listed.
+    pub source_messages: u64,
+    /// Bytes in the source folder.
+    pub source_bytes: u64,
+    /// Where they went.
+    pub buckets: Buckets,
+    /// Bytes uploaded in this run.
+    pub bytes_copied: u64,
+    /// Message bodies fetched from the source in this run.
+    pub bodies_fetched: u64,
+    /// Messages whose target flags were updated.
+    pub flags_updated: u64,
+    /// Keywords the target refused (not in its PERMANENTFLAGS): keyword → messages affected.
+    pub dropped_keywords: BTreeMap<String, u64>,
+    /// Messages whose bytes on the target were read back and compared (SHA-256).
+    pub verified: u64,
+    /// Wall time spent on this folder.
+    pub seconds: f64,
+    /// The failed messages (at most 100 listed).
+    pub errors: Vec<MessageError>,
+}
+
+/// How a mailbox ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MailboxStatus {
+    /// Every source message is on the target.
+    InSync,
+    /// The run finished but some messages failed: run again.
+    Incomplete,
+    /// Nothing was written (dry run); the report says what would be copied.
+    DryRun,
+    /// The mailbox could not be synchronised (login, connection, TLS…); see `error`.
+    Failed,
+}
+
+/// The class of a mailbox-level failure; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// Could not connect (unknown host, refused, timeout, dropped and not recovered).
+    Connection,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// Login refused.
+    Authentication,
+    /// The server said something we could not work with.
+    Protocol,
+    /// The state store failed.
+    State,
+}
+
+/// The result for one mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailboxReport {
+    /// Source account, as `user@host` (never with a secret).
+    pub source: String,
+    /// Target account, as `user@host`.
+    pub target: String,
+    /// Outcome.
+    pub status: MailboxStatus,
+    /// Failure class when `status` is `failed`.
+    pub failure: Option<FailureClass>,
+    /// One line saying what went wrong and what to check.
+    pub error: Option<String>,
+    /// Totals over all folders.
+    pub buckets: Buckets,
+    /// Messages on the source.
+    pub source_messages: u64,
+    /// Bytes uploaded.
+    pub bytes_copied: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Reconnections after dropped connections.
+    pub reconnects: u32,
+    /// Per folder.
+    pub folders: Vec<FolderReport>,
+}
+
+impl MailboxReport {
+    /// A report for a mailbox that failed before or while synchronising.
+    pub fn failed(source: String, target: String, class: FailureClass, error: String) -> MailboxReport {
+        MailboxReport {
+            source,
+            target,
+            status: MailboxStatus::Failed,
+            failure: Some(class),
+            error: Some(error),
+            buckets: Buckets::default(),
+            source_messages: 0,
+            bytes_copied: 0,
+            seconds: 0.0,
+            reconnects: 0,
+            folders: Vec::new(),
+        }
+    }
+
+    /// Recompute totals from the folders and set the status: in sync only when the buckets add
+    /// up and nothing failed.
+    pub fn finish(&mut self, dry_run: bool) {
+        let mut b = Buckets::default();
+        let mut messages = 0;
+        let mut bytes = 0;
+        for f in &self.folders {
+            b.add(&f.buckets);
+            messages += f.source_messages;
+            bytes += f.bytes_copied;
+        }
+        self.buckets = b;
+        self.source_messages = messages;
+        self.bytes_copied = bytes;
+        self.status = if dry_run {
+            MailboxStatus::DryRun
+        } else if self.buckets.failed_total() == 0 && self.buckets.total() == self.source_messages {
+            MailboxStatus::InSync
+        } else {
+            MailboxStatus::Incomplete
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_add_up() {
+        let mut b = Buckets { copied: 3, already_present: 2, ..Default::default() };
+        b.skip("folder-excluded");
+        b.fail("target rejected: [OVERQUOTA] Quota exceeded");
+        assert_eq!(b.total(), 7);
+        let mut sum = Buckets::default();
+        sum.add(&b);
+        sum.add(&b);
+        assert_eq!(sum.total(), 14);
+        assert_eq!(sum.failed_total(), 2);
+    }
+
+    #[test]
+    fn mailbox_with_failures_is_incomplete() {
+        let mut folder = FolderReport { source_messages: 2, ..Default::default() };
+        folder.buckets.copied = 1;
+        folder.buckets.fail("x");
+        let mut r = MailboxReport {
+            folders: vec![folder],
+            ..MailboxReport::failed("a@s".into(), "a@t".into(), FailureClass::Protocol, String::new())
+        };
+        r.finish(false);
+        assert_eq!(r.status, MailboxStatus::Incomplete);
+        r.folders[0].buckets.failed.clear();
+        r.folders[0].buckets.copied = 2;
+        r.finish(false);
+        assert_eq!(r.status, MailboxStatus::InSync);
+    }
+}
