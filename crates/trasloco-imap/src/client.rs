@@ -1,0 +1,785 @@
+//! The IMAP client: one connection, commands pipelined where the protocol allows.
+
+use crate::command::{is_atom, quote_astring, uid_chunks, uid_set};
+use crate::connect::{self, Credentials, Endpoint, MasterStyle, Security, Stream, TlsOptions};
+use crate::error::{Error, ErrorKind};
+use crate::framing::Framer;
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status};
+use secrecy::ExposeSecret;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use trasloco_core::mutf7;
+
+/// How long a response may take before the connection is considered stalled.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Sequence-set ranges per command, to stay under servers' line-length limits.
+const MAX_RANGES: usize = 500;
+
+/// A folder as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Name as on the wire (modified UTF-7).
+    pub wire_name: String,
+    /// Name decoded to Unicode (the wire name itself if it is not valid modified UTF-7).
+    pub name: String,
+    /// Hierarchy delimiter.
+    pub delimiter: Option<char>,
+    /// Attributes, e.g. `\Noselect`, `\Sent`, `\HasChildren`.
+    pub attributes: Vec<String>,
+}
+
+/// What SELECT/EXAMINE told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selected {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT, when sent.
+    pub uid_next: Option<u32>,
+    /// EXISTS.
+    pub exists: u32,
+    /// PERMANENTFLAGS, when sent.
+    pub permanent_flags: Option<Vec<String>>,
+    /// Whether the folder was opened read-only.
+    pub read_only: bool,
+}
+
+/// Listing data for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedMeta {
+    /// UID.
+    pub uid: u32,
+    /// RFC822.SIZE (0 if not asked).
+    pub size: u64,
+    /// FLAGS.
+    pub flags: Vec<String>,
+    /// INTERNALDATE exactly as the server sent it.
+    pub internal_date: Option<String>,
+}
+
+/// One message to append.
+#[derive(Debug, Clone)]
+pub struct AppendMsg {
+    /// Flags to set (already filtered for the target).
+    pub flags: Vec<String>,
+    /// INTERNALDATE to set, in IMAP date-time form.
+    pub internal_date: Option<String>,
+    /// The exact bytes.
+    pub body: Bytes,
+}
+
+/// What became of one appended message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored; the target UID when the server sent APPENDUID.
+    Stored {
+        /// Target UIDVALIDITY from APPENDUID.
+        uid_validity: Option<u32>,
+        /// Target UID from APPENDUID.
+        uid: Option<u32>,
+    },
+    /// Refused by the server, with its words.
+    Rejected(String),
+}
+
+/// A tagged completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Done {
+    ok: bool,
+    /// OK / NO / BAD.
+    status: String,
+    /// Text inside the `[…]` response code, if any.
+    code: Option<String>,
+    text: String,
+}
+
+impl Done {
+    fn describe(&self) -> String {
+        match &self.code {
+            Some(c) => format!("{} [{}] {}", self.status, c, self.text),
+            None => format!("{} {}", self.status, self.text),
+        }
+    }
+}
+
+/// Parse `TAG SP status SP [ "[" code "]" SP ] text` by hand: robust against response codes no
+/// parser knows (`[OVERQUOTA]`, `[LIMIT]`, `[THROTTLED]`…).
+fn parse_done(line: &[u8], tag: &str) -> Option<Done> {
+    let line = std::str::from_utf8(line).ok().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(line).into_owned());
+    let rest = line.strip_prefix(tag)?.strip_prefix(' ')?;
+    let rest = rest.trim_end_matches(['\r', '\n']);
+    let (status, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let status = status.to_ascii_uppercase();
+    if !matches!(status.as_str(), "OK" | "NO" | "BAD") {
+        return None;
+    }
+    let (code, text) = match rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
+        Some((code, text)) => (Some(code.to_string()), text.trim_start().to_string()),
+        None => (None, rest.to_string()),
+    };
+    Some(Done { ok: status == "OK", status, code, text })
+}
+
+/// Expand a uid-set (`4:6,8`) in order.
+fn expand_uid_set(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                if hi - lo > 10_000_000 {
+                    return None;
+                }
+                out.extend(lo..=hi);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// `APPENDUID uidvalidity uid-set` → (uidvalidity, uids).
+fn parse_appenduid(code: &str) -> Option<(u32, Vec<u32>)> {
+    let mut it = code.split_whitespace();
+    if !it.next()?.eq_ignore_ascii_case("APPENDUID") {
+        return None;
+    }
+    let validity = it.next()?.parse().ok()?;
+    let uids = expand_uid_set(it.next()?)?;
+    Some((validity, uids))
+}
+
+/// One IMAP connection.
+pub struct Client {
+    stream: Stream,
+    buf: BytesMut,
+    framer: Framer,
+    next_tag: u32,
+    caps: Vec<String>,
+    host: String,
+    /// Body bytes read from the server so far (for reports and benchmarks).
+    pub bytes_read: u64,
+}
+
+impl Client {
+    /// Connect, read the greeting, upgrade with STARTTLS as the endpoint says, and learn the
+    /// capabilities.
+    pub async fn connect(ep: &Endpoint, tls: &TlsOptions) -> Result<Client, Error> {
+        let tcp = connect::tcp(ep).await?;
+        let stream = match ep.security {
+            Security::Implicit => connect::tls_wrap(tcp, &ep.host, tls).await?,
+            _ => Stream::Plain(tcp),
+        };
+        let mut client = Client {
+            stream,
+            buf: BytesMut::with_capacity(64 * 1024),
+            framer: Framer::default(),
+            next_tag: 1,
+            caps: Vec::new(),
+            host: ep.host.clone(),
+            bytes_read: 0,
+        };
+        let greeting = client.read_frame().await.map_err(|e| {
+            if ep.security == Security::Implicit {
+                e
+            } else {
+                Error::new(ErrorKind::Connect, format!("{}:{} sent no IMAP greeting ({e})", ep.host, ep.port))
+            }
+        })?;
+        if !greeting.starts_with(b"* OK") && !greeting.starts_with(b"* PREAUTH") {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{}:{} is not an IMAP server ready for us: {}",
+                    ep.host,
+                    ep.port,
+                    String::from_utf8_lossy(&greeting).trim_end()
+                ),
+            ));
+        }
+        client.refresh_capabilities().await?;
+        let wants_tls = matches!(ep.security, Security::StartTls | Security::StartTlsIfOffered);
+        if wants_tls {
+            if client.has_cap("STARTTLS") {
+                let done = client.simple("STARTTLS").await?;
+                if !done.ok {
+                    return Err(Error::new(ErrorKind::Tls, format!("{} refused STARTTLS: {}", ep.host, done.describe())));
+                }
+                let Stream::Plain(tcp) = std::mem::replace(&mut client.stream, Stream::Closed) else {
+                    return Err(Error::new(ErrorKind::Protocol, "STARTTLS on a connection that is not plain"));
+                };
+                client.stream = connect::tls_wrap(tcp, &ep.host, tls).await?;
+                client.buf.clear();
+                client.refresh_capabilities().await?;
+            } else if ep.security == Security::StartTls {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    format!(
+                        "{}:{} does not offer STARTTLS and TLS is required; use imaps:// (port 993) or set tls = \"if-offered\" for a trusted network",
+                        ep.host, ep.port
+                    ),
+                ));
+            }
+        }
+        Ok(client)
+    }
+
+    /// Whether the server advertised a capability (case-insensitive).
+    pub fn has_cap(&self, cap: &str) -> bool {
+        self.caps.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    /// The host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn refresh_capabilities(&mut self) -> Result<(), Error> {
+        let mut caps = Vec::new();
+        let done = self
+            .run("CAPABILITY", &mut |_, resp| {
+                if let Response::Capabilities(list) = resp {
+                    for c in list {
+                        caps.push(match c {
+                            imap_proto::Capability::Imap4rev1 => "IMAP4rev1".to_string(),
+                            imap_proto::Capability::Auth(a) => format!("AUTH={a}"),
+                            imap_proto::Capability::Atom(a) => a.to_string(),
+                        });
+                    }
+                }
+            })
+            .await?;
+        if !done.ok {
+            return Err(Error::new(ErrorKind::Protocol, format!("CAPABILITY failed: {}", done.describe())));
+        }
+        self.caps = caps;
+        Ok(())
+    }
+
+    /// Log in: SASL PLAIN when offered (with an authorization identity in master mode), else
+    /// LOGIN; Dovecot's `user*master` form when the master style says so.
+    pub async fn login(&mut self, creds: &Credentials) -> Result<(), Error> {
+        if self.has_cap("LOGINDISABLED") {
+            return Err(Error::new(
+                ErrorKind::Tls,
+                format!("{} refuses to log in without TLS; use imaps:// or STARTTLS", self.host),
+            ));
+        }
+        let password = creds.password.expose_secret();
+        let (login_user, plain) = match &creds.master {
+            Some(m) => match m.style {
+                MasterStyle::Sasl => (None, Some((creds.user.as_str(), m.user.as_str()))),
+                MasterStyle::Separator(sep) => (Some(format!("{}{}{}", creds.user, sep, m.user)), None),
+            },
+            None if self.has_cap("AUTH=PLAIN") => (None, Some(("", creds.user.as_str()))),
+            None => (Some(creds.user.clone()), None),
+        };
+        let who = match &creds.master {
+            Some(m) => format!("{} (as master user {})", creds.user, m.user),
+            None => creds.user.clone(),
+        };
+        let done = if let Some((authzid, authcid)) = plain {
+            if !self.has_cap("AUTH=PLAIN") {
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!("{} does not offer SASL PLAIN, needed for master-user login of {who}", self.host),
+                ));
+            }
+            let payload = base64::engine::general_purpose::STANDARD
+                .encode(format!("{authzid}\0{authcid}\0{password}"));
+            if self.has_cap("SASL-IR") {
+                self.simple_secret(&format!("AUTHENTICATE PLAIN {payload}")).await?
+            } else {
+                let tag = self.tag();
+                self.write_all(&[format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes()]).await?;
+                let frame = self.read_frame().await?;
+                if !frame.starts_with(b"+") {
+                    return Err(Error::new(ErrorKind::Auth, format!("{} refused AUTHENTICATE PLAIN", self.host)));
+                }
+                self.write_all(&[payload.as_bytes(), b"\r\n"]).await?;
+                self.wait_done(&tag, &mut |_, _| {}).await?
+            }
+        } else {
+            let user = login_user.unwrap_or_default();
+            let (Some(u), Some(p)) = (quote_astring(&user), quote_astring(password)) else {
+                return Err(Error::new(
+                    ErrorKind::Auth,
+                    format!("the user name or password for {who} has characters LOGIN cannot carry; use a server with AUTH=PLAIN"),
+                ));
+            };
+            self.simple_secret(&format!("LOGIN {u} {p}")).await?
+        };
+        if !done.ok {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!("login as {who} refused by {}: {}", self.host, done.text.trim()),
+            ));
+        }
+        self.refresh_capabilities().await
+    }
+
+    /// LIST every folder, with special-use attributes when the server can return them.
+    pub async fn list(&mut self) -> Result<Vec<ListEntry>, Error> {
+        let cmd = if self.has_cap("SPECIAL-USE") && self.has_cap("LIST-EXTENDED") {
+            r#"LIST "" "*" RETURN (SPECIAL-USE)"#
+        } else {
+            r#"LIST "" "*""#
+        };
+        let out = self.list_command(cmd).await?;
+        Ok(out)
+    }
+
+    /// LSUB: the subscribed folders' Unicode names.
+    pub async fn lsub(&mut self) -> Result<Vec<String>, Error> {
+        Ok(self.list_command(r#"LSUB "" "*""#).await?.into_iter().map(|e| e.name).collect())
+    }
+
+    async fn list_command(&mut self, cmd: &str) -> Result<Vec<ListEntry>, Error> {
+        let mut out = Vec::new();
+        let done = self
+            .run(cmd, &mut |_, resp| {
+                if let Response::MailboxData(MailboxDatum::List(l)) = resp {
+                    let wire = l.name.to_string();
+                    out.push(ListEntry {
+                        name: mutf7::decode(&wire).unwrap_or_else(|_| wire.clone()),
+                        wire_name: wire,
+                        delimiter: l.delimiter.as_ref().and_then(|d| d.chars().next()),
+                        attributes: l.name_attributes.iter().map(attribute_name).collect(),
+                    });
+                }
+            })
+            .await?;
+        if !done.ok {
+            return Err(Error::new(ErrorKind::Refused, format!("{cmd} failed on {}: {}", self.host, done.describe())));
+        }
+        Ok(out)
+    }
+
+    /// SELECT (or EXAMINE when `read_only`) a folder by its Unicode name.
+    pub async fn select(&mut self, name: &str, read_only: bool) -> Result<Selected, Error> {
+        let verb = if read_only { "EXAMINE" } else { "SELECT" };
+        let mut sel = Selected::default();
+        let done = self
+            .run(&format!("{verb} {}", mailbox_arg(name)), &mut |_, resp| match resp {
+                Response::Data { outcome, .. } => match outcome.code {
+                    Some(ResponseCode::UidValidity(v)) => sel.uid_validity = v,
+                    Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(v),
+                    Some(ResponseCode::PermanentFlags(f)) => {
+                        sel.permanent_flags = Some(f.iter().map(|s| s.to_string()).collect())
+                    }
+                    _ => {}
+                },
+                Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = n,
+                _ => {}
+            })
+            .await?;
+        if !done.ok {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("cannot open folder {name:?} on {}: {}", self.host, done.describe()),
+            ));
+        }
+        sel.read_only = read_only || done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("READ-ONLY"));
+        Ok(sel)
+    }
+
+    /// CREATE a folder; an existing folder is fine.
+    pub async fn create(&mut self, name: &str) -> Result<(), Error> {
+        let done = self.simple(&format!("CREATE {}", mailbox_arg(name))).await?;
+        if done.ok || done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("ALREADYEXISTS")) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Refused,
+            format!("cannot create folder {name:?} on {}: {}", self.host, done.describe()),
+        ))
+    }
+
+    /// SUBSCRIBE a folder.
+    pub async fn subscribe(&mut self, name: &str) -> Result<(), Error> {
+        let done = self.simple(&format!("SUBSCRIBE {}", mailbox_arg(name))).await?;
+        if done.ok {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Refused,
+                format!("cannot subscribe {name:?} on {}: {}", self.host, done.describe()),
+            ))
+        }
+    }
+
+    /// UID, FLAGS and optionally RFC822.SIZE and INTERNALDATE of every message in the selected
+    /// folder. No bodies.
+    pub async fn fetch_all_meta(&mut self, with_size_and_date: bool) -> Result<Vec<FetchedMeta>, Error> {
+        let items = if with_size_and_date { "(UID FLAGS RFC822.SIZE INTERNALDATE)" } else { "(UID FLAGS)" };
+        let mut out = Vec::new();
+        let done = self
+            .run(&format!("UID FETCH 1:* {items}"), &mut |_, resp| {
+                if let Response::Fetch(_, attrs) = resp {
+                    let mut m = FetchedMeta { uid: 0, size: 0, flags: Vec::new(), internal_date: None };
+                    for a in attrs {
+                        match a {
+                            AttributeValue::Uid(u) => m.uid = u,
+                            AttributeValue::Rfc822Size(s) => m.size = u64::from(s),
+                            AttributeValue::Flags(f) => m.flags = f.iter().map(|s| s.to_string()).collect(),
+                            AttributeValue::InternalDate(d) => m.internal_date = Some(d.to_string()),
+                            _ => {}
+                        }
+                    }
+                    if m.uid != 0 {
+                        out.push(m);
+                    }
+                }
+            })
+            .await?;
+        if !done.ok {
+            return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+        }
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    /// The identity header fields and size of the given UIDs: (uid, size, header block).
+    pub async fn fetch_identity_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, u64, Bytes)>, Error> {
+        let mut out = Vec::with_capacity(uids.len());
+        for chunk in uid_chunks(uids, MAX_RANGES) {
+            let cmd = format!(
+                "UID FETCH {} (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID DATE FROM SUBJECT)])",
+                uid_set(&chunk)
+            );
+            let done = self
+                .run(&cmd, &mut |frame, resp| {
+                    if let Response::Fetch(_, attrs) = resp {
+                        let (mut uid, mut size, mut hdr) = (0, 0, Bytes::new());
+                        for a in attrs {
+                            match a {
+                                AttributeValue::Uid(u) => uid = u,
+                                AttributeValue::Rfc822Size(s) => size = u64::from(s),
+                                AttributeValue::BodySection { data: Some(d), .. } => hdr = slice_of(frame, &d),
+                                _ => {}
+                            }
+                        }
+                        if uid != 0 {
+                            out.push((uid, size, hdr));
+                        }
+                    }
+                })
+                .await?;
+            if !done.ok {
+                return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetch whole messages (`BODY.PEEK[]`, so `\Seen` is untouched), handing each to `on_msg`
+    /// as it arrives: (uid, bytes). The bytes are a view into the read buffer, not a copy.
+    pub async fn fetch_bodies(&mut self, uids: &[u32], on_msg: &mut (dyn FnMut(u32, Bytes) + Send)) -> Result<(), Error> {
+        for chunk in uid_chunks(uids, MAX_RANGES) {
+            let cmd = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&chunk));
+            let mut read = 0u64;
+            let done = self
+                .run(&cmd, &mut |frame, resp| {
+                    if let Response::Fetch(_, attrs) = resp {
+                        let (mut uid, mut body) = (0, None);
+                        for a in attrs {
+                            match a {
+                                AttributeValue::Uid(u) => uid = u,
+                                AttributeValue::BodySection { section: None, data: Some(d), .. } => {
+                                    body = Some(slice_of(frame, &d))
+                                }
+                                AttributeValue::Rfc822(Some(d)) => body = Some(slice_of(frame, &d)),
+                                _ => {}
+                            }
+                        }
+                        if let (true, Some(b)) = (uid != 0, body) {
+                            read += b.len() as u64;
+                            on_msg(uid, b);
+                        }
+                    }
+                })
+                .await?;
+            self.bytes_read += read;
+            if !done.ok {
+                return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Append messages to a folder: one MULTIAPPEND when the server has it, else pipelined
+    /// APPENDs; literals are non-synchronising with LITERAL+. If a MULTIAPPEND is refused (it is
+    /// all-or-nothing), the messages are appended one by one so only the bad ones fail.
+    pub async fn append(&mut self, folder: &str, msgs: &[AppendMsg]) -> Result<Vec<AppendOutcome>, Error> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        if msgs.len() > 1 && self.has_cap("MULTIAPPEND") {
+            let tag = self.tag();
+            self.send_append(&tag, folder, msgs).await?;
+            let done = self.wait_done(&tag, &mut |_, _| {}).await?;
+            if done.ok {
+                let (validity, uids) = done.code.as_deref().and_then(parse_appenduid).unzip();
+                let uids = uids.filter(|u| u.len() == msgs.len());
+                return Ok((0..msgs.len())
+                    .map(|i| AppendOutcome::Stored { uid_validity: validity, uid: uids.as_ref().map(|u| u[i]) })
+                    .collect());
+            }
+            if is_folder_missing(&done) {
+                return Err(Error::new(ErrorKind::Refused, format!("folder {folder:?} on {}: {}", self.host, done.describe())));
+            }
+        }
+        // One APPEND per message, all sent before reading any answer when LITERAL+ allows.
+        let mut tags = Vec::with_capacity(msgs.len());
+        let mut out = Vec::with_capacity(msgs.len());
+        if self.has_cap("LITERAL+") {
+            for m in msgs {
+                let tag = self.tag();
+                self.send_append(&tag, folder, std::slice::from_ref(m)).await?;
+                tags.push(tag);
+            }
+            for tag in tags {
+                let done = self.wait_done(&tag, &mut |_, _| {}).await?;
+                out.push(append_outcome(&done));
+            }
+        } else {
+            for m in msgs {
+                let tag = self.tag();
+                self.send_append(&tag, folder, std::slice::from_ref(m)).await?;
+                let done = self.wait_done(&tag, &mut |_, _| {}).await?;
+                out.push(append_outcome(&done));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn send_append(&mut self, tag: &str, folder: &str, msgs: &[AppendMsg]) -> Result<(), Error> {
+        let plus = self.has_cap("LITERAL+");
+        let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
+        for (i, m) in msgs.iter().enumerate() {
+            let flags: Vec<&str> = m.flags.iter().map(String::as_str).filter(|f| is_atom(f)).collect();
+            head.push_str(&format!(" ({})", flags.join(" ")));
+            if let Some(d) = &m.internal_date {
+                head.push_str(&format!(" \"{d}\""));
+            }
+            head.push_str(&format!(" {{{}{}}}\r\n", m.body.len(), if plus { "+" } else { "" }));
+            if plus {
+                let h = std::mem::take(&mut head);
+                self.write_all(&[h.as_bytes(), &m.body]).await?;
+            } else {
+                let h = std::mem::take(&mut head);
+                self.write_all(&[h.as_bytes()]).await?;
+                let frame = self.read_frame().await?;
+                if !frame.starts_with(b"+") {
+                    // The server answered the command early (e.g. NO [TOOBIG]); put it back
+                    // for wait_done by failing this message only.
+                    if let Some(done) = parse_done(&frame, tag) {
+                        return Err(Error::new(ErrorKind::Refused, done.describe()));
+                    }
+                    return Err(Error::new(ErrorKind::Protocol, "APPEND: expected a continuation"));
+                }
+                self.write_all(&[&m.body]).await?;
+            }
+            if i + 1 == msgs.len() {
+                self.write_all(&[b"\r\n"]).await?;
+            }
+        }
+        self.flush().await
+    }
+
+    /// Set flags on target messages, all commands pipelined: (uid, flags).
+    pub async fn store_flags(&mut self, updates: &[(u32, Vec<String>)]) -> Result<Vec<Option<String>>, Error> {
+        let mut tags = Vec::with_capacity(updates.len());
+        for (uid, flags) in updates {
+            let tag = self.tag();
+            let flags: Vec<&str> = flags.iter().map(String::as_str).filter(|f| is_atom(f)).collect();
+            let line = format!("{tag} UID STORE {uid} FLAGS.SILENT ({})\r\n", flags.join(" "));
+            self.write_all(&[line.as_bytes()]).await?;
+            tags.push(tag);
+        }
+        self.flush().await?;
+        let mut out = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let done = self.wait_done(&tag, &mut |_, _| {}).await?;
+            out.push((!done.ok).then(|| done.describe()));
+        }
+        Ok(out)
+    }
+
+    /// LOGOUT, ignoring errors: the work is done either way.
+    pub async fn logout(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.simple("LOGOUT")).await;
+    }
+
+    // ---- plumbing ----
+
+    fn tag(&mut self) -> String {
+        let t = format!("t{}", self.next_tag);
+        self.next_tag += 1;
+        t
+    }
+
+    async fn simple(&mut self, cmd: &str) -> Result<Done, Error> {
+        self.run(cmd, &mut |_, _| {}).await
+    }
+
+    /// Like `simple`, for commands that carry a secret: nothing of it is ever logged.
+    async fn simple_secret(&mut self, cmd: &str) -> Result<Done, Error> {
+        let tag = self.tag();
+        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"]).await?;
+        self.flush().await?;
+        self.wait_done(&tag, &mut |_, _| {}).await
+    }
+
+    async fn run(&mut self, cmd: &str, on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send)) -> Result<Done, Error> {
+        let tag = self.tag();
+        tracing::trace!(host = %self.host, "> {tag} {cmd}");
+        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"]).await?;
+        self.flush().await?;
+        self.wait_done(&tag, on).await
+    }
+
+    async fn wait_done(&mut self, tag: &str, on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send)) -> Result<Done, Error> {
+        loop {
+            let frame = self.read_frame().await?;
+            if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
+                return parse_done(&frame, tag).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("{} sent an unreadable completion: {}", self.host, String::from_utf8_lossy(&frame).trim_end()),
+                    )
+                });
+            }
+            match Response::parse(&frame) {
+                Ok((_, Response::Data { status: Status::Bye, outcome })) => {
+                    return Err(Error::new(
+                        ErrorKind::Dropped,
+                        format!("{} closed the connection: {}", self.host, outcome.information.unwrap_or_default()),
+                    ));
+                }
+                Ok((_, resp)) => on(&frame, resp),
+                Err(_) => {
+                    // A response we cannot parse is skipped, not fatal: the framing layer knows
+                    // where it ends.
+                    tracing::debug!(host = %self.host, "skipping unparseable response: {}",
+                        String::from_utf8_lossy(&frame[..frame.len().min(200)]).trim_end());
+                }
+            }
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes, Error> {
+        loop {
+            let mut hint = 0;
+            if let Some(n) = self.framer.next_frame(&self.buf, &mut hint) {
+                return Ok(self.buf.split_to(n).freeze());
+            }
+            let want = hint.saturating_sub(self.buf.len()).max(64 * 1024);
+            self.buf.reserve(want);
+            let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
+            match read {
+                Err(_) => return Err(Error::new(ErrorKind::Dropped, format!("{} stopped answering", self.host))),
+                Ok(Err(e)) => return Err(Error::new(ErrorKind::Dropped, format!("connection to {} lost: {e}", self.host))),
+                Ok(Ok(0)) => return Err(Error::new(ErrorKind::Dropped, format!("{} closed the connection", self.host))),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
+        for p in parts {
+            self.stream
+                .write_all(p)
+                .await
+                .map_err(|e| Error::new(ErrorKind::Dropped, format!("connection to {} lost while sending: {e}", self.host)))?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        self.stream
+            .flush()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Dropped, format!("connection to {} lost while sending: {e}", self.host)))
+    }
+}
+
+fn append_outcome(done: &Done) -> AppendOutcome {
+    if done.ok {
+        let parsed = done.code.as_deref().and_then(parse_appenduid);
+        AppendOutcome::Stored {
+            uid_validity: parsed.as_ref().map(|p| p.0),
+            uid: parsed.and_then(|p| p.1.first().copied()),
+        }
+    } else {
+        AppendOutcome::Rejected(done.describe())
+    }
+}
+
+fn is_folder_missing(done: &Done) -> bool {
+    done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("TRYCREATE") || c.eq_ignore_ascii_case("NONEXISTENT"))
+}
+
+/// A zero-copy view of `data`, which points into `frame`.
+fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
+    let start = data.as_ptr() as usize;
+    let base = frame.as_ptr() as usize;
+    if start >= base && start + data.len() <= base + frame.len() {
+        frame.slice(start - base..start - base + data.len())
+    } else {
+        Bytes::copy_from_slice(data)
+    }
+}
+
+fn attribute_name(a: &NameAttribute<'_>) -> String {
+    match a {
+        NameAttribute::NoInferiors => "\\Noinferiors".into(),
+        NameAttribute::NoSelect => "\\Noselect".into(),
+        NameAttribute::Marked => "\\Marked".into(),
+        NameAttribute::Unmarked => "\\Unmarked".into(),
+        NameAttribute::All => "\\All".into(),
+        NameAttribute::Archive => "\\Archive".into(),
+        NameAttribute::Drafts => "\\Drafts".into(),
+        NameAttribute::Flagged => "\\Flagged".into(),
+        NameAttribute::Junk => "\\Junk".into(),
+        NameAttribute::Sent => "\\Sent".into(),
+        NameAttribute::Trash => "\\Trash".into(),
+        NameAttribute::Extension(s) => s.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A mailbox argument: modified UTF-7, quoted.
+fn mailbox_arg(name: &str) -> String {
+    let wire = mutf7::encode(name);
+    quote_astring(&wire).unwrap_or(wire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_with_unknown_code() {
+        let d = parse_done(b"t7 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", "t7").unwrap();
+        assert!(!d.ok);
+        assert_eq!(d.code.as_deref(), Some("OVERQUOTA"));
+        assert_eq!(d.text, "Quota exceeded (mailbox for user is full)");
+        assert!(parse_done(b"t70 OK x\r\n", "t7").is_none(), "t7 must not match t70");
+    }
+
+    #[test]
+    fn appenduid_ranges() {
+        assert_eq!(parse_appenduid("APPENDUID 1700000000 4:6,9"), Some((1700000000, vec![4, 5, 6, 9])));
+        assert_eq!(parse_appenduid("APPENDUID 5 3"), Some((5, vec![3])));
+        assert_eq!(parse_appenduid("READ-WRITE"), None);
+    }
+
+    #[test]
+    fn mailbox_args_are_encoded_and_quoted() {
+        assert_eq!(mailbox_arg("Progetti/Società"), "\"Progetti/Societ&AOA-\"");
+        assert_eq!(mailbox_arg("a \"b\""), r#""a \"b\"""#);
+    }
+}

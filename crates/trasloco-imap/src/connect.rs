@@ -1,0 +1,273 @@
+//! Opening connections: TCP, implicit TLS or STARTTLS, and the credentials to log in with.
+
+use crate::error::{Error, ErrorKind};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use secrecy::SecretString;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// TLS from the first byte (`imaps://`, port 993).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS; the upgrade is required.
+    StartTls,
+    /// STARTTLS when the server offers it, plain otherwise (loopback and test setups).
+    StartTlsIfOffered,
+    /// No TLS at all (explicit opt-out).
+    None,
+}
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS mode.
+    pub security: Security,
+}
+
+/// Certificate checking.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// An extra CA certificate file (PEM) to trust besides the system store.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification entirely. Explicit, warned, never a default.
+    pub insecure: bool,
+}
+
+/// How a master user logs in on behalf of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterStyle {
+    /// SASL PLAIN with authorization identity = user, authentication identity = master.
+    Sasl,
+    /// Dovecot's `LOGIN user<sep>master password` form.
+    Separator(char),
+}
+
+/// A master (admin) login.
+#[derive(Debug, Clone)]
+pub struct Master {
+    /// The master user name.
+    pub user: String,
+    /// How to present it.
+    pub style: MasterStyle,
+}
+
+/// Who to log in as. The password is the master's when `master` is set.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The mailbox owner.
+    pub user: String,
+    /// The secret (user's, or master's in admin mode).
+    pub password: SecretString,
+    /// Admin mode.
+    pub master: Option<Master>,
+}
+
+impl Credentials {
+    /// Plain user credentials.
+    pub fn new(user: impl Into<String>, password: String) -> Credentials {
+        Credentials { user: user.into(), password: SecretString::from(password), master: None }
+    }
+}
+
+/// A connection that is plain or TLS.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Between taking the plain stream for STARTTLS and putting the TLS stream in its place.
+    Closed,
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection is being upgraded to TLS")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+            Stream::Closed => false,
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Closed => Poll::Ready(Err(closed())),
+        }
+    }
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
+    let addr = format!("{}:{}", ep.host, ep.port);
+    let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await {
+        Err(_) => return Err(Error::new(ErrorKind::Connect, format!("{addr}: name lookup timed out"))),
+        Ok(Err(e)) => {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!("cannot resolve host {:?} ({e}); check the host name", ep.host),
+            ));
+        }
+        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
+    };
+    let mut last = None;
+    for sa in resolved {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Ok(Err(e)) => last = Some(e.to_string()),
+            Err(_) => last = Some("timed out".into()),
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Connect,
+        format!(
+            "cannot connect to {addr}: {}; check the host, the port and that the server is running",
+            last.unwrap_or_else(|| "no address".into())
+        ),
+    ))
+}
+
+pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?;
+    let config = if opts.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &opts.ca_file {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| {
+                    Error::new(ErrorKind::Tls, format!("cannot read CA file {}: {e}", path.display()))
+                })?;
+            if certs.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    format!("CA file {} holds no PEM certificate", path.display()),
+                ));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::new(ErrorKind::Tls, format!("CA file {}: {e}", path.display())))?;
+            }
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+pub(crate) async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<Stream, Error> {
+    let connector = tls_connector(opts)?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| Error::new(ErrorKind::Tls, format!("{host:?} is not a valid TLS server name")))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(Error::new(
+            ErrorKind::Tls,
+            format!(
+                "TLS with {host} failed: {e}; if the server uses a private CA, pass its certificate with the CA-file option"
+            ),
+        )),
+        Err(_) => Err(Error::new(ErrorKind::Tls, format!("TLS handshake with {host} timed out"))),
+    }
+}
+
+/// Accepts any certificate. Only reachable through the explicit `insecure` option.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
