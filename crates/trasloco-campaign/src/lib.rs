@@ -1,1 +1,18 @@
-//! stub
+//! Campaigns: many mailboxes moved by one file.
+//!
+//! - [`config`]: the campaign file (`campaign.toml`) — servers, TLS, admin login, run options;
+//! - [`accounts`]: the account list, in our CSV format or the ones admins already have
+//!   (imapsync's `host1;user1;password1;host2;user2;password2`, Microsoft's
+//!   `EmailAddress,UserName,Password`);
+//! - [`run`]: run the mailboxes N at a time, write the JSON report, decide the exit code.
+#![deny(missing_docs)]
+
+pub mod accounts;
+pub mod config;
+pub mod exit;
+pub mod run;
+
+/// A user mistake in a file: one line naming the file (and line) and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);

@@ -1,0 +1,199 @@
+//! Account lists: our CSV, imapsync's and Microsoft's.
+
+use crate::ConfigError;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::Path;
+
+/// Which CSV dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Decide from the first line.
+    #[default]
+    Auto,
+    /// `source_user,source_password,target_user,target_password` with a header; the password
+    /// columns may be empty (or absent) when the campaign uses master users.
+    Trasloco,
+    /// imapsync's batch file: `host1;user1;password1;host2;user2;password2`, no header.
+    Imapsync,
+    /// Microsoft 365 IMAP migration: `EmailAddress,UserName,Password` — target address, source
+    /// login, source password. The target side needs a master (admin) login.
+    Microsoft,
+}
+
+/// One mailbox to move.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Line in the file (for messages).
+    pub line: usize,
+    /// Source host override (imapsync format).
+    pub source_host: Option<String>,
+    /// Source login.
+    pub source_user: String,
+    /// Source password (None in admin mode).
+    pub source_password: Option<SecretString>,
+    /// Target host override (imapsync format).
+    pub target_host: Option<String>,
+    /// Target login.
+    pub target_user: String,
+    /// Target password (None in admin mode).
+    pub target_password: Option<SecretString>,
+}
+
+fn secret(s: &str) -> Option<SecretString> {
+    (!s.is_empty()).then(|| SecretString::from(s.to_string()))
+}
+
+fn detect(first: &str) -> Option<Format> {
+    let lower = first.to_ascii_lowercase();
+    if lower.contains("emailaddress") && lower.contains("username") {
+        Some(Format::Microsoft)
+    } else if lower.contains("source_user") {
+        Some(Format::Trasloco)
+    } else if first.split(';').count() >= 6 {
+        Some(Format::Imapsync)
+    } else {
+        None
+    }
+}
+
+/// Read an account list.
+pub fn load(path: &Path, format: Format) -> Result<Vec<Account>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read accounts file {}: {e}", path.display())))?;
+    parse(&text, format, &path.display().to_string())
+}
+
+/// Parse an account list; `name` is used in error messages.
+pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, ConfigError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's BOM
+    let first = text.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or("");
+    let format = match format {
+        Format::Auto => detect(first).ok_or_else(|| {
+            ConfigError(format!(
+                "accounts file {name}: cannot tell its format from the first line; expected a header \
+                 'source_user,source_password,target_user,target_password', Microsoft's 'EmailAddress,UserName,Password', \
+                 or imapsync's 'host1;user1;password1;host2;user2;password2' (or set accounts.format)"
+            ))
+        })?,
+        f => f,
+    };
+    let err = |line: usize, msg: &str| ConfigError(format!("accounts file {name} line {line}: {msg}"));
+    let mut out = Vec::new();
+    match format {
+        Format::Imapsync => {
+            for (i, raw) in text.lines().enumerate() {
+                let line = raw.trim_end_matches('\r');
+                if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                    continue;
+                }
+                let f: Vec<&str> = line.split(';').collect();
+                if f.len() < 6 {
+                    return Err(err(i + 1, "expected host1;user1;password1;host2;user2;password2"));
+                }
+                if f[1].is_empty() || f[4].is_empty() {
+                    return Err(err(i + 1, "user1 and user2 must not be empty"));
+                }
+                out.push(Account {
+                    line: i + 1,
+                    source_host: (!f[0].is_empty()).then(|| f[0].to_string()),
+                    source_user: f[1].to_string(),
+                    source_password: secret(f[2]),
+                    target_host: (!f[3].is_empty()).then(|| f[3].to_string()),
+                    target_user: f[4].to_string(),
+                    target_password: secret(f[5]),
+                });
+            }
+        }
+        Format::Microsoft | Format::Trasloco | Format::Auto => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .comment(Some(b'#'))
+                .from_reader(text.as_bytes());
+            let headers: Vec<String> = rdr
+                .headers()
+                .map_err(|e| err(1, &e.to_string()))?
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect();
+            let col = |n: &str| headers.iter().position(|h| h == n);
+            let (su, sp, tu, tp) = if format == Format::Microsoft {
+                let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
+                (need("username")?, col("password"), need("emailaddress")?, None)
+            } else {
+                let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
+                (need("source_user")?, col("source_password"), need("target_user")?, col("target_password"))
+            };
+            for rec in rdr.records() {
+                let rec = rec.map_err(|e| err(e.position().map_or(0, |p| p.line() as usize), &e.to_string()))?;
+                let line = rec.position().map_or(0, |p| p.line() as usize);
+                let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
+                if rec.iter().all(str::is_empty) {
+                    continue;
+                }
+                let (s, t) = (get(Some(su)), get(Some(tu)));
+                if s.is_empty() || t.is_empty() {
+                    return Err(err(line, "source and target user must not be empty"));
+                }
+                out.push(Account {
+                    line,
+                    source_host: None,
+                    source_user: s.to_string(),
+                    source_password: secret(get(sp)),
+                    target_host: None,
+                    target_user: t.to_string(),
+                    target_password: secret(get(tp)),
+                });
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError(format!("accounts file {name} lists no account")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn imapsync_batch_file() {
+        let a = parse("# old;new\nold.example;alice;pw1;new.example;alice@new.example;pw2\n\n", Format::Auto, "f").unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].source_host.as_deref(), Some("old.example"));
+        assert_eq!(a[0].target_user, "alice@new.example");
+        assert_eq!(a[0].target_password.as_ref().unwrap().expose_secret(), "pw2");
+        assert_eq!(a[0].line, 2);
+    }
+
+    #[test]
+    fn microsoft_csv_maps_columns() {
+        let a = parse("EmailAddress,UserName,Password\r\nanna@cultura.gov.it,anna,segreto\r\n", Format::Auto, "f").unwrap();
+        assert_eq!(a[0].source_user, "anna");
+        assert_eq!(a[0].target_user, "anna@cultura.gov.it");
+        assert_eq!(a[0].source_password.as_ref().unwrap().expose_secret(), "segreto");
+        assert!(a[0].target_password.is_none());
+    }
+
+    #[test]
+    fn own_format_with_empty_passwords_for_admin_mode() {
+        let a = parse("\u{feff}source_user,target_user\nbob,bob\ncarol,carol\n", Format::Auto, "f").unwrap();
+        assert_eq!(a.len(), 2);
+        assert!(a[1].source_password.is_none());
+        assert_eq!(a[1].line, 3);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let e = parse("source_user,target_user\nbob,\n", Format::Auto, "acc.csv").unwrap_err().0;
+        assert!(e.starts_with("accounts file acc.csv line 2:"), "{e}");
+        let e = parse("what,is,this\n", Format::Auto, "acc.csv").unwrap_err().0;
+        assert!(e.contains("cannot tell its format"), "{e}");
+        let e = parse("a;b;c;d;e;f\nx;y\n", Format::Imapsync, "acc.csv").unwrap_err().0;
+        assert!(e.contains("line 2"), "{e}");
+    }
+}

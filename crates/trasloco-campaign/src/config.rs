@@ -1,0 +1,308 @@
+//! The campaign file.
+
+use crate::ConfigError;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use trasloco_imap::{Endpoint, Master, MasterStyle, Security, TlsOptions};
+
+/// `tls = …` in a server section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// STARTTLS, required.
+    Starttls,
+    /// STARTTLS when offered, plain otherwise. Only sensible on a trusted network.
+    IfOffered,
+    /// No TLS. Only sensible on loopback.
+    None,
+}
+
+/// How a master user presents itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterLogin {
+    /// SASL PLAIN with authorization identity (RFC 4616); Dovecot, Cyrus, Zimbra.
+    #[default]
+    Sasl,
+    /// `LOGIN user*master` (Dovecot's separator form).
+    Separator,
+}
+
+/// A `[source]` or `[target]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Host name or address.
+    pub host: String,
+    /// Port; default 993 with implicit TLS, else 143.
+    pub port: Option<u16>,
+    /// TLS mode; default implicit on 993, STARTTLS required elsewhere (if-offered on loopback).
+    pub tls: Option<TlsMode>,
+    /// Extra CA certificate (PEM), relative to the campaign file.
+    pub ca_file: Option<PathBuf>,
+    /// Skip certificate verification (test setups only; warned).
+    #[serde(default)]
+    pub insecure: bool,
+    /// Admin mode: log in as this master user on behalf of every account.
+    pub master_user: Option<String>,
+    /// File holding the master password (first line).
+    pub master_password_file: Option<PathBuf>,
+    /// Environment variable holding the master password.
+    pub master_password_env: Option<String>,
+    /// How the master user logs in.
+    #[serde(default)]
+    pub master_login: MasterLogin,
+    /// Separator for `master_login = "separator"`.
+    pub master_separator: Option<char>,
+}
+
+/// `[accounts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsSection {
+    /// The CSV file, relative to the campaign file.
+    pub file: PathBuf,
+    /// `auto` (default), `trasloco`, `imapsync` or `microsoft`.
+    #[serde(default)]
+    pub format: crate::accounts::Format,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Mailboxes in parallel.
+    #[serde(default = "default_jobs")]
+    pub jobs: usize,
+    /// State file, relative to the campaign file.
+    pub state: Option<PathBuf>,
+    /// Directory for JSON run reports, relative to the campaign file.
+    pub reports: Option<PathBuf>,
+    /// Read copies back and compare SHA-256 (default true).
+    #[serde(default = "yes")]
+    pub verify: bool,
+    /// Messages per MULTIAPPEND.
+    pub batch_messages: Option<usize>,
+    /// Megabytes per fetch/append batch.
+    pub batch_mb: Option<u64>,
+    /// Reconnects per mailbox before giving up on it.
+    pub max_reconnects: Option<u32>,
+}
+
+impl Default for RunSection {
+    fn default() -> RunSection {
+        RunSection {
+            jobs: default_jobs(),
+            state: None,
+            reports: None,
+            verify: true,
+            batch_messages: None,
+            batch_mb: None,
+            max_reconnects: None,
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    4
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[folders]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FoldersSection {
+    /// Source folders not copied (globs, `*` = any characters).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Explicit renames: source name = target name (children follow).
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+}
+
+/// The whole campaign file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    /// Optional name shown in reports.
+    pub name: Option<String>,
+    /// The old server.
+    pub source: ServerSection,
+    /// The new server.
+    pub target: ServerSection,
+    /// The account list.
+    pub accounts: AccountsSection,
+    /// Run options.
+    #[serde(default)]
+    pub run: RunSection,
+    /// Folder rules.
+    #[serde(default)]
+    pub folders: FoldersSection,
+}
+
+/// A loaded campaign: the file plus the directory its relative paths start from.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// Parsed file.
+    pub file: CampaignFile,
+    /// Where the campaign file is.
+    pub path: PathBuf,
+    /// Its directory.
+    pub dir: PathBuf,
+}
+
+/// A resolved server: endpoint, TLS options and admin login.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// Certificates.
+    pub tls: TlsOptions,
+    /// Admin login, with its password.
+    pub master: Option<(Master, SecretString)>,
+}
+
+/// Whether a host is on this machine (where plain IMAP is acceptable).
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Turn a TLS mode (or its default) into a port and a security setting.
+pub fn resolve_security(host: &str, port: Option<u16>, tls: Option<TlsMode>) -> (u16, Security) {
+    let tls = tls.unwrap_or(match port {
+        Some(993) | None => TlsMode::Implicit,
+        _ if is_loopback(host) => TlsMode::IfOffered,
+        _ => TlsMode::Starttls,
+    });
+    let security = match tls {
+        TlsMode::Implicit => Security::Implicit,
+        TlsMode::Starttls => Security::StartTls,
+        TlsMode::IfOffered => Security::StartTlsIfOffered,
+        TlsMode::None => Security::None,
+    };
+    let port = port.unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 });
+    (port, security)
+}
+
+/// Read a secret from the first line of a file.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("cannot read the {what} file {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+    if line.is_empty() {
+        return Err(ConfigError(format!("the {what} file {} is empty", path.display())));
+    }
+    Ok(SecretString::from(line))
+}
+
+impl Campaign {
+    /// Load and check a campaign file.
+    pub fn load(path: &Path) -> Result<Campaign, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read campaign file {}: {e}", path.display())))?;
+        let file: CampaignFile = toml::from_str(&text).map_err(|e| {
+            let msg = e.message().to_string();
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            match line {
+                Some(l) => ConfigError(format!("campaign file {} line {l}: {msg}", path.display())),
+                None => ConfigError(format!("campaign file {}: {msg}", path.display())),
+            }
+        })?;
+        if file.run.jobs == 0 {
+            return Err(ConfigError(format!("campaign file {}: run.jobs must be at least 1", path.display())));
+        }
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Campaign { file, path: path.to_path_buf(), dir })
+    }
+
+    /// A path from the file, relative to the campaign's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+    }
+
+    /// State file path.
+    pub fn state_path(&self) -> PathBuf {
+        self.resolve(self.file.run.state.as_deref().unwrap_or(Path::new("trasloco-state.sqlite")))
+    }
+
+    /// Reports directory.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.resolve(self.file.run.reports.as_deref().unwrap_or(Path::new("trasloco-reports")))
+    }
+
+    /// Resolve a server section, reading the master password if there is a master user.
+    pub fn server(&self, which: &str) -> Result<Server, ConfigError> {
+        let s = if which == "source" { &self.file.source } else { &self.file.target };
+        let (port, security) = resolve_security(&s.host, s.port, s.tls);
+        let master = match &s.master_user {
+            None => None,
+            Some(user) => {
+                let secret = if let Some(f) = &s.master_password_file {
+                    read_secret_file(&self.resolve(f), &format!("{which} master password"))?
+                } else if let Some(var) = &s.master_password_env {
+                    SecretString::from(std::env::var(var).map_err(|_| {
+                        ConfigError(format!(
+                            "campaign file {}: [{which}] master_password_env names {var}, which is not set",
+                            self.path.display()
+                        ))
+                    })?)
+                } else {
+                    return Err(ConfigError(format!(
+                        "campaign file {}: [{which}] has master_user but neither master_password_file nor master_password_env",
+                        self.path.display()
+                    )));
+                };
+                let style = match s.master_login {
+                    MasterLogin::Sasl => MasterStyle::Sasl,
+                    MasterLogin::Separator => MasterStyle::Separator(s.master_separator.unwrap_or('*')),
+                };
+                Some((Master { user: user.clone(), style }, secret))
+            }
+        };
+        Ok(Server {
+            endpoint: Endpoint { host: s.host.clone(), port, security },
+            tls: TlsOptions { ca_file: s.ca_file.as_ref().map(|p| self.resolve(p)), insecure: s.insecure },
+            master,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_port_and_host() {
+        assert_eq!(resolve_security("mail.example.org", None, None), (993, Security::Implicit));
+        assert_eq!(resolve_security("mail.example.org", Some(143), None), (143, Security::StartTls));
+        assert_eq!(resolve_security("127.0.0.1", Some(11143), None), (11143, Security::StartTlsIfOffered));
+        assert_eq!(resolve_security("mail.example.org", None, Some(TlsMode::Starttls)), (143, Security::StartTls));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[source]\nhost = \"a\"\nprot = 1\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n").unwrap();
+        let e = Campaign::load(&p).unwrap_err().0;
+        assert!(e.contains("c.toml line 3"), "{e}");
+        assert!(e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn master_without_password_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[source]\nhost = \"a\"\nmaster_user = \"admin\"\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n").unwrap();
+        let c = Campaign::load(&p).unwrap();
+        assert!(c.server("source").unwrap_err().0.contains("master_password_file"));
+        assert_eq!(c.state_path(), dir.path().join("trasloco-state.sqlite"));
+    }
+}

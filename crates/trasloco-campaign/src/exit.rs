@@ -1,0 +1,19 @@
+//! Exit codes, documented in the README. Scripts can rely on them.
+
+/// Everything is in sync (or the dry run / status completed).
+pub const OK: i32 = 0;
+/// The run finished but not every message is on the target (a message failed, a mailbox was
+/// interrupted): run again; it resumes.
+pub const INCOMPLETE: i32 = 2;
+/// Could not connect to a server (unknown host, refused, timeout, connection lost for good).
+pub const CONNECTION: i32 = 10;
+/// TLS failed (certificate not trusted, handshake, STARTTLS missing).
+pub const TLS: i32 = 11;
+/// A login was refused.
+pub const AUTHENTICATION: i32 = 12;
+/// A server refused a command the migration needs (e.g. cannot create or open a folder).
+pub const SERVER: i32 = 13;
+/// Bad command line, campaign file, accounts file or password file.
+pub const USAGE: i32 = 64;
+/// A bug in trasloco.
+pub const INTERNAL: i32 = 70;

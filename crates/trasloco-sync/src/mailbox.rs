@@ -1,0 +1,274 @@
+//! One mailbox: connect both sides, map folders, sync each folder, retry after drops.
+
+use crate::folder::{FolderCtx, sync_folder};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
+use trasloco_core::folder_map::{self, Folder, MapOptions, Role};
+use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
+use trasloco_state::State;
+
+/// Which side of the migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideName {
+    /// The old server.
+    Source,
+    /// The new server.
+    Target,
+}
+
+impl fmt::Display for SideName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SideName::Source => "source",
+            SideName::Target => "target",
+        })
+    }
+}
+
+/// One side: where and as whom.
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// Server.
+    pub endpoint: Endpoint,
+    /// Certificate options.
+    pub tls: TlsOptions,
+    /// Login.
+    pub credentials: Credentials,
+}
+
+impl Side {
+    /// `user@host` for reports and state; never includes a secret.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.credentials.user, self.endpoint.host)
+    }
+}
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Decide and report, write nothing (no folder, message, flag or state change).
+    pub dry_run: bool,
+    /// Read copied messages back from the target and compare SHA-256.
+    pub verify: bool,
+    /// Upper bound of body bytes in one fetch/append batch.
+    pub batch_bytes: u64,
+    /// Upper bound of messages in one MULTIAPPEND.
+    pub batch_messages: usize,
+    /// Source folders not to copy (globs over Unicode names; children included when the
+    /// pattern ends in `*`).
+    pub exclude: Vec<String>,
+    /// Explicit folder renames.
+    pub renames: BTreeMap<String, String>,
+    /// How many times a dropped connection is re-established before the mailbox is given up.
+    pub max_reconnects: u32,
+    /// First back-off delay after a drop; doubles each time.
+    pub backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            dry_run: false,
+            verify: true,
+            batch_bytes: 8 * 1024 * 1024,
+            batch_messages: 100,
+            exclude: Vec::new(),
+            renames: BTreeMap::new(),
+            max_reconnects: 5,
+            backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Progress callbacks, called from the sync task. All have empty defaults.
+pub trait Progress: Send + Sync {
+    /// Work found in a folder: messages and bytes to copy.
+    fn planned(&self, _messages: u64, _bytes: u64) {}
+    /// Messages stored on the target.
+    fn copied(&self, _messages: u64, _bytes: u64) {}
+    /// A folder is being worked on.
+    fn folder(&self, _name: &str) {}
+}
+
+impl Progress for () {}
+
+/// An error with the side it happened on.
+pub(crate) struct SideError {
+    pub side: SideName,
+    pub error: Error,
+}
+
+pub(crate) trait OnSide<T> {
+    fn on(self, side: SideName) -> Result<T, SideError>;
+}
+
+impl<T> OnSide<T> for Result<T, Error> {
+    fn on(self, side: SideName) -> Result<T, SideError> {
+        self.map_err(|error| SideError { side, error })
+    }
+}
+
+fn class_of(kind: ErrorKind) -> FailureClass {
+    match kind {
+        ErrorKind::Connect | ErrorKind::Dropped => FailureClass::Connection,
+        ErrorKind::Tls => FailureClass::Tls,
+        ErrorKind::Auth => FailureClass::Authentication,
+        ErrorKind::Refused | ErrorKind::Protocol => FailureClass::Protocol,
+    }
+}
+
+fn hint(kind: ErrorKind, side: SideName) -> &'static str {
+    match (kind, side) {
+        (ErrorKind::Auth, SideName::Source) => "check the source user name and password (or master user)",
+        (ErrorKind::Auth, SideName::Target) => "check the target user name and password (or master user)",
+        (ErrorKind::Tls, _) => "check the TLS mode and CA file; --insecure only for a test setup",
+        (ErrorKind::Connect, _) => "check host, port and firewall",
+        _ => "",
+    }
+}
+
+pub(crate) async fn connect(side: &Side, name: SideName) -> Result<Client, SideError> {
+    let mut client = Client::connect(&side.endpoint, &side.tls).await.on(name)?;
+    client.login(&side.credentials).await.on(name)?;
+    Ok(client)
+}
+
+/// Synchronise one mailbox and report. Never panics on server behaviour; every failure ends
+/// up in the report with a one-line reason naming the side.
+pub async fn sync_mailbox(source: &Side, target: &Side, state: &State, opts: &Options, progress: &dyn Progress) -> MailboxReport {
+    let started = Instant::now();
+    let (src_label, tgt_label) = (source.label(), target.label());
+    let mut reconnects = 0u32;
+    // Messages copied by attempts that later dropped: the final attempt sees them as already
+    // present, but this run copied them.
+    let mut copied_earlier: BTreeMap<String, u64> = BTreeMap::new();
+    let mut delay = opts.backoff;
+    loop {
+        let mut partial: Vec<FolderReport> = Vec::new();
+        let result = sync_once(source, target, state, opts, progress, &mut partial).await;
+        match result {
+            Ok(()) => {
+                for f in &mut partial {
+                    if let Some(n) = copied_earlier.get(&f.source) {
+                        let n = (*n).min(f.buckets.already_present);
+                        f.buckets.already_present -= n;
+                        f.buckets.copied += n;
+                    }
+                }
+                let mut report = MailboxReport::failed(src_label, tgt_label, FailureClass::Protocol, String::new());
+                report.failure = None;
+                report.error = None;
+                report.folders = partial;
+                report.reconnects = reconnects;
+                report.finish(opts.dry_run);
+                report.seconds = started.elapsed().as_secs_f64();
+                return report;
+            }
+            Err(e) if e.error.is_transient() && reconnects < opts.max_reconnects => {
+                for f in &partial {
+                    *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
+                }
+                reconnects += 1;
+                tracing::warn!("{} {}: {}; reconnecting in {:?} ({reconnects}/{})",
+                    e.side, if e.side == SideName::Source { &src_label } else { &tgt_label },
+                    e.error, delay, opts.max_reconnects);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            Err(e) => {
+                let who = if e.side == SideName::Source { &src_label } else { &tgt_label };
+                let h = hint(e.error.kind, e.side);
+                let line = if h.is_empty() {
+                    format!("{} {who}: {}", e.side, e.error)
+                } else {
+                    format!("{} {who}: {}; {h}", e.side, e.error)
+                };
+                let mut report = MailboxReport::failed(src_label, tgt_label, class_of(e.error.kind), line);
+                report.reconnects = reconnects;
+                report.folders = partial;
+                report.seconds = started.elapsed().as_secs_f64();
+                return report;
+            }
+        }
+    }
+}
+
+fn to_folders(list: &[trasloco_imap::ListEntry], subscribed: &BTreeSet<String>) -> Vec<Folder> {
+    list.iter()
+        .filter(|e| !e.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\NonExistent")))
+        .map(|e| Folder {
+            name: e.name.clone(),
+            delimiter: e.delimiter,
+            declared_role: e.attributes.iter().find_map(|a| Role::from_attribute(a)),
+            selectable: !e.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")),
+            subscribed: subscribed.contains(&e.name),
+        })
+        .collect()
+}
+
+async fn sync_once(
+    source: &Side,
+    target: &Side,
+    state: &State,
+    opts: &Options,
+    progress: &dyn Progress,
+    reports: &mut Vec<FolderReport>,
+) -> Result<(), SideError> {
+    let mut src = connect(source, SideName::Source).await?;
+    let mut tgt = connect(target, SideName::Target).await?;
+    let src_list = src.list().await.on(SideName::Source)?;
+    let src_subs: BTreeSet<String> = src.lsub().await.on(SideName::Source)?.into_iter().collect();
+    let tgt_list = tgt.list().await.on(SideName::Target)?;
+    let tgt_subs: BTreeSet<String> = tgt.lsub().await.on(SideName::Target)?.into_iter().collect();
+    let src_folders = to_folders(&src_list, &src_subs);
+    let tgt_folders = to_folders(&tgt_list, &tgt_subs);
+    let tgt_delim = tgt_list.iter().find_map(|e| e.delimiter);
+    let map_opts = MapOptions { renames: opts.renames.clone() };
+    let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, tgt_delim, &map_opts);
+    // INBOX first (users look there first), then the listing order.
+    mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
+    let mut tgt_existing: BTreeSet<String> = tgt_folders.iter().map(|f| f.name.clone()).collect();
+    let mailbox_id = if opts.dry_run {
+        None
+    } else {
+        Some(state.mailbox_id(&source.label(), &target.label()).await.map_err(|e| SideError {
+            side: SideName::Target,
+            error: Error { kind: ErrorKind::Protocol, message: e.to_string() },
+        })?)
+    };
+    for m in &mappings {
+        if !m.selectable {
+            continue;
+        }
+        progress.folder(&m.source);
+        if opts.exclude.iter().any(|p| crate::folder_matches(p, &m.source)) {
+            let sel = src.select(&m.source, true).await.on(SideName::Source)?;
+            let mut r = FolderReport { source: m.source.clone(), target: m.target.clone(), ..Default::default() };
+            r.source_messages = u64::from(sel.exists);
+            if sel.exists > 0 {
+                r.buckets.skipped.insert("folder-excluded".into(), u64::from(sel.exists));
+            }
+            reports.push(r);
+            continue;
+        }
+        let exists = tgt_existing.contains(&m.target);
+        if !exists && !opts.dry_run {
+            tgt.create(&m.target).await.on(SideName::Target)?;
+            tgt_existing.insert(m.target.clone());
+        }
+        if m.subscribed && !tgt_subs.contains(&m.target) && !opts.dry_run {
+            tgt.subscribe(&m.target).await.on(SideName::Target)?;
+        }
+        let ctx = FolderCtx { mapping: m, target_exists: exists || !opts.dry_run, mailbox_id, state, opts, progress };
+        // The report lives in `reports` while the folder syncs, so what was copied before a
+        // dropped connection still counts.
+        reports.push(FolderReport { source: m.source.clone(), target: m.target.clone(), ..Default::default() });
+        let report = reports.last_mut().expect("just pushed");
+        sync_folder(&ctx, &mut src, &mut tgt, report).await?;
+    }
+    src.logout().await;
+    tgt.logout().await;
+    Ok(())
+}
