@@ -226,12 +226,7 @@ pub(crate) async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> R
         .map_err(|_| Error::new(ErrorKind::Tls, format!("{host:?} is not a valid TLS server name")))?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::Tls,
-            format!(
-                "TLS with {host} failed: {e}; if the server uses a private CA, pass its certificate with the CA-file option"
-            ),
-        )),
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Tls, format!("TLS with {host} failed: {e}"))),
         Err(_) => Err(Error::new(ErrorKind::Tls, format!("TLS handshake with {host} timed out"))),
     }
 }

@@ -123,7 +123,7 @@ fn hint(kind: ErrorKind, side: SideName) -> &'static str {
     match (kind, side) {
         (ErrorKind::Auth, SideName::Source) => "check the source user name and password (or master user)",
         (ErrorKind::Auth, SideName::Target) => "check the target user name and password (or master user)",
-        (ErrorKind::Tls, _) => "check the TLS mode and CA file; --insecure only for a test setup",
+        (ErrorKind::Tls, _) => "if the server uses a private CA, trust it with --ca-file (campaign: ca_file); check the TLS mode",
         (ErrorKind::Connect, _) => "check host, port and firewall",
         _ => "",
     }

@@ -1,0 +1,141 @@
+//! Progress: bars on a terminal (one overall, one per running mailbox), periodic log lines
+//! otherwise.
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use trasloco_campaign::run::Observer;
+use trasloco_core::accounting::MailboxReport;
+use trasloco_sync::Progress;
+
+struct Inner {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    mailboxes: u64,
+    planned_msgs: AtomicU64,
+    planned_bytes: AtomicU64,
+    copied_msgs: AtomicU64,
+    copied_bytes: AtomicU64,
+    mailboxes_done: AtomicU64,
+    last_line: Mutex<Instant>,
+    started: Instant,
+}
+
+impl Inner {
+    fn tick(&self) {
+        let (cm, cb) = (self.copied_msgs.load(Ordering::Relaxed), self.copied_bytes.load(Ordering::Relaxed));
+        let (pm, pb) = (self.planned_msgs.load(Ordering::Relaxed), self.planned_bytes.load(Ordering::Relaxed));
+        let done = self.mailboxes_done.load(Ordering::Relaxed);
+        if let Some(o) = &self.overall {
+            o.set_length(pb);
+            o.set_position(cb);
+            o.set_message(format!("{cm}/{pm} msgs, {done}/{} mailboxes", self.mailboxes));
+            return;
+        }
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= Duration::from_secs(10) {
+            *last = Instant::now();
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            eprintln!(
+                "trasloco: progress: {cm}/{pm} messages, {:.1}/{:.1} MB, {done}/{} mailboxes done, {:.0} msg/s",
+                cb as f64 / 1e6,
+                pb as f64 / 1e6,
+                self.mailboxes,
+                cm as f64 / secs
+            );
+        }
+    }
+}
+
+/// The observer the CLI hands to a run.
+pub struct Bars(Arc<Inner>);
+
+impl Bars {
+    pub fn new(mailboxes: usize, show: bool) -> Bars {
+        let (multi, overall) = if show {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>24} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix("overall");
+            (Some(multi), Some(bar))
+        } else {
+            (None, None)
+        };
+        Bars(Arc::new(Inner {
+            multi,
+            overall,
+            mailboxes: mailboxes as u64,
+            planned_msgs: AtomicU64::new(0),
+            planned_bytes: AtomicU64::new(0),
+            copied_msgs: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
+            mailboxes_done: AtomicU64::new(0),
+            last_line: Mutex::new(Instant::now()),
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn finish(&self) {
+        if let Some(o) = &self.0.overall {
+            o.finish_and_clear();
+        }
+    }
+}
+
+struct MailboxProgress {
+    inner: Arc<Inner>,
+    bar: Option<ProgressBar>,
+    planned: AtomicU64,
+}
+
+impl Progress for MailboxProgress {
+    fn planned(&self, messages: u64, bytes: u64) {
+        self.inner.planned_msgs.fetch_add(messages, Ordering::Relaxed);
+        self.inner.planned_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let total = self.planned.fetch_add(messages, Ordering::Relaxed) + messages;
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+        }
+        self.inner.tick();
+    }
+    fn copied(&self, messages: u64, bytes: u64) {
+        self.inner.copied_msgs.fetch_add(messages, Ordering::Relaxed);
+        self.inner.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.inc(messages);
+        }
+        self.inner.tick();
+    }
+    fn folder(&self, name: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(name.to_string());
+        }
+    }
+}
+
+impl Observer for Bars {
+    fn start(&self, source: &str, _target: &str) -> Arc<dyn Progress> {
+        let bar = self.0.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(0));
+            b.set_style(
+                ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} msgs {per_sec} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(source.chars().take(24).collect::<String>());
+            b
+        });
+        Arc::new(MailboxProgress { inner: self.0.clone(), bar, planned: AtomicU64::new(0) })
+    }
+
+    fn done(&self, report: &MailboxReport) {
+        self.0.mailboxes_done.fetch_add(1, Ordering::Relaxed);
+        self.0.tick();
+        let _ = report;
+    }
+}

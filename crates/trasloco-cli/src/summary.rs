@@ -1,0 +1,139 @@
+//! What a person reads at the end of a run, and `status`.
+
+use std::path::Path;
+use trasloco_campaign::run::RunReport;
+use trasloco_core::accounting::{Buckets, MailboxReport, MailboxStatus};
+use trasloco_state::MailboxRow;
+
+fn status_word(s: MailboxStatus) -> &'static str {
+    match s {
+        MailboxStatus::InSync => "in sync",
+        MailboxStatus::Incomplete => "INCOMPLETE",
+        MailboxStatus::DryRun => "dry run",
+        MailboxStatus::Failed => "FAILED",
+    }
+}
+
+fn buckets_line(b: &Buckets, dry_run: bool) -> String {
+    let mut parts = vec![
+        format!("{} {}", b.copied, if dry_run { "to copy" } else { "copied" }),
+        format!("{} already present", b.already_present),
+    ];
+    let skipped: u64 = b.skipped.values().sum();
+    if skipped > 0 {
+        parts.push(format!("{skipped} skipped"));
+    }
+    if b.failed_total() > 0 {
+        parts.push(format!("{} failed", b.failed_total()));
+    }
+    parts.join(", ")
+}
+
+fn mailbox(m: &MailboxReport, dry_run: bool) {
+    println!("  {} → {}  {}", m.source, m.target, status_word(m.status));
+    if let Some(e) = &m.error {
+        println!("      {e}");
+        return;
+    }
+    println!(
+        "      {} messages: {}  ({:.1} MB in {:.1} s{})",
+        m.source_messages,
+        buckets_line(&m.buckets, dry_run),
+        m.bytes_copied as f64 / 1e6,
+        m.seconds,
+        if m.reconnects > 0 { format!(", {} reconnects", m.reconnects) } else { String::new() }
+    );
+    for f in &m.folders {
+        for e in f.errors.iter().take(5) {
+            println!("      {} UID {} ({} bytes): {}", f.source, e.uid, e.size, e.reason);
+        }
+        if !f.dropped_keywords.is_empty() {
+            let list: Vec<String> = f.dropped_keywords.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            println!("      {}: keywords the target does not accept (dropped): {}", f.target, list.join(", "));
+        }
+    }
+}
+
+pub fn print(r: &RunReport, path: &Path) {
+    println!();
+    println!(
+        "trasloco: {} finished in {:.1} s — {} mailboxes: {} in sync, {} incomplete, {} failed",
+        if r.dry_run { "dry run" } else { "run" },
+        r.seconds,
+        r.mailboxes.len(),
+        r.mailboxes_in_sync,
+        r.mailboxes_incomplete,
+        r.mailboxes_failed
+    );
+    for m in &r.mailboxes {
+        mailbox(m, r.dry_run);
+    }
+    let t = &r.totals;
+    println!(
+        "Messages on the sources: {} = {} copied + {} already present + {} skipped + {} failed",
+        r.source_messages,
+        t.copied,
+        t.already_present,
+        t.skipped.values().sum::<u64>(),
+        t.failed_total()
+    );
+    for (rule, n) in &t.skipped {
+        println!("  skipped by rule {rule}: {n}");
+    }
+    for (why, n) in &t.failed {
+        println!("  failed, {why}: {n}");
+    }
+    if !r.dry_run {
+        println!(
+            "Copied {:.1} MB, {:.0} messages/s. {}",
+            r.bytes_copied as f64 / 1e6,
+            r.messages_per_second,
+            if r.exit_code == 0 {
+                "Everything is in sync.".to_string()
+            } else if r.exit_code == 2 {
+                "Not everything was copied: run the same command again; it resumes.".to_string()
+            } else {
+                "Some mailboxes could not be synchronised; see above.".to_string()
+            }
+        );
+    }
+    println!("Report: {}", path.display());
+}
+
+pub fn status(rows: &[MailboxRow], json: bool) {
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "source": r.source,
+                    "target": r.target,
+                    "status": r.status,
+                    "finished_at": r.finished_at,
+                    "messages_recorded": r.messages_recorded,
+                    "last_report": r.report_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    println!("{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}", "SOURCE", "TARGET", "STATUS", "ON TARGET", "FAILED", "LAST RUN");
+    for r in rows {
+        let failed = r
+            .report_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<MailboxReport>(j).ok())
+            .map(|m| m.buckets.failed_total().to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}",
+            r.source,
+            r.target,
+            r.status.as_deref().unwrap_or("never run"),
+            r.messages_recorded,
+            failed,
+            r.finished_at.as_deref().unwrap_or("-")
+        );
+    }
+}
