@@ -140,6 +140,7 @@ auth_master_user_separator = *
 mail_location = $mail_location
 mail_plugins = \$mail_plugins $quota_plugins
 mail_max_userip_connections = 100
+$( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
 imap_max_line_length = 1M
 $namespace
 passdb {
@@ -231,7 +232,9 @@ start() {
   write_instance target "$top/target" "$TARGET_IMAP_PORT" "$TARGET_IMAPS_PORT" "$TARGET_POP3_PORT" "$TARGET_POP3S_PORT" "$TARGET_SIEVE_PORT"
   local side
   for side in source target; do
-    dovecot -c "$top/$side/dovecot.conf" || die "the $side instance did not start; see $top/$side/log/dovecot.log"
+    # The daemon must not keep our stdout/stderr open: callers wait for them to close.
+    dovecot -c "$top/$side/dovecot.conf" </dev/null >/dev/null 2>"$top/$side/log/start.err" \
+      || die "the $side instance did not start: $(cat "$top/$side/log/start.err"); see also $top/$side/log/dovecot.log"
   done
   wait_port "$SOURCE_IMAP_PORT" || die "source IMAP port $SOURCE_IMAP_PORT never opened; see $top/source/log/dovecot.log"
   wait_port "$TARGET_IMAP_PORT" || die "target IMAP port $TARGET_IMAP_PORT never opened; see $top/target/log/dovecot.log"

@@ -218,7 +218,6 @@ async fn copy_messages(
     // One batch is fetched while the previous one is appended: the two servers work at once,
     // and at most three batches are in memory.
     let (tx, mut rx) = mpsc::channel::<Vec<(u32, Bytes)>>(1);
-    let source_name = m.source.clone();
     let producer = async move {
         for batch in plan {
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
@@ -246,7 +245,32 @@ async fn copy_messages(
                 meta.push((uid, body.len() as u64, digest));
                 msgs.push(AppendMsg { flags: kept.into_iter().collect(), internal_date: l.internal_date.clone(), body });
             }
-            let outcomes = tgt.append(&m.target, &msgs).await.on(SideName::Target)?;
+            let mut outcomes = tgt.append(&m.target, &msgs).await.on(SideName::Target)?;
+            // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
+            // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
+            // system flags only, and report the keywords as dropped rather than lose the message.
+            let retry: Vec<usize> = (0..msgs.len())
+                .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
+                .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
+                .collect();
+            if !retry.is_empty() {
+                let plain: Vec<AppendMsg> = retry
+                    .iter()
+                    .map(|&i| AppendMsg {
+                        flags: msgs[i].flags.iter().filter(|f| f.starts_with('\\')).cloned().collect(),
+                        ..msgs[i].clone()
+                    })
+                    .collect();
+                let again = tgt.append(&m.target, &plain).await.on(SideName::Target)?;
+                for (&i, outcome) in retry.iter().zip(again) {
+                    if matches!(outcome, AppendOutcome::Stored { .. }) {
+                        for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
+                            *report.dropped_keywords.entry(k.clone()).or_default() += 1;
+                        }
+                        outcomes[i] = outcome;
+                    }
+                }
+            }
             drop(msgs);
             let mut records = Vec::with_capacity(outcomes.len());
             let mut bytes = 0;
@@ -286,7 +310,6 @@ async fn copy_messages(
     // closed channel).
     c?;
     p?;
-    drop(source_name);
 
     if opts.verify && !copied.is_empty() {
         verify(tgt, &copied, report).await?;
@@ -298,14 +321,14 @@ async fn copy_messages(
 async fn verify(tgt: &mut Client, copied: &[(u32, u32, String)], report: &mut FolderReport) -> Result<(), SideError> {
     let want: HashMap<u32, (u32, &str)> = copied.iter().map(|(s, t, d)| (*t, (*s, d.as_str()))).collect();
     let tuids: Vec<u32> = copied.iter().map(|(_, t, _)| *t).collect();
-    let mut mismatched: Vec<(u32, u32)> = Vec::new();
+    let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
     for chunk in tuids.chunks(200) {
         tgt.fetch_bodies(chunk, &mut |tuid, body| {
             if let Some((suid, digest)) = want.get(&tuid) {
                 seen += 1;
                 if sha256_hex(&body) != *digest {
-                    mismatched.push((*suid, body.len() as u64 as u32));
+                    mismatched.push((*suid, body.len() as u64));
                 }
             }
         })
@@ -318,7 +341,7 @@ async fn verify(tgt: &mut Client, copied: &[(u32, u32, String)], report: &mut Fo
         fail(
             report,
             suid,
-            u64::from(len),
+            len,
             "verify: bytes differ on target".into(),
             "SHA-256 of the target copy differs from the source message".into(),
         );

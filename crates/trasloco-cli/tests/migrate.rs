@@ -1,0 +1,285 @@
+//! The engine through the `trasloco migrate` command, against two real Dovecot instances.
+
+mod support;
+
+use support::*;
+
+fn italian_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
+    let mut inbox: Vec<Msg> = (0..20)
+        .map(|i| Msg {
+            body: simple(i, "INBOX"),
+            flags: match i % 4 {
+                0 => vec![],
+                1 => vec!["\\Seen"],
+                2 => vec!["\\Seen", "\\Answered", "$Forwarded"],
+                _ => vec!["\\Flagged", "Progetto_Alfa"],
+            },
+            date: Some(["02-Mar-2016 08:15:00 +0100", "31-Dec-2025 23:59:59 -0500", "15-Aug-2020 12:00:00 +0200"][i % 3]),
+        })
+        .collect();
+    // No Message-ID at all.
+    inbox.push(msg("Date: Tue, 2 Jan 2024 09:00:00 +0100\r\nFrom: x@example.org\r\nSubject: senza id\r\n\r\nno id\r\n"));
+    // 8-bit and malformed headers.
+    inbox.push(msg(b"From: Citt\xe0 <c@example.org>\r\nSubject: Societ\xe0 \xff\xfe\r\nthis header line has no colon\r\nX-Broken:\r\n\tfolded\r\n\r\nCorpo con byte \xe8 8-bit\r\n".to_vec()));
+    // A duplicate pair: must stay two.
+    let dup = b"Message-ID: <dup@example.org>\r\nDate: Wed, 3 Jan 2024 10:00:00 +0100\r\nFrom: d@example.org\r\nSubject: doppio\r\n\r\nsame\r\n";
+    inbox.push(msg(dup.to_vec()));
+    inbox.push(msg(dup.to_vec()));
+    let folder = |name: &str, n: usize| (0..n).map(|i| msg(simple(i, name))).collect::<Vec<_>>();
+    vec![
+        ("INBOX", inbox),
+        ("Posta inviata", folder("Posta inviata", 3)),
+        ("Bozze", vec![Msg { body: simple(1, "Bozze"), flags: vec!["\\Draft"], date: None }]),
+        ("Posta eliminata", folder("Posta eliminata", 2)),
+        ("Posta indesiderata", folder("Posta indesiderata", 2)),
+        ("Archivio", folder("Archivio", 4)),
+        ("Progetti", folder("Progetti", 1)),
+        ("Progetti/Società", folder("Progetti/Società", 2)),
+        ("Progetti/Società/2024", folder("Progetti/Società/2024", 3)),
+        ("Vuota", vec![]),
+    ]
+}
+
+/// The source folder names as the target must show them.
+fn target_name(source: &str) -> String {
+    match source {
+        "Posta inviata" => "Sent".into(),
+        "Bozze" => "Drafts".into(),
+        "Posta eliminata" => "Trash".into(),
+        "Posta indesiderata" => "Junk".into(),
+        "Archivio" => "Archive".into(),
+        other => other.replace('/', "."),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    for (folder, msgs) in italian_mailbox() {
+        seed(&mut src, folder, msgs).await;
+    }
+    src.subscribe("Progetti/Società").await.unwrap();
+
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    let mb = &r["mailboxes"][0];
+    assert_eq!(mb["status"], "in-sync");
+    assert_eq!(mb["source_messages"], 42);
+    assert_eq!(mb["buckets"]["copied"], 42);
+    let verified: u64 = mb["folders"].as_array().unwrap().iter().map(|f| f["verified"].as_u64().unwrap()).sum();
+    assert_eq!(verified, 42, "every copy read back and compared");
+
+    // Same bytes, flags and internal dates in every folder, under the mapped names.
+    let source = snapshot(&mut src).await;
+    let mut tgt = pair.client("target", "alice").await;
+    let target = snapshot(&mut tgt).await;
+    for (name, msgs) in &source {
+        assert_eq!(target.get(&target_name(name)), Some(msgs), "folder {name} → {}", target_name(name));
+    }
+    assert!(target.contains_key("Vuota"), "empty folders are created too");
+    assert_eq!(target["INBOX"].iter().filter(|m| m.0 == source["INBOX"][0].0).count(), 1);
+    let dup_count = |s: &Snapshot| {
+        let mut counts = std::collections::HashMap::new();
+        for m in &s["INBOX"] {
+            *counts.entry(m.0.clone()).or_insert(0) += 1;
+        }
+        counts.values().filter(|n| **n == 2).count()
+    };
+    assert_eq!(dup_count(&target), 1, "the duplicate pair stays two");
+    let subs = tgt.lsub().await.unwrap();
+    assert!(subs.contains(&"Progetti.Società".to_string()), "subscriptions carried: {subs:?}");
+
+    // Unchanged re-run: nothing copied, no body fetched.
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 0);
+    assert_eq!(mb["buckets"]["already_present"], 42);
+    let fetched: u64 = mb["folders"].as_array().unwrap().iter().map(|f| f["bodies_fetched"].as_u64().unwrap()).sum();
+    assert_eq!(fetched, 0);
+
+    // New mail and a flag change on the source; a flag set by the user on the target stays.
+    seed(&mut src, "INBOX", vec![msg(simple(100, "INBOX")), msg(simple(101, "INBOX"))]).await;
+    src.select("INBOX", false).await.unwrap();
+    src.store_flags(&[(1, vec!["\\Seen".into(), "\\Flagged".into()])]).await.unwrap();
+    tgt.select("INBOX", false).await.unwrap();
+    tgt.store_flags(&[(2, vec!["\\Seen".into(), "\\Answered".into(), "\\Deleted".into()])]).await.unwrap();
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 2);
+    assert_eq!(mb["buckets"]["already_present"], 42);
+    let inbox = mb["folders"].as_array().unwrap().iter().find(|f| f["source"] == "INBOX").unwrap();
+    assert_eq!(inbox["flags_updated"], 1);
+    tgt.select("INBOX", true).await.unwrap();
+    let meta = tgt.fetch_all_meta(false).await.unwrap();
+    let first = meta.iter().find(|m| m.uid == 1).unwrap();
+    assert!(first.flags.contains(&"\\Flagged".to_string()) && first.flags.contains(&"\\Seen".to_string()), "{first:?}");
+    let second = meta.iter().find(|m| m.uid == 2).unwrap();
+    assert!(second.flags.contains(&"\\Deleted".to_string()), "target-side change kept: {second:?}");
+    assert_eq!(meta.len(), 26);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_writes_nothing() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "bob").await;
+    seed(&mut src, "Progetti", (0..5).map(|i| msg(simple(i, "P"))).collect()).await;
+    let out = pair.migrate("bob", &["--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("5 to copy"), "{}", text(&out));
+    assert_eq!(report(&pair, &out)["mailboxes"][0]["status"], "dry-run");
+    let mut tgt = pair.client("target", "bob").await;
+    let names: Vec<String> = tgt.list().await.unwrap().into_iter().map(|e| e.name).collect();
+    assert!(!names.contains(&"Progetti".to_string()), "no folder created: {names:?}");
+    assert!(!pair.state_file("bob").exists() || {
+        // The file may exist (opened), but it records no mailbox.
+        let out = pair.trasloco(&["status", "--state", &pair.state_file("bob").display().to_string()], "", "");
+        !text(&out).contains("bob@")
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_megabyte_message_is_copied_exactly() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "carol").await;
+    let mut big = b"Message-ID: <big@example.org>\r\nSubject: allegato grande\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
+    let line: Vec<u8> = (0..76u8).map(|i| b'A' + (i % 26)).chain(*b"\r\n").collect();
+    while big.len() < 30 * 1024 * 1024 {
+        big.extend_from_slice(&line);
+    }
+    seed(&mut src, "INBOX", vec![msg(big), msg(simple(1, "INBOX"))]).await;
+    let out = pair.migrate("carol", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "carol").await;
+    assert_eq!(snapshot(&mut src).await["INBOX"], snapshot(&mut tgt).await["INBOX"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "dave").await;
+    let mut msgs: Vec<Msg> = (0..30).map(|i| msg(simple(i, "INBOX"))).collect();
+    // Identical messages without Message-ID: multiplicity must hold when matching by content.
+    for _ in 0..3 {
+        msgs.push(msg("Subject: uguale\r\n\r\nsame bytes\r\n"));
+    }
+    seed(&mut src, "INBOX", msgs).await;
+    let out = pair.migrate("dave", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // The source folder gets a new UIDVALIDITY (as after a server move or restore).
+    pair.doveadm("source", &["mailbox", "update", "-u", "dave", "--uid-validity", "12345", "INBOX"]);
+    let out = pair.migrate("dave", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 0, "{}", text(&out));
+    assert_eq!(mb["buckets"]["already_present"], 33);
+    assert_eq!(count(&pair, "target", "dave", "INBOX").await, 33);
+
+    // State file lost and half of the target gone: only the missing half is copied.
+    std::fs::remove_file(pair.state_file("dave")).unwrap();
+    let mut tgt = pair.client("target", "dave").await;
+    tgt.select("INBOX", false).await.unwrap();
+    let deletions: Vec<(u32, Vec<String>)> = (1..=33).step_by(2).map(|u| (u, vec!["\\Deleted".to_string()])).collect();
+    tgt.store_flags(&deletions).await.unwrap();
+    pair.doveadm("target", &["expunge", "-u", "dave", "mailbox", "INBOX", "DELETED"]);
+    assert_eq!(count(&pair, "target", "dave", "INBOX").await, 16);
+    let out = pair.migrate("dave", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 17);
+    assert_eq!(mb["buckets"]["already_present"], 16);
+    let mut tgt = pair.client("target", "dave").await;
+    assert_eq!(snapshot(&mut src).await["INBOX"].iter().map(|m| &m.0).collect::<Vec<_>>(),
+               snapshot(&mut tgt).await["INBOX"].iter().map(|m| &m.0).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_run_resumes_with_every_message_exactly_once() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "erin").await;
+    let filler = "x".repeat(4000);
+    let msgs: Vec<Msg> = (0..2500).map(|i| {
+        let mut b = simple(i, "INBOX");
+        b.extend_from_slice(filler.as_bytes());
+        b.extend_from_slice(b"\r\n");
+        msg(b)
+    }).collect();
+    seed(&mut src, "INBOX", msgs).await;
+    seed(&mut src, "Altro", (0..300).map(|i| msg(simple(i, "Altro"))).collect()).await;
+
+    let state = pair.state_file("erin").display().to_string();
+    let (from, to) = (pair.url("source", "erin"), pair.url("target", "erin"));
+    let ca = pair.ca().display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
+        .current_dir(pair.dir.path())
+        .args(["--no-progress", "migrate", "--from", &from, "--to", &to, "--state", &state, "--batch-messages", "10", "--ca-file", &ca])
+        .env("TRASLOCO_FROM_PASSWORD", "erin-pw")
+        .env("TRASLOCO_TO_PASSWORD", "erin-pw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it mid-copy: once part of INBOX is on the target.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let n = count(&pair, "target", "erin", "INBOX").await;
+        if n >= 300 || std::time::Instant::now() > deadline {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "trasloco ended before it could be killed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = count(&pair, "target", "erin", "INBOX").await;
+    assert!(partial > 0 && partial < 2500, "killed mid-copy ({partial} on target)");
+
+    let out = pair.migrate("erin", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "erin").await;
+    let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    assert_eq!(s["INBOX"], t["INBOX"], "every message exactly once after resume");
+    assert_eq!(s["Altro"], t["Altro"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_refusals_are_recorded_and_the_run_goes_on() {
+    let pair = Pair::start();
+    // "tiny" on the target: 2 MiB quota, 200 KiB per message.
+    let mut src = pair.client("source", "tiny").await;
+    let sized = |i: usize, kb: usize| {
+        let mut b = simple(i, "INBOX");
+        b.extend_from_slice("y".repeat(kb * 1024).as_bytes());
+        b.extend_from_slice(b"\r\n");
+        msg(b)
+    };
+    let mut msgs = vec![sized(0, 1), sized(1, 300)]; // 300 KiB: too big for the target
+    msgs.extend((2..18).map(|i| sized(i, 150))); // 16 × 150 KiB: over the 2 MiB quota
+    // A keyword longer than the target accepts (Dovecot's mail_max_keyword_length).
+    let long_kw: &'static str = Box::leak("k".repeat(60).into_boxed_str());
+    msgs.push(Msg { body: simple(99, "INBOX"), flags: vec!["\\Seen", long_kw], date: None });
+    seed(&mut src, "INBOX", msgs).await;
+
+    let out = pair.migrate("tiny", &[]);
+    assert_eq!(code(&out), 2, "finished but not everything copied: {}", text(&out));
+    let r = report(&pair, &out);
+    let mb = &r["mailboxes"][0];
+    assert_eq!(mb["status"], "incomplete");
+    let b = &mb["buckets"];
+    let failed: u64 = b["failed"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(b["copied"].as_u64().unwrap() + failed, 19, "buckets add up: {b}");
+    assert!(failed >= 2, "{b}");
+    assert!(b["failed"].as_object().unwrap().keys().any(|k| k.contains("OVERQUOTA") || k.contains("LIMIT") || k.contains("too")), "{b}");
+    let inbox = &mb["folders"][0];
+    assert_eq!(inbox["dropped_keywords"][long_kw], 1, "{inbox}");
+    assert!(text(&out).contains("run the same command again"), "{}", text(&out));
+    // The keyword-less copy of that message is on the target, with \Seen.
+    let mut tgt = pair.client("target", "tiny").await;
+    tgt.select("INBOX", true).await.unwrap();
+    let hdrs = tgt.fetch_identity_headers(&(1..=40).collect::<Vec<_>>()).await.unwrap();
+    assert!(hdrs.iter().any(|(_, _, h)| String::from_utf8_lossy(h).contains("message 99")));
+}

@@ -1,0 +1,219 @@
+//! Test support: a real Dovecot pair per test (scripts/dovecot-pair.sh), seeding and reading
+//! mailboxes over IMAP, and running the trasloco binary.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use trasloco_imap::{AppendMsg, Client, Credentials, Endpoint, Security, TlsOptions};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Two running Dovecot instances, stopped on drop.
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub env: HashMap<String, String>,
+}
+
+const PORT_VARS: [&str; 10] = [
+    "SOURCE_IMAP_PORT",
+    "SOURCE_IMAPS_PORT",
+    "SOURCE_POP3_PORT",
+    "SOURCE_POP3S_PORT",
+    "SOURCE_SIEVE_PORT",
+    "TARGET_IMAP_PORT",
+    "TARGET_IMAPS_PORT",
+    "TARGET_POP3_PORT",
+    "TARGET_POP3S_PORT",
+    "TARGET_SIEVE_PORT",
+];
+
+impl Pair {
+    pub fn start() -> Pair {
+        let dir = tempfile::Builder::new().prefix("trasloco-pair").tempdir().unwrap();
+        // Free ports: bind them all at once so they differ, then release them for Dovecot.
+        let listeners: Vec<std::net::TcpListener> =
+            (0..PORT_VARS.len()).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        drop(listeners);
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/dovecot-pair.sh")).arg("start").arg(dir.path());
+        for (var, port) in PORT_VARS.iter().zip(&ports) {
+            cmd.env(var, port.to_string());
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "dovecot-pair start failed: {}", String::from_utf8_lossy(&out.stderr));
+        let env = std::fs::read_to_string(dir.path().join("env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        Pair { dir, env }
+    }
+
+    pub fn port(&self, var: &str) -> u16 {
+        self.env[var].parse().unwrap()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        PathBuf::from(&self.env["CA_FILE"])
+    }
+
+    pub fn url(&self, side: &str, user: &str) -> String {
+        let port = self.port(&format!("{}_IMAP_PORT", side.to_uppercase()));
+        format!("imap://{user}@127.0.0.1:{port}")
+    }
+
+    pub async fn client(&self, side: &str, user: &str) -> Client {
+        let port = self.port(&format!("{}_IMAP_PORT", side.to_uppercase()));
+        let ep = Endpoint { host: "127.0.0.1".into(), port, security: Security::None };
+        let mut c = Client::connect(&ep, &TlsOptions::default()).await.unwrap();
+        c.login(&Credentials::new(user, format!("{user}-pw"))).await.unwrap();
+        c
+    }
+
+    /// Run doveadm against one instance.
+    pub fn doveadm(&self, side: &str, args: &[&str]) -> Output {
+        let conf = &self.env[&format!("{}_CONF", side.to_uppercase())];
+        let out = Command::new("doveadm").arg("-c").arg(conf).args(args).output().unwrap();
+        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// The trasloco binary with passwords in the environment and the test CA.
+    pub fn trasloco(&self, args: &[&str], from_pw: &str, to_pw: &str) -> Output {
+        let out = Command::new(env!("CARGO_BIN_EXE_trasloco"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("TRASLOCO_FROM_PASSWORD", from_pw)
+            .env("TRASLOCO_TO_PASSWORD", to_pw)
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!text.contains("panicked"), "trasloco panicked:\n{text}");
+        out
+    }
+
+    /// `trasloco migrate` of one user between the pair, with its own password on both sides.
+    pub fn migrate(&self, user: &str, extra: &[&str]) -> Output {
+        let (from, to) = (self.url("source", user), self.url("target", user));
+        let state = self.dir.path().join(format!("{user}.sqlite"));
+        let mut args = vec!["--no-progress", "migrate", "--from", &from, "--to", &to, "--ca-file"];
+        let ca = self.ca().display().to_string();
+        args.push(&ca);
+        let state_s = state.display().to_string();
+        args.extend(["--state", &state_s]);
+        args.extend_from_slice(extra);
+        self.trasloco(&args, &format!("{user}-pw"), &format!("{user}-pw"))
+    }
+
+    pub fn state_file(&self, user: &str) -> PathBuf {
+        self.dir.path().join(format!("{user}.sqlite"))
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(repo_root().join("scripts/dovecot-pair.sh")).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The JSON report a run wrote (its path is on the "Report:" line).
+pub fn report(pair: &Pair, out: &Output) -> serde_json::Value {
+    let t = text(out);
+    let line = t.lines().find_map(|l| l.strip_prefix("Report: ")).unwrap_or_else(|| panic!("no report line:\n{t}"));
+    let path = pair.dir.path().join(line.trim());
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A message as seeded.
+pub struct Msg {
+    pub body: Vec<u8>,
+    pub flags: Vec<&'static str>,
+    pub date: Option<&'static str>,
+}
+
+pub fn msg(body: impl Into<Vec<u8>>) -> Msg {
+    Msg { body: body.into(), flags: Vec::new(), date: None }
+}
+
+pub fn simple(i: usize, folder: &str) -> Vec<u8> {
+    format!(
+        "Message-ID: <{i}.{}@test.example>\r\nDate: Mon, 1 Jan 2024 10:{:02}:00 +0100\r\nFrom: Anna <anna@example.org>\r\nSubject: message {i} in {folder}\r\n\r\nBody of message {i}.\r\n",
+        folder.replace(['/', ' '], "_"),
+        i % 60
+    )
+    .into_bytes()
+}
+
+pub async fn seed(client: &mut Client, folder: &str, msgs: Vec<Msg>) {
+    if !folder.eq_ignore_ascii_case("INBOX") {
+        client.create(folder).await.unwrap();
+    }
+    let batch: Vec<AppendMsg> = msgs
+        .into_iter()
+        .map(|m| AppendMsg {
+            flags: m.flags.iter().map(|s| s.to_string()).collect(),
+            internal_date: m.date.map(str::to_string),
+            body: Bytes::from(m.body),
+        })
+        .collect();
+    for chunk in batch.chunks(200) {
+        let out = client.append(folder, chunk).await.unwrap();
+        assert!(out.iter().all(|o| matches!(o, trasloco_imap::AppendOutcome::Stored { .. })), "seeding {folder}: {out:?}");
+    }
+}
+
+/// What a folder holds, order-free: sorted (sha256, flags, internal date) per message.
+pub type Snapshot = BTreeMap<String, Vec<(String, Vec<String>, String)>>;
+
+pub async fn snapshot(client: &mut Client) -> Snapshot {
+    let mut out = Snapshot::new();
+    for entry in client.list().await.unwrap() {
+        if entry.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")) {
+            continue;
+        }
+        client.select(&entry.name, true).await.unwrap();
+        let meta = client.fetch_all_meta(true).await.unwrap();
+        let uids: Vec<u32> = meta.iter().map(|m| m.uid).collect();
+        let mut bodies: HashMap<u32, String> = HashMap::new();
+        if !uids.is_empty() {
+            client.fetch_bodies(&uids, &mut |uid, b| {
+                bodies.insert(uid, hex::encode(Sha256::digest(&b)));
+            })
+            .await
+            .unwrap();
+        }
+        let mut msgs: Vec<_> = meta
+            .into_iter()
+            .map(|m| {
+                let mut flags: Vec<String> = m.flags.into_iter().filter(|f| f != "\\Recent").collect();
+                flags.sort();
+                (bodies[&m.uid].clone(), flags, m.internal_date.unwrap_or_default())
+            })
+            .collect();
+        msgs.sort();
+        out.insert(entry.name, msgs);
+    }
+    out
+}
+
+/// Message count of a folder through a fresh connection.
+pub async fn count(pair: &Pair, side: &str, user: &str, folder: &str) -> u32 {
+    let mut c = pair.client(side, user).await;
+    let n = c.select(folder, true).await.map(|s| s.exists).unwrap_or(0);
+    c.logout().await;
+    n
+}
