@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 demo=$top/demo-run
 bash scripts/dovecot-pair.sh install
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --bin trasloco
 bin=$top/target/release/trasloco
 bash scripts/dovecot-pair.sh stop "$demo" 2>/dev/null || true
 rm -rf "$demo"
@@ -18,9 +18,7 @@ TARGET_IMAP_PORT=41143 TARGET_IMAPS_PORT=41993 TARGET_POP3_PORT=41110 TARGET_POP
 trap 'bash scripts/dovecot-pair.sh stop "$demo/servers"' EXIT
 
 echo "== Seeding the old server (source) with sample mail"
-"$bin" demo-seed --port 31143 --users alice,bob,carol --messages 300 >/dev/null 2>&1 || {
-  # The seeder is a hidden subcommand of the binary; it appends generated messages over IMAP.
-  echo "seeding failed" >&2; exit 1; }
+cargo run --release --locked --quiet --example demo_seed -- 31143 alice,bob,carol 400
 
 echo "admin-secret" >"$demo/master-password"
 cat >"$demo/accounts.csv" <<CSV

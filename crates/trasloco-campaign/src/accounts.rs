@@ -68,7 +68,10 @@ pub fn load(path: &Path, format: Format) -> Result<Vec<Account>, ConfigError> {
 /// Parse an account list; `name` is used in error messages.
 pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's BOM
-    let first = text.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or("");
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .unwrap_or("");
     let format = match format {
         Format::Auto => detect(first).ok_or_else(|| {
             ConfigError(format!(
@@ -79,7 +82,8 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
         })?,
         f => f,
     };
-    let err = |line: usize, msg: &str| ConfigError(format!("accounts file {name} line {line}: {msg}"));
+    let err =
+        |line: usize, msg: &str| ConfigError(format!("accounts file {name} line {line}: {msg}"));
     let mut out = Vec::new();
     match format {
         Format::Imapsync => {
@@ -90,7 +94,10 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 }
                 let f: Vec<&str> = line.split(';').collect();
                 if f.len() < 6 {
-                    return Err(err(i + 1, "expected host1;user1;password1;host2;user2;password2"));
+                    return Err(err(
+                        i + 1,
+                        "expected host1;user1;password1;host2;user2;password2",
+                    ));
                 }
                 if f[1].is_empty() || f[4].is_empty() {
                     return Err(err(i + 1, "user1 and user2 must not be empty"));
@@ -121,13 +128,28 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
             let col = |n: &str| headers.iter().position(|h| h == n);
             let (su, sp, tu, tp) = if format == Format::Microsoft {
                 let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
-                (need("username")?, col("password"), need("emailaddress")?, None)
+                (
+                    need("username")?,
+                    col("password"),
+                    need("emailaddress")?,
+                    None,
+                )
             } else {
                 let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
-                (need("source_user")?, col("source_password"), need("target_user")?, col("target_password"))
+                (
+                    need("source_user")?,
+                    col("source_password"),
+                    need("target_user")?,
+                    col("target_password"),
+                )
             };
             for rec in rdr.records() {
-                let rec = rec.map_err(|e| err(e.position().map_or(0, |p| p.line() as usize), &e.to_string()))?;
+                let rec = rec.map_err(|e| {
+                    err(
+                        e.position().map_or(0, |p| p.line() as usize),
+                        &e.to_string(),
+                    )
+                })?;
                 let line = rec.position().map_or(0, |p| p.line() as usize);
                 let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
                 if rec.iter().all(str::is_empty) {
@@ -150,7 +172,9 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
         }
     }
     if out.is_empty() {
-        return Err(ConfigError(format!("accounts file {name} lists no account")));
+        return Err(ConfigError(format!(
+            "accounts file {name} lists no account"
+        )));
     }
     Ok(out)
 }
@@ -162,26 +186,47 @@ mod tests {
 
     #[test]
     fn imapsync_batch_file() {
-        let a = parse("# old;new\nold.example;alice;pw1;new.example;alice@new.example;pw2\n\n", Format::Auto, "f").unwrap();
+        let a = parse(
+            "# old;new\nold.example;alice;pw1;new.example;alice@new.example;pw2\n\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].source_host.as_deref(), Some("old.example"));
         assert_eq!(a[0].target_user, "alice@new.example");
-        assert_eq!(a[0].target_password.as_ref().unwrap().expose_secret(), "pw2");
+        assert_eq!(
+            a[0].target_password.as_ref().unwrap().expose_secret(),
+            "pw2"
+        );
         assert_eq!(a[0].line, 2);
     }
 
     #[test]
     fn microsoft_csv_maps_columns() {
-        let a = parse("EmailAddress,UserName,Password\r\nanna@cultura.gov.it,anna,segreto\r\n", Format::Auto, "f").unwrap();
+        let a = parse(
+            "EmailAddress,UserName,Password\r\nanna@cultura.gov.it,anna,segreto\r\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
         assert_eq!(a[0].source_user, "anna");
         assert_eq!(a[0].target_user, "anna@cultura.gov.it");
-        assert_eq!(a[0].source_password.as_ref().unwrap().expose_secret(), "segreto");
+        assert_eq!(
+            a[0].source_password.as_ref().unwrap().expose_secret(),
+            "segreto"
+        );
         assert!(a[0].target_password.is_none());
     }
 
     #[test]
     fn own_format_with_empty_passwords_for_admin_mode() {
-        let a = parse("\u{feff}source_user,target_user\nbob,bob\ncarol,carol\n", Format::Auto, "f").unwrap();
+        let a = parse(
+            "\u{feff}source_user,target_user\nbob,bob\ncarol,carol\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
         assert_eq!(a.len(), 2);
         assert!(a[1].source_password.is_none());
         assert_eq!(a[1].line, 3);
@@ -189,11 +234,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let e = parse("source_user,target_user\nbob,\n", Format::Auto, "acc.csv").unwrap_err().0;
+        let e = parse("source_user,target_user\nbob,\n", Format::Auto, "acc.csv")
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("accounts file acc.csv line 2:"), "{e}");
-        let e = parse("what,is,this\n", Format::Auto, "acc.csv").unwrap_err().0;
+        let e = parse("what,is,this\n", Format::Auto, "acc.csv")
+            .unwrap_err()
+            .0;
         assert!(e.contains("cannot tell its format"), "{e}");
-        let e = parse("a;b;c;d;e;f\nx;y\n", Format::Imapsync, "acc.csv").unwrap_err().0;
+        let e = parse("a;b;c;d;e;f\nx;y\n", Format::Imapsync, "acc.csv")
+            .unwrap_err()
+            .0;
         assert!(e.contains("line 2"), "{e}");
     }
 }

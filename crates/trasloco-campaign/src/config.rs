@@ -171,7 +171,10 @@ pub struct Server {
 
 /// Whether a host is on this machine (where plain IMAP is acceptable).
 pub fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Turn a TLS mode (or its default) into a port and a security setting.
@@ -193,11 +196,23 @@ pub fn resolve_security(host: &str, port: Option<u16>, tls: Option<TlsMode>) -> 
 
 /// Read a secret from the first line of a file.
 pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read the {what} file {}: {e}", path.display())))?;
-    let line = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_string();
     if line.is_empty() {
-        return Err(ConfigError(format!("the {what} file {} is empty", path.display())));
+        return Err(ConfigError(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
     }
     Ok(SecretString::from(line))
 }
@@ -205,8 +220,9 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigE
 impl Campaign {
     /// Load and check a campaign file.
     pub fn load(path: &Path) -> Result<Campaign, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read campaign file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!("cannot read campaign file {}: {e}", path.display()))
+        })?;
         let file: CampaignFile = toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_string();
             let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
@@ -216,30 +232,57 @@ impl Campaign {
             }
         })?;
         if file.run.jobs == 0 {
-            return Err(ConfigError(format!("campaign file {}: run.jobs must be at least 1", path.display())));
+            return Err(ConfigError(format!(
+                "campaign file {}: run.jobs must be at least 1",
+                path.display()
+            )));
         }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok(Campaign { file, path: path.to_path_buf(), dir })
+        Ok(Campaign {
+            file,
+            path: path.to_path_buf(),
+            dir,
+        })
     }
 
     /// A path from the file, relative to the campaign's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
     }
 
     /// State file path.
     pub fn state_path(&self) -> PathBuf {
-        self.resolve(self.file.run.state.as_deref().unwrap_or(Path::new("trasloco-state.sqlite")))
+        self.resolve(
+            self.file
+                .run
+                .state
+                .as_deref()
+                .unwrap_or(Path::new("trasloco-state.sqlite")),
+        )
     }
 
     /// Reports directory.
     pub fn reports_dir(&self) -> PathBuf {
-        self.resolve(self.file.run.reports.as_deref().unwrap_or(Path::new("trasloco-reports")))
+        self.resolve(
+            self.file
+                .run
+                .reports
+                .as_deref()
+                .unwrap_or(Path::new("trasloco-reports")),
+        )
     }
 
     /// Resolve a server section, reading the master password if there is a master user.
     pub fn server(&self, which: &str) -> Result<Server, ConfigError> {
-        let s = if which == "source" { &self.file.source } else { &self.file.target };
+        let s = if which == "source" {
+            &self.file.source
+        } else {
+            &self.file.target
+        };
         let (port, security) = resolve_security(&s.host, s.port, s.tls);
         let master = match &s.master_user {
             None => None,
@@ -261,14 +304,29 @@ impl Campaign {
                 };
                 let style = match s.master_login {
                     MasterLogin::Sasl => MasterStyle::Sasl,
-                    MasterLogin::Separator => MasterStyle::Separator(s.master_separator.unwrap_or('*')),
+                    MasterLogin::Separator => {
+                        MasterStyle::Separator(s.master_separator.unwrap_or('*'))
+                    }
                 };
-                Some((Master { user: user.clone(), style }, secret))
+                Some((
+                    Master {
+                        user: user.clone(),
+                        style,
+                    },
+                    secret,
+                ))
             }
         };
         Ok(Server {
-            endpoint: Endpoint { host: s.host.clone(), port, security },
-            tls: TlsOptions { ca_file: s.ca_file.as_ref().map(|p| self.resolve(p)), insecure: s.insecure },
+            endpoint: Endpoint {
+                host: s.host.clone(),
+                port,
+                security,
+            },
+            tls: TlsOptions {
+                ca_file: s.ca_file.as_ref().map(|p| self.resolve(p)),
+                insecure: s.insecure,
+            },
             master,
         })
     }
@@ -280,17 +338,33 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_port_and_host() {
-        assert_eq!(resolve_security("mail.example.org", None, None), (993, Security::Implicit));
-        assert_eq!(resolve_security("mail.example.org", Some(143), None), (143, Security::StartTls));
-        assert_eq!(resolve_security("127.0.0.1", Some(11143), None), (11143, Security::StartTlsIfOffered));
-        assert_eq!(resolve_security("mail.example.org", None, Some(TlsMode::Starttls)), (143, Security::StartTls));
+        assert_eq!(
+            resolve_security("mail.example.org", None, None),
+            (993, Security::Implicit)
+        );
+        assert_eq!(
+            resolve_security("mail.example.org", Some(143), None),
+            (143, Security::StartTls)
+        );
+        assert_eq!(
+            resolve_security("127.0.0.1", Some(11143), None),
+            (11143, Security::StartTlsIfOffered)
+        );
+        assert_eq!(
+            resolve_security("mail.example.org", None, Some(TlsMode::Starttls)),
+            (143, Security::StartTls)
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors_with_a_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[source]\nhost = \"a\"\nprot = 1\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "[source]\nhost = \"a\"\nprot = 1\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n",
+        )
+        .unwrap();
         let e = Campaign::load(&p).unwrap_err().0;
         assert!(e.contains("c.toml line 3"), "{e}");
         assert!(e.contains("prot"), "{e}");
@@ -302,7 +376,12 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[source]\nhost = \"a\"\nmaster_user = \"admin\"\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n").unwrap();
         let c = Campaign::load(&p).unwrap();
-        assert!(c.server("source").unwrap_err().0.contains("master_password_file"));
+        assert!(
+            c.server("source")
+                .unwrap_err()
+                .0
+                .contains("master_password_file")
+        );
         assert_eq!(c.state_path(), dir.path().join("trasloco-state.sqlite"));
     }
 }

@@ -91,10 +91,21 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
     let accounts_file = campaign.resolve(&campaign.file.accounts.file);
     let mut out = Vec::with_capacity(accounts.len());
     for a in accounts {
-        let creds = |side: &str, user: &str, pw: &Option<secrecy::SecretString>, server: &crate::config::Server| {
+        let creds = |side: &str,
+                     user: &str,
+                     pw: &Option<secrecy::SecretString>,
+                     server: &crate::config::Server| {
             match (&server.master, pw) {
-                (Some((m, secret)), _) => Ok(Credentials { user: user.to_string(), password: secret.clone(), master: Some(m.clone()) }),
-                (None, Some(pw)) => Ok(Credentials { user: user.to_string(), password: pw.clone(), master: None }),
+                (Some((m, secret)), _) => Ok(Credentials {
+                    user: user.to_string(),
+                    password: secret.clone(),
+                    master: Some(m.clone()),
+                }),
+                (None, Some(pw)) => Ok(Credentials {
+                    user: user.to_string(),
+                    password: pw.clone(),
+                    master: None,
+                }),
                 (None, None) => Err(ConfigError(format!(
                     "accounts file {} line {}: no {side} password for {user:?} and no [{side}] master_user in the campaign",
                     accounts_file.display(),
@@ -111,8 +122,16 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
             t_ep.host = h.clone();
         }
         out.push(Job {
-            source: Side { endpoint: s_ep, tls: source.tls.clone(), credentials: creds("source", &a.source_user, &a.source_password, &source)? },
-            target: Side { endpoint: t_ep, tls: target.tls.clone(), credentials: creds("target", &a.target_user, &a.target_password, &target)? },
+            source: Side {
+                endpoint: s_ep,
+                tls: source.tls.clone(),
+                credentials: creds("source", &a.source_user, &a.source_password, &source)?,
+            },
+            target: Side {
+                endpoint: t_ep,
+                tls: target.tls.clone(),
+                credentials: creds("target", &a.target_user, &a.target_password, &target)?,
+            },
         });
     }
     Ok(out)
@@ -121,7 +140,11 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
 /// Settings from a campaign file.
 pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     let r = &campaign.file.run;
-    let mut sync = Options { dry_run, verify: r.verify, ..Options::default() };
+    let mut sync = Options {
+        dry_run,
+        verify: r.verify,
+        ..Options::default()
+    };
     if let Some(n) = r.batch_messages {
         sync.batch_messages = n.max(1);
     }
@@ -146,7 +169,10 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
 /// The exit code for a set of mailbox outcomes: 0 when all are in sync; 2 when any needs
 /// another run; otherwise the code of the most common failure class.
 pub fn exit_code(reports: &[MailboxReport]) -> i32 {
-    if reports.iter().any(|r| r.status == MailboxStatus::Incomplete) {
+    if reports
+        .iter()
+        .any(|r| r.status == MailboxStatus::Incomplete)
+    {
         return exit::INCOMPLETE;
     }
     let mut counts: Vec<(FailureClass, usize)> = Vec::new();
@@ -174,30 +200,52 @@ fn now() -> String {
 }
 
 /// Run the jobs and write the report. The error is for the state file or report directory.
-pub async fn run(jobs: Vec<Job>, settings: &Settings, observer: Arc<dyn Observer>) -> Result<(RunReport, PathBuf), ConfigError> {
+pub async fn run(
+    jobs: Vec<Job>,
+    settings: &Settings,
+    observer: Arc<dyn Observer>,
+) -> Result<(RunReport, PathBuf), ConfigError> {
     let started_at = now();
     let t0 = Instant::now();
-    let state = State::open(&settings.state_path).await.map_err(|e| ConfigError(e.to_string()))?;
+    let state = State::open(&settings.state_path)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     let run_id = if settings.sync.dry_run {
         None
     } else {
-        Some(state.start_run(&started_at, &settings.command).await.map_err(|e| ConfigError(e.to_string()))?)
+        Some(
+            state
+                .start_run(&started_at, &settings.command)
+                .await
+                .map_err(|e| ConfigError(e.to_string()))?,
+        )
     };
     let limit = Arc::new(Semaphore::new(settings.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, job) in jobs.into_iter().enumerate() {
-        let (limit, state, opts, observer) = (limit.clone(), state.clone(), settings.sync.clone(), observer.clone());
+        let (limit, state, opts, observer) = (
+            limit.clone(),
+            state.clone(),
+            settings.sync.clone(),
+            observer.clone(),
+        );
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
             let progress = observer.start(&job.source.label(), &job.target.label());
-            let report = sync_mailbox(&job.source, &job.target, &state, &opts, progress.as_ref()).await;
+            let report =
+                sync_mailbox(&job.source, &job.target, &state, &opts, progress.as_ref()).await;
             if !opts.dry_run {
-                let status = serde_json::to_value(report.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let status = serde_json::to_value(report.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 let json = serde_json::to_string(&report).unwrap_or_default();
-                if let Ok(id) = state.mailbox_id(&report.source, &report.target).await {
-                    if let Err(e) = state.finish_mailbox(id, &status, &now(), &json).await {
-                        tracing::error!("{e}");
-                    }
+                let saved = match state.mailbox_id(&report.source, &report.target).await {
+                    Ok(id) => state.finish_mailbox(id, &status, &now(), &json).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = saved {
+                    tracing::error!("{e}");
                 }
             }
             observer.done(&report);
@@ -208,7 +256,11 @@ pub async fn run(jobs: Vec<Job>, settings: &Settings, observer: Arc<dyn Observer
     while let Some(r) = set.join_next().await {
         match r {
             Ok(x) => reports.push(x),
-            Err(e) => return Err(ConfigError(format!("internal error: a mailbox task failed: {e}"))),
+            Err(e) => {
+                return Err(ConfigError(format!(
+                    "internal error: a mailbox task failed: {e}"
+                )));
+            }
         }
     }
     reports.sort_by_key(|(i, _)| *i);
@@ -228,29 +280,56 @@ pub async fn run(jobs: Vec<Job>, settings: &Settings, observer: Arc<dyn Observer
         dry_run: settings.sync.dry_run,
         source_messages: mailboxes.iter().map(|m| m.source_messages).sum(),
         bytes_copied: mailboxes.iter().map(|m| m.bytes_copied).sum(),
-        messages_per_second: if seconds > 0.0 { totals.copied as f64 / seconds } else { 0.0 },
+        messages_per_second: if seconds > 0.0 {
+            totals.copied as f64 / seconds
+        } else {
+            0.0
+        },
         totals,
-        mailboxes_in_sync: mailboxes.iter().filter(|m| matches!(m.status, MailboxStatus::InSync | MailboxStatus::DryRun)).count(),
-        mailboxes_incomplete: mailboxes.iter().filter(|m| m.status == MailboxStatus::Incomplete).count(),
-        mailboxes_failed: mailboxes.iter().filter(|m| m.status == MailboxStatus::Failed).count(),
+        mailboxes_in_sync: mailboxes
+            .iter()
+            .filter(|m| matches!(m.status, MailboxStatus::InSync | MailboxStatus::DryRun))
+            .count(),
+        mailboxes_incomplete: mailboxes
+            .iter()
+            .filter(|m| m.status == MailboxStatus::Incomplete)
+            .count(),
+        mailboxes_failed: mailboxes
+            .iter()
+            .filter(|m| m.status == MailboxStatus::Failed)
+            .count(),
         exit_code: code,
         mailboxes,
     };
     let path = write_report(&settings.reports_dir, &report)?;
     if let Some(id) = run_id {
-        let _ = state.finish_run(id, &report.finished_at, code, Some(&path.display().to_string())).await;
+        let _ = state
+            .finish_run(
+                id,
+                &report.finished_at,
+                code,
+                Some(&path.display().to_string()),
+            )
+            .await;
     }
     state.close().await;
     Ok((report, path))
 }
 
 fn write_report(dir: &Path, report: &RunReport) -> Result<PathBuf, ConfigError> {
-    std::fs::create_dir_all(dir).map_err(|e| ConfigError(format!("cannot create report directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ConfigError(format!(
+            "cannot create report directory {}: {e}",
+            dir.display()
+        ))
+    })?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let kind = if report.dry_run { "dry-run" } else { "run" };
     let path = dir.join(format!("{kind}-{stamp}.json"));
-    let json = serde_json::to_string_pretty(report).map_err(|e| ConfigError(format!("internal error: report: {e}")))?;
-    std::fs::write(&path, json).map_err(|e| ConfigError(format!("cannot write report {}: {e}", path.display())))?;
+    let json = serde_json::to_string_pretty(report)
+        .map_err(|e| ConfigError(format!("internal error: report: {e}")))?;
+    std::fs::write(&path, json)
+        .map_err(|e| ConfigError(format!("cannot write report {}: {e}", path.display())))?;
     Ok(path)
 }
 
@@ -259,7 +338,12 @@ mod tests {
     use super::*;
 
     fn report(status: MailboxStatus, failure: Option<FailureClass>) -> MailboxReport {
-        let mut r = MailboxReport::failed("a".into(), "b".into(), FailureClass::Protocol, String::new());
+        let mut r = MailboxReport::failed(
+            "a".into(),
+            "b".into(),
+            FailureClass::Protocol,
+            String::new(),
+        );
         r.status = status;
         r.failure = failure;
         r
@@ -270,11 +354,17 @@ mod tests {
         assert_eq!(exit_code(&[report(MailboxStatus::InSync, None)]), exit::OK);
         assert_eq!(exit_code(&[]), exit::OK);
         assert_eq!(
-            exit_code(&[report(MailboxStatus::InSync, None), report(MailboxStatus::Failed, Some(FailureClass::Authentication))]),
+            exit_code(&[
+                report(MailboxStatus::InSync, None),
+                report(MailboxStatus::Failed, Some(FailureClass::Authentication))
+            ]),
             exit::AUTHENTICATION
         );
         assert_eq!(
-            exit_code(&[report(MailboxStatus::Incomplete, None), report(MailboxStatus::Failed, Some(FailureClass::Tls))]),
+            exit_code(&[
+                report(MailboxStatus::Incomplete, None),
+                report(MailboxStatus::Failed, Some(FailureClass::Tls))
+            ]),
             exit::INCOMPLETE,
             "a re-run helps the incomplete one"
         );

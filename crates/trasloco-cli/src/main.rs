@@ -17,7 +17,11 @@ use trasloco_imap::{Credentials, Endpoint, Master, MasterStyle, TlsOptions};
 use trasloco_sync::{Options, Side};
 
 #[derive(Parser)]
-#[command(name = "trasloco", version, about = "Move mailboxes between IMAP servers: byte-exact, incremental, resumable.")]
+#[command(
+    name = "trasloco",
+    version,
+    about = "Move mailboxes between IMAP servers: byte-exact, incremental, resumable."
+)]
 struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -131,7 +135,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code as u8);
         }
@@ -143,8 +151,15 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRASLOCO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("trasloco: cannot start: {e}");
@@ -155,8 +170,16 @@ fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Migrate(args) => migrate(*args, show_progress).await,
-            Command::Run { campaign, dry_run, jobs } => run_campaign(&campaign, dry_run, jobs, show_progress).await,
-            Command::Status { campaign, state, json } => status(campaign.as_deref(), state.as_deref(), json).await,
+            Command::Run {
+                campaign,
+                dry_run,
+                jobs,
+            } => run_campaign(&campaign, dry_run, jobs, show_progress).await,
+            Command::Status {
+                campaign,
+                state,
+                json,
+            } => status(campaign.as_deref(), state.as_deref(), json).await,
         }
     });
     let code = code.unwrap_or_else(|e| {
@@ -177,7 +200,11 @@ fn tls_mode(t: Option<Tls>) -> Option<TlsMode> {
 
 /// `imap[s]://USER@HOST[:PORT]` → (implicit TLS?, user, host, port).
 fn parse_url(side: &str, url: &str) -> Result<(bool, String, String, Option<u16>), ConfigError> {
-    let bad = |why: &str| ConfigError(format!("--{side} {url:?}: {why}; expected imap[s]://USER@HOST[:PORT]"));
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "--{side} {url:?}: {why}; expected imap[s]://USER@HOST[:PORT]"
+        ))
+    };
     let (implicit, rest) = if let Some(r) = url.strip_prefix("imaps://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("imap://") {
@@ -194,9 +221,10 @@ fn parse_url(side: &str, url: &str) -> Result<(bool, String, String, Option<u16>
     }
     let user = user.replace("%40", "@");
     let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            (h.trim_matches(['[', ']']).to_string(), Some(p.parse::<u16>().map_err(|_| bad("bad port"))?))
-        }
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+            h.trim_matches(['[', ']']).to_string(),
+            Some(p.parse::<u16>().map_err(|_| bad("bad port"))?),
+        ),
         _ => (hostport.trim_matches(['[', ']']).to_string(), None),
     };
     if host.is_empty() || user.is_empty() {
@@ -212,10 +240,10 @@ fn password(side: &str, who: &str, file: Option<&Path>) -> Result<SecretString, 
     }
     let flag = if side == "source" { "from" } else { "to" };
     let var = format!("TRASLOCO_{}_PASSWORD", flag.to_uppercase());
-    if let Ok(v) = std::env::var(&var) {
-        if !v.is_empty() {
-            return Ok(SecretString::from(v));
-        }
+    if let Ok(v) = std::env::var(&var)
+        && !v.is_empty()
+    {
+        return Ok(SecretString::from(v));
     }
     if std::io::stdin().is_terminal() {
         let pw = rpassword::prompt_password(format!("Password for {side} {who}: "))
@@ -229,9 +257,21 @@ fn password(side: &str, who: &str, file: Option<&Path>) -> Result<SecretString, 
 
 fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
     let (flag, url, tls, master, file) = if which == "source" {
-        ("from", &args.from, args.from_tls, &args.from_master, args.from_password_file.as_deref())
+        (
+            "from",
+            &args.from,
+            args.from_tls,
+            &args.from_master,
+            args.from_password_file.as_deref(),
+        )
     } else {
-        ("to", &args.to, args.to_tls, &args.to_master, args.to_password_file.as_deref())
+        (
+            "to",
+            &args.to,
+            args.to_tls,
+            &args.to_master,
+            args.to_password_file.as_deref(),
+        )
     };
     let (implicit, user, host, port) = parse_url(flag, url)?;
     let mode = tls_mode(tls).or(implicit.then_some(TlsMode::Implicit));
@@ -249,12 +289,25 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
         },
     });
     if args.insecure {
-        tracing::warn!("--insecure: server certificates are NOT verified; anyone on the path can read the mail and the passwords");
+        tracing::warn!(
+            "--insecure: server certificates are NOT verified; anyone on the path can read the mail and the passwords"
+        );
     }
     Ok(Side {
-        endpoint: Endpoint { host, port, security },
-        tls: TlsOptions { ca_file: args.ca_file.clone(), insecure: args.insecure },
-        credentials: Credentials { user, password: secret, master },
+        endpoint: Endpoint {
+            host,
+            port,
+            security,
+        },
+        tls: TlsOptions {
+            ca_file: args.ca_file.clone(),
+            insecure: args.insecure,
+        },
+        credentials: Credentials {
+            user,
+            password: secret,
+            master,
+        },
     })
 }
 
@@ -279,9 +332,17 @@ async fn migrate(args: MigrateArgs, show_progress: bool) -> Result<i32, ConfigEr
     execute(vec![Job { source, target }], &settings, show_progress).await
 }
 
-async fn run_campaign(path: &Path, dry_run: bool, jobs: Option<usize>, show_progress: bool) -> Result<i32, ConfigError> {
+async fn run_campaign(
+    path: &Path,
+    dry_run: bool,
+    jobs: Option<usize>,
+    show_progress: bool,
+) -> Result<i32, ConfigError> {
     let campaign = Campaign::load(path)?;
-    let list = accounts::load(&campaign.resolve(&campaign.file.accounts.file), campaign.file.accounts.format)?;
+    let list = accounts::load(
+        &campaign.resolve(&campaign.file.accounts.file),
+        campaign.file.accounts.format,
+    )?;
     let jobs_list = run::jobs(&campaign, &list)?;
     let mut settings = run::settings(&campaign, dry_run);
     if let Some(j) = jobs {
@@ -293,7 +354,11 @@ async fn run_campaign(path: &Path, dry_run: bool, jobs: Option<usize>, show_prog
     execute(jobs_list, &settings, show_progress).await
 }
 
-async fn execute(jobs: Vec<Job>, settings: &Settings, show_progress: bool) -> Result<i32, ConfigError> {
+async fn execute(
+    jobs: Vec<Job>,
+    settings: &Settings,
+    show_progress: bool,
+) -> Result<i32, ConfigError> {
     let observer = Arc::new(progress::Bars::new(jobs.len(), show_progress));
     let (report, path) = run::run(jobs, settings, observer.clone()).await?;
     observer.finish();
@@ -301,17 +366,33 @@ async fn execute(jobs: Vec<Job>, settings: &Settings, show_progress: bool) -> Re
     Ok(report.exit_code)
 }
 
-async fn status(campaign: Option<&Path>, state: Option<&Path>, json: bool) -> Result<i32, ConfigError> {
+async fn status(
+    campaign: Option<&Path>,
+    state: Option<&Path>,
+    json: bool,
+) -> Result<i32, ConfigError> {
     let path = match (campaign, state) {
         (Some(c), _) => Campaign::load(c)?.state_path(),
         (None, Some(s)) => s.to_path_buf(),
-        (None, None) => return Err(ConfigError("status needs a campaign file or --state FILE".into())),
+        (None, None) => {
+            return Err(ConfigError(
+                "status needs a campaign file or --state FILE".into(),
+            ));
+        }
     };
     if !path.exists() {
-        return Err(ConfigError(format!("state file {} does not exist: nothing has run yet", path.display())));
+        return Err(ConfigError(format!(
+            "state file {} does not exist: nothing has run yet",
+            path.display()
+        )));
     }
-    let store = trasloco_state::State::open(&path).await.map_err(|e| ConfigError(e.to_string()))?;
-    let rows = store.mailboxes().await.map_err(|e| ConfigError(e.to_string()))?;
+    let store = trasloco_state::State::open(&path)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let rows = store
+        .mailboxes()
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     store.close().await;
     summary::status(&rows, json);
     Ok(exit::OK)
@@ -323,13 +404,29 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("from", "imaps://alice@mail.example.org").unwrap(), (true, "alice".into(), "mail.example.org".into(), None));
+        assert_eq!(
+            parse_url("from", "imaps://alice@mail.example.org").unwrap(),
+            (true, "alice".into(), "mail.example.org".into(), None)
+        );
         assert_eq!(
             parse_url("from", "imap://anna@cultura.gov.it@127.0.0.1:1143").unwrap(),
-            (false, "anna@cultura.gov.it".into(), "127.0.0.1".into(), Some(1143))
+            (
+                false,
+                "anna@cultura.gov.it".into(),
+                "127.0.0.1".into(),
+                Some(1143)
+            )
         );
-        assert_eq!(parse_url("to", "imap://a%40b@[::1]:143").unwrap(), (false, "a@b".into(), "::1".into(), Some(143)));
-        assert!(parse_url("from", "imap://alice:secret@host").unwrap_err().0.contains("never go in the URL"));
+        assert_eq!(
+            parse_url("to", "imap://a%40b@[::1]:143").unwrap(),
+            (false, "a@b".into(), "::1".into(), Some(143))
+        );
+        assert!(
+            parse_url("from", "imap://alice:secret@host")
+                .unwrap_err()
+                .0
+                .contains("never go in the URL")
+        );
         assert!(parse_url("from", "pop3://alice@host").is_err());
         assert!(parse_url("from", "imap://host").is_err());
     }

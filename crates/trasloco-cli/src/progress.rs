@@ -24,13 +24,22 @@ struct Inner {
 
 impl Inner {
     fn tick(&self) {
-        let (cm, cb) = (self.copied_msgs.load(Ordering::Relaxed), self.copied_bytes.load(Ordering::Relaxed));
-        let (pm, pb) = (self.planned_msgs.load(Ordering::Relaxed), self.planned_bytes.load(Ordering::Relaxed));
+        let (cm, cb) = (
+            self.copied_msgs.load(Ordering::Relaxed),
+            self.copied_bytes.load(Ordering::Relaxed),
+        );
+        let (pm, pb) = (
+            self.planned_msgs.load(Ordering::Relaxed),
+            self.planned_bytes.load(Ordering::Relaxed),
+        );
         let done = self.mailboxes_done.load(Ordering::Relaxed);
         if let Some(o) = &self.overall {
             o.set_length(pb);
             o.set_position(cb);
-            o.set_message(format!("{cm}/{pm} msgs, {done}/{} mailboxes", self.mailboxes));
+            o.set_message(format!(
+                "{cm}/{pm} msgs, {done}/{} mailboxes",
+                self.mailboxes
+            ));
             return;
         }
         let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,7 +104,9 @@ struct MailboxProgress {
 
 impl Progress for MailboxProgress {
     fn planned(&self, messages: u64, bytes: u64) {
-        self.inner.planned_msgs.fetch_add(messages, Ordering::Relaxed);
+        self.inner
+            .planned_msgs
+            .fetch_add(messages, Ordering::Relaxed);
         self.inner.planned_bytes.fetch_add(bytes, Ordering::Relaxed);
         let total = self.planned.fetch_add(messages, Ordering::Relaxed) + messages;
         if let Some(b) = &self.bar {
@@ -104,7 +115,9 @@ impl Progress for MailboxProgress {
         self.inner.tick();
     }
     fn copied(&self, messages: u64, bytes: u64) {
-        self.inner.copied_msgs.fetch_add(messages, Ordering::Relaxed);
+        self.inner
+            .copied_msgs
+            .fetch_add(messages, Ordering::Relaxed);
         self.inner.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.inc(messages);
@@ -123,14 +136,20 @@ impl Observer for Bars {
         let bar = self.0.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(0));
             b.set_style(
-                ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} msgs {per_sec} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix:>24} [{bar:30}] {pos}/{len} msgs {per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             b.set_prefix(source.chars().take(24).collect::<String>());
             b
         });
-        Arc::new(MailboxProgress { inner: self.0.clone(), bar, planned: AtomicU64::new(0) })
+        Arc::new(MailboxProgress {
+            inner: self.0.clone(),
+            bar,
+            planned: AtomicU64::new(0),
+        })
     }
 
     fn done(&self, report: &MailboxReport) {

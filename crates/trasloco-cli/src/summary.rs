@@ -16,7 +16,11 @@ fn status_word(s: MailboxStatus) -> &'static str {
 
 fn buckets_line(b: &Buckets, dry_run: bool) -> String {
     let mut parts = vec![
-        format!("{} {}", b.copied, if dry_run { "to copy" } else { "copied" }),
+        format!(
+            "{} {}",
+            b.copied,
+            if dry_run { "to copy" } else { "copied" }
+        ),
         format!("{} already present", b.already_present),
     ];
     let skipped: u64 = b.skipped.values().sum();
@@ -41,15 +45,30 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
         buckets_line(&m.buckets, dry_run),
         m.bytes_copied as f64 / 1e6,
         m.seconds,
-        if m.reconnects > 0 { format!(", {} reconnects", m.reconnects) } else { String::new() }
+        if m.reconnects > 0 {
+            format!(", {} reconnects", m.reconnects)
+        } else {
+            String::new()
+        }
     );
     for f in &m.folders {
         for e in f.errors.iter().take(5) {
-            println!("      {} UID {} ({} bytes): {}", f.source, e.uid, e.size, e.reason);
+            println!(
+                "      {} UID {} ({} bytes): {}",
+                f.source, e.uid, e.size, e.reason
+            );
         }
         if !f.dropped_keywords.is_empty() {
-            let list: Vec<String> = f.dropped_keywords.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
-            println!("      {}: keywords the target does not accept (dropped): {}", f.target, list.join(", "));
+            let list: Vec<String> = f
+                .dropped_keywords
+                .iter()
+                .map(|(k, n)| format!("{k} ×{n}"))
+                .collect();
+            println!(
+                "      {}: keywords the target does not accept (dropped): {}",
+                f.target,
+                list.join(", ")
+            );
         }
     }
 }
@@ -118,7 +137,10 @@ pub fn status(rows: &[MailboxRow], json: bool) {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
     }
-    println!("{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}", "SOURCE", "TARGET", "STATUS", "ON TARGET", "FAILED", "LAST RUN");
+    println!(
+        "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}",
+        "SOURCE", "TARGET", "STATUS", "ON TARGET", "FAILED", "LAST RUN"
+    );
     for r in rows {
         let failed = r
             .report_json

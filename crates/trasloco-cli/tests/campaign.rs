@@ -53,7 +53,12 @@ async fn seed_users(pair: &Pair, users: &[&str]) {
     for u in users {
         let mut c = pair.client("source", u).await;
         seed(&mut c, "INBOX", (0..7).map(|i| msg(simple(i, u))).collect()).await;
-        seed(&mut c, "Cestino", (0..2).map(|i| msg(simple(i, "Cestino"))).collect()).await;
+        seed(
+            &mut c,
+            "Cestino",
+            (0..2).map(|i| msg(simple(i, "Cestino"))).collect(),
+        )
+        .await;
     }
 }
 
@@ -67,14 +72,21 @@ async fn imapsync_csv_with_user_passwords_and_status() {
 
     let out = pair.trasloco(&["--no-progress", "run", &c, "--dry-run"], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 0, "dry run wrote nothing");
+    assert_eq!(
+        count(&pair, "target", "alice", "INBOX").await,
+        0,
+        "dry run wrote nothing"
+    );
 
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let r = report(&pair, &out);
     assert_eq!(r["mailboxes_in_sync"], 3);
     assert_eq!(r["totals"]["copied"], 21);
-    assert_eq!(r["totals"]["skipped"]["folder-excluded"], 6, "excluded folders are accounted as skipped");
+    assert_eq!(
+        r["totals"]["skipped"]["folder-excluded"], 6,
+        "excluded folders are accounted as skipped"
+    );
     assert_eq!(r["source_messages"], 27);
     for u in ["alice", "bob", "carol"] {
         assert_eq!(count(&pair, "target", u, "INBOX").await, 7);
@@ -85,7 +97,10 @@ async fn imapsync_csv_with_user_passwords_and_status() {
     assert_eq!(t.matches("in-sync").count(), 3, "{t}");
     assert!(!t.contains("-pw"), "no secret in status: {t}");
     let state = std::fs::read(pair.dir.path().join("campaign-state.sqlite")).unwrap();
-    assert!(!state.windows(8).any(|w| w == b"alice-pw"), "no secret in the state file");
+    assert!(
+        !state.windows(8).any(|w| w == b"alice-pw"),
+        "no secret in the state file"
+    );
     let out = pair.trasloco(&["status", &c, "--json"], "", "");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
@@ -99,14 +114,27 @@ async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
 
     // Microsoft's format: target address, source login, source password; the target side
     // logs in as the master user with Dovecot's user*master form.
-    write(&pair, "ms.csv", "EmailAddress,UserName,Password\ndave,dave,dave-pw\n");
-    let c = campaign(&pair, "ms.csv", "", "master_user = \"admin\"\nmaster_password_file = \"master.txt\"\nmaster_login = \"separator\"");
+    write(
+        &pair,
+        "ms.csv",
+        "EmailAddress,UserName,Password\ndave,dave,dave-pw\n",
+    );
+    let c = campaign(
+        &pair,
+        "ms.csv",
+        "",
+        "master_user = \"admin\"\nmaster_password_file = \"master.txt\"\nmaster_login = \"separator\"",
+    );
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(count(&pair, "target", "dave", "INBOX").await, 7);
 
     // Our format without passwords: SASL PLAIN with an authorization identity on both sides.
-    write(&pair, "ours.csv", "source_user,target_user\nerin,erin\nfrank,frank\n");
+    write(
+        &pair,
+        "ours.csv",
+        "source_user,target_user\nerin,erin\nfrank,frank\n",
+    );
     let master = "master_user = \"admin\"\nmaster_password_file = \"master.txt\"";
     let c = campaign(&pair, "ours.csv", master, master);
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
@@ -118,7 +146,11 @@ async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
     write(&pair, "master.txt", "nope\n");
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     assert_eq!(code(&out), 12, "{}", text(&out));
-    assert!(text(&out).contains("as master user admin"), "{}", text(&out));
+    assert!(
+        text(&out).contains("as master user admin"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,5 +160,9 @@ async fn accounts_without_passwords_need_a_master_user() {
     let c = campaign(&pair, "ours.csv", "", "");
     let out = pair.trasloco(&["run", &c], "", "");
     assert_eq!(code(&out), 64, "{}", text(&out));
-    assert!(text(&out).contains("ours.csv line 2: no source password for \"erin\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("ours.csv line 2: no source password for \"erin\""),
+        "{}",
+        text(&out)
+    );
 }

@@ -10,16 +10,41 @@ async fn wrong_password_names_the_side() {
     let pair = Pair::start();
     let (from, to) = (pair.url("source", "alice"), pair.url("target", "alice"));
     let ca = pair.ca().display().to_string();
-    let args = ["--no-progress", "migrate", "--from", &from, "--to", &to, "--ca-file", &ca];
+    let args = [
+        "--no-progress",
+        "migrate",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--ca-file",
+        &ca,
+    ];
     let out = pair.trasloco(&args, "wrong", "alice-pw");
     assert_eq!(code(&out), 12, "{}", text(&out));
-    assert!(text(&out).contains("source alice@127.0.0.1: login as alice refused"), "{}", text(&out));
-    assert!(text(&out).contains("check the source user name and password"), "{}", text(&out));
+    assert!(
+        text(&out).contains("source alice@127.0.0.1: login as alice refused"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("check the source user name and password"),
+        "{}",
+        text(&out)
+    );
 
     let out = pair.trasloco(&args, "alice-pw", "wrong");
     assert_eq!(code(&out), 12, "{}", text(&out));
-    assert!(text(&out).contains("target alice@127.0.0.1: login as alice refused"), "{}", text(&out));
-    assert!(!text(&out).contains("wrong"), "the password never appears: {}", text(&out));
+    assert!(
+        text(&out).contains("target alice@127.0.0.1: login as alice refused"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !text(&out).contains("wrong"),
+        "the password never appears: {}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -32,14 +57,33 @@ async fn tls_with_the_test_ca_works_and_an_untrusted_certificate_is_refused() {
     let ca = pair.ca().display().to_string();
 
     // No CA given: the system store does not know the test CA.
-    let out = pair.trasloco(&["--no-progress", "migrate", "--from", &from, "--to", &to], "bob-pw", "bob-pw");
+    let out = pair.trasloco(
+        &["--no-progress", "migrate", "--from", &from, "--to", &to],
+        "bob-pw",
+        "bob-pw",
+    );
     assert_eq!(code(&out), 11, "{}", text(&out));
-    assert!(text(&out).contains("source bob@127.0.0.1: TLS with 127.0.0.1 failed"), "{}", text(&out));
+    assert!(
+        text(&out).contains("source bob@127.0.0.1: TLS with 127.0.0.1 failed"),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("--ca-file"), "{}", text(&out));
 
     // Implicit TLS on the source, STARTTLS required on the target, both with the test CA.
     let out = pair.trasloco(
-        &["--no-progress", "migrate", "--from", &from, "--to", &to, "--to-tls", "starttls", "--ca-file", &ca],
+        &[
+            "--no-progress",
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--to-tls",
+            "starttls",
+            "--ca-file",
+            &ca,
+        ],
         "bob-pw",
         "bob-pw",
     );
@@ -47,7 +91,19 @@ async fn tls_with_the_test_ca_works_and_an_untrusted_certificate_is_refused() {
     assert_eq!(count(&pair, "target", "bob", "INBOX").await, 1);
 
     // --insecure is the explicit opt-out, and it says so.
-    let out = pair.trasloco(&["migrate", "--from", &from, "--to", &to, "--insecure", "--no-progress"], "bob-pw", "bob-pw");
+    let out = pair.trasloco(
+        &[
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--insecure",
+            "--no-progress",
+        ],
+        "bob-pw",
+        "bob-pw",
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("NOT verified"), "{}", text(&out));
 }
@@ -67,17 +123,44 @@ fn unreachable_servers_and_bad_arguments() {
         out
     };
     // A closed port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let from = format!("imap://a@127.0.0.1:{port}");
     let out = run(&["--no-progress", "migrate", "--from", &from, "--to", &from]);
     assert_eq!(code(&out), 10, "{}", text(&out));
-    assert!(text(&out).contains(&format!("source a@127.0.0.1: cannot connect to 127.0.0.1:{port}")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "source a@127.0.0.1: cannot connect to 127.0.0.1:{port}"
+        )),
+        "{}",
+        text(&out)
+    );
     // A host that does not resolve (.invalid is reserved, RFC 2606; the lookup never leaves the machine's resolver).
-    let out = run(&["--no-progress", "migrate", "--from", "imap://a@nohost.invalid:143", "--to", &from]);
+    let out = run(&[
+        "--no-progress",
+        "migrate",
+        "--from",
+        "imap://a@nohost.invalid:143",
+        "--to",
+        &from,
+    ]);
     assert_eq!(code(&out), 10, "{}", text(&out));
-    assert!(text(&out).contains("cannot resolve host \"nohost.invalid\""), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot resolve host \"nohost.invalid\""),
+        "{}",
+        text(&out)
+    );
     // A password in the URL is refused before anything connects.
-    let out = run(&["migrate", "--from", "imap://a:secret@127.0.0.1", "--to", &from]);
+    let out = run(&[
+        "migrate",
+        "--from",
+        "imap://a:secret@127.0.0.1",
+        "--to",
+        &from,
+    ]);
     assert_eq!(code(&out), 64, "{}", text(&out));
     assert!(text(&out).contains("passwords never go in the URL"));
     // Unknown option.
@@ -85,9 +168,21 @@ fn unreachable_servers_and_bad_arguments() {
     // Missing campaign.
     let out = run(&["run", "nope.toml"]);
     assert_eq!(code(&out), 64);
-    assert!(text(&out).contains("cannot read campaign file nope.toml"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot read campaign file nope.toml"),
+        "{}",
+        text(&out)
+    );
     // A password file that is not there.
-    let out = run(&["migrate", "--from", &from, "--to", &from, "--from-password-file", "missing.txt"]);
+    let out = run(&[
+        "migrate",
+        "--from",
+        &from,
+        "--to",
+        &from,
+        "--from-password-file",
+        "missing.txt",
+    ]);
     assert_eq!(code(&out), 64);
     assert!(text(&out).contains("missing.txt"), "{}", text(&out));
 }

@@ -14,7 +14,13 @@ fn italian_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
                 2 => vec!["\\Seen", "\\Answered", "$Forwarded"],
                 _ => vec!["\\Flagged", "Progetto_Alfa"],
             },
-            date: Some(["02-Mar-2016 08:15:00 +0100", "31-Dec-2025 23:59:59 -0500", "15-Aug-2020 12:00:00 +0200"][i % 3]),
+            date: Some(
+                [
+                    "02-Mar-2016 08:15:00 +0100",
+                    "31-Dec-2025 23:59:59 -0500",
+                    "15-Aug-2020 12:00:00 +0200",
+                ][i % 3],
+            ),
         })
         .collect();
     // No Message-ID at all.
@@ -29,7 +35,14 @@ fn italian_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
     vec![
         ("INBOX", inbox),
         ("Posta inviata", folder("Posta inviata", 3)),
-        ("Bozze", vec![Msg { body: simple(1, "Bozze"), flags: vec!["\\Draft"], date: None }]),
+        (
+            "Bozze",
+            vec![Msg {
+                body: simple(1, "Bozze"),
+                flags: vec!["\\Draft"],
+                date: None,
+            }],
+        ),
         ("Posta eliminata", folder("Posta eliminata", 2)),
         ("Posta indesiderata", folder("Posta indesiderata", 2)),
         ("Archivio", folder("Archivio", 4)),
@@ -68,7 +81,12 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     assert_eq!(mb["status"], "in-sync");
     assert_eq!(mb["source_messages"], 42);
     assert_eq!(mb["buckets"]["copied"], 42);
-    let verified: u64 = mb["folders"].as_array().unwrap().iter().map(|f| f["verified"].as_u64().unwrap()).sum();
+    let verified: u64 = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["verified"].as_u64().unwrap())
+        .sum();
     assert_eq!(verified, 42, "every copy read back and compared");
 
     // Same bytes, flags and internal dates in every folder, under the mapped names.
@@ -76,10 +94,24 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     let mut tgt = pair.client("target", "alice").await;
     let target = snapshot(&mut tgt).await;
     for (name, msgs) in &source {
-        assert_eq!(target.get(&target_name(name)), Some(msgs), "folder {name} → {}", target_name(name));
+        assert_eq!(
+            target.get(&target_name(name)),
+            Some(msgs),
+            "folder {name} → {}",
+            target_name(name)
+        );
     }
-    assert!(target.contains_key("Vuota"), "empty folders are created too");
-    assert_eq!(target["INBOX"].iter().filter(|m| m.0 == source["INBOX"][0].0).count(), 1);
+    assert!(
+        target.contains_key("Vuota"),
+        "empty folders are created too"
+    );
+    assert_eq!(
+        target["INBOX"]
+            .iter()
+            .filter(|m| m.0 == source["INBOX"][0].0)
+            .count(),
+        1
+    );
     let dup_count = |s: &Snapshot| {
         let mut counts = std::collections::HashMap::new();
         for m in &s["INBOX"] {
@@ -89,7 +121,10 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     };
     assert_eq!(dup_count(&target), 1, "the duplicate pair stays two");
     let subs = tgt.lsub().await.unwrap();
-    assert!(subs.contains(&"Progetti.Società".to_string()), "subscriptions carried: {subs:?}");
+    assert!(
+        subs.contains(&"Progetti.Società".to_string()),
+        "subscriptions carried: {subs:?}"
+    );
 
     // Unchanged re-run: nothing copied, no body fetched.
     let out = pair.migrate("alice", &[]);
@@ -97,28 +132,57 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 0);
     assert_eq!(mb["buckets"]["already_present"], 42);
-    let fetched: u64 = mb["folders"].as_array().unwrap().iter().map(|f| f["bodies_fetched"].as_u64().unwrap()).sum();
+    let fetched: u64 = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["bodies_fetched"].as_u64().unwrap())
+        .sum();
     assert_eq!(fetched, 0);
 
     // New mail and a flag change on the source; a flag set by the user on the target stays.
-    seed(&mut src, "INBOX", vec![msg(simple(100, "INBOX")), msg(simple(101, "INBOX"))]).await;
+    seed(
+        &mut src,
+        "INBOX",
+        vec![msg(simple(100, "INBOX")), msg(simple(101, "INBOX"))],
+    )
+    .await;
     src.select("INBOX", false).await.unwrap();
-    src.store_flags(&[(1, vec!["\\Seen".into(), "\\Flagged".into()])]).await.unwrap();
+    src.store_flags(&[(1, vec!["\\Seen".into(), "\\Flagged".into()])])
+        .await
+        .unwrap();
     tgt.select("INBOX", false).await.unwrap();
-    tgt.store_flags(&[(2, vec!["\\Seen".into(), "\\Answered".into(), "\\Deleted".into()])]).await.unwrap();
+    tgt.store_flags(&[(
+        2,
+        vec!["\\Seen".into(), "\\Answered".into(), "\\Deleted".into()],
+    )])
+    .await
+    .unwrap();
     let out = pair.migrate("alice", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 2);
     assert_eq!(mb["buckets"]["already_present"], 42);
-    let inbox = mb["folders"].as_array().unwrap().iter().find(|f| f["source"] == "INBOX").unwrap();
+    let inbox = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source"] == "INBOX")
+        .unwrap();
     assert_eq!(inbox["flags_updated"], 1);
     tgt.select("INBOX", true).await.unwrap();
     let meta = tgt.fetch_all_meta(false).await.unwrap();
     let first = meta.iter().find(|m| m.uid == 1).unwrap();
-    assert!(first.flags.contains(&"\\Flagged".to_string()) && first.flags.contains(&"\\Seen".to_string()), "{first:?}");
+    assert!(
+        first.flags.contains(&"\\Flagged".to_string())
+            && first.flags.contains(&"\\Seen".to_string()),
+        "{first:?}"
+    );
     let second = meta.iter().find(|m| m.uid == 2).unwrap();
-    assert!(second.flags.contains(&"\\Deleted".to_string()), "target-side change kept: {second:?}");
+    assert!(
+        second.flags.contains(&"\\Deleted".to_string()),
+        "target-side change kept: {second:?}"
+    );
     assert_eq!(meta.len(), 26);
 }
 
@@ -126,19 +190,43 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
 async fn dry_run_writes_nothing() {
     let pair = Pair::start();
     let mut src = pair.client("source", "bob").await;
-    seed(&mut src, "Progetti", (0..5).map(|i| msg(simple(i, "P"))).collect()).await;
+    seed(
+        &mut src,
+        "Progetti",
+        (0..5).map(|i| msg(simple(i, "P"))).collect(),
+    )
+    .await;
     let out = pair.migrate("bob", &["--dry-run"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("5 to copy"), "{}", text(&out));
     assert_eq!(report(&pair, &out)["mailboxes"][0]["status"], "dry-run");
     let mut tgt = pair.client("target", "bob").await;
-    let names: Vec<String> = tgt.list().await.unwrap().into_iter().map(|e| e.name).collect();
-    assert!(!names.contains(&"Progetti".to_string()), "no folder created: {names:?}");
-    assert!(!pair.state_file("bob").exists() || {
-        // The file may exist (opened), but it records no mailbox.
-        let out = pair.trasloco(&["status", "--state", &pair.state_file("bob").display().to_string()], "", "");
-        !text(&out).contains("bob@")
-    });
+    let names: Vec<String> = tgt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !names.contains(&"Progetti".to_string()),
+        "no folder created: {names:?}"
+    );
+    assert!(
+        !pair.state_file("bob").exists() || {
+            // The file may exist (opened), but it records no mailbox.
+            let out = pair.trasloco(
+                &[
+                    "status",
+                    "--state",
+                    &pair.state_file("bob").display().to_string(),
+                ],
+                "",
+                "",
+            );
+            !text(&out).contains("bob@")
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -154,7 +242,10 @@ async fn thirty_megabyte_message_is_copied_exactly() {
     let out = pair.migrate("carol", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mut tgt = pair.client("target", "carol").await;
-    assert_eq!(snapshot(&mut src).await["INBOX"], snapshot(&mut tgt).await["INBOX"]);
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,7 +262,18 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
     assert_eq!(code(&out), 0, "{}", text(&out));
 
     // The source folder gets a new UIDVALIDITY (as after a server move or restore).
-    pair.doveadm("source", &["mailbox", "update", "-u", "dave", "--uid-validity", "12345", "INBOX"]);
+    pair.doveadm(
+        "source",
+        &[
+            "mailbox",
+            "update",
+            "-u",
+            "dave",
+            "--uid-validity",
+            "12345",
+            "INBOX",
+        ],
+    );
     let out = pair.migrate("dave", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
@@ -183,9 +285,15 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
     std::fs::remove_file(pair.state_file("dave")).unwrap();
     let mut tgt = pair.client("target", "dave").await;
     tgt.select("INBOX", false).await.unwrap();
-    let deletions: Vec<(u32, Vec<String>)> = (1..=33).step_by(2).map(|u| (u, vec!["\\Deleted".to_string()])).collect();
+    let deletions: Vec<(u32, Vec<String>)> = (1..=33)
+        .step_by(2)
+        .map(|u| (u, vec!["\\Deleted".to_string()]))
+        .collect();
     tgt.store_flags(&deletions).await.unwrap();
-    pair.doveadm("target", &["expunge", "-u", "dave", "mailbox", "INBOX", "DELETED"]);
+    pair.doveadm(
+        "target",
+        &["expunge", "-u", "dave", "mailbox", "INBOX", "DELETED"],
+    );
     assert_eq!(count(&pair, "target", "dave", "INBOX").await, 16);
     let out = pair.migrate("dave", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -193,8 +301,16 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
     assert_eq!(mb["buckets"]["copied"], 17);
     assert_eq!(mb["buckets"]["already_present"], 16);
     let mut tgt = pair.client("target", "dave").await;
-    assert_eq!(snapshot(&mut src).await["INBOX"].iter().map(|m| &m.0).collect::<Vec<_>>(),
-               snapshot(&mut tgt).await["INBOX"].iter().map(|m| &m.0).collect::<Vec<_>>());
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"]
+            .iter()
+            .map(|m| &m.0)
+            .collect::<Vec<_>>(),
+        snapshot(&mut tgt).await["INBOX"]
+            .iter()
+            .map(|m| &m.0)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,21 +318,41 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
     let pair = Pair::start();
     let mut src = pair.client("source", "erin").await;
     let filler = "x".repeat(4000);
-    let msgs: Vec<Msg> = (0..2500).map(|i| {
-        let mut b = simple(i, "INBOX");
-        b.extend_from_slice(filler.as_bytes());
-        b.extend_from_slice(b"\r\n");
-        msg(b)
-    }).collect();
+    let msgs: Vec<Msg> = (0..2500)
+        .map(|i| {
+            let mut b = simple(i, "INBOX");
+            b.extend_from_slice(filler.as_bytes());
+            b.extend_from_slice(b"\r\n");
+            msg(b)
+        })
+        .collect();
     seed(&mut src, "INBOX", msgs).await;
-    seed(&mut src, "Altro", (0..300).map(|i| msg(simple(i, "Altro"))).collect()).await;
+    seed(
+        &mut src,
+        "Altro",
+        (0..300).map(|i| msg(simple(i, "Altro"))).collect(),
+    )
+    .await;
 
     let state = pair.state_file("erin").display().to_string();
     let (from, to) = (pair.url("source", "erin"), pair.url("target", "erin"));
     let ca = pair.ca().display().to_string();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
         .current_dir(pair.dir.path())
-        .args(["--no-progress", "migrate", "--from", &from, "--to", &to, "--state", &state, "--batch-messages", "10", "--ca-file", &ca])
+        .args([
+            "--no-progress",
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            &state,
+            "--batch-messages",
+            "10",
+            "--ca-file",
+            &ca,
+        ])
         .env("TRASLOCO_FROM_PASSWORD", "erin-pw")
         .env("TRASLOCO_TO_PASSWORD", "erin-pw")
         .stdout(std::process::Stdio::null())
@@ -230,19 +366,28 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
         if n >= 300 || std::time::Instant::now() > deadline {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "trasloco ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "trasloco ended before it could be killed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = count(&pair, "target", "erin", "INBOX").await;
-    assert!(partial > 0 && partial < 2500, "killed mid-copy ({partial} on target)");
+    assert!(
+        partial > 0 && partial < 2500,
+        "killed mid-copy ({partial} on target)"
+    );
 
     let out = pair.migrate("erin", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mut tgt = pair.client("target", "erin").await;
     let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
-    assert_eq!(s["INBOX"], t["INBOX"], "every message exactly once after resume");
+    assert_eq!(
+        s["INBOX"], t["INBOX"],
+        "every message exactly once after resume"
+    );
     assert_eq!(s["Altro"], t["Altro"]);
 }
 
@@ -261,25 +406,60 @@ async fn target_refusals_are_recorded_and_the_run_goes_on() {
     msgs.extend((2..18).map(|i| sized(i, 150))); // 16 × 150 KiB: over the 2 MiB quota
     // A keyword longer than the target accepts (Dovecot's mail_max_keyword_length).
     let long_kw: &'static str = Box::leak("k".repeat(60).into_boxed_str());
-    msgs.push(Msg { body: simple(99, "INBOX"), flags: vec!["\\Seen", long_kw], date: None });
+    msgs.push(Msg {
+        body: simple(99, "INBOX"),
+        flags: vec!["\\Seen", long_kw],
+        date: None,
+    });
     seed(&mut src, "INBOX", msgs).await;
 
     let out = pair.migrate("tiny", &[]);
-    assert_eq!(code(&out), 2, "finished but not everything copied: {}", text(&out));
+    assert_eq!(
+        code(&out),
+        2,
+        "finished but not everything copied: {}",
+        text(&out)
+    );
     let r = report(&pair, &out);
     let mb = &r["mailboxes"][0];
     assert_eq!(mb["status"], "incomplete");
     let b = &mb["buckets"];
-    let failed: u64 = b["failed"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    assert_eq!(b["copied"].as_u64().unwrap() + failed, 19, "buckets add up: {b}");
+    let failed: u64 = b["failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        b["copied"].as_u64().unwrap() + failed,
+        19,
+        "buckets add up: {b}"
+    );
     assert!(failed >= 2, "{b}");
-    assert!(b["failed"].as_object().unwrap().keys().any(|k| k.contains("OVERQUOTA") || k.contains("LIMIT") || k.contains("too")), "{b}");
+    assert!(
+        b["failed"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("OVERQUOTA") || k.contains("LIMIT") || k.contains("too")),
+        "{b}"
+    );
     let inbox = &mb["folders"][0];
     assert_eq!(inbox["dropped_keywords"][long_kw], 1, "{inbox}");
-    assert!(text(&out).contains("run the same command again"), "{}", text(&out));
+    assert!(
+        text(&out).contains("run the same command again"),
+        "{}",
+        text(&out)
+    );
     // The keyword-less copy of that message is on the target, with \Seen.
     let mut tgt = pair.client("target", "tiny").await;
     tgt.select("INBOX", true).await.unwrap();
-    let hdrs = tgt.fetch_identity_headers(&(1..=40).collect::<Vec<_>>()).await.unwrap();
-    assert!(hdrs.iter().any(|(_, _, h)| String::from_utf8_lossy(h).contains("message 99")));
+    let hdrs = tgt
+        .fetch_identity_headers(&(1..=40).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(
+        hdrs.iter()
+            .any(|(_, _, h)| String::from_utf8_lossy(h).contains("message 99"))
+    );
 }

@@ -23,7 +23,10 @@ pub struct Buckets {
 impl Buckets {
     /// Sum of all buckets.
     pub fn total(&self) -> u64 {
-        self.copied + self.already_present + self.skipped.values().sum::<u64>() + self.failed.values().sum::<u64>()
+        self.copied
+            + self.already_present
+            + self.skipped.values().sum::<u64>()
+            + self.failed.values().sum::<u64>()
     }
 
     /// Messages that failed.
@@ -153,7 +156,12 @@ pub struct MailboxReport {
 
 impl MailboxReport {
     /// A report for a mailbox that failed before or while synchronising.
-    pub fn failed(source: String, target: String, class: FailureClass, error: String) -> MailboxReport {
+    pub fn failed(
+        source: String,
+        target: String,
+        class: FailureClass,
+        error: String,
+    ) -> MailboxReport {
         MailboxReport {
             source,
             target,
@@ -199,7 +207,11 @@ mod tests {
 
     #[test]
     fn buckets_add_up() {
-        let mut b = Buckets { copied: 3, already_present: 2, ..Default::default() };
+        let mut b = Buckets {
+            copied: 3,
+            already_present: 2,
+            ..Default::default()
+        };
         b.skip("folder-excluded");
         b.fail("target rejected: [OVERQUOTA] Quota exceeded");
         assert_eq!(b.total(), 7);
@@ -212,12 +224,20 @@ mod tests {
 
     #[test]
     fn mailbox_with_failures_is_incomplete() {
-        let mut folder = FolderReport { source_messages: 2, ..Default::default() };
+        let mut folder = FolderReport {
+            source_messages: 2,
+            ..Default::default()
+        };
         folder.buckets.copied = 1;
         folder.buckets.fail("x");
         let mut r = MailboxReport {
             folders: vec![folder],
-            ..MailboxReport::failed("a@s".into(), "a@t".into(), FailureClass::Protocol, String::new())
+            ..MailboxReport::failed(
+                "a@s".into(),
+                "a@t".into(),
+                FailureClass::Protocol,
+                String::new(),
+            )
         };
         r.finish(false);
         assert_eq!(r.status, MailboxStatus::Incomplete);

@@ -73,7 +73,12 @@ pub fn initial_target_flags(source: &FlagSet, permanent: &Permanent) -> FlagSet 
 }
 
 /// Pass 1: classify by recorded state.
-pub fn by_state(source: &[SourceMsg], target: &[TargetMsg], mapped: &[Mapped], permanent: &Permanent) -> StatePass {
+pub fn by_state(
+    source: &[SourceMsg],
+    target: &[TargetMsg],
+    mapped: &[Mapped],
+    permanent: &Permanent,
+) -> StatePass {
     let target_by_uid: HashMap<u32, &TargetMsg> = target.iter().map(|t| (t.uid, t)).collect();
     let mapping: HashMap<u32, &Mapped> = mapped.iter().map(|m| (m.source_uid, m)).collect();
     let mut claimed: HashSet<u32> = HashSet::new();
@@ -89,7 +94,9 @@ pub fn by_state(source: &[SourceMsg], target: &[TargetMsg], mapped: &[Mapped], p
                 let set_flags = if m.synced_flags == s.flags {
                     None
                 } else {
-                    let wanted = permanent.filter(&flags::propagate(&m.synced_flags, &s.flags, &t.flags)).0;
+                    let wanted = permanent
+                        .filter(&flags::propagate(&m.synced_flags, &s.flags, &t.flags))
+                        .0;
                     (wanted != t.flags).then_some(wanted)
                 };
                 pass.present.push(Present {
@@ -107,7 +114,11 @@ pub fn by_state(source: &[SourceMsg], target: &[TargetMsg], mapped: &[Mapped], p
     for m in mapped {
         claimed.insert(m.target_uid);
     }
-    pass.unclaimed = target.iter().map(|t| t.uid).filter(|u| !claimed.contains(u)).collect();
+    pass.unclaimed = target
+        .iter()
+        .map(|t| t.uid)
+        .filter(|u| !claimed.contains(u))
+        .collect();
     pass.unmapped.sort_unstable();
     pass.unclaimed.sort_unstable();
     pass
@@ -124,7 +135,10 @@ pub struct IdentityPass {
 
 /// Pass 2: match unmapped source messages to unclaimed target messages by identity, with
 /// multiplicity — two identical source messages need two identical target messages.
-pub fn by_identity(unmapped: &[(u32, IdentityKey)], unclaimed: &[(u32, IdentityKey)]) -> IdentityPass {
+pub fn by_identity(
+    unmapped: &[(u32, IdentityKey)],
+    unclaimed: &[(u32, IdentityKey)],
+) -> IdentityPass {
     let mut pool: BTreeMap<IdentityKey, Vec<u32>> = BTreeMap::new();
     for (uid, key) in unclaimed {
         pool.entry(*key).or_default().push(*uid);
@@ -154,19 +168,37 @@ mod tests {
     }
 
     fn src(uid: u32, flags: &[&str]) -> SourceMsg {
-        SourceMsg { uid, size: 100, flags: set(flags) }
+        SourceMsg {
+            uid,
+            size: 100,
+            flags: set(flags),
+        }
     }
 
     fn tgt(uid: u32, flags: &[&str]) -> TargetMsg {
-        TargetMsg { uid, flags: set(flags) }
+        TargetMsg {
+            uid,
+            flags: set(flags),
+        }
     }
 
     fn map(s: u32, t: u32, flags: &[&str]) -> Mapped {
-        Mapped { source_uid: s, target_uid: t, synced_flags: set(flags) }
+        Mapped {
+            source_uid: s,
+            target_uid: t,
+            synced_flags: set(flags),
+        }
     }
 
     fn any() -> Permanent {
-        Permanent::from_list(Some(["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\*"]))
+        Permanent::from_list(Some([
+            "\\Seen",
+            "\\Answered",
+            "\\Flagged",
+            "\\Deleted",
+            "\\Draft",
+            "\\*",
+        ]))
     }
 
     fn key(n: u8) -> IdentityKey {
@@ -197,7 +229,10 @@ mod tests {
         let s = [src(1, &["\\Seen", "\\Flagged"])];
         let t = [tgt(10, &["\\Seen"])];
         let pass = by_state(&s, &t, &[map(1, 10, &["\\Seen"])], &any());
-        assert_eq!(pass.present[0].set_flags, Some(set(&["\\Seen", "\\Flagged"])));
+        assert_eq!(
+            pass.present[0].set_flags,
+            Some(set(&["\\Seen", "\\Flagged"]))
+        );
         assert_eq!(pass.present[0].synced_flags, set(&["\\Seen", "\\Flagged"]));
     }
 
@@ -228,7 +263,10 @@ mod tests {
 
     #[test]
     fn identity_match_pairs_lowest_uids_first() {
-        let pass = by_identity(&[(3, key(1)), (1, key(1)), (2, key(2))], &[(20, key(1)), (10, key(1))]);
+        let pass = by_identity(
+            &[(3, key(1)), (1, key(1)), (2, key(2))],
+            &[(20, key(1)), (10, key(1))],
+        );
         assert_eq!(pass.matched, vec![(1, 10), (3, 20)]);
         assert_eq!(pass.to_copy, vec![2]);
     }

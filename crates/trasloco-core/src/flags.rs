@@ -15,10 +15,12 @@ pub fn from_server<'a>(flags: impl IntoIterator<Item = &'a str>) -> FlagSet {
     flags
         .into_iter()
         .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
-        .map(|f| match SYSTEM_FLAGS.iter().find(|s| s.eq_ignore_ascii_case(f)) {
-            Some(s) => (*s).to_string(),
-            None => f.to_string(),
-        })
+        .map(
+            |f| match SYSTEM_FLAGS.iter().find(|s| s.eq_ignore_ascii_case(f)) {
+                Some(s) => (*s).to_string(),
+                None => f.to_string(),
+            },
+        )
         .collect()
 }
 
@@ -36,7 +38,10 @@ impl Permanent {
     /// — the cautious reading of RFC 3501 §7.1.
     pub fn from_list<'a>(flags: Option<impl IntoIterator<Item = &'a str>>) -> Permanent {
         match flags {
-            None => Permanent { listed: SYSTEM_FLAGS.iter().map(|s| s.to_string()).collect(), any_keyword: false },
+            None => Permanent {
+                listed: SYSTEM_FLAGS.iter().map(|s| s.to_string()).collect(),
+                any_keyword: false,
+            },
             Some(list) => {
                 let mut listed = FlagSet::new();
                 let mut any_keyword = false;
@@ -47,7 +52,10 @@ impl Permanent {
                         listed.extend(from_server([f]));
                     }
                 }
-                Permanent { listed, any_keyword }
+                Permanent {
+                    listed,
+                    any_keyword,
+                }
             }
         }
     }
@@ -69,7 +77,11 @@ impl Permanent {
 pub fn propagate(last_synced: &FlagSet, source_now: &FlagSet, target_now: &FlagSet) -> FlagSet {
     let added = source_now.difference(last_synced);
     let removed: FlagSet = last_synced.difference(source_now).cloned().collect();
-    let mut out: FlagSet = target_now.iter().filter(|f| !removed.contains(*f)).cloned().collect();
+    let mut out: FlagSet = target_now
+        .iter()
+        .filter(|f| !removed.contains(*f))
+        .cloned()
+        .collect();
     out.extend(added.cloned());
     out
 }
@@ -95,7 +107,10 @@ mod tests {
         assert_eq!(dropped, set(&["Progetto"]));
         let any = Permanent::from_list(Some(["\\Seen", "\\*"]));
         assert!(any.accepts("Progetto"));
-        assert!(!any.accepts("\\Answered"), "\\* allows keywords, not unlisted system flags");
+        assert!(
+            !any.accepts("\\Answered"),
+            "\\* allows keywords, not unlisted system flags"
+        );
     }
 
     #[test]
@@ -110,7 +125,10 @@ mod tests {
         let last = set(&["\\Seen"]);
         let source = set(&["\\Seen", "\\Flagged"]);
         let target = set(&["\\Seen", "\\Answered"]); // the user replied on the new server
-        assert_eq!(propagate(&last, &source, &target), set(&["\\Seen", "\\Flagged", "\\Answered"]));
+        assert_eq!(
+            propagate(&last, &source, &target),
+            set(&["\\Seen", "\\Flagged", "\\Answered"])
+        );
     }
 
     #[test]

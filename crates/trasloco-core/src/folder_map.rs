@@ -57,35 +57,89 @@ const NAMES: &[(Role, &[&str])] = &[
     (
         Role::Sent,
         &[
-            "Posta inviata", "Inviata", "Inviati", "Elementi inviati", "Messaggi inviati",
-            "Sent", "Sent Items", "Sent Messages", "Sent Mail", "Gesendet", "Gesendete Elemente",
-            "Gesendete Objekte", "Éléments envoyés", "Envoyés", "Messages envoyés", "Elementos enviados",
-            "Enviados", "[Gmail]/Sent Mail",
+            "Posta inviata",
+            "Inviata",
+            "Inviati",
+            "Elementi inviati",
+            "Messaggi inviati",
+            "Sent",
+            "Sent Items",
+            "Sent Messages",
+            "Sent Mail",
+            "Gesendet",
+            "Gesendete Elemente",
+            "Gesendete Objekte",
+            "Éléments envoyés",
+            "Envoyés",
+            "Messages envoyés",
+            "Elementos enviados",
+            "Enviados",
+            "[Gmail]/Sent Mail",
         ],
     ),
     (
         Role::Drafts,
-        &["Bozze", "Drafts", "Draft", "Entwürfe", "Brouillons", "Borradores", "[Gmail]/Drafts"],
+        &[
+            "Bozze",
+            "Drafts",
+            "Draft",
+            "Entwürfe",
+            "Brouillons",
+            "Borradores",
+            "[Gmail]/Drafts",
+        ],
     ),
     (
         Role::Trash,
         &[
-            "Posta eliminata", "Cestino", "Elementi eliminati", "Trash", "Deleted Items",
-            "Deleted Messages", "Deleted", "Papierkorb", "Gelöschte Elemente", "Corbeille",
-            "Éléments supprimés", "Papelera", "Elementos eliminados", "[Gmail]/Trash", "[Gmail]/Bin",
+            "Posta eliminata",
+            "Cestino",
+            "Elementi eliminati",
+            "Trash",
+            "Deleted Items",
+            "Deleted Messages",
+            "Deleted",
+            "Papierkorb",
+            "Gelöschte Elemente",
+            "Corbeille",
+            "Éléments supprimés",
+            "Papelera",
+            "Elementos eliminados",
+            "[Gmail]/Trash",
+            "[Gmail]/Bin",
         ],
     ),
     (
         Role::Junk,
         &[
-            "Posta indesiderata", "Spam", "Junk", "Junk E-mail", "Junk Email", "Junk Mail",
-            "Bulk Mail", "Spamverdacht", "Courrier indésirable", "Pourriel", "Correo no deseado",
+            "Posta indesiderata",
+            "Spam",
+            "Junk",
+            "Junk E-mail",
+            "Junk Email",
+            "Junk Mail",
+            "Bulk Mail",
+            "Spamverdacht",
+            "Courrier indésirable",
+            "Pourriel",
+            "Correo no deseado",
             "[Gmail]/Spam",
         ],
     ),
-    (Role::Archive, &["Archivio", "Archive", "Archives", "Archiv", "Archivo", "Archivos"]),
-    (Role::All, &["[Gmail]/All Mail", "[Gmail]/Tutti i messaggi", "All Mail"]),
-    (Role::Flagged, &["[Gmail]/Starred", "[Gmail]/Speciali", "Starred"]),
+    (
+        Role::Archive,
+        &[
+            "Archivio", "Archive", "Archives", "Archiv", "Archivo", "Archivos",
+        ],
+    ),
+    (
+        Role::All,
+        &["[Gmail]/All Mail", "[Gmail]/Tutti i messaggi", "All Mail"],
+    ),
+    (
+        Role::Flagged,
+        &["[Gmail]/Starred", "[Gmail]/Speciali", "Starred"],
+    ),
 ];
 
 /// The role a folder name suggests, if it is one of the well-known names.
@@ -162,7 +216,9 @@ fn effective_role(f: &Folder) -> Option<Role> {
         [one] => *one,
         [first, rest] if first.eq_ignore_ascii_case("INBOX") => rest,
         // Gmail nests its special folders under "[Gmail]".
-        [first, rest] if first.starts_with('[') => return role_from_name(&format!("{first}/{rest}")),
+        [first, rest] if first.starts_with('[') => {
+            return role_from_name(&format!("{first}/{rest}"));
+        }
         _ => return None,
     };
     role_from_name(candidate)
@@ -174,7 +230,11 @@ fn role_owners(folders: &[Folder]) -> BTreeMap<Role, usize> {
     let mut owners: BTreeMap<Role, usize> = BTreeMap::new();
     for pass_declared in [true, false] {
         for (i, f) in folders.iter().enumerate() {
-            let role = if pass_declared { f.declared_role } else { effective_role(f) };
+            let role = if pass_declared {
+                f.declared_role
+            } else {
+                effective_role(f)
+            };
             if let Some(r) = role {
                 owners.entry(r).or_insert(i);
             }
@@ -249,7 +309,11 @@ pub fn map_folders(
                     let mut all: Vec<&str> = t.iter().map(String::as_str).collect();
                     all.extend_from_slice(&segs[a.len()..]);
                     let exact = a.len() == segs.len();
-                    (join(&all, target_delim), if exact { *role } else { None }, exact)
+                    (
+                        join(&all, target_delim),
+                        if exact { *role } else { None },
+                        exact,
+                    )
                 }
                 None => (join(&segs, target_delim), None, false),
             }
@@ -272,7 +336,7 @@ pub fn map_folders(
             names[i] = Some(candidate);
         }
     }
-    let out = source
+    source
         .iter()
         .zip(planned)
         .zip(names)
@@ -283,8 +347,7 @@ pub fn map_folders(
             selectable: f.selectable,
             subscribed: f.subscribed,
         })
-        .collect();
-    out
+        .collect()
 }
 
 #[cfg(test)]
@@ -292,11 +355,20 @@ mod tests {
     use super::*;
 
     fn folder(name: &str, delim: char) -> Folder {
-        Folder { name: name.into(), delimiter: Some(delim), declared_role: None, selectable: true, subscribed: true }
+        Folder {
+            name: name.into(),
+            delimiter: Some(delim),
+            declared_role: None,
+            selectable: true,
+            subscribed: true,
+        }
     }
 
     fn declared(name: &str, delim: char, role: Role) -> Folder {
-        Folder { declared_role: Some(role), ..folder(name, delim) }
+        Folder {
+            declared_role: Some(role),
+            ..folder(name, delim)
+        }
     }
 
     fn dovecot_target() -> Vec<Folder> {
@@ -319,10 +391,17 @@ mod tests {
 
     #[test]
     fn italian_special_folders_map_to_target_roles() {
-        let src: Vec<Folder> = ["INBOX", "Posta inviata", "Bozze", "Posta eliminata", "Posta indesiderata", "Archivio"]
-            .iter()
-            .map(|n| folder(n, '/'))
-            .collect();
+        let src: Vec<Folder> = [
+            "INBOX",
+            "Posta inviata",
+            "Bozze",
+            "Posta eliminata",
+            "Posta indesiderata",
+            "Archivio",
+        ]
+        .iter()
+        .map(|n| folder(n, '/'))
+        .collect();
         let m = map(&src, &dovecot_target());
         assert_eq!(m["Posta inviata"], "Sent");
         assert_eq!(m["Bozze"], "Drafts");
@@ -351,7 +430,11 @@ mod tests {
     #[test]
     fn declared_attribute_beats_name() {
         // The source declares "Spediti" as \Sent and also has a plain folder called "Sent".
-        let src = vec![folder("INBOX", '/'), folder("Sent", '/'), declared("Spediti", '/', Role::Sent)];
+        let src = vec![
+            folder("INBOX", '/'),
+            folder("Sent", '/'),
+            declared("Spediti", '/', Role::Sent),
+        ];
         let m = map(&src, &dovecot_target());
         assert_eq!(m["Spediti"], "Sent");
         assert_eq!(m["Sent"], "Sent (2)", "a second Sent never merges silently");
@@ -359,14 +442,22 @@ mod tests {
 
     #[test]
     fn children_follow_their_special_parent() {
-        let src = vec![folder("INBOX", '/'), folder("Posta inviata", '/'), folder("Posta inviata/2019", '/')];
+        let src = vec![
+            folder("INBOX", '/'),
+            folder("Posta inviata", '/'),
+            folder("Posta inviata/2019", '/'),
+        ];
         let m = map(&src, &dovecot_target());
         assert_eq!(m["Posta inviata/2019"], "Sent.2019");
     }
 
     #[test]
     fn hierarchy_delimiter_is_translated() {
-        let src = vec![folder("Progetti", '/'), folder("Progetti/Società", '/'), folder("Progetti/Società/2024", '/')];
+        let src = vec![
+            folder("Progetti", '/'),
+            folder("Progetti/Società", '/'),
+            folder("Progetti/Società/2024", '/'),
+        ];
         let m = map(&src, &dovecot_target());
         assert_eq!(m["Progetti/Società"], "Progetti.Società");
         assert_eq!(m["Progetti/Società/2024"], "Progetti.Società.2024");
@@ -389,7 +480,11 @@ mod tests {
 
     #[test]
     fn courier_inbox_prefixed_names() {
-        let src = vec![folder("INBOX", '.'), folder("INBOX.Sent Items", '.'), folder("INBOX.Clienti", '.')];
+        let src = vec![
+            folder("INBOX", '.'),
+            folder("INBOX.Sent Items", '.'),
+            folder("INBOX.Clienti", '.'),
+        ];
         let m = map(&src, &dovecot_target());
         assert_eq!(m["INBOX.Sent Items"], "Sent");
         assert_eq!(m["INBOX.Clienti"], "INBOX.Clienti");
@@ -397,10 +492,18 @@ mod tests {
 
     #[test]
     fn explicit_rename_wins_and_children_follow() {
-        let src = vec![folder("Vecchio", '/'), folder("Vecchio/2020", '/'), folder("Posta inviata", '/')];
+        let src = vec![
+            folder("Vecchio", '/'),
+            folder("Vecchio/2020", '/'),
+            folder("Posta inviata", '/'),
+        ];
         let mut options = MapOptions::default();
-        options.renames.insert("Vecchio".into(), "Storico.Vecchio".into());
-        options.renames.insert("Posta inviata".into(), "Inviati 2024".into());
+        options
+            .renames
+            .insert("Vecchio".into(), "Storico.Vecchio".into());
+        options
+            .renames
+            .insert("Posta inviata".into(), "Inviati 2024".into());
         let m: BTreeMap<_, _> = map_folders(&src, &dovecot_target(), Some('.'), &options)
             .into_iter()
             .map(|m| (m.source, m.target))
@@ -411,7 +514,11 @@ mod tests {
 
     #[test]
     fn gmail_folders() {
-        let src = vec![folder("INBOX", '/'), folder("[Gmail]", '/'), folder("[Gmail]/Sent Mail", '/')];
+        let src = vec![
+            folder("INBOX", '/'),
+            folder("[Gmail]", '/'),
+            folder("[Gmail]/Sent Mail", '/'),
+        ];
         let m = map(&src, &dovecot_target());
         assert_eq!(m["[Gmail]/Sent Mail"], "Sent");
     }

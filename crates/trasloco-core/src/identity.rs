@@ -29,7 +29,10 @@ pub fn identity(header_block: &[u8], size: u64) -> IdentityKey {
     let mut values: [Vec<u8>; 4] = Default::default();
     let mut seen = [false; 4];
     for (name, value) in header_fields(header_block) {
-        if let Some(i) = IDENTITY_FIELDS.iter().position(|f| name.eq_ignore_ascii_case(f.as_bytes())) {
+        if let Some(i) = IDENTITY_FIELDS
+            .iter()
+            .position(|f| name.eq_ignore_ascii_case(f.as_bytes()))
+        {
             // The first occurrence counts, as for a mail reader.
             if !seen[i] {
                 seen[i] = true;
@@ -72,8 +75,14 @@ fn header_fields(block: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -91,7 +100,11 @@ fn normalise(value: &[u8], message_id: bool) -> Vec<u8> {
             out.push(b' ');
         }
         space = false;
-        out.push(if message_id { b.to_ascii_lowercase() } else { b });
+        out.push(if message_id {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        });
     }
     if message_id {
         out.retain(|&b| b != b'<' && b != b'>');

@@ -19,7 +19,11 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mailbox name {:?} is not modified UTF-7: {}", self.name, self.reason)
+        write!(
+            f,
+            "mailbox name {:?} is not modified UTF-7: {}",
+            self.name, self.reason
+        )
     }
 }
 
@@ -53,7 +57,11 @@ fn flush(units: &mut Vec<u16>, out: &mut String) {
     let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_be_bytes()).collect();
     out.push('&');
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let sextets = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63];
         // 1 byte → 2 sextets, 2 → 3, 3 → 4 (no padding in modified UTF-7).
@@ -72,7 +80,10 @@ fn sextet(c: u8) -> Option<u32> {
 /// Decode a wire mailbox name into Unicode. Strict: rejects what RFC 3501 forbids, so a name
 /// that does not round-trip is noticed instead of silently becoming another folder.
 pub fn decode(name: &str) -> Result<String, DecodeError> {
-    let err = |reason| DecodeError { name: name.to_string(), reason };
+    let err = |reason| DecodeError {
+        name: name.to_string(),
+        reason,
+    };
     let bytes = name.as_bytes();
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
@@ -128,8 +139,14 @@ mod tests {
 
     #[test]
     fn rfc3501_examples() {
-        assert_eq!(encode("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
-        assert_eq!(decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").unwrap(), "~peter/mail/台北/日本語");
+        assert_eq!(
+            encode("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(
+            decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").unwrap(),
+            "~peter/mail/台北/日本語"
+        );
     }
 
     #[test]

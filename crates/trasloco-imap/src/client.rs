@@ -106,7 +106,10 @@ impl Done {
 /// Parse `TAG SP status SP [ "[" code "]" SP ] text` by hand: robust against response codes no
 /// parser knows (`[OVERQUOTA]`, `[LIMIT]`, `[THROTTLED]`…).
 fn parse_done(line: &[u8], tag: &str) -> Option<Done> {
-    let line = std::str::from_utf8(line).ok().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(line).into_owned());
+    let line = std::str::from_utf8(line)
+        .ok()
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(line).into_owned());
     let rest = line.strip_prefix(tag)?.strip_prefix(' ')?;
     let rest = rest.trim_end_matches(['\r', '\n']);
     let (status, rest) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -118,7 +121,12 @@ fn parse_done(line: &[u8], tag: &str) -> Option<Done> {
         Some((code, text)) => (Some(code.to_string()), text.trim_start().to_string()),
         None => (None, rest.to_string()),
     };
-    Some(Done { ok: status == "OK", status, code, text })
+    Some(Done {
+        ok: status == "OK",
+        status,
+        code,
+        text,
+    })
 }
 
 /// Expand a uid-set (`4:6,8`) in order.
@@ -185,7 +193,10 @@ impl Client {
             if ep.security == Security::Implicit {
                 e
             } else {
-                Error::new(ErrorKind::Connect, format!("{}:{} sent no IMAP greeting ({e})", ep.host, ep.port))
+                Error::new(
+                    ErrorKind::Connect,
+                    format!("{}:{} sent no IMAP greeting ({e})", ep.host, ep.port),
+                )
             }
         })?;
         if !greeting.starts_with(b"* OK") && !greeting.starts_with(b"* PREAUTH") {
@@ -200,15 +211,25 @@ impl Client {
             ));
         }
         client.refresh_capabilities().await?;
-        let wants_tls = matches!(ep.security, Security::StartTls | Security::StartTlsIfOffered);
+        let wants_tls = matches!(
+            ep.security,
+            Security::StartTls | Security::StartTlsIfOffered
+        );
         if wants_tls {
             if client.has_cap("STARTTLS") {
                 let done = client.simple("STARTTLS").await?;
                 if !done.ok {
-                    return Err(Error::new(ErrorKind::Tls, format!("{} refused STARTTLS: {}", ep.host, done.describe())));
+                    return Err(Error::new(
+                        ErrorKind::Tls,
+                        format!("{} refused STARTTLS: {}", ep.host, done.describe()),
+                    ));
                 }
-                let Stream::Plain(tcp) = std::mem::replace(&mut client.stream, Stream::Closed) else {
-                    return Err(Error::new(ErrorKind::Protocol, "STARTTLS on a connection that is not plain"));
+                let Stream::Plain(tcp) = std::mem::replace(&mut client.stream, Stream::Closed)
+                else {
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "STARTTLS on a connection that is not plain",
+                    ));
                 };
                 client.stream = connect::tls_wrap(tcp, &ep.host, tls).await?;
                 client.buf.clear();
@@ -252,7 +273,10 @@ impl Client {
             })
             .await?;
         if !done.ok {
-            return Err(Error::new(ErrorKind::Protocol, format!("CAPABILITY failed: {}", done.describe())));
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("CAPABILITY failed: {}", done.describe()),
+            ));
         }
         self.caps = caps;
         Ok(())
@@ -264,14 +288,19 @@ impl Client {
         if self.has_cap("LOGINDISABLED") {
             return Err(Error::new(
                 ErrorKind::Tls,
-                format!("{} refuses to log in without TLS; use imaps:// or STARTTLS", self.host),
+                format!(
+                    "{} refuses to log in without TLS; use imaps:// or STARTTLS",
+                    self.host
+                ),
             ));
         }
         let password = creds.password.expose_secret();
         let (login_user, plain) = match &creds.master {
             Some(m) => match m.style {
                 MasterStyle::Sasl => (None, Some((creds.user.as_str(), m.user.as_str()))),
-                MasterStyle::Separator(sep) => (Some(format!("{}{}{}", creds.user, sep, m.user)), None),
+                MasterStyle::Separator(sep) => {
+                    (Some(format!("{}{}{}", creds.user, sep, m.user)), None)
+                }
             },
             None if self.has_cap("AUTH=PLAIN") => (None, Some(("", creds.user.as_str()))),
             None => (Some(creds.user.clone()), None),
@@ -284,19 +313,27 @@ impl Client {
             if !self.has_cap("AUTH=PLAIN") {
                 return Err(Error::new(
                     ErrorKind::Auth,
-                    format!("{} does not offer SASL PLAIN, needed for master-user login of {who}", self.host),
+                    format!(
+                        "{} does not offer SASL PLAIN, needed for master-user login of {who}",
+                        self.host
+                    ),
                 ));
             }
             let payload = base64::engine::general_purpose::STANDARD
                 .encode(format!("{authzid}\0{authcid}\0{password}"));
             if self.has_cap("SASL-IR") {
-                self.simple_secret(&format!("AUTHENTICATE PLAIN {payload}")).await?
+                self.simple_secret(&format!("AUTHENTICATE PLAIN {payload}"))
+                    .await?
             } else {
                 let tag = self.tag();
-                self.write_all(&[format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes()]).await?;
+                self.write_all(&[format!("{tag} AUTHENTICATE PLAIN\r\n").as_bytes()])
+                    .await?;
                 let frame = self.read_frame().await?;
                 if !frame.starts_with(b"+") {
-                    return Err(Error::new(ErrorKind::Auth, format!("{} refused AUTHENTICATE PLAIN", self.host)));
+                    return Err(Error::new(
+                        ErrorKind::Auth,
+                        format!("{} refused AUTHENTICATE PLAIN", self.host),
+                    ));
                 }
                 self.write_all(&[payload.as_bytes(), b"\r\n"]).await?;
                 self.wait_done(&tag, &mut |_, _| {}).await?
@@ -306,7 +343,9 @@ impl Client {
             let (Some(u), Some(p)) = (quote_astring(&user), quote_astring(password)) else {
                 return Err(Error::new(
                     ErrorKind::Auth,
-                    format!("the user name or password for {who} has characters LOGIN cannot carry; use a server with AUTH=PLAIN"),
+                    format!(
+                        "the user name or password for {who} has characters LOGIN cannot carry; use a server with AUTH=PLAIN"
+                    ),
                 ));
             };
             self.simple_secret(&format!("LOGIN {u} {p}")).await?
@@ -314,7 +353,11 @@ impl Client {
         if !done.ok {
             return Err(Error::new(
                 ErrorKind::Auth,
-                format!("login as {who} refused by {}: {}", self.host, done.text.trim()),
+                format!(
+                    "login as {who} refused by {}: {}",
+                    self.host,
+                    done.text.trim()
+                ),
             ));
         }
         self.refresh_capabilities().await
@@ -333,7 +376,12 @@ impl Client {
 
     /// LSUB: the subscribed folders' Unicode names.
     pub async fn lsub(&mut self) -> Result<Vec<String>, Error> {
-        Ok(self.list_command(r#"LSUB "" "*""#).await?.into_iter().map(|e| e.name).collect())
+        Ok(self
+            .list_command(r#"LSUB "" "*""#)
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect())
     }
 
     async fn list_command(&mut self, cmd: &str) -> Result<Vec<ListEntry>, Error> {
@@ -352,7 +400,10 @@ impl Client {
             })
             .await?;
         if !done.ok {
-            return Err(Error::new(ErrorKind::Refused, format!("{cmd} failed on {}: {}", self.host, done.describe())));
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("{cmd} failed on {}: {}", self.host, done.describe()),
+            ));
         }
         Ok(out)
     }
@@ -362,69 +413,113 @@ impl Client {
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
         let mut sel = Selected::default();
         let done = self
-            .run(&format!("{verb} {}", mailbox_arg(name)), &mut |_, resp| match resp {
-                Response::Data { outcome, .. } => match outcome.code {
-                    Some(ResponseCode::UidValidity(v)) => sel.uid_validity = v,
-                    Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(v),
-                    Some(ResponseCode::PermanentFlags(f)) => {
-                        sel.permanent_flags = Some(f.iter().map(|s| s.to_string()).collect())
-                    }
+            .run(
+                &format!("{verb} {}", mailbox_arg(name)),
+                &mut |_, resp| match resp {
+                    Response::Data { outcome, .. } => match outcome.code {
+                        Some(ResponseCode::UidValidity(v)) => sel.uid_validity = v,
+                        Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(v),
+                        Some(ResponseCode::PermanentFlags(f)) => {
+                            sel.permanent_flags = Some(f.iter().map(|s| s.to_string()).collect())
+                        }
+                        _ => {}
+                    },
+                    Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = n,
                     _ => {}
                 },
-                Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = n,
-                _ => {}
-            })
+            )
             .await?;
         if !done.ok {
             return Err(Error::new(
                 ErrorKind::Refused,
-                format!("cannot open folder {name:?} on {}: {}", self.host, done.describe()),
+                format!(
+                    "cannot open folder {name:?} on {}: {}",
+                    self.host,
+                    done.describe()
+                ),
             ));
         }
-        sel.read_only = read_only || done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("READ-ONLY"));
+        sel.read_only = read_only
+            || done
+                .code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("READ-ONLY"));
         Ok(sel)
     }
 
     /// CREATE a folder; an existing folder is fine.
     pub async fn create(&mut self, name: &str) -> Result<(), Error> {
-        let done = self.simple(&format!("CREATE {}", mailbox_arg(name))).await?;
-        if done.ok || done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("ALREADYEXISTS")) {
+        let done = self
+            .simple(&format!("CREATE {}", mailbox_arg(name)))
+            .await?;
+        if done.ok
+            || done
+                .code
+                .as_deref()
+                .is_some_and(|c| c.eq_ignore_ascii_case("ALREADYEXISTS"))
+        {
             return Ok(());
         }
         Err(Error::new(
             ErrorKind::Refused,
-            format!("cannot create folder {name:?} on {}: {}", self.host, done.describe()),
+            format!(
+                "cannot create folder {name:?} on {}: {}",
+                self.host,
+                done.describe()
+            ),
         ))
     }
 
     /// SUBSCRIBE a folder.
     pub async fn subscribe(&mut self, name: &str) -> Result<(), Error> {
-        let done = self.simple(&format!("SUBSCRIBE {}", mailbox_arg(name))).await?;
+        let done = self
+            .simple(&format!("SUBSCRIBE {}", mailbox_arg(name)))
+            .await?;
         if done.ok {
             Ok(())
         } else {
             Err(Error::new(
                 ErrorKind::Refused,
-                format!("cannot subscribe {name:?} on {}: {}", self.host, done.describe()),
+                format!(
+                    "cannot subscribe {name:?} on {}: {}",
+                    self.host,
+                    done.describe()
+                ),
             ))
         }
     }
 
     /// UID, FLAGS and optionally RFC822.SIZE and INTERNALDATE of every message in the selected
     /// folder. No bodies.
-    pub async fn fetch_all_meta(&mut self, with_size_and_date: bool) -> Result<Vec<FetchedMeta>, Error> {
-        let items = if with_size_and_date { "(UID FLAGS RFC822.SIZE INTERNALDATE)" } else { "(UID FLAGS)" };
+    pub async fn fetch_all_meta(
+        &mut self,
+        with_size_and_date: bool,
+    ) -> Result<Vec<FetchedMeta>, Error> {
+        let items = if with_size_and_date {
+            "(UID FLAGS RFC822.SIZE INTERNALDATE)"
+        } else {
+            "(UID FLAGS)"
+        };
         let mut out = Vec::new();
         let done = self
             .run(&format!("UID FETCH 1:* {items}"), &mut |_, resp| {
                 if let Response::Fetch(_, attrs) = resp {
-                    let mut m = FetchedMeta { uid: 0, size: 0, flags: Vec::new(), internal_date: None };
+                    let mut m = FetchedMeta {
+                        uid: 0,
+                        size: 0,
+                        flags: Vec::new(),
+                        internal_date: None,
+                    };
                     for a in attrs {
                         match a {
                             AttributeValue::Uid(u) => m.uid = u,
                             AttributeValue::Rfc822Size(s) => m.size = u64::from(s),
-                            AttributeValue::Flags(f) => m.flags = f.iter().map(|s| s.to_string()).collect(),
-                            AttributeValue::InternalDate(d) => m.internal_date = Some(d.to_string()),
+                            AttributeValue::Flags(f) => {
+                                m.flags = f.iter().map(|s| s.to_string()).collect()
+                            }
+                            AttributeValue::InternalDate(d) => {
+                                m.internal_date = Some(d.to_string())
+                            }
                             _ => {}
                         }
                     }
@@ -435,14 +530,20 @@ impl Client {
             })
             .await?;
         if !done.ok {
-            return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+            ));
         }
         out.sort_by_key(|m| m.uid);
         Ok(out)
     }
 
     /// The identity header fields and size of the given UIDs: (uid, size, header block).
-    pub async fn fetch_identity_headers(&mut self, uids: &[u32]) -> Result<Vec<(u32, u64, Bytes)>, Error> {
+    pub async fn fetch_identity_headers(
+        &mut self,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, u64, Bytes)>, Error> {
         let mut out = Vec::with_capacity(uids.len());
         for chunk in uid_chunks(uids, MAX_RANGES) {
             let cmd = format!(
@@ -457,7 +558,9 @@ impl Client {
                             match a {
                                 AttributeValue::Uid(u) => uid = u,
                                 AttributeValue::Rfc822Size(s) => size = u64::from(s),
-                                AttributeValue::BodySection { data: Some(d), .. } => hdr = slice_of(frame, &d),
+                                AttributeValue::BodySection { data: Some(d), .. } => {
+                                    hdr = slice_of(frame, &d)
+                                }
                                 _ => {}
                             }
                         }
@@ -468,7 +571,10 @@ impl Client {
                 })
                 .await?;
             if !done.ok {
-                return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+                ));
             }
         }
         Ok(out)
@@ -476,7 +582,11 @@ impl Client {
 
     /// Fetch whole messages (`BODY.PEEK[]`, so `\Seen` is untouched), handing each to `on_msg`
     /// as it arrives: (uid, bytes). The bytes are a view into the read buffer, not a copy.
-    pub async fn fetch_bodies(&mut self, uids: &[u32], on_msg: &mut (dyn FnMut(u32, Bytes) + Send)) -> Result<(), Error> {
+    pub async fn fetch_bodies(
+        &mut self,
+        uids: &[u32],
+        on_msg: &mut (dyn FnMut(u32, Bytes) + Send),
+    ) -> Result<(), Error> {
         for chunk in uid_chunks(uids, MAX_RANGES) {
             let cmd = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&chunk));
             let mut read = 0u64;
@@ -487,9 +597,11 @@ impl Client {
                         for a in attrs {
                             match a {
                                 AttributeValue::Uid(u) => uid = u,
-                                AttributeValue::BodySection { section: None, data: Some(d), .. } => {
-                                    body = Some(slice_of(frame, &d))
-                                }
+                                AttributeValue::BodySection {
+                                    section: None,
+                                    data: Some(d),
+                                    ..
+                                } => body = Some(slice_of(frame, &d)),
                                 AttributeValue::Rfc822(Some(d)) => body = Some(slice_of(frame, &d)),
                                 _ => {}
                             }
@@ -503,7 +615,10 @@ impl Client {
                 .await?;
             self.bytes_read += read;
             if !done.ok {
-                return Err(Error::new(ErrorKind::Refused, format!("UID FETCH failed on {}: {}", self.host, done.describe())));
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+                ));
             }
         }
         Ok(())
@@ -512,7 +627,11 @@ impl Client {
     /// Append messages to a folder: one MULTIAPPEND when the server has it, else pipelined
     /// APPENDs; literals are non-synchronising with LITERAL+. If a MULTIAPPEND is refused (it is
     /// all-or-nothing), the messages are appended one by one so only the bad ones fail.
-    pub async fn append(&mut self, folder: &str, msgs: &[AppendMsg]) -> Result<Vec<AppendOutcome>, Error> {
+    pub async fn append(
+        &mut self,
+        folder: &str,
+        msgs: &[AppendMsg],
+    ) -> Result<Vec<AppendOutcome>, Error> {
         if msgs.is_empty() {
             return Ok(Vec::new());
         }
@@ -524,11 +643,17 @@ impl Client {
                 let (validity, uids) = done.code.as_deref().and_then(parse_appenduid).unzip();
                 let uids = uids.filter(|u| u.len() == msgs.len());
                 return Ok((0..msgs.len())
-                    .map(|i| AppendOutcome::Stored { uid_validity: validity, uid: uids.as_ref().map(|u| u[i]) })
+                    .map(|i| AppendOutcome::Stored {
+                        uid_validity: validity,
+                        uid: uids.as_ref().map(|u| u[i]),
+                    })
                     .collect());
             }
             if is_folder_missing(&done) {
-                return Err(Error::new(ErrorKind::Refused, format!("folder {folder:?} on {}: {}", self.host, done.describe())));
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    format!("folder {folder:?} on {}: {}", self.host, done.describe()),
+                ));
             }
         }
         // One APPEND per message, all sent before reading any answer when LITERAL+ allows.
@@ -537,7 +662,8 @@ impl Client {
         if self.has_cap("LITERAL+") {
             for m in msgs {
                 let tag = self.tag();
-                self.send_append(&tag, folder, std::slice::from_ref(m)).await?;
+                self.send_append(&tag, folder, std::slice::from_ref(m))
+                    .await?;
                 tags.push(tag);
             }
             for tag in tags {
@@ -547,7 +673,8 @@ impl Client {
         } else {
             for m in msgs {
                 let tag = self.tag();
-                self.send_append(&tag, folder, std::slice::from_ref(m)).await?;
+                self.send_append(&tag, folder, std::slice::from_ref(m))
+                    .await?;
                 let done = self.wait_done(&tag, &mut |_, _| {}).await?;
                 out.push(append_outcome(&done));
             }
@@ -555,16 +682,30 @@ impl Client {
         Ok(out)
     }
 
-    async fn send_append(&mut self, tag: &str, folder: &str, msgs: &[AppendMsg]) -> Result<(), Error> {
+    async fn send_append(
+        &mut self,
+        tag: &str,
+        folder: &str,
+        msgs: &[AppendMsg],
+    ) -> Result<(), Error> {
         let plus = self.has_cap("LITERAL+");
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         for (i, m) in msgs.iter().enumerate() {
-            let flags: Vec<&str> = m.flags.iter().map(String::as_str).filter(|f| is_atom(f)).collect();
+            let flags: Vec<&str> = m
+                .flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| is_atom(f))
+                .collect();
             head.push_str(&format!(" ({})", flags.join(" ")));
             if let Some(d) = &m.internal_date {
                 head.push_str(&format!(" \"{d}\""));
             }
-            head.push_str(&format!(" {{{}{}}}\r\n", m.body.len(), if plus { "+" } else { "" }));
+            head.push_str(&format!(
+                " {{{}{}}}\r\n",
+                m.body.len(),
+                if plus { "+" } else { "" }
+            ));
             if plus {
                 let h = std::mem::take(&mut head);
                 self.write_all(&[h.as_bytes(), &m.body]).await?;
@@ -578,7 +719,10 @@ impl Client {
                     if let Some(done) = parse_done(&frame, tag) {
                         return Err(Error::new(ErrorKind::Refused, done.describe()));
                     }
-                    return Err(Error::new(ErrorKind::Protocol, "APPEND: expected a continuation"));
+                    return Err(Error::new(
+                        ErrorKind::Protocol,
+                        "APPEND: expected a continuation",
+                    ));
                 }
                 self.write_all(&[&m.body]).await?;
             }
@@ -590,12 +734,22 @@ impl Client {
     }
 
     /// Set flags on target messages, all commands pipelined: (uid, flags).
-    pub async fn store_flags(&mut self, updates: &[(u32, Vec<String>)]) -> Result<Vec<Option<String>>, Error> {
+    pub async fn store_flags(
+        &mut self,
+        updates: &[(u32, Vec<String>)],
+    ) -> Result<Vec<Option<String>>, Error> {
         let mut tags = Vec::with_capacity(updates.len());
         for (uid, flags) in updates {
             let tag = self.tag();
-            let flags: Vec<&str> = flags.iter().map(String::as_str).filter(|f| is_atom(f)).collect();
-            let line = format!("{tag} UID STORE {uid} FLAGS.SILENT ({})\r\n", flags.join(" "));
+            let flags: Vec<&str> = flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| is_atom(f))
+                .collect();
+            let line = format!(
+                "{tag} UID STORE {uid} FLAGS.SILENT ({})\r\n",
+                flags.join(" ")
+            );
             self.write_all(&[line.as_bytes()]).await?;
             tags.push(tag);
         }
@@ -628,35 +782,59 @@ impl Client {
     /// Like `simple`, for commands that carry a secret: nothing of it is ever logged.
     async fn simple_secret(&mut self, cmd: &str) -> Result<Done, Error> {
         let tag = self.tag();
-        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"]).await?;
+        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"])
+            .await?;
         self.flush().await?;
         self.wait_done(&tag, &mut |_, _| {}).await
     }
 
-    async fn run(&mut self, cmd: &str, on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send)) -> Result<Done, Error> {
+    async fn run(
+        &mut self,
+        cmd: &str,
+        on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send),
+    ) -> Result<Done, Error> {
         let tag = self.tag();
         tracing::trace!(host = %self.host, "> {tag} {cmd}");
-        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"]).await?;
+        self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"])
+            .await?;
         self.flush().await?;
         self.wait_done(&tag, on).await
     }
 
-    async fn wait_done(&mut self, tag: &str, on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send)) -> Result<Done, Error> {
+    async fn wait_done(
+        &mut self,
+        tag: &str,
+        on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send),
+    ) -> Result<Done, Error> {
         loop {
             let frame = self.read_frame().await?;
             if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
                 return parse_done(&frame, tag).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,
-                        format!("{} sent an unreadable completion: {}", self.host, String::from_utf8_lossy(&frame).trim_end()),
+                        format!(
+                            "{} sent an unreadable completion: {}",
+                            self.host,
+                            String::from_utf8_lossy(&frame).trim_end()
+                        ),
                     )
                 });
             }
             match Response::parse(&frame) {
-                Ok((_, Response::Data { status: Status::Bye, outcome })) => {
+                Ok((
+                    _,
+                    Response::Data {
+                        status: Status::Bye,
+                        outcome,
+                    },
+                )) => {
                     return Err(Error::new(
                         ErrorKind::Dropped,
-                        format!("{} closed the connection: {}", self.host, outcome.information.unwrap_or_default()),
+                        format!(
+                            "{} closed the connection: {}",
+                            self.host,
+                            outcome.information.unwrap_or_default()
+                        ),
                     ));
                 }
                 Ok((_, resp)) => on(&frame, resp),
@@ -678,11 +856,27 @@ impl Client {
             }
             let want = hint.saturating_sub(self.buf.len()).max(64 * 1024);
             self.buf.reserve(want);
-            let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
+            let read =
+                tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
             match read {
-                Err(_) => return Err(Error::new(ErrorKind::Dropped, format!("{} stopped answering", self.host))),
-                Ok(Err(e)) => return Err(Error::new(ErrorKind::Dropped, format!("connection to {} lost: {e}", self.host))),
-                Ok(Ok(0)) => return Err(Error::new(ErrorKind::Dropped, format!("{} closed the connection", self.host))),
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Dropped,
+                        format!("{} stopped answering", self.host),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::new(
+                        ErrorKind::Dropped,
+                        format!("connection to {} lost: {e}", self.host),
+                    ));
+                }
+                Ok(Ok(0)) => {
+                    return Err(Error::new(
+                        ErrorKind::Dropped,
+                        format!("{} closed the connection", self.host),
+                    ));
+                }
                 Ok(Ok(_)) => {}
             }
         }
@@ -690,19 +884,23 @@ impl Client {
 
     async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
         for p in parts {
-            self.stream
-                .write_all(p)
-                .await
-                .map_err(|e| Error::new(ErrorKind::Dropped, format!("connection to {} lost while sending: {e}", self.host)))?;
+            self.stream.write_all(p).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::Dropped,
+                    format!("connection to {} lost while sending: {e}", self.host),
+                )
+            })?;
         }
         Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        self.stream
-            .flush()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Dropped, format!("connection to {} lost while sending: {e}", self.host)))
+        self.stream.flush().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Dropped,
+                format!("connection to {} lost while sending: {e}", self.host),
+            )
+        })
     }
 }
 
@@ -719,7 +917,9 @@ fn append_outcome(done: &Done) -> AppendOutcome {
 }
 
 fn is_folder_missing(done: &Done) -> bool {
-    done.code.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("TRYCREATE") || c.eq_ignore_ascii_case("NONEXISTENT"))
+    done.code.as_deref().is_some_and(|c| {
+        c.eq_ignore_ascii_case("TRYCREATE") || c.eq_ignore_ascii_case("NONEXISTENT")
+    })
 }
 
 /// A zero-copy view of `data`, which points into `frame`.
@@ -763,16 +963,26 @@ mod tests {
 
     #[test]
     fn completion_with_unknown_code() {
-        let d = parse_done(b"t7 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n", "t7").unwrap();
+        let d = parse_done(
+            b"t7 NO [OVERQUOTA] Quota exceeded (mailbox for user is full)\r\n",
+            "t7",
+        )
+        .unwrap();
         assert!(!d.ok);
         assert_eq!(d.code.as_deref(), Some("OVERQUOTA"));
         assert_eq!(d.text, "Quota exceeded (mailbox for user is full)");
-        assert!(parse_done(b"t70 OK x\r\n", "t7").is_none(), "t7 must not match t70");
+        assert!(
+            parse_done(b"t70 OK x\r\n", "t7").is_none(),
+            "t7 must not match t70"
+        );
     }
 
     #[test]
     fn appenduid_ranges() {
-        assert_eq!(parse_appenduid("APPENDUID 1700000000 4:6,9"), Some((1700000000, vec![4, 5, 6, 9])));
+        assert_eq!(
+            parse_appenduid("APPENDUID 1700000000 4:6,9"),
+            Some((1700000000, vec![4, 5, 6, 9]))
+        );
         assert_eq!(parse_appenduid("APPENDUID 5 3"), Some((5, vec![3])));
         assert_eq!(parse_appenduid("READ-WRITE"), None);
     }

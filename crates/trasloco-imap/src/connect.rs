@@ -79,7 +79,11 @@ pub struct Credentials {
 impl Credentials {
     /// Plain user credentials.
     pub fn new(user: impl Into<String>, password: String) -> Credentials {
-        Credentials { user: user.into(), password: SecretString::from(password), master: None }
+        Credentials {
+            user: user.into(),
+            password: SecretString::from(password),
+            master: None,
+        }
     }
 }
 
@@ -92,11 +96,18 @@ pub(crate) enum Stream {
 }
 
 fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection is being upgraded to TLS")
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "connection is being upgraded to TLS",
+    )
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -106,7 +117,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -151,12 +166,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     let addr = format!("{}:{}", ep.host, ep.port);
-    let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await {
-        Err(_) => return Err(Error::new(ErrorKind::Connect, format!("{addr}: name lookup timed out"))),
+    let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await
+    {
+        Err(_) => {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                format!("{addr}: name lookup timed out"),
+            ));
+        }
         Ok(Err(e)) => {
             return Err(Error::new(
                 ErrorKind::Connect,
-                format!("cannot resolve host {:?} ({e}); check the host name", ep.host),
+                format!(
+                    "cannot resolve host {:?} ({e}); check the host name",
+                    ep.host
+                ),
             ));
         }
         Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
@@ -201,7 +225,10 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<_, _>>())
                 .map_err(|e| {
-                    Error::new(ErrorKind::Tls, format!("cannot read CA file {}: {e}", path.display()))
+                    Error::new(
+                        ErrorKind::Tls,
+                        format!("cannot read CA file {}: {e}", path.display()),
+                    )
                 })?;
             if certs.is_empty() {
                 return Err(Error::new(
@@ -210,9 +237,9 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
                 ));
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::new(ErrorKind::Tls, format!("CA file {}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    Error::new(ErrorKind::Tls, format!("CA file {}: {e}", path.display()))
+                })?;
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()
@@ -220,14 +247,28 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-pub(crate) async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<Stream, Error> {
+pub(crate) async fn tls_wrap(
+    tcp: TcpStream,
+    host: &str,
+    opts: &TlsOptions,
+) -> Result<Stream, Error> {
     let connector = tls_connector(opts)?;
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|_| Error::new(ErrorKind::Tls, format!("{host:?} is not a valid TLS server name")))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|_| {
+        Error::new(
+            ErrorKind::Tls,
+            format!("{host:?} is not a valid TLS server name"),
+        )
+    })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
-        Ok(Err(e)) => Err(Error::new(ErrorKind::Tls, format!("TLS with {host} failed: {e}"))),
-        Err(_) => Err(Error::new(ErrorKind::Tls, format!("TLS handshake with {host} timed out"))),
+        Ok(Err(e)) => Err(Error::new(
+            ErrorKind::Tls,
+            format!("TLS with {host} failed: {e}"),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::Tls,
+            format!("TLS handshake with {host} timed out"),
+        )),
     }
 }
 
@@ -252,7 +293,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -260,7 +306,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()

@@ -65,7 +65,11 @@ mod tests {
                 out.push(buf.drain(..n).collect());
             }
         }
-        assert!(buf.is_empty(), "left over: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            buf.is_empty(),
+            "left over: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         out
     }
 

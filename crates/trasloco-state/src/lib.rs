@@ -15,7 +15,9 @@
 #![deny(missing_docs)]
 
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::path::Path;
 use std::time::Duration;
 use trasloco_core::diff::Mapped;
@@ -132,7 +134,10 @@ impl State {
     /// Open (creating if needed) the state file.
     pub async fn open(path: &Path) -> Result<State, Error> {
         let p = path.display().to_string();
-        let wrap = |source| Error { path: p.clone(), source };
+        let wrap = |source| Error {
+            path: p.clone(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| wrap(sqlx::Error::Io(e)))?;
         }
@@ -142,15 +147,25 @@ impl State {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(wrap)?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(wrap)?;
         for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(sqlx::AssertSqlSafe(stmt.to_string())).execute(&pool).await.map_err(wrap)?;
+            sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
+                .execute(&pool)
+                .await
+                .map_err(wrap)?;
         }
         Ok(State { pool, path: p })
     }
 
     fn err(&self, source: sqlx::Error) -> Error {
-        Error { path: self.path.clone(), source }
+        Error {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     /// The id of a mailbox pair, created on first use.
@@ -172,12 +187,14 @@ impl State {
 
     /// What is known of a source folder (created on first use).
     pub async fn folder(&self, mailbox_id: i64, source_name: &str) -> Result<FolderState, Error> {
-        sqlx::query("INSERT INTO folder (mailbox_id, source_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-            .bind(mailbox_id)
-            .bind(source_name)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "INSERT INTO folder (mailbox_id, source_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(mailbox_id)
+        .bind(source_name)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         let row = sqlx::query(
             "SELECT id, source_uid_validity, target_uid_validity, target_name FROM folder WHERE mailbox_id = ?1 AND source_name = ?2",
         )
@@ -197,7 +214,13 @@ impl State {
     /// Record the UIDVALIDITY pair and target name a folder is being synced against. When
     /// either differs from what was recorded, the recorded copies are forgotten: their UIDs no
     /// longer mean anything, and the next diff reconciles by content identity.
-    pub async fn bind_folder(&self, folder: &FolderState, target_name: &str, source_uv: u32, target_uv: u32) -> Result<bool, Error> {
+    pub async fn bind_folder(
+        &self,
+        folder: &FolderState,
+        target_name: &str,
+        source_uv: u32,
+        target_uv: u32,
+    ) -> Result<bool, Error> {
         let changed = folder.source_uid_validity != Some(source_uv)
             || folder.target_uid_validity != Some(target_uv)
             || folder.target_name.as_deref() != Some(target_name);
@@ -224,11 +247,12 @@ impl State {
 
     /// The recorded copies of a folder.
     pub async fn mappings(&self, folder_id: i64) -> Result<Vec<Mapped>, Error> {
-        let rows = sqlx::query("SELECT source_uid, target_uid, flags FROM message WHERE folder_id = ?1")
-            .bind(folder_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let rows =
+            sqlx::query("SELECT source_uid, target_uid, flags FROM message WHERE folder_id = ?1")
+                .bind(folder_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
         Ok(rows
             .iter()
             .map(|r| Mapped {
@@ -265,7 +289,11 @@ impl State {
     }
 
     /// Record the source flags now synced for some messages.
-    pub async fn update_flags(&self, folder_id: i64, updates: &[(u32, FlagSet)]) -> Result<(), Error> {
+    pub async fn update_flags(
+        &self,
+        folder_id: i64,
+        updates: &[(u32, FlagSet)],
+    ) -> Result<(), Error> {
         if updates.is_empty() {
             return Ok(());
         }
@@ -284,24 +312,42 @@ impl State {
 
     /// The recorded SHA-256 of copies, for verification: source UID → (target UID, sha256).
     pub async fn digests(&self, folder_id: i64) -> Result<Vec<(u32, u32, Option<String>)>, Error> {
-        let rows = sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
-            .bind(folder_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(rows.iter().map(|r| (r.get::<i64, _>(0) as u32, r.get::<i64, _>(1) as u32, r.get(2))).collect())
+        let rows =
+            sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
+                .bind(folder_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0) as u32,
+                    r.get::<i64, _>(1) as u32,
+                    r.get(2),
+                )
+            })
+            .collect())
     }
 
     /// Store a mailbox's outcome and report.
-    pub async fn finish_mailbox(&self, mailbox_id: i64, status: &str, finished_at: &str, report_json: &str) -> Result<(), Error> {
-        sqlx::query("UPDATE mailbox SET status = ?2, finished_at = ?3, report_json = ?4 WHERE id = ?1")
-            .bind(mailbox_id)
-            .bind(status)
-            .bind(finished_at)
-            .bind(report_json)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+    pub async fn finish_mailbox(
+        &self,
+        mailbox_id: i64,
+        status: &str,
+        finished_at: &str,
+        report_json: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE mailbox SET status = ?2, finished_at = ?3, report_json = ?4 WHERE id = ?1",
+        )
+        .bind(mailbox_id)
+        .bind(status)
+        .bind(finished_at)
+        .bind(report_json)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -340,15 +386,23 @@ impl State {
     }
 
     /// Record the end of a run.
-    pub async fn finish_run(&self, id: i64, finished_at: &str, exit_code: i32, report_path: Option<&str>) -> Result<(), Error> {
-        sqlx::query("UPDATE run SET finished_at = ?2, exit_code = ?3, report_path = ?4 WHERE id = ?1")
-            .bind(id)
-            .bind(finished_at)
-            .bind(exit_code)
-            .bind(report_path)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        finished_at: &str,
+        exit_code: i32,
+        report_path: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE run SET finished_at = ?2, exit_code = ?3, report_path = ?4 WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(finished_at)
+        .bind(exit_code)
+        .bind(report_path)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -372,11 +426,23 @@ mod tests {
         let path = dir.path().join("s.sqlite");
         let state = State::open(&path).await.unwrap();
         let mb = state.mailbox_id("alice@src", "alice@tgt").await.unwrap();
-        assert_eq!(mb, state.mailbox_id("alice@src", "alice@tgt").await.unwrap());
+        assert_eq!(
+            mb,
+            state.mailbox_id("alice@src", "alice@tgt").await.unwrap()
+        );
         let f = state.folder(mb, "INBOX").await.unwrap();
         assert!(!state.bind_folder(&f, "INBOX", 10, 20).await.unwrap());
         state
-            .record(f.id, &[Record { source_uid: 1, target_uid: 7, size: 100, sha256: Some("ab".into()), flags: set(&["\\Seen"]) }])
+            .record(
+                f.id,
+                &[Record {
+                    source_uid: 1,
+                    target_uid: 7,
+                    size: 100,
+                    sha256: Some("ab".into()),
+                    flags: set(&["\\Seen"]),
+                }],
+            )
             .await
             .unwrap();
         state.close().await;
@@ -386,9 +452,22 @@ mod tests {
         assert_eq!(f.source_uid_validity, Some(10));
         assert!(!state.bind_folder(&f, "INBOX", 10, 20).await.unwrap());
         let m = state.mappings(f.id).await.unwrap();
-        assert_eq!(m, vec![Mapped { source_uid: 1, target_uid: 7, synced_flags: set(&["\\Seen"]) }]);
-        state.update_flags(f.id, &[(1, set(&["\\Seen", "\\Flagged"]))]).await.unwrap();
-        assert_eq!(state.mappings(f.id).await.unwrap()[0].synced_flags, set(&["\\Seen", "\\Flagged"]));
+        assert_eq!(
+            m,
+            vec![Mapped {
+                source_uid: 1,
+                target_uid: 7,
+                synced_flags: set(&["\\Seen"])
+            }]
+        );
+        state
+            .update_flags(f.id, &[(1, set(&["\\Seen", "\\Flagged"]))])
+            .await
+            .unwrap();
+        assert_eq!(
+            state.mappings(f.id).await.unwrap()[0].synced_flags,
+            set(&["\\Seen", "\\Flagged"])
+        );
 
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
@@ -398,15 +477,29 @@ mod tests {
     #[tokio::test]
     async fn status_lists_mailboxes_with_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let state = State::open(&dir.path().join("sub/dir/s.sqlite")).await.unwrap();
+        let state = State::open(&dir.path().join("sub/dir/s.sqlite"))
+            .await
+            .unwrap();
         let mb = state.mailbox_id("a@s", "a@t").await.unwrap();
         let f = state.folder(mb, "INBOX").await.unwrap();
         state.bind_folder(&f, "INBOX", 1, 1).await.unwrap();
         state
-            .record(f.id, &[Record { source_uid: 1, target_uid: 1, size: 1, sha256: None, flags: FlagSet::new() }])
+            .record(
+                f.id,
+                &[Record {
+                    source_uid: 1,
+                    target_uid: 1,
+                    size: 1,
+                    sha256: None,
+                    flags: FlagSet::new(),
+                }],
+            )
             .await
             .unwrap();
-        state.finish_mailbox(mb, "in-sync", "2026-11-22T10:00:00Z", "{}").await.unwrap();
+        state
+            .finish_mailbox(mb, "in-sync", "2026-11-22T10:00:00Z", "{}")
+            .await
+            .unwrap();
         let rows = state.mailboxes().await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].status.as_deref(), Some("in-sync"));

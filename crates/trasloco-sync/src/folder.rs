@@ -28,7 +28,13 @@ pub(crate) struct FolderCtx<'a> {
 }
 
 fn state_err(e: trasloco_state::Error) -> SideError {
-    SideError { side: SideName::Target, error: Error { kind: ErrorKind::Protocol, message: e.to_string() } }
+    SideError {
+        side: SideName::Target,
+        error: Error {
+            kind: ErrorKind::Protocol,
+            message: e.to_string(),
+        },
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -37,9 +43,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Short, countable form of a server refusal: the response code when there is one.
 fn refusal_key(describe: &str) -> String {
-    match describe.split_once('[').and_then(|(_, r)| r.split_once(']')) {
-        Some((code, _)) => format!("target refused: [{}]", code.split_whitespace().next().unwrap_or(code)),
-        None => format!("target refused: {}", describe.chars().take(80).collect::<String>()),
+    match describe
+        .split_once('[')
+        .and_then(|(_, r)| r.split_once(']'))
+    {
+        Some((code, _)) => format!(
+            "target refused: [{}]",
+            code.split_whitespace().next().unwrap_or(code)
+        ),
+        None => format!(
+            "target refused: {}",
+            describe.chars().take(80).collect::<String>()
+        ),
     }
 }
 
@@ -69,24 +84,49 @@ pub(crate) async fn sync_folder(
 
     // Source: EXAMINE, so nothing on the old server changes (not even \Recent).
     let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-    let meta = if sel.exists > 0 { src.fetch_all_meta(true).await.on(SideName::Source)? } else { Vec::new() };
+    let meta = if sel.exists > 0 {
+        src.fetch_all_meta(true).await.on(SideName::Source)?
+    } else {
+        Vec::new()
+    };
     let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());
     let mut source_msgs = Vec::with_capacity(meta.len());
     for x in meta {
         let f = flags::from_server(x.flags.iter().map(String::as_str));
-        source_msgs.push(SourceMsg { uid: x.uid, size: x.size, flags: f.clone() });
-        listed.insert(x.uid, Listed { size: x.size, flags: f, internal_date: x.internal_date });
+        source_msgs.push(SourceMsg {
+            uid: x.uid,
+            size: x.size,
+            flags: f.clone(),
+        });
+        listed.insert(
+            x.uid,
+            Listed {
+                size: x.size,
+                flags: f,
+                internal_date: x.internal_date,
+            },
+        );
     }
     report.source_messages = source_msgs.len() as u64;
     report.source_bytes = source_msgs.iter().map(|s| s.size).sum();
 
     // Target.
     let (tsel, target_msgs) = if ctx.target_exists {
-        let tsel = tgt.select(&m.target, ctx.opts.dry_run).await.on(SideName::Target)?;
-        let tmeta = if tsel.exists > 0 { tgt.fetch_all_meta(false).await.on(SideName::Target)? } else { Vec::new() };
+        let tsel = tgt
+            .select(&m.target, ctx.opts.dry_run)
+            .await
+            .on(SideName::Target)?;
+        let tmeta = if tsel.exists > 0 {
+            tgt.fetch_all_meta(false).await.on(SideName::Target)?
+        } else {
+            Vec::new()
+        };
         let msgs: Vec<TargetMsg> = tmeta
             .into_iter()
-            .map(|t| TargetMsg { uid: t.uid, flags: flags::from_server(t.flags.iter().map(String::as_str)) })
+            .map(|t| TargetMsg {
+                uid: t.uid,
+                flags: flags::from_server(t.flags.iter().map(String::as_str)),
+            })
             .collect();
         (Some(tsel), msgs)
     } else {
@@ -94,20 +134,44 @@ pub(crate) async fn sync_folder(
     };
     let permanent = Permanent::from_list(
         tsel.as_ref()
-            .map(|t| t.permanent_flags.as_ref().map(|v| v.iter().map(String::as_str).collect::<Vec<_>>()))
-            .unwrap_or(Some(vec!["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\*"])),
+            .map(|t| {
+                t.permanent_flags
+                    .as_ref()
+                    .map(|v| v.iter().map(String::as_str).collect::<Vec<_>>())
+            })
+            .unwrap_or(Some(vec![
+                "\\Seen",
+                "\\Answered",
+                "\\Flagged",
+                "\\Deleted",
+                "\\Draft",
+                "\\*",
+            ])),
     );
-    let target_flags: HashMap<u32, FlagSet> = target_msgs.iter().map(|t| (t.uid, t.flags.clone())).collect();
+    let target_flags: HashMap<u32, FlagSet> = target_msgs
+        .iter()
+        .map(|t| (t.uid, t.flags.clone()))
+        .collect();
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
     let (folder_id, mapped) = match (ctx.mailbox_id, &tsel) {
         (Some(mb), Some(tsel)) => {
             let fs = ctx.state.folder(mb, &m.source).await.map_err(state_err)?;
-            let reset = ctx.state.bind_folder(&fs, &m.target, sel.uid_validity, tsel.uid_validity).await.map_err(state_err)?;
+            let reset = ctx
+                .state
+                .bind_folder(&fs, &m.target, sel.uid_validity, tsel.uid_validity)
+                .await
+                .map_err(state_err)?;
             if reset {
-                tracing::info!("{}: UIDVALIDITY or target changed; reconciling by content identity", m.source);
+                tracing::info!(
+                    "{}: UIDVALIDITY or target changed; reconciling by content identity",
+                    m.source
+                );
             }
-            (Some(fs.id), ctx.state.mappings(fs.id).await.map_err(state_err)?)
+            (
+                Some(fs.id),
+                ctx.state.mappings(fs.id).await.map_err(state_err)?,
+            )
         }
         _ => (None, Vec::new()),
     };
@@ -119,10 +183,22 @@ pub(crate) async fn sync_folder(
     let (matched, to_copy) = if pass.unmapped.is_empty() || pass.unclaimed.is_empty() {
         (Vec::new(), pass.unmapped.clone())
     } else {
-        let s = src.fetch_identity_headers(&pass.unmapped).await.on(SideName::Source)?;
-        let t = tgt.fetch_identity_headers(&pass.unclaimed).await.on(SideName::Target)?;
-        let skeys: Vec<_> = s.iter().map(|(uid, size, h)| (*uid, identity(h, *size))).collect();
-        let tkeys: Vec<_> = t.iter().map(|(uid, size, h)| (*uid, identity(h, *size))).collect();
+        let s = src
+            .fetch_identity_headers(&pass.unmapped)
+            .await
+            .on(SideName::Source)?;
+        let t = tgt
+            .fetch_identity_headers(&pass.unclaimed)
+            .await
+            .on(SideName::Target)?;
+        let skeys: Vec<_> = s
+            .iter()
+            .map(|(uid, size, h)| (*uid, identity(h, *size)))
+            .collect();
+        let tkeys: Vec<_> = t
+            .iter()
+            .map(|(uid, size, h)| (*uid, identity(h, *size)))
+            .collect();
         let ip = diff::by_identity(&skeys, &tkeys);
         (ip.matched, ip.to_copy)
     };
@@ -135,7 +211,11 @@ pub(crate) async fn sync_folder(
         if let Some(f) = &p.set_flags {
             store.push((p.target_uid, f.iter().cloned().collect()));
         }
-        if p.set_flags.is_some() || mapped.iter().any(|x| x.source_uid == p.source_uid && x.synced_flags != p.synced_flags) {
+        if p.set_flags.is_some()
+            || mapped
+                .iter()
+                .any(|x| x.source_uid == p.source_uid && x.synced_flags != p.synced_flags)
+        {
             synced.push((p.source_uid, p.synced_flags.clone()));
         }
     }
@@ -146,7 +226,13 @@ pub(crate) async fn sync_folder(
         if target_flags.get(t) != Some(&wanted) {
             store.push((*t, wanted.into_iter().collect()));
         }
-        records.push(Record { source_uid: *s, target_uid: *t, size: l.size, sha256: None, flags: l.flags.clone() });
+        records.push(Record {
+            source_uid: *s,
+            target_uid: *t,
+            size: l.size,
+            sha256: None,
+            flags: l.flags.clone(),
+        });
     }
     report.buckets.already_present += matched.len() as u64;
     if !opts.dry_run {
@@ -161,7 +247,10 @@ pub(crate) async fn sync_folder(
         }
         if let Some(fid) = folder_id {
             ctx.state.record(fid, &records).await.map_err(state_err)?;
-            ctx.state.update_flags(fid, &synced).await.map_err(state_err)?;
+            ctx.state
+                .update_flags(fid, &synced)
+                .await
+                .map_err(state_err)?;
         }
     } else {
         report.flags_updated += store.len() as u64;
@@ -182,7 +271,12 @@ pub(crate) async fn sync_folder(
 
 /// Cut UIDs into batches bounded by bytes and message count; a message larger than the byte
 /// bound travels alone.
-fn batches(uids: &[u32], listed: &HashMap<u32, Listed>, max_bytes: u64, max_msgs: usize) -> Vec<Vec<u32>> {
+fn batches(
+    uids: &[u32],
+    listed: &HashMap<u32, Listed>,
+    max_bytes: u64,
+    max_msgs: usize,
+) -> Vec<Vec<u32>> {
     let mut out = Vec::new();
     let mut cur = Vec::new();
     let mut bytes = 0;
@@ -221,7 +315,9 @@ async fn copy_messages(
     let producer = async move {
         for batch in plan {
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
-            src.fetch_bodies(&batch, &mut |uid, body| got.push((uid, body))).await.on(SideName::Source)?;
+            src.fetch_bodies(&batch, &mut |uid, body| got.push((uid, body)))
+                .await
+                .on(SideName::Source)?;
             if tx.send(got).await.is_err() {
                 break;
             }
@@ -243,7 +339,11 @@ async fn copy_messages(
                 }
                 let digest = sha256_hex(&body);
                 meta.push((uid, body.len() as u64, digest));
-                msgs.push(AppendMsg { flags: kept.into_iter().collect(), internal_date: l.internal_date.clone(), body });
+                msgs.push(AppendMsg {
+                    flags: kept.into_iter().collect(),
+                    internal_date: l.internal_date.clone(),
+                    body,
+                });
             }
             let mut outcomes = tgt.append(&m.target, &msgs).await.on(SideName::Target)?;
             // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
@@ -257,7 +357,12 @@ async fn copy_messages(
                 let plain: Vec<AppendMsg> = retry
                     .iter()
                     .map(|&i| AppendMsg {
-                        flags: msgs[i].flags.iter().filter(|f| f.starts_with('\\')).cloned().collect(),
+                        flags: msgs[i]
+                            .flags
+                            .iter()
+                            .filter(|f| f.starts_with('\\'))
+                            .cloned()
+                            .collect(),
                         ..msgs[i].clone()
                     })
                     .collect();
@@ -297,7 +402,10 @@ async fn copy_messages(
                     AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
                 }
             }
-            ctx.state.record(folder_id, &records).await.map_err(state_err)?;
+            ctx.state
+                .record(folder_id, &records)
+                .await
+                .map_err(state_err)?;
             report.buckets.copied += stored;
             report.bytes_copied += bytes;
             ctx.progress.copied(stored, bytes);
@@ -318,8 +426,15 @@ async fn copy_messages(
 }
 
 /// Read the copies back and compare SHA-256 with what was read from the source.
-async fn verify(tgt: &mut Client, copied: &[(u32, u32, String)], report: &mut FolderReport) -> Result<(), SideError> {
-    let want: HashMap<u32, (u32, &str)> = copied.iter().map(|(s, t, d)| (*t, (*s, d.as_str()))).collect();
+async fn verify(
+    tgt: &mut Client,
+    copied: &[(u32, u32, String)],
+    report: &mut FolderReport,
+) -> Result<(), SideError> {
+    let want: HashMap<u32, (u32, &str)> = copied
+        .iter()
+        .map(|(s, t, d)| (*t, (*s, d.as_str())))
+        .collect();
     let tuids: Vec<u32> = copied.iter().map(|(_, t, _)| *t).collect();
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
@@ -359,16 +474,34 @@ mod tests {
 
     #[test]
     fn refusals_are_counted_by_code() {
-        assert_eq!(refusal_key("NO [OVERQUOTA] Quota exceeded"), "target refused: [OVERQUOTA]");
-        assert_eq!(refusal_key("NO [LIMIT] Mail size too big"), "target refused: [LIMIT]");
-        assert_eq!(refusal_key("NO Message too big"), "target refused: NO Message too big");
+        assert_eq!(
+            refusal_key("NO [OVERQUOTA] Quota exceeded"),
+            "target refused: [OVERQUOTA]"
+        );
+        assert_eq!(
+            refusal_key("NO [LIMIT] Mail size too big"),
+            "target refused: [LIMIT]"
+        );
+        assert_eq!(
+            refusal_key("NO Message too big"),
+            "target refused: NO Message too big"
+        );
     }
 
     #[test]
     fn batches_respect_bytes_and_count() {
         let listed: HashMap<u32, Listed> = [(1, 10), (2, 10), (3, 100), (4, 5), (5, 5), (6, 5)]
             .into_iter()
-            .map(|(u, s)| (u, Listed { size: s, flags: FlagSet::new(), internal_date: None }))
+            .map(|(u, s)| {
+                (
+                    u,
+                    Listed {
+                        size: s,
+                        flags: FlagSet::new(),
+                        internal_date: None,
+                    },
+                )
+            })
             .collect();
         let b = batches(&[1, 2, 3, 4, 5, 6], &listed, 25, 2);
         assert_eq!(b, vec![vec![1, 2], vec![3], vec![4, 5], vec![6]]);

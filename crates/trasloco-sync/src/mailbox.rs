@@ -121,9 +121,15 @@ fn class_of(kind: ErrorKind) -> FailureClass {
 
 fn hint(kind: ErrorKind, side: SideName) -> &'static str {
     match (kind, side) {
-        (ErrorKind::Auth, SideName::Source) => "check the source user name and password (or master user)",
-        (ErrorKind::Auth, SideName::Target) => "check the target user name and password (or master user)",
-        (ErrorKind::Tls, _) => "if the server uses a private CA, trust it with --ca-file (campaign: ca_file); check the TLS mode",
+        (ErrorKind::Auth, SideName::Source) => {
+            "check the source user name and password (or master user)"
+        }
+        (ErrorKind::Auth, SideName::Target) => {
+            "check the target user name and password (or master user)"
+        }
+        (ErrorKind::Tls, _) => {
+            "if the server uses a private CA, trust it with --ca-file (campaign: ca_file); check the TLS mode"
+        }
         (ErrorKind::Connect, _) => "check host, port and firewall",
         _ => "",
     }
@@ -137,7 +143,13 @@ pub(crate) async fn connect(side: &Side, name: SideName) -> Result<Client, SideE
 
 /// Synchronise one mailbox and report. Never panics on server behaviour; every failure ends
 /// up in the report with a one-line reason naming the side.
-pub async fn sync_mailbox(source: &Side, target: &Side, state: &State, opts: &Options, progress: &dyn Progress) -> MailboxReport {
+pub async fn sync_mailbox(
+    source: &Side,
+    target: &Side,
+    state: &State,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> MailboxReport {
     let started = Instant::now();
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut reconnects = 0u32;
@@ -157,7 +169,12 @@ pub async fn sync_mailbox(source: &Side, target: &Side, state: &State, opts: &Op
                         f.buckets.copied += n;
                     }
                 }
-                let mut report = MailboxReport::failed(src_label, tgt_label, FailureClass::Protocol, String::new());
+                let mut report = MailboxReport::failed(
+                    src_label,
+                    tgt_label,
+                    FailureClass::Protocol,
+                    String::new(),
+                );
                 report.failure = None;
                 report.error = None;
                 report.folders = partial;
@@ -171,21 +188,35 @@ pub async fn sync_mailbox(source: &Side, target: &Side, state: &State, opts: &Op
                     *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
                 }
                 reconnects += 1;
-                tracing::warn!("{} {}: {}; reconnecting in {:?} ({reconnects}/{})",
-                    e.side, if e.side == SideName::Source { &src_label } else { &tgt_label },
-                    e.error, delay, opts.max_reconnects);
+                tracing::warn!(
+                    "{} {}: {}; reconnecting in {:?} ({reconnects}/{})",
+                    e.side,
+                    if e.side == SideName::Source {
+                        &src_label
+                    } else {
+                        &tgt_label
+                    },
+                    e.error,
+                    delay,
+                    opts.max_reconnects
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(60));
             }
             Err(e) => {
-                let who = if e.side == SideName::Source { &src_label } else { &tgt_label };
+                let who = if e.side == SideName::Source {
+                    &src_label
+                } else {
+                    &tgt_label
+                };
                 let h = hint(e.error.kind, e.side);
                 let line = if h.is_empty() {
                     format!("{} {who}: {}", e.side, e.error)
                 } else {
                     format!("{} {who}: {}; {h}", e.side, e.error)
                 };
-                let mut report = MailboxReport::failed(src_label, tgt_label, class_of(e.error.kind), line);
+                let mut report =
+                    MailboxReport::failed(src_label, tgt_label, class_of(e.error.kind), line);
                 report.reconnects = reconnects;
                 report.folders = partial;
                 report.seconds = started.elapsed().as_secs_f64();
@@ -197,12 +228,19 @@ pub async fn sync_mailbox(source: &Side, target: &Side, state: &State, opts: &Op
 
 fn to_folders(list: &[trasloco_imap::ListEntry], subscribed: &BTreeSet<String>) -> Vec<Folder> {
     list.iter()
-        .filter(|e| !e.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\NonExistent")))
+        .filter(|e| {
+            !e.attributes
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("\\NonExistent"))
+        })
         .map(|e| Folder {
             name: e.name.clone(),
             delimiter: e.delimiter,
             declared_role: e.attributes.iter().find_map(|a| Role::from_attribute(a)),
-            selectable: !e.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")),
+            selectable: !e
+                .attributes
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("\\Noselect")),
             subscribed: subscribed.contains(&e.name),
         })
         .collect()
@@ -225,7 +263,9 @@ async fn sync_once(
     let src_folders = to_folders(&src_list, &src_subs);
     let tgt_folders = to_folders(&tgt_list, &tgt_subs);
     let tgt_delim = tgt_list.iter().find_map(|e| e.delimiter);
-    let map_opts = MapOptions { renames: opts.renames.clone() };
+    let map_opts = MapOptions {
+        renames: opts.renames.clone(),
+    };
     let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, tgt_delim, &map_opts);
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
@@ -233,22 +273,40 @@ async fn sync_once(
     let mailbox_id = if opts.dry_run {
         None
     } else {
-        Some(state.mailbox_id(&source.label(), &target.label()).await.map_err(|e| SideError {
-            side: SideName::Target,
-            error: Error { kind: ErrorKind::Protocol, message: e.to_string() },
-        })?)
+        Some(
+            state
+                .mailbox_id(&source.label(), &target.label())
+                .await
+                .map_err(|e| SideError {
+                    side: SideName::Target,
+                    error: Error {
+                        kind: ErrorKind::Protocol,
+                        message: e.to_string(),
+                    },
+                })?,
+        )
     };
     for m in &mappings {
         if !m.selectable {
             continue;
         }
         progress.folder(&m.source);
-        if opts.exclude.iter().any(|p| crate::folder_matches(p, &m.source)) {
+        if opts
+            .exclude
+            .iter()
+            .any(|p| crate::folder_matches(p, &m.source))
+        {
             let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-            let mut r = FolderReport { source: m.source.clone(), target: m.target.clone(), ..Default::default() };
+            let mut r = FolderReport {
+                source: m.source.clone(),
+                target: m.target.clone(),
+                ..Default::default()
+            };
             r.source_messages = u64::from(sel.exists);
             if sel.exists > 0 {
-                r.buckets.skipped.insert("folder-excluded".into(), u64::from(sel.exists));
+                r.buckets
+                    .skipped
+                    .insert("folder-excluded".into(), u64::from(sel.exists));
             }
             reports.push(r);
             continue;
@@ -261,10 +319,21 @@ async fn sync_once(
         if m.subscribed && !tgt_subs.contains(&m.target) && !opts.dry_run {
             tgt.subscribe(&m.target).await.on(SideName::Target)?;
         }
-        let ctx = FolderCtx { mapping: m, target_exists: exists || !opts.dry_run, mailbox_id, state, opts, progress };
+        let ctx = FolderCtx {
+            mapping: m,
+            target_exists: exists || !opts.dry_run,
+            mailbox_id,
+            state,
+            opts,
+            progress,
+        };
         // The report lives in `reports` while the folder syncs, so what was copied before a
         // dropped connection still counts.
-        reports.push(FolderReport { source: m.source.clone(), target: m.target.clone(), ..Default::default() });
+        reports.push(FolderReport {
+            source: m.source.clone(),
+            target: m.target.clone(),
+            ..Default::default()
+        });
         let report = reports.last_mut().expect("just pushed");
         sync_folder(&ctx, &mut src, &mut tgt, report).await?;
     }

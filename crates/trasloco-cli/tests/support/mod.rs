@@ -10,7 +10,10 @@ use std::process::{Command, Output};
 use trasloco_imap::{AppendMsg, Client, Credentials, Endpoint, Security, TlsOptions};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Two running Dovecot instances, stopped on drop.
@@ -34,23 +37,39 @@ const PORT_VARS: [&str; 10] = [
 
 impl Pair {
     pub fn start() -> Pair {
-        let dir = tempfile::Builder::new().prefix("trasloco-pair").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("trasloco-pair")
+            .tempdir()
+            .unwrap();
         // Free ports: bind them all at once so they differ, then release them for Dovecot.
-        let listeners: Vec<std::net::TcpListener> =
-            (0..PORT_VARS.len()).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+        let listeners: Vec<std::net::TcpListener> = (0..PORT_VARS.len())
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
         drop(listeners);
         let mut cmd = Command::new("bash");
-        cmd.arg(repo_root().join("scripts/dovecot-pair.sh")).arg("start").arg(dir.path());
+        cmd.arg(repo_root().join("scripts/dovecot-pair.sh"))
+            .arg("start")
+            .arg(dir.path());
         for (var, port) in PORT_VARS.iter().zip(&ports) {
             cmd.env(var, port.to_string());
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "dovecot-pair start failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "dovecot-pair start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let env = std::fs::read_to_string(dir.path().join("env"))
             .unwrap()
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect();
         Pair { dir, env }
     }
@@ -70,17 +89,32 @@ impl Pair {
 
     pub async fn client(&self, side: &str, user: &str) -> Client {
         let port = self.port(&format!("{}_IMAP_PORT", side.to_uppercase()));
-        let ep = Endpoint { host: "127.0.0.1".into(), port, security: Security::None };
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            security: Security::None,
+        };
         let mut c = Client::connect(&ep, &TlsOptions::default()).await.unwrap();
-        c.login(&Credentials::new(user, format!("{user}-pw"))).await.unwrap();
+        c.login(&Credentials::new(user, format!("{user}-pw")))
+            .await
+            .unwrap();
         c
     }
 
     /// Run doveadm against one instance.
     pub fn doveadm(&self, side: &str, args: &[&str]) -> Output {
         let conf = &self.env[&format!("{}_CONF", side.to_uppercase())];
-        let out = Command::new("doveadm").arg("-c").arg(conf).args(args).output().unwrap();
-        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "doveadm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -93,7 +127,11 @@ impl Pair {
             .env("TRASLOCO_TO_PASSWORD", to_pw)
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!text.contains("panicked"), "trasloco panicked:\n{text}");
         out
     }
@@ -102,7 +140,15 @@ impl Pair {
     pub fn migrate(&self, user: &str, extra: &[&str]) -> Output {
         let (from, to) = (self.url("source", user), self.url("target", user));
         let state = self.dir.path().join(format!("{user}.sqlite"));
-        let mut args = vec!["--no-progress", "migrate", "--from", &from, "--to", &to, "--ca-file"];
+        let mut args = vec![
+            "--no-progress",
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--ca-file",
+        ];
         let ca = self.ca().display().to_string();
         args.push(&ca);
         let state_s = state.display().to_string();
@@ -118,7 +164,11 @@ impl Pair {
 
 impl Drop for Pair {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(repo_root().join("scripts/dovecot-pair.sh")).arg("stop").arg(self.dir.path()).output();
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/dovecot-pair.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
     }
 }
 
@@ -127,13 +177,20 @@ pub fn code(out: &Output) -> i32 {
 }
 
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The JSON report a run wrote (its path is on the "Report:" line).
 pub fn report(pair: &Pair, out: &Output) -> serde_json::Value {
     let t = text(out);
-    let line = t.lines().find_map(|l| l.strip_prefix("Report: ")).unwrap_or_else(|| panic!("no report line:\n{t}"));
+    let line = t
+        .lines()
+        .find_map(|l| l.strip_prefix("Report: "))
+        .unwrap_or_else(|| panic!("no report line:\n{t}"));
     let path = pair.dir.path().join(line.trim());
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -146,7 +203,11 @@ pub struct Msg {
 }
 
 pub fn msg(body: impl Into<Vec<u8>>) -> Msg {
-    Msg { body: body.into(), flags: Vec::new(), date: None }
+    Msg {
+        body: body.into(),
+        flags: Vec::new(),
+        date: None,
+    }
 }
 
 pub fn simple(i: usize, folder: &str) -> Vec<u8> {
@@ -172,7 +233,11 @@ pub async fn seed(client: &mut Client, folder: &str, msgs: Vec<Msg>) {
         .collect();
     for chunk in batch.chunks(200) {
         let out = client.append(folder, chunk).await.unwrap();
-        assert!(out.iter().all(|o| matches!(o, trasloco_imap::AppendOutcome::Stored { .. })), "seeding {folder}: {out:?}");
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, trasloco_imap::AppendOutcome::Stored { .. })),
+            "seeding {folder}: {out:?}"
+        );
     }
 }
 
@@ -182,7 +247,11 @@ pub type Snapshot = BTreeMap<String, Vec<(String, Vec<String>, String)>>;
 pub async fn snapshot(client: &mut Client) -> Snapshot {
     let mut out = Snapshot::new();
     for entry in client.list().await.unwrap() {
-        if entry.attributes.iter().any(|a| a.eq_ignore_ascii_case("\\Noselect")) {
+        if entry
+            .attributes
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("\\Noselect"))
+        {
             continue;
         }
         client.select(&entry.name, true).await.unwrap();
@@ -190,18 +259,24 @@ pub async fn snapshot(client: &mut Client) -> Snapshot {
         let uids: Vec<u32> = meta.iter().map(|m| m.uid).collect();
         let mut bodies: HashMap<u32, String> = HashMap::new();
         if !uids.is_empty() {
-            client.fetch_bodies(&uids, &mut |uid, b| {
-                bodies.insert(uid, hex::encode(Sha256::digest(&b)));
-            })
-            .await
-            .unwrap();
+            client
+                .fetch_bodies(&uids, &mut |uid, b| {
+                    bodies.insert(uid, hex::encode(Sha256::digest(&b)));
+                })
+                .await
+                .unwrap();
         }
         let mut msgs: Vec<_> = meta
             .into_iter()
             .map(|m| {
-                let mut flags: Vec<String> = m.flags.into_iter().filter(|f| f != "\\Recent").collect();
+                let mut flags: Vec<String> =
+                    m.flags.into_iter().filter(|f| f != "\\Recent").collect();
                 flags.sort();
-                (bodies[&m.uid].clone(), flags, m.internal_date.unwrap_or_default())
+                (
+                    bodies[&m.uid].clone(),
+                    flags,
+                    m.internal_date.unwrap_or_default(),
+                )
             })
             .collect();
         msgs.sort();
