@@ -463,3 +463,66 @@ async fn target_refusals_are_recorded_and_the_run_goes_on() {
             .any(|(_, _, h)| String::from_utf8_lossy(h).contains("message 99"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropped_connection_reconnects_and_resumes() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "frank").await;
+    let filler = "z".repeat(8000);
+    let msgs: Vec<Msg> = (0..2000)
+        .map(|i| {
+            let mut b = simple(i, "INBOX");
+            b.extend_from_slice(filler.as_bytes());
+            b.extend_from_slice(b"\r\n");
+            msg(b)
+        })
+        .collect();
+    seed(&mut src, "INBOX", msgs).await;
+    let state = pair.state_file("frank").display().to_string();
+    let (from, to) = (pair.url("source", "frank"), pair.url("target", "frank"));
+    let ca = pair.ca().display().to_string();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
+        .current_dir(pair.dir.path())
+        .args([
+            "--no-progress",
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            &state,
+            "--batch-messages",
+            "10",
+            "--ca-file",
+            &ca,
+        ])
+        .env("TRASLOCO_FROM_PASSWORD", "frank-pw")
+        .env("TRASLOCO_TO_PASSWORD", "frank-pw")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cut the target connection mid-folder, as a server restart or a NAT timeout would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count(&pair, "target", "frank", "INBOX").await < 200
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    pair.doveadm("target", &["kick", "frank"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    let mb = &r["mailboxes"][0];
+    assert!(mb["reconnects"].as_u64().unwrap() >= 1, "{mb}");
+    assert_eq!(
+        mb["buckets"]["copied"], 2000,
+        "copies before the drop still count as copied in this run"
+    );
+    let mut tgt = pair.client("target", "frank").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
+}

@@ -311,7 +311,7 @@ async fn copy_messages(
     let plan = batches(to_copy, listed, opts.batch_bytes, opts.batch_messages);
     // One batch is fetched while the previous one is appended: the two servers work at once,
     // and at most three batches are in memory.
-    let (tx, mut rx) = mpsc::channel::<Vec<(u32, Bytes)>>(1);
+    let (tx, rx) = mpsc::channel::<Vec<(u32, Bytes)>>(1);
     let producer = async move {
         for batch in plan {
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
@@ -327,6 +327,9 @@ async fn copy_messages(
     let mut fetched = 0u64;
     let mut copied: Vec<(u32, u32, String)> = Vec::new(); // source uid, target uid, sha256
     let consumer = async {
+        // Owning the receiver: when this future ends (say the target dropped), the channel
+        // closes and the producer stops instead of waiting forever for room.
+        let mut rx = rx;
         while let Some(batch) = rx.recv().await {
             fetched += batch.len() as u64;
             let mut msgs = Vec::with_capacity(batch.len());
