@@ -317,61 +317,16 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
 async fn killed_run_resumes_with_every_message_exactly_once() {
     let pair = Pair::start();
     let mut src = pair.client("source", "erin").await;
-    let filler = "x".repeat(4000);
-    let msgs: Vec<Msg> = (0..2500)
-        .map(|i| {
-            let mut b = simple(i, "INBOX");
-            b.extend_from_slice(filler.as_bytes());
-            b.extend_from_slice(b"\r\n");
-            msg(b)
-        })
-        .collect();
-    seed(&mut src, "INBOX", msgs).await;
+    seed(&mut src, "INBOX", padded(2500, 4000)).await;
     seed(
         &mut src,
         "Altro",
         (0..300).map(|i| msg(simple(i, "Altro"))).collect(),
     )
     .await;
-
-    let state = pair.state_file("erin").display().to_string();
-    let (from, to) = (pair.url("source", "erin"), pair.url("target", "erin"));
-    let ca = pair.ca().display().to_string();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
-        .current_dir(pair.dir.path())
-        .args([
-            "--no-progress",
-            "migrate",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--state",
-            &state,
-            "--batch-messages",
-            "10",
-            "--ca-file",
-            &ca,
-        ])
-        .env("TRASLOCO_FROM_PASSWORD", "erin-pw")
-        .env("TRASLOCO_TO_PASSWORD", "erin-pw")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill it mid-copy: once part of INBOX is on the target.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let n = count(&pair, "target", "erin", "INBOX").await;
-        if n >= 300 || std::time::Instant::now() > deadline {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "trasloco ended before it could be killed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut child = spawn_migrate(&pair, "erin");
+    wait_for_target(&pair, "erin", 300, &mut child).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let partial = count(&pair, "target", "erin", "INBOX").await;
@@ -468,48 +423,10 @@ async fn target_refusals_are_recorded_and_the_run_goes_on() {
 async fn dropped_connection_reconnects_and_resumes() {
     let pair = Pair::start();
     let mut src = pair.client("source", "frank").await;
-    let filler = "z".repeat(8000);
-    let msgs: Vec<Msg> = (0..2000)
-        .map(|i| {
-            let mut b = simple(i, "INBOX");
-            b.extend_from_slice(filler.as_bytes());
-            b.extend_from_slice(b"\r\n");
-            msg(b)
-        })
-        .collect();
-    seed(&mut src, "INBOX", msgs).await;
-    let state = pair.state_file("frank").display().to_string();
-    let (from, to) = (pair.url("source", "frank"), pair.url("target", "frank"));
-    let ca = pair.ca().display().to_string();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
-        .current_dir(pair.dir.path())
-        .args([
-            "--no-progress",
-            "migrate",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--state",
-            &state,
-            "--batch-messages",
-            "10",
-            "--ca-file",
-            &ca,
-        ])
-        .env("TRASLOCO_FROM_PASSWORD", "frank-pw")
-        .env("TRASLOCO_TO_PASSWORD", "frank-pw")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    seed(&mut src, "INBOX", padded(2000, 8000)).await;
     // Cut the target connection mid-folder, as a server restart or a NAT timeout would.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while count(&pair, "target", "frank", "INBOX").await < 200
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut child = spawn_migrate(&pair, "frank");
+    wait_for_target(&pair, "frank", 200, &mut child).await;
     pair.doveadm("target", &["kick", "frank"]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -191,14 +191,7 @@ mod tests {
     }
 
     fn any() -> Permanent {
-        Permanent::from_list(Some([
-            "\\Seen",
-            "\\Answered",
-            "\\Flagged",
-            "\\Deleted",
-            "\\Draft",
-            "\\*",
-        ]))
+        Permanent::anything()
     }
 
     fn key(n: u8) -> IdentityKey {

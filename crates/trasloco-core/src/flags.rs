@@ -60,6 +60,15 @@ impl Permanent {
         }
     }
 
+    /// What a folder that does not exist yet will accept, as far as can be known: the system
+    /// flags and any keyword (what `\\*` announces).
+    pub fn anything() -> Permanent {
+        Permanent {
+            listed: SYSTEM_FLAGS.iter().map(|s| s.to_string()).collect(),
+            any_keyword: true,
+        }
+    }
+
     /// Whether the target keeps this flag.
     pub fn accepts(&self, flag: &str) -> bool {
         self.listed.contains(flag) || (self.any_keyword && !flag.starts_with('\\'))

@@ -132,22 +132,14 @@ pub(crate) async fn sync_folder(
     } else {
         (None, Vec::new())
     };
-    let permanent = Permanent::from_list(
-        tsel.as_ref()
-            .map(|t| {
-                t.permanent_flags
-                    .as_ref()
-                    .map(|v| v.iter().map(String::as_str).collect::<Vec<_>>())
-            })
-            .unwrap_or(Some(vec![
-                "\\Seen",
-                "\\Answered",
-                "\\Flagged",
-                "\\Deleted",
-                "\\Draft",
-                "\\*",
-            ])),
-    );
+    let permanent = match &tsel {
+        Some(t) => Permanent::from_list(
+            t.permanent_flags
+                .as_ref()
+                .map(|v| v.iter().map(String::as_str)),
+        ),
+        None => Permanent::anything(),
+    };
     let target_flags: HashMap<u32, FlagSet> = target_msgs
         .iter()
         .map(|t| (t.uid, t.flags.clone()))

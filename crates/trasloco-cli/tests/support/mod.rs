@@ -292,3 +292,55 @@ pub async fn count(pair: &Pair, side: &str, user: &str, folder: &str) -> u32 {
     c.logout().await;
     n
 }
+
+/// `n` messages of about `pad` bytes each, for tests that need a run to take a while.
+pub fn padded(n: usize, pad: usize) -> Vec<Msg> {
+    let filler = "x".repeat(pad);
+    (0..n)
+        .map(|i| {
+            let mut b = simple(i, "INBOX");
+            b.extend_from_slice(filler.as_bytes());
+            b.extend_from_slice(b"\r\n");
+            msg(b)
+        })
+        .collect()
+}
+
+/// Start `trasloco migrate` for `user` in the background, in small batches so it takes a
+/// while; output is captured.
+pub fn spawn_migrate(pair: &Pair, user: &str) -> std::process::Child {
+    let state = pair.state_file(user).display().to_string();
+    let (from, to) = (pair.url("source", user), pair.url("target", user));
+    let ca = pair.ca().display().to_string();
+    Command::new(env!("CARGO_BIN_EXE_trasloco"))
+        .current_dir(pair.dir.path())
+        .args([
+            "--no-progress",
+            "migrate",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--state",
+            &state,
+        ])
+        .args(["--batch-messages", "10", "--ca-file", &ca])
+        .env("TRASLOCO_FROM_PASSWORD", format!("{user}-pw"))
+        .env("TRASLOCO_TO_PASSWORD", format!("{user}-pw"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the target INBOX of `user` holds at least `n` messages (at most a minute).
+pub async fn wait_for_target(pair: &Pair, user: &str, n: u32, child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count(pair, "target", user, "INBOX").await < n && std::time::Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "trasloco ended before the test could interrupt it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
