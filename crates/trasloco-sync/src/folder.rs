@@ -199,15 +199,16 @@ pub(crate) async fn sync_folder(
     // target flags differ from the source's.
     let mut store: Vec<(u32, Vec<String>)> = Vec::new();
     let mut synced: Vec<(u32, FlagSet)> = Vec::new();
+    // A lookup table per folder, not a scan per message: folders hold 100,000 messages.
+    let recorded: HashMap<u32, &FlagSet> = mapped
+        .iter()
+        .map(|x| (x.source_uid, &x.synced_flags))
+        .collect();
     for p in &pass.present {
         if let Some(f) = &p.set_flags {
             store.push((p.target_uid, f.iter().cloned().collect()));
         }
-        if p.set_flags.is_some()
-            || mapped
-                .iter()
-                .any(|x| x.source_uid == p.source_uid && x.synced_flags != p.synced_flags)
-        {
+        if p.set_flags.is_some() || recorded.get(&p.source_uid) != Some(&&p.synced_flags) {
             synced.push((p.source_uid, p.synced_flags.clone()));
         }
     }
