@@ -126,8 +126,8 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 .map(|h| h.to_ascii_lowercase())
                 .collect();
             let col = |n: &str| headers.iter().position(|h| h == n);
+            let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
             let (su, sp, tu, tp) = if format == Format::Microsoft {
-                let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
                 (
                     need("username")?,
                     col("password"),
@@ -135,7 +135,6 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     None,
                 )
             } else {
-                let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
                 (
                     need("source_user")?,
                     col("source_password"),

@@ -338,12 +338,7 @@ mod tests {
     use super::*;
 
     fn report(status: MailboxStatus, failure: Option<FailureClass>) -> MailboxReport {
-        let mut r = MailboxReport::failed(
-            "a".into(),
-            "b".into(),
-            FailureClass::Protocol,
-            String::new(),
-        );
+        let mut r = MailboxReport::new("a".into(), "b".into());
         r.status = status;
         r.failure = failure;
         r

@@ -152,9 +152,8 @@ impl Observer for Bars {
         })
     }
 
-    fn done(&self, report: &MailboxReport) {
+    fn done(&self, _report: &MailboxReport) {
         self.0.mailboxes_done.fetch_add(1, Ordering::Relaxed);
         self.0.tick();
-        let _ = report;
     }
 }

@@ -111,17 +111,7 @@ async fn tls_with_the_test_ca_works_and_an_untrusted_certificate_is_refused() {
 #[test]
 fn unreachable_servers_and_bad_arguments() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
-            .current_dir(dir.path())
-            .args(args)
-            .env("TRASLOCO_FROM_PASSWORD", "x")
-            .env("TRASLOCO_TO_PASSWORD", "y")
-            .output()
-            .unwrap();
-        assert!(!text(&out).contains("panicked"), "{}", text(&out));
-        out
-    };
+    let run = |args: &[&str]| run(command(dir.path(), "x", "y").args(args));
     // A closed port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -81,12 +81,7 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     assert_eq!(mb["status"], "in-sync");
     assert_eq!(mb["source_messages"], 42);
     assert_eq!(mb["buckets"]["copied"], 42);
-    let verified: u64 = mb["folders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["verified"].as_u64().unwrap())
-        .sum();
+    let verified = folder_sum(mb, "verified");
     assert_eq!(verified, 42, "every copy read back and compared");
 
     // Same bytes, flags and internal dates in every folder, under the mapped names.
@@ -132,12 +127,7 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 0);
     assert_eq!(mb["buckets"]["already_present"], 42);
-    let fetched: u64 = mb["folders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["bodies_fetched"].as_u64().unwrap())
-        .sum();
+    let fetched = folder_sum(mb, "bodies_fetched");
     assert_eq!(fetched, 0);
 
     // New mail and a flag change on the source; a flag set by the user on the target stays.

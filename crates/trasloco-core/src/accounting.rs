@@ -155,6 +155,23 @@ pub struct MailboxReport {
 }
 
 impl MailboxReport {
+    /// An empty report, to be filled with folders and closed with [`MailboxReport::finish`].
+    pub fn new(source: String, target: String) -> MailboxReport {
+        MailboxReport {
+            source,
+            target,
+            status: MailboxStatus::InSync,
+            failure: None,
+            error: None,
+            buckets: Buckets::default(),
+            source_messages: 0,
+            bytes_copied: 0,
+            seconds: 0.0,
+            reconnects: 0,
+            folders: Vec::new(),
+        }
+    }
+
     /// A report for a mailbox that failed before or while synchronising.
     pub fn failed(
         source: String,
@@ -163,17 +180,10 @@ impl MailboxReport {
         error: String,
     ) -> MailboxReport {
         MailboxReport {
-            source,
-            target,
             status: MailboxStatus::Failed,
             failure: Some(class),
             error: Some(error),
-            buckets: Buckets::default(),
-            source_messages: 0,
-            bytes_copied: 0,
-            seconds: 0.0,
-            reconnects: 0,
-            folders: Vec::new(),
+            ..MailboxReport::new(source, target)
         }
     }
 
@@ -232,12 +242,7 @@ mod tests {
         folder.buckets.fail("x");
         let mut r = MailboxReport {
             folders: vec![folder],
-            ..MailboxReport::failed(
-                "a@s".into(),
-                "a@t".into(),
-                FailureClass::Protocol,
-                String::new(),
-            )
+            ..MailboxReport::new("a@s".into(), "a@t".into())
         };
         r.finish(false);
         assert_eq!(r.status, MailboxStatus::Incomplete);

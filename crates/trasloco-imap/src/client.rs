@@ -637,8 +637,10 @@ impl Client {
         }
         if msgs.len() > 1 && self.has_cap("MULTIAPPEND") {
             let tag = self.tag();
-            self.send_append(&tag, folder, msgs).await?;
-            let done = self.wait_done(&tag, &mut |_, _| {}).await?;
+            let done = match self.send_append(&tag, folder, msgs).await? {
+                Some(early) => early,
+                None => self.wait_done(&tag, &mut |_, _| {}).await?,
+            };
             if done.ok {
                 let (validity, uids) = done.code.as_deref().and_then(parse_appenduid).unzip();
                 let uids = uids.filter(|u| u.len() == msgs.len());
@@ -656,38 +658,39 @@ impl Client {
                 ));
             }
         }
-        // One APPEND per message, all sent before reading any answer when LITERAL+ allows.
-        let mut tags = Vec::with_capacity(msgs.len());
-        let mut out = Vec::with_capacity(msgs.len());
-        if self.has_cap("LITERAL+") {
-            for m in msgs {
-                let tag = self.tag();
-                self.send_append(&tag, folder, std::slice::from_ref(m))
-                    .await?;
-                tags.push(tag);
-            }
-            for tag in tags {
-                let done = self.wait_done(&tag, &mut |_, _| {}).await?;
-                out.push(append_outcome(&done));
-            }
-        } else {
-            for m in msgs {
-                let tag = self.tag();
-                self.send_append(&tag, folder, std::slice::from_ref(m))
-                    .await?;
-                let done = self.wait_done(&tag, &mut |_, _| {}).await?;
-                out.push(append_outcome(&done));
+        // One APPEND per message; with LITERAL+ all are sent before any answer is read.
+        let pipelined = self.has_cap("LITERAL+");
+        let mut out: Vec<Option<AppendOutcome>> = vec![None; msgs.len()];
+        let mut pending = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let tag = self.tag();
+            match self
+                .send_append(&tag, folder, std::slice::from_ref(m))
+                .await?
+            {
+                Some(early) => out[i] = Some(append_outcome(&early)),
+                None if pipelined => pending.push((i, tag)),
+                None => out[i] = Some(append_outcome(&self.wait_done(&tag, &mut |_, _| {}).await?)),
             }
         }
-        Ok(out)
+        for (i, tag) in pending {
+            out[i] = Some(append_outcome(&self.wait_done(&tag, &mut |_, _| {}).await?));
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.expect("every message has an outcome"))
+            .collect())
     }
 
+    /// Send an APPEND (one message, or several as MULTIAPPEND). Returns the completion if the
+    /// server answered before taking a synchronising literal (e.g. `NO [TOOBIG]`): that is
+    /// the command's outcome, not a broken connection.
     async fn send_append(
         &mut self,
         tag: &str,
         folder: &str,
         msgs: &[AppendMsg],
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Done>, Error> {
         let plus = self.has_cap("LITERAL+");
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         for (i, m) in msgs.iter().enumerate() {
@@ -712,17 +715,20 @@ impl Client {
             } else {
                 let h = std::mem::take(&mut head);
                 self.write_all(&[h.as_bytes()]).await?;
+                self.flush().await?;
                 let frame = self.read_frame().await?;
                 if !frame.starts_with(b"+") {
-                    // The server answered the command early (e.g. NO [TOOBIG]); put it back
-                    // for wait_done by failing this message only.
-                    if let Some(done) = parse_done(&frame, tag) {
-                        return Err(Error::new(ErrorKind::Refused, done.describe()));
-                    }
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        "APPEND: expected a continuation",
-                    ));
+                    return match parse_done(&frame, tag) {
+                        Some(done) => Ok(Some(done)),
+                        None => Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "{}: APPEND expected a continuation, got: {}",
+                                self.host,
+                                String::from_utf8_lossy(&frame).trim_end()
+                            ),
+                        )),
+                    };
                 }
                 self.write_all(&[&m.body]).await?;
             }
@@ -730,7 +736,8 @@ impl Client {
                 self.write_all(&[b"\r\n"]).await?;
             }
         }
-        self.flush().await
+        self.flush().await?;
+        Ok(None)
     }
 
     /// Set flags on target messages, all commands pipelined: (uid, flags).

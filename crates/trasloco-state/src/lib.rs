@@ -310,26 +310,6 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    /// The recorded SHA-256 of copies, for verification: source UID → (target UID, sha256).
-    pub async fn digests(&self, folder_id: i64) -> Result<Vec<(u32, u32, Option<String>)>, Error> {
-        let rows =
-            sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
-                .bind(folder_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<i64, _>(0) as u32,
-                    r.get::<i64, _>(1) as u32,
-                    r.get(2),
-                )
-            })
-            .collect())
-    }
-
     /// Store a mailbox's outcome and report.
     pub async fn finish_mailbox(
         &self,

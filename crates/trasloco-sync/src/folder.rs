@@ -1,6 +1,6 @@
 //! One folder: list both sides, diff, copy in overlapped batches, update flags, verify.
 
-use crate::mailbox::{OnSide, Options, Progress, SideError, SideName};
+use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ use trasloco_core::diff::{self, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent};
 use trasloco_core::folder_map::FolderMapping;
 use trasloco_core::identity::identity;
-use trasloco_imap::{AppendMsg, AppendOutcome, Client, Error, ErrorKind};
+use trasloco_imap::{AppendMsg, AppendOutcome, Client};
 use trasloco_state::{Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
@@ -25,16 +25,6 @@ pub(crate) struct FolderCtx<'a> {
     pub state: &'a State,
     pub opts: &'a Options,
     pub progress: &'a dyn Progress,
-}
-
-fn state_err(e: trasloco_state::Error) -> SideError {
-    SideError {
-        side: SideName::Target,
-        error: Error {
-            kind: ErrorKind::Protocol,
-            message: e.to_string(),
-        },
-    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -77,7 +67,7 @@ pub(crate) async fn sync_folder(
     src: &mut Client,
     tgt: &mut Client,
     report: &mut FolderReport,
-) -> Result<(), SideError> {
+) -> Result<(), SyncError> {
     let started = Instant::now();
     let m = ctx.mapping;
     let opts = ctx.opts;
@@ -148,22 +138,18 @@ pub(crate) async fn sync_folder(
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
     let (folder_id, mapped) = match (ctx.mailbox_id, &tsel) {
         (Some(mb), Some(tsel)) => {
-            let fs = ctx.state.folder(mb, &m.source).await.map_err(state_err)?;
+            let fs = ctx.state.folder(mb, &m.source).await?;
             let reset = ctx
                 .state
                 .bind_folder(&fs, &m.target, sel.uid_validity, tsel.uid_validity)
-                .await
-                .map_err(state_err)?;
+                .await?;
             if reset {
                 tracing::info!(
                     "{}: UIDVALIDITY or target changed; reconciling by content identity",
                     m.source
                 );
             }
-            (
-                Some(fs.id),
-                ctx.state.mappings(fs.id).await.map_err(state_err)?,
-            )
+            (Some(fs.id), ctx.state.mappings(fs.id).await?)
         }
         _ => (None, Vec::new()),
     };
@@ -239,11 +225,8 @@ pub(crate) async fn sync_folder(
             }
         }
         if let Some(fid) = folder_id {
-            ctx.state.record(fid, &records).await.map_err(state_err)?;
-            ctx.state
-                .update_flags(fid, &synced)
-                .await
-                .map_err(state_err)?;
+            ctx.state.record(fid, &records).await?;
+            ctx.state.update_flags(fid, &synced).await?;
         }
     } else {
         report.flags_updated += store.len() as u64;
@@ -298,7 +281,7 @@ async fn copy_messages(
     permanent: &Permanent,
     folder_id: i64,
     report: &mut FolderReport,
-) -> Result<(), SideError> {
+) -> Result<(), SyncError> {
     let m = ctx.mapping;
     let opts = ctx.opts;
     let plan = batches(to_copy, listed, opts.batch_bytes, opts.batch_messages);
@@ -315,7 +298,7 @@ async fn copy_messages(
                 break;
             }
         }
-        Ok::<(), SideError>(())
+        Ok::<(), SyncError>(())
     };
     let mut fetched = 0u64;
     let mut copied: Vec<(u32, u32, String)> = Vec::new(); // source uid, target uid, sha256
@@ -398,15 +381,12 @@ async fn copy_messages(
                     AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
                 }
             }
-            ctx.state
-                .record(folder_id, &records)
-                .await
-                .map_err(state_err)?;
+            ctx.state.record(folder_id, &records).await?;
             report.buckets.copied += stored;
             report.bytes_copied += bytes;
             ctx.progress.copied(stored, bytes);
         }
-        Ok::<(), SideError>(())
+        Ok::<(), SyncError>(())
     };
     let (p, c) = tokio::join!(producer, consumer);
     report.bodies_fetched += fetched;
@@ -426,7 +406,7 @@ async fn verify(
     tgt: &mut Client,
     copied: &[(u32, u32, String)],
     report: &mut FolderReport,
-) -> Result<(), SideError> {
+) -> Result<(), SyncError> {
     let want: HashMap<u32, (u32, &str)> = copied
         .iter()
         .map(|(s, t, d)| (*t, (*s, d.as_str())))

@@ -94,19 +94,32 @@ pub trait Progress: Send + Sync {
 
 impl Progress for () {}
 
-/// An error with the side it happened on.
-pub(crate) struct SideError {
-    pub side: SideName,
-    pub error: Error,
+/// Why a sync attempt stopped: a server (named by its side), or the state store.
+pub(crate) enum SyncError {
+    Imap { side: SideName, error: Error },
+    State(trasloco_state::Error),
+}
+
+impl From<trasloco_state::Error> for SyncError {
+    fn from(e: trasloco_state::Error) -> SyncError {
+        SyncError::State(e)
+    }
+}
+
+impl SyncError {
+    /// Worth reconnecting and trying again.
+    fn is_transient(&self) -> bool {
+        matches!(self, SyncError::Imap { error, .. } if error.is_transient())
+    }
 }
 
 pub(crate) trait OnSide<T> {
-    fn on(self, side: SideName) -> Result<T, SideError>;
+    fn on(self, side: SideName) -> Result<T, SyncError>;
 }
 
 impl<T> OnSide<T> for Result<T, Error> {
-    fn on(self, side: SideName) -> Result<T, SideError> {
-        self.map_err(|error| SideError { side, error })
+    fn on(self, side: SideName) -> Result<T, SyncError> {
+        self.map_err(|error| SyncError::Imap { side, error })
     }
 }
 
@@ -135,7 +148,7 @@ fn hint(kind: ErrorKind, side: SideName) -> &'static str {
     }
 }
 
-pub(crate) async fn connect(side: &Side, name: SideName) -> Result<Client, SideError> {
+pub(crate) async fn connect(side: &Side, name: SideName) -> Result<Client, SyncError> {
     let mut client = Client::connect(&side.endpoint, &side.tls).await.on(name)?;
     client.login(&side.credentials).await.on(name)?;
     Ok(client)
@@ -169,54 +182,49 @@ pub async fn sync_mailbox(
                         f.buckets.copied += n;
                     }
                 }
-                let mut report = MailboxReport::failed(
-                    src_label,
-                    tgt_label,
-                    FailureClass::Protocol,
-                    String::new(),
-                );
-                report.failure = None;
-                report.error = None;
+                let mut report = MailboxReport::new(src_label, tgt_label);
                 report.folders = partial;
                 report.reconnects = reconnects;
                 report.finish(opts.dry_run);
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
-            Err(e) if e.error.is_transient() && reconnects < opts.max_reconnects => {
+            Err(e) if e.is_transient() && reconnects < opts.max_reconnects => {
                 for f in &partial {
                     *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
                 }
                 reconnects += 1;
-                tracing::warn!(
-                    "{} {}: {}; reconnecting in {:?} ({reconnects}/{})",
-                    e.side,
-                    if e.side == SideName::Source {
+                if let SyncError::Imap { side, error } = &e {
+                    let who = if *side == SideName::Source {
                         &src_label
                     } else {
                         &tgt_label
-                    },
-                    e.error,
-                    delay,
-                    opts.max_reconnects
-                );
+                    };
+                    tracing::warn!(
+                        "{side} {who}: {error}; reconnecting in {delay:?} ({reconnects}/{})",
+                        opts.max_reconnects
+                    );
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(60));
             }
             Err(e) => {
-                let who = if e.side == SideName::Source {
-                    &src_label
-                } else {
-                    &tgt_label
+                let (class, line) = match e {
+                    SyncError::Imap { side, error } => {
+                        let who = if side == SideName::Source {
+                            &src_label
+                        } else {
+                            &tgt_label
+                        };
+                        let line = match hint(error.kind, side) {
+                            "" => format!("{side} {who}: {error}"),
+                            h => format!("{side} {who}: {error}; {h}"),
+                        };
+                        (class_of(error.kind), line)
+                    }
+                    SyncError::State(e) => (FailureClass::State, e.to_string()),
                 };
-                let h = hint(e.error.kind, e.side);
-                let line = if h.is_empty() {
-                    format!("{} {who}: {}", e.side, e.error)
-                } else {
-                    format!("{} {who}: {}; {h}", e.side, e.error)
-                };
-                let mut report =
-                    MailboxReport::failed(src_label, tgt_label, class_of(e.error.kind), line);
+                let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
                 report.folders = partial;
                 report.seconds = started.elapsed().as_secs_f64();
@@ -253,7 +261,7 @@ async fn sync_once(
     opts: &Options,
     progress: &dyn Progress,
     reports: &mut Vec<FolderReport>,
-) -> Result<(), SideError> {
+) -> Result<(), SyncError> {
     let mut src = connect(source, SideName::Source).await?;
     let mut tgt = connect(target, SideName::Target).await?;
     let src_list = src.list().await.on(SideName::Source)?;
@@ -273,18 +281,7 @@ async fn sync_once(
     let mailbox_id = if opts.dry_run {
         None
     } else {
-        Some(
-            state
-                .mailbox_id(&source.label(), &target.label())
-                .await
-                .map_err(|e| SideError {
-                    side: SideName::Target,
-                    error: Error {
-                        kind: ErrorKind::Protocol,
-                        message: e.to_string(),
-                    },
-                })?,
-        )
+        Some(state.mailbox_id(&source.label(), &target.label()).await?)
     };
     for m in &mappings {
         if !m.selectable {

@@ -118,48 +118,59 @@ impl Pair {
         out
     }
 
-    /// The trasloco binary with passwords in the environment and the test CA.
+    /// Run trasloco in the pair's directory with these passwords in the environment.
     pub fn trasloco(&self, args: &[&str], from_pw: &str, to_pw: &str) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_trasloco"))
-            .current_dir(self.dir.path())
-            .args(args)
-            .env("TRASLOCO_FROM_PASSWORD", from_pw)
-            .env("TRASLOCO_TO_PASSWORD", to_pw)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!text.contains("panicked"), "trasloco panicked:\n{text}");
-        out
+        run(command(self.dir.path(), from_pw, to_pw).args(args))
+    }
+
+    /// Arguments of `trasloco migrate` for one user between the pair: test CA, own state file.
+    pub fn migrate_args(&self, user: &str) -> Vec<String> {
+        let args = [
+            "--no-progress".to_string(),
+            "migrate".into(),
+            "--from".into(),
+            self.url("source", user),
+            "--to".into(),
+            self.url("target", user),
+            "--ca-file".into(),
+            self.ca().display().to_string(),
+            "--state".into(),
+            self.state_file(user).display().to_string(),
+        ];
+        args.to_vec()
     }
 
     /// `trasloco migrate` of one user between the pair, with its own password on both sides.
     pub fn migrate(&self, user: &str, extra: &[&str]) -> Output {
-        let (from, to) = (self.url("source", user), self.url("target", user));
-        let state = self.dir.path().join(format!("{user}.sqlite"));
-        let mut args = vec![
-            "--no-progress",
-            "migrate",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--ca-file",
-        ];
-        let ca = self.ca().display().to_string();
-        args.push(&ca);
-        let state_s = state.display().to_string();
-        args.extend(["--state", &state_s]);
-        args.extend_from_slice(extra);
-        self.trasloco(&args, &format!("{user}-pw"), &format!("{user}-pw"))
+        let pw = format!("{user}-pw");
+        run(command(self.dir.path(), &pw, &pw)
+            .args(self.migrate_args(user))
+            .args(extra))
     }
 
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("{user}.sqlite"))
     }
+}
+
+/// The trasloco binary, run in `dir`, with the two passwords in the environment.
+pub fn command(dir: &Path, from_pw: &str, to_pw: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trasloco"));
+    cmd.current_dir(dir)
+        .env("TRASLOCO_FROM_PASSWORD", from_pw)
+        .env("TRASLOCO_TO_PASSWORD", to_pw);
+    cmd
+}
+
+/// Run a command to completion; trasloco must never panic, whatever the input.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        !text(&out).contains("panicked"),
+        "trasloco panicked:\n{}",
+        text(&out)
+    );
+    out
 }
 
 impl Drop for Pair {
@@ -309,24 +320,10 @@ pub fn padded(n: usize, pad: usize) -> Vec<Msg> {
 /// Start `trasloco migrate` for `user` in the background, in small batches so it takes a
 /// while; output is captured.
 pub fn spawn_migrate(pair: &Pair, user: &str) -> std::process::Child {
-    let state = pair.state_file(user).display().to_string();
-    let (from, to) = (pair.url("source", user), pair.url("target", user));
-    let ca = pair.ca().display().to_string();
-    Command::new(env!("CARGO_BIN_EXE_trasloco"))
-        .current_dir(pair.dir.path())
-        .args([
-            "--no-progress",
-            "migrate",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--state",
-            &state,
-        ])
-        .args(["--batch-messages", "10", "--ca-file", &ca])
-        .env("TRASLOCO_FROM_PASSWORD", format!("{user}-pw"))
-        .env("TRASLOCO_TO_PASSWORD", format!("{user}-pw"))
+    let pw = format!("{user}-pw");
+    command(pair.dir.path(), &pw, &pw)
+        .args(pair.migrate_args(user))
+        .args(["--batch-messages", "10"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -343,4 +340,14 @@ pub async fn wait_for_target(pair: &Pair, user: &str, n: u32, child: &mut std::p
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Sum a per-folder report field over a mailbox report.
+pub fn folder_sum(mailbox: &serde_json::Value, field: &str) -> u64 {
+    mailbox["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[field].as_u64().unwrap())
+        .sum()
 }
