@@ -9,6 +9,8 @@
 # Ports come from the environment (SOURCE_IMAP_PORT, SOURCE_IMAPS_PORT, SOURCE_POP3_PORT,
 # SOURCE_POP3S_PORT, SOURCE_SIEVE_PORT and the same with TARGET_), defaulting to 1xxxx for the
 # source and 2xxxx for the target. DIR/env records what was used, in shell syntax.
+# TARGET_IMAP_CAPABILITY, when set, replaces the target's post-login capability list (to test
+# servers without LITERAL+ or MULTIAPPEND).
 #
 # The two instances differ on purpose, like two real providers do:
 #   source: Maildir with LAYOUT=fs, hierarchy separator "/", Italian folder names, no SPECIAL-USE
@@ -141,6 +143,7 @@ mail_location = $mail_location
 mail_plugins = \$mail_plugins $quota_plugins
 mail_max_userip_connections = 100
 $( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
+$( [ "$side" = target ] && [ -n "${TARGET_IMAP_CAPABILITY:-}" ] && echo "imap_capability = $TARGET_IMAP_CAPABILITY" )
 imap_max_line_length = 1M
 $namespace
 passdb {

@@ -433,3 +433,38 @@ async fn dropped_connection_reconnects_and_resumes() {
         snapshot(&mut tgt).await["INBOX"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_without_literal_plus_or_multiappend() {
+    // Post-login capabilities as Dovecot's, less LITERAL+ and MULTIAPPEND: every message goes
+    // in its own APPEND with a synchronising literal.
+    let caps = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE NAMESPACE UIDPLUS CHILDREN LIST-EXTENDED SPECIAL-USE QUOTA";
+    let pair = Pair::start_with(&[("TARGET_IMAP_CAPABILITY", caps)]);
+    let mut tgt = pair.client("target", "tiny").await;
+    assert!(
+        !tgt.has_cap("LITERAL+") && !tgt.has_cap("MULTIAPPEND"),
+        "test setup"
+    );
+    let mut src = pair.client("source", "tiny").await;
+    let mut msgs: Vec<Msg> = (0..12).map(|i| msg(simple(i, "INBOX"))).collect();
+    msgs.extend(padded(1, 300 * 1024)); // over tiny's 200 KiB per-message limit
+    seed(&mut src, "INBOX", msgs).await;
+
+    let out = pair.migrate("tiny", &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 12, "{mb}");
+    let failed: u64 = mb["buckets"]["failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(failed, 1, "only the oversized message fails: {mb}");
+    let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    assert_eq!(t["INBOX"].len(), 12);
+    assert!(
+        t["INBOX"].iter().all(|m| s["INBOX"].contains(m)),
+        "copies are byte-exact"
+    );
+}

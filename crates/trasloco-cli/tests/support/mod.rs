@@ -37,6 +37,11 @@ const PORT_VARS: [&str; 10] = [
 
 impl Pair {
     pub fn start() -> Pair {
+        Pair::start_with(&[])
+    }
+
+    /// Start with extra environment for the script (e.g. TARGET_IMAP_CAPABILITY).
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Pair {
         let dir = tempfile::Builder::new()
             .prefix("trasloco-pair")
             .tempdir()
@@ -57,6 +62,7 @@ impl Pair {
         for (var, port) in PORT_VARS.iter().zip(&ports) {
             cmd.env(var, port.to_string());
         }
+        cmd.envs(extra_env.iter().copied());
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
