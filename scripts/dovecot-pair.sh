@@ -16,6 +16,7 @@
 #   source: Maildir with LAYOUT=fs, hierarchy separator "/", Italian folder names, no SPECIAL-USE
 #   target: Maildir++ (separator "."), English special-use folders created on login, a quota
 #           (count backend) of 1 GiB per user, 2 MiB for user "tiny" whose messages may not exceed 200 KiB.
+# Both: the acl plugin (vfile), so tests can take rights away from a folder.
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
 # password "admin-secret" (log in as "alice*admin" or SASL PLAIN authzid=alice authcid=admin).
 set -euo pipefail
@@ -140,7 +141,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = $mail_location
-mail_plugins = \$mail_plugins $quota_plugins
+mail_plugins = \$mail_plugins acl $quota_plugins
 mail_max_userip_connections = 100
 $( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
 $( [ "$side" = target ] && [ -n "${TARGET_IMAP_CAPABILITY:-}" ] && echo "imap_capability = $TARGET_IMAP_CAPABILITY" )
@@ -161,6 +162,8 @@ userdb {
   args = $users
 }
 plugin {
+  # Owners have every right unless a test writes a dovecot-acl file into a folder.
+  acl = vfile
 $quota_block
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }

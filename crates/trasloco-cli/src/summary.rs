@@ -52,6 +52,9 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
         }
     );
     for f in &m.folders {
+        if let Some(e) = &f.error {
+            println!("      folder {}: {e}", f.source);
+        }
         for e in f.errors.iter().take(5) {
             println!(
                 "      {} UID {} ({} bytes): {}",

@@ -468,3 +468,83 @@ async fn target_without_literal_plus_or_multiappend() {
         "copies are byte-exact"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_without_rights_is_reported_and_the_others_go_on() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "carol").await;
+    seed(
+        &mut src,
+        "INBOX",
+        (0..3).map(|i| msg(simple(i, "INBOX"))).collect(),
+    )
+    .await;
+    seed(
+        &mut src,
+        "Segreta",
+        (0..4).map(|i| msg(simple(i, "Segreta"))).collect(),
+    )
+    .await;
+    seed(
+        &mut src,
+        "Bloccata",
+        (0..2).map(|i| msg(simple(i, "Bloccata"))).collect(),
+    )
+    .await;
+    src.logout().await;
+    // Source: carol may see "Segreta" but not read it. Target: "Bloccata" exists but carol
+    // may not add messages to it.
+    let home = |side: &str| pair.dir.path().join(side).join("home/carol/Maildir");
+    std::fs::write(home("source").join("Segreta/dovecot-acl"), "owner l\n").unwrap();
+    let mut tgt = pair.client("target", "carol").await;
+    tgt.create("Bloccata").await.unwrap();
+    tgt.logout().await;
+    std::fs::write(home("target").join(".Bloccata/dovecot-acl"), "owner lr\n").unwrap();
+
+    let out = pair.migrate("carol", &[]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "incomplete");
+    let folder = |name: &str| {
+        mb["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["source"] == name)
+            .unwrap()
+            .clone()
+    };
+    let secret = folder("Segreta");
+    let why = secret["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("source carol@127.0.0.1: cannot open folder \"Segreta\""),
+        "{why}"
+    );
+    assert!(why.contains("check the account's rights"), "{why}");
+    assert_eq!(
+        folder("INBOX")["buckets"]["copied"],
+        3,
+        "the other folders go on"
+    );
+    let blocked = folder("Bloccata");
+    let failed = blocked["buckets"]["failed"].as_object().unwrap();
+    assert_eq!(
+        failed.values().map(|v| v.as_u64().unwrap()).sum::<u64>(),
+        2,
+        "{blocked}"
+    );
+    assert!(
+        failed.keys().all(|k| k.starts_with("target refused")),
+        "{blocked}"
+    );
+    let summary = text(&out);
+    assert!(
+        summary.contains("folder Segreta: source carol@127.0.0.1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("NOPERM") || summary.contains("ermission"),
+        "the server's reason is shown: {summary}"
+    );
+    assert_eq!(count(&pair, "target", "carol", "INBOX").await, 3);
+}

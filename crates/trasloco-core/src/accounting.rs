@@ -95,6 +95,9 @@ pub struct FolderReport {
     pub seconds: f64,
     /// The failed messages (at most 100 listed).
     pub errors: Vec<MessageError>,
+    /// Why the folder as a whole could not be synchronised (e.g. no right to read it), if so.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// How a mailbox ended.
@@ -203,7 +206,10 @@ impl MailboxReport {
         self.bytes_copied = bytes;
         self.status = if dry_run {
             MailboxStatus::DryRun
-        } else if self.buckets.failed_total() == 0 && self.buckets.total() == self.source_messages {
+        } else if self.buckets.failed_total() == 0
+            && self.buckets.total() == self.source_messages
+            && self.folders.iter().all(|f| f.error.is_none())
+        {
             MailboxStatus::InSync
         } else {
             MailboxStatus::Incomplete
@@ -250,5 +256,15 @@ mod tests {
         r.folders[0].buckets.copied = 2;
         r.finish(false);
         assert_eq!(r.status, MailboxStatus::InSync);
+        r.folders.push(FolderReport {
+            error: Some("source: NO [NOPERM]".into()),
+            ..Default::default()
+        });
+        r.finish(false);
+        assert_eq!(
+            r.status,
+            MailboxStatus::Incomplete,
+            "a folder that could not be read is not in sync"
+        );
     }
 }

@@ -288,42 +288,6 @@ async fn sync_once(
             continue;
         }
         progress.folder(&m.source);
-        if opts
-            .exclude
-            .iter()
-            .any(|p| crate::folder_matches(p, &m.source))
-        {
-            let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-            let mut r = FolderReport {
-                source: m.source.clone(),
-                target: m.target.clone(),
-                ..Default::default()
-            };
-            r.source_messages = u64::from(sel.exists);
-            if sel.exists > 0 {
-                r.buckets
-                    .skipped
-                    .insert("folder-excluded".into(), u64::from(sel.exists));
-            }
-            reports.push(r);
-            continue;
-        }
-        let exists = tgt_existing.contains(&m.target);
-        if !exists && !opts.dry_run {
-            tgt.create(&m.target).await.on(SideName::Target)?;
-            tgt_existing.insert(m.target.clone());
-        }
-        if m.subscribed && !tgt_subs.contains(&m.target) && !opts.dry_run {
-            tgt.subscribe(&m.target).await.on(SideName::Target)?;
-        }
-        let ctx = FolderCtx {
-            mapping: m,
-            target_exists: exists || !opts.dry_run,
-            mailbox_id,
-            state,
-            opts,
-            progress,
-        };
         // The report lives in `reports` while the folder syncs, so what was copied before a
         // dropped connection still counts.
         reports.push(FolderReport {
@@ -332,7 +296,58 @@ async fn sync_once(
             ..Default::default()
         });
         let report = reports.last_mut().expect("just pushed");
-        sync_folder(&ctx, &mut src, &mut tgt, report).await?;
+        let result = async {
+            if opts
+                .exclude
+                .iter()
+                .any(|p| crate::folder_matches(p, &m.source))
+            {
+                let sel = src.select(&m.source, true).await.on(SideName::Source)?;
+                report.source_messages = u64::from(sel.exists);
+                if sel.exists > 0 {
+                    report
+                        .buckets
+                        .skipped
+                        .insert("folder-excluded".into(), u64::from(sel.exists));
+                }
+                return Ok(());
+            }
+            let exists = tgt_existing.contains(&m.target);
+            if !exists && !opts.dry_run {
+                tgt.create(&m.target).await.on(SideName::Target)?;
+                tgt_existing.insert(m.target.clone());
+            }
+            if m.subscribed && !tgt_subs.contains(&m.target) && !opts.dry_run {
+                tgt.subscribe(&m.target).await.on(SideName::Target)?;
+            }
+            let ctx = FolderCtx {
+                mapping: m,
+                target_exists: exists || !opts.dry_run,
+                mailbox_id,
+                state,
+                opts,
+                progress,
+            };
+            sync_folder(&ctx, &mut src, &mut tgt, report).await
+        }
+        .await;
+        match result {
+            Ok(()) => {}
+            // A server that refuses one folder (no right to read it, cannot create it) must not
+            // stop the others: the folder is reported, the mailbox ends incomplete.
+            Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
+                let who = if side == SideName::Source {
+                    source.label()
+                } else {
+                    target.label()
+                };
+                let line =
+                    format!("{side} {who}: {error}; check the account's rights on this folder");
+                tracing::warn!("{line}");
+                report.error = Some(line);
+            }
+            Err(e) => return Err(e),
+        }
     }
     src.logout().await;
     tgt.logout().await;
