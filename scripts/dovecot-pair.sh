@@ -16,7 +16,8 @@
 #   source: Maildir with LAYOUT=fs, hierarchy separator "/", Italian folder names, no SPECIAL-USE
 #   target: Maildir++ (separator "."), English special-use folders created on login, a quota
 #           (count backend) of 1 GiB per user, 2 MiB for user "tiny" whose messages may not exceed 200 KiB.
-# Both: the acl plugin (vfile), so tests can take rights away from a folder.
+# PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
+# (owners keep every right unless a dovecot-acl file says otherwise).
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
 # password "admin-secret" (log in as "alice*admin" or SASL PLAIN authzid=alice authcid=admin).
 set -euo pipefail
@@ -81,7 +82,13 @@ write_instance() {
   done
   echo "admin:{PLAIN}admin-secret" >"$masters"
 
-  local mail_location namespace quota_plugins="" quota_block="" imap_plugins=""
+  local mail_location namespace quota_plugins="" quota_block="" imap_plugins="" acl_plugin="" acl_block=""
+  # ACLs only on request: with the acl plugin loaded, Dovecot checks a master-user session
+  # against the master's rights, so master logins would no longer see the user's folders.
+  if [ -n "${PAIR_ACL:-}" ]; then
+    acl_plugin="acl"
+    acl_block="  acl = vfile"
+  fi
   if [ "$side" = source ]; then
     mail_location="maildir:~/Maildir:LAYOUT=fs"
     namespace='namespace inbox {
@@ -141,7 +148,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = $mail_location
-mail_plugins = \$mail_plugins acl $quota_plugins
+mail_plugins = \$mail_plugins $acl_plugin $quota_plugins
 mail_max_userip_connections = 100
 $( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
 $( [ "$side" = target ] && [ -n "${TARGET_IMAP_CAPABILITY:-}" ] && echo "imap_capability = $TARGET_IMAP_CAPABILITY" )
@@ -162,8 +169,7 @@ userdb {
   args = $users
 }
 plugin {
-  # Owners have every right unless a test writes a dovecot-acl file into a folder.
-  acl = vfile
+$acl_block
 $quota_block
   sieve = file:~/sieve;active=~/.dovecot.sieve
 }

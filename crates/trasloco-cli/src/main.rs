@@ -288,11 +288,6 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
             MasterLogin::Separator => MasterStyle::Separator('*'),
         },
     });
-    if args.insecure {
-        tracing::warn!(
-            "--insecure: server certificates are NOT verified; anyone on the path can read the mail and the passwords"
-        );
-    }
     Ok(Side {
         endpoint: Endpoint {
             host,
@@ -312,6 +307,11 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
 }
 
 async fn migrate(args: MigrateArgs, show_progress: bool) -> Result<i32, ConfigError> {
+    if args.insecure {
+        tracing::warn!(
+            "--insecure: server certificates are NOT verified; anyone on the path can read the mail and the passwords"
+        );
+    }
     let source = side(&args, "source")?;
     let target = side(&args, "target")?;
     let sync = Options {

@@ -471,7 +471,7 @@ async fn target_without_literal_plus_or_multiappend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_folder_without_rights_is_reported_and_the_others_go_on() {
-    let pair = Pair::start();
+    let pair = Pair::start_with(&[("PAIR_ACL", "1")]);
     let mut src = pair.client("source", "carol").await;
     seed(
         &mut src,
