@@ -5,6 +5,7 @@
 #   scripts/dovecot-pair.sh install          apt-get the Debian packages if dovecot is missing
 #   scripts/dovecot-pair.sh start DIR        create DIR/{source,target}, start both, write DIR/env
 #   scripts/dovecot-pair.sh stop DIR         stop both instances started in DIR
+#   scripts/dovecot-pair.sh reset-target DIR stop the target, delete all its mail, start it again
 #
 # Ports come from the environment (SOURCE_IMAP_PORT, SOURCE_IMAPS_PORT, SOURCE_POP3_PORT,
 # SOURCE_POP3S_PORT, SOURCE_SIEVE_PORT and the same with TARGET_), defaulting to 1xxxx for the
@@ -18,13 +19,14 @@
 #           (count backend) of 1 GiB per user, 2 MiB for user "tiny" whose messages may not exceed 200 KiB.
 # PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
 # (owners keep every right unless a dovecot-acl file says otherwise).
+# PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …).
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
 # password "admin-secret" (log in as "alice*admin" or SASL PLAIN authzid=alice authcid=admin).
 set -euo pipefail
 
 die() { echo "dovecot-pair: $*" >&2; exit 1; }
 
-USERS=(alice bob carol dave erin frank tiny)
+read -r -a USERS <<<"${PAIR_USERS:-alice bob carol dave erin frank tiny}"
 
 install_packages() {
   if command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/imap ] && [ -x /usr/lib/dovecot/pop3 ] \
@@ -287,9 +289,37 @@ stop() {
   done
 }
 
+# A fresh, empty target with the same configuration and ports: for benchmarks that measure
+# every tool against the same starting point.
+reset_target() {
+  local top=$1 conf=$1/target/dovecot.conf
+  [ -f "$conf" ] || die "no target instance in $top"
+  mail_identity
+  doveadm -c "$conf" stop >/dev/null 2>&1 || true
+  local pidfile="$top/target/run/master.pid" pid i
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  for i in $(seq 1 100); do
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  local home
+  for home in "$top"/target/home/*; do
+    rm -rf "$home"
+    mkdir -p "$home"
+    chown "$MAIL_UID:$MAIL_GID" "$home"
+  done
+  local port
+  port=$(awk '/inet_listener imap \{/{f=1} f&&/port =/{print $3; exit}' "$conf")
+  dovecot -c "$conf" </dev/null >/dev/null 2>"$top/target/log/start.err" \
+    || die "the target instance did not restart: $(cat "$top/target/log/start.err")"
+  wait_port "$port" || die "target IMAP port $port never opened; see $top/target/log/dovecot.log"
+}
+
 case "${1:-}" in
   install) install_packages ;;
   start) [ -n "${2:-}" ] || die "usage: $0 start DIR"; start "$2" ;;
   stop) [ -n "${2:-}" ] || die "usage: $0 stop DIR"; stop "$2" ;;
-  *) die "usage: $0 install | start DIR | stop DIR" ;;
+  reset-target) [ -n "${2:-}" ] || die "usage: $0 reset-target DIR"; reset_target "$2" ;;
+  *) die "usage: $0 install | start DIR | stop DIR | reset-target DIR" ;;
 esac

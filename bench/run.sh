@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The benchmark: trasloco against Dovecot's own `doveadm backup` over imapc and against a raw
+# pipelined MULTIAPPEND ceiling, on one deterministic corpus, in one invocation. Appends the
+# table to BENCHMARKS.md. Needs root for the WAN scenario (network namespace + tc netem).
+#
+#   bash bench/run.sh                   4 mailboxes x 2,000 messages (~290 MB), 3 runs, loopback + WAN
+#   bash bench/run.sh --scale 8x4000    a bigger corpus
+#   bash bench/run.sh --runs 5 --no-wan
+#
+# Everything lives in bench/work (git-ignored); servers listen on 127.0.0.1 only, the WAN
+# scenario in a network namespace this script creates and removes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scale=4x2000 runs=3 wan=1 tools=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --no-wan) wan=0; shift ;;
+    --tools) tools=$2; shift 2 ;;
+    *) echo "usage: bash bench/run.sh [--scale MAILBOXESxMESSAGES] [--runs N] [--no-wan] [--tools T:P,…]" >&2; exit 64 ;;
+  esac
+done
+command_line="bash bench/run.sh --scale $scale --runs $runs$([ "$wan" = 0 ] && echo ' --no-wan')$([ -n "$tools" ] && echo " --tools $tools")"
+
+bash scripts/dovecot-pair.sh install
+if ! [ -x /usr/bin/time ] || ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
+  [ "$(id -u)" = 0 ] || { echo "bench: needs /usr/bin/time and iproute2; run as root or: sudo apt-get install time iproute2" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends time iproute2 >/dev/null
+fi
+cargo build --release --locked --quiet -p trasloco-cli -p trasloco-bench
+bench=$PWD/target/release/trasloco-bench
+work=$PWD/bench/work
+mkdir -p "$work"
+rm -f "$work"/*.json
+tool_args=()
+[ -n "$tools" ] && tool_args=(--tools "$tools")
+
+"$bench" suite --dir "$work/loopback" --label loopback --scale "$scale" --runs "$runs" \
+  "${tool_args[@]}" --out "$work/loopback.json"
+
+if [ "$wan" = 1 ]; then
+  [ "$(id -u)" = 0 ] || { echo "bench: the WAN scenario needs root (ip netns, tc); use --no-wan" >&2; exit 1; }
+  ns=trasloco-bench-$$
+  ip netns add "$ns"
+  trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
+  ip netns exec "$ns" ip link set lo up
+  # Inside the namespace the servers and the tools share its own loopback; netem on it delays
+  # every packet 20 ms each way: 40 ms round trip.
+  ip netns exec "$ns" "$bench" suite --dir "$work/wan" --label "40 ms RTT" --scale "$scale" --runs "$runs" \
+    "${tool_args[@]}" --netem-delay-ms 20 --out "$work/wan.json"
+fi
+
+"$bench" report "$work"/loopback.json $([ "$wan" = 1 ] && echo "$work/wan.json") \
+  --append BENCHMARKS.md --command "$command_line"

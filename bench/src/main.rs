@@ -1,0 +1,102 @@
+//! `trasloco-bench`: measures trasloco side by side with Dovecot's own `doveadm backup` over
+//! imapc and with a raw pipelined MULTIAPPEND ceiling, on one deterministic corpus, each run
+//! against a freshly emptied target, each result verified message by message.
+//! `bench/run.sh` is the one command; this binary is its engine:
+//!
+//! - `suite`: start a Dovecot pair, seed it, run every tool N times, write result rows;
+//! - `report`: turn result rows into the table in BENCHMARKS.md;
+//! - `ceiling`: the raw MULTIAPPEND writer (run by `suite` as a separate, measured process).
+
+mod ceiling;
+mod corpus;
+mod measure;
+mod suite;
+mod verify;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "trasloco-bench", about = "Benchmark trasloco against doveadm backup and a MULTIAPPEND ceiling")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a Dovecot pair in DIR, seed the corpus, measure every tool, write rows to OUT.
+    Suite(suite::Args),
+    /// Append the generated corpus straight into a target; prints seconds, CPU and count as JSON.
+    Ceiling {
+        /// Target IMAP port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// Mailboxes.
+        #[arg(long)]
+        users: usize,
+        /// Messages per mailbox.
+        #[arg(long)]
+        messages: usize,
+        /// Corpus seed.
+        #[arg(long)]
+        seed: u64,
+        /// Mailboxes at a time.
+        #[arg(long)]
+        parallel: usize,
+    },
+    /// Print the results table of one or more suites and append it to a Markdown file.
+    Report {
+        /// Result files written by `suite`.
+        rows: Vec<PathBuf>,
+        /// Append the table here (e.g. BENCHMARKS.md).
+        #[arg(long)]
+        append: Option<PathBuf>,
+        /// The command line to record with the table.
+        #[arg(long, default_value = "bash bench/run.sh")]
+        command: String,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.cmd {
+        Cmd::Suite(args) => suite::run(args).await,
+        Cmd::Ceiling {
+            port,
+            users,
+            messages,
+            seed,
+            parallel,
+        } => {
+            let spec = corpus::Spec {
+                users,
+                messages,
+                seed,
+            };
+            ceiling_main(&spec, port, parallel).await
+        }
+        Cmd::Report {
+            rows,
+            append,
+            command,
+        } => suite::report(&rows, append.as_deref(), &command),
+    };
+    if let Err(e) = result {
+        eprintln!("trasloco-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn ceiling_main(spec: &corpus::Spec, port: u16, parallel: usize) -> Result<()> {
+    // The corpus is generated before the clock starts and its CPU is not counted.
+    let (seconds, cpu, stored) = ceiling::run(spec, port, parallel).await?;
+    println!(
+        "{}",
+        serde_json::json!({ "seconds": seconds, "cpu": cpu, "stored": stored })
+    );
+    Ok(())
+}

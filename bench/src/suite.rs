@@ -1,0 +1,590 @@
+//! One benchmark suite: a Dovecot pair, the corpus seeded into the source, then every tool run
+//! `runs` times against a freshly emptied target, measured and verified; and the report that
+//! turns the rows of one or more suites into a table.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use trasloco_imap::{AppendMsg, Client, Credentials, Endpoint, Security, TlsOptions};
+
+use crate::corpus::{self, EMPTY_FOLDERS, FOLDERS, Spec, Totals};
+use crate::measure::{self, Cost, median};
+use crate::verify::{self, Manifest};
+
+const SOURCE_PORT: u16 = 51143;
+const TARGET_PORT: u16 = 52143;
+
+/// `suite` arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Working directory (servers, logs, state); emptied first.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Scenario name in the table, e.g. "loopback" or "40 ms RTT".
+    #[arg(long)]
+    label: String,
+    /// Corpus size as MAILBOXESxMESSAGES.
+    #[arg(long, default_value = "4x2000")]
+    scale: String,
+    /// Corpus seed.
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Measurements per tool (the table shows the median).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Which tools, as TOOL:PARALLEL (tools: trasloco, trasloco-noverify, doveadm, ceiling).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ceiling:1,ceiling:4,doveadm:1,doveadm:4,trasloco:1,trasloco:4"
+    )]
+    tools: Vec<String>,
+    /// Add this one-way delay (ms) to the loopback device with tc netem while tools run. Only
+    /// inside a network namespace made for the purpose.
+    #[arg(long)]
+    netem_delay_ms: Option<u32>,
+    /// The trasloco binary.
+    #[arg(long, default_value = "target/release/trasloco")]
+    trasloco: PathBuf,
+    /// Where to write the result rows (JSON).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// Scenario label.
+    pub scenario: String,
+    /// Tool name as shown.
+    pub tool: String,
+    /// Mailboxes at a time.
+    pub parallel: usize,
+    /// Which repetition.
+    pub run: usize,
+    /// Wall seconds.
+    pub wall: f64,
+    /// CPU seconds of the tool.
+    pub cpu: f64,
+    /// Peak RSS of the tool in MiB (None where not meaningful).
+    pub rss_mib: Option<f64>,
+    /// CPU seconds of the source Dovecot.
+    pub source_cpu: f64,
+    /// CPU seconds of the target Dovecot.
+    pub target_cpu: f64,
+    /// None: every message identical; else what differed.
+    pub problem: Option<String>,
+}
+
+/// What a suite file holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteResult {
+    /// Scenario label.
+    pub scenario: String,
+    /// Corpus parameters.
+    pub scale: String,
+    /// Corpus seed.
+    pub seed: u64,
+    /// Corpus totals.
+    pub totals: Totals,
+    /// Versions of everything measured.
+    pub versions: Vec<String>,
+    /// Seconds the seeding took.
+    pub seed_seconds: f64,
+    /// The measurements.
+    pub rows: Vec<Row>,
+}
+
+fn parse_scale(s: &str) -> Result<(usize, usize)> {
+    let (u, m) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--scale {s:?}: expected MAILBOXESxMESSAGES, e.g. 4x2000"))?;
+    Ok((u.trim().parse()?, m.trim().parse()?))
+}
+
+fn sh(cmd: &mut Command, what: &str) -> Result<String> {
+    let out = cmd.output().with_context(|| what.to_string())?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn pair(action: &str, dir: &Path, users: &[String]) -> Result<()> {
+    let mut c = Command::new("bash");
+    c.arg("scripts/dovecot-pair.sh")
+        .arg(action)
+        .arg(dir)
+        .env("PAIR_USERS", users.join(" "));
+    for (side, base) in [("SOURCE", SOURCE_PORT), ("TARGET", TARGET_PORT)] {
+        for (proto, off) in [("IMAP", 0), ("IMAPS", 1), ("POP3", 2), ("POP3S", 3), ("SIEVE", 4)] {
+            c.env(format!("{side}_{proto}_PORT"), (base + off * 10).to_string());
+        }
+    }
+    sh(&mut c, &format!("scripts/dovecot-pair.sh {action}")).map(|_| ())
+}
+
+fn netem(delay_ms: Option<u32>, on: bool) -> Result<()> {
+    let Some(d) = delay_ms else { return Ok(()) };
+    let mut c = Command::new("tc");
+    if on {
+        c.args(["qdisc", "replace", "dev", "lo", "root", "netem", "delay"])
+            .arg(format!("{d}ms"))
+            .args(["limit", "1000000"]);
+    } else {
+        c.args(["qdisc", "del", "dev", "lo", "root"]);
+    }
+    sh(&mut c, "tc qdisc (iproute2)").map(|_| ())
+}
+
+/// Put the corpus into the source server, one mailbox after another.
+async fn seed(spec: &Spec) -> Result<Totals> {
+    let mut totals = Totals::default();
+    for (i, user) in spec.user_names().iter().enumerate() {
+        let msgs = corpus::mailbox(spec, i);
+        totals.add(&msgs);
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port: SOURCE_PORT,
+            security: Security::None,
+        };
+        let mut c = Client::connect(&ep, &TlsOptions::default()).await?;
+        c.login(&Credentials::new(user, format!("{user}-pw"))).await?;
+        for name in FOLDERS.iter().map(|(n, _)| *n).chain(EMPTY_FOLDERS.iter().copied()) {
+            if name != "INBOX" {
+                c.create(name).await?;
+                c.subscribe(name).await?;
+            }
+        }
+        for (f, (name, _)) in FOLDERS.iter().enumerate() {
+            let mine: Vec<&corpus::Msg> = msgs.iter().filter(|m| m.folder == f).collect();
+            for chunk in mine.chunks(50) {
+                let batch: Vec<AppendMsg> = chunk
+                    .iter()
+                    .map(|m| AppendMsg {
+                        flags: m.flags.clone(),
+                        internal_date: Some(m.internal_date.clone()),
+                        body: Bytes::from(m.body.clone()),
+                    })
+                    .collect();
+                let outcomes = c.append(name, &batch).await?;
+                if let Some(bad) = outcomes
+                    .iter()
+                    .find(|o| matches!(o, trasloco_imap::AppendOutcome::Rejected(_)))
+                {
+                    bail!("seeding {user}/{name}: {bad:?}");
+                }
+            }
+        }
+        c.logout().await;
+    }
+    Ok(totals)
+}
+
+fn versions(trasloco: &Path) -> Vec<String> {
+    let run = |c: &str, a: &[&str]| {
+        Command::new(c)
+            .args(a)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+            .unwrap_or_default()
+    };
+    vec![
+        run(&trasloco.display().to_string(), &["--version"]),
+        format!("dovecot {}", run("dovecot", &["--version"])),
+        format!("linux {}", run("uname", &["-r"])),
+        format!("{} cores", run("nproc", &[])),
+    ]
+}
+
+struct Ctx {
+    dir: PathBuf,
+    users: Vec<String>,
+    spec: Spec,
+    trasloco: PathBuf,
+    me: PathBuf,
+    delay: Option<u32>,
+    source: Vec<Manifest>,
+}
+
+impl Ctx {
+    fn servers(&self) -> PathBuf {
+        self.dir.join("servers")
+    }
+
+    fn campaign(&self, name: &str, parallel: usize, verify: bool) -> Result<PathBuf> {
+        let d = self.dir.join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("master-password"), "admin-secret\n")?;
+        let mut csv = String::from("source_user,target_user\n");
+        for u in &self.users {
+            writeln!(csv, "{u},{u}")?;
+        }
+        std::fs::write(d.join("accounts.csv"), csv)?;
+        let side = |port: u16| {
+            format!(
+                "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nmaster_user = \"admin\"\nmaster_password_file = \"master-password\"\n"
+            )
+        };
+        let toml = format!(
+            "name = \"benchmark\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {parallel}\nverify = {verify}\n",
+            side(SOURCE_PORT),
+            side(TARGET_PORT)
+        );
+        let file = d.join("campaign.toml");
+        std::fs::write(&file, toml)?;
+        Ok(file)
+    }
+
+    /// The command line of one tool.
+    fn command(&self, tool: &str, parallel: usize, run: usize) -> Result<Vec<String>> {
+        Ok(match tool {
+            "trasloco" | "trasloco-noverify" => {
+                let campaign = self.campaign(
+                    &format!("{tool}-{parallel}-{run}"),
+                    parallel,
+                    tool == "trasloco",
+                )?;
+                vec![
+                    self.trasloco.display().to_string(),
+                    "--no-progress".into(),
+                    "run".into(),
+                    campaign.display().to_string(),
+                ]
+            }
+            "doveadm" => {
+                // Dovecot's documented migration path: dsync with the source as an imapc
+                // location, writing the target's storage directly (it never talks to the target
+                // server). Same settings the target server runs with.
+                let conf = self.servers().join("target/dovecot.conf");
+                let script = format!(
+                    r#"one() {{ doveadm -c '{conf}' -o imapc_host=127.0.0.1 -o imapc_port={SOURCE_PORT} -o imapc_user="$1" -o imapc_master_user=admin -o imapc_password=admin-secret -o 'imapc_features=rfc822.size fetch-headers' -o mail_prefetch_count=20 backup -R -u "$1" imapc: ; }}
+rc=0; pids=""; n=0
+for u in "$@"; do
+  one "$u" & pids="$pids $!"; n=$((n+1))
+  if [ "$n" -ge {parallel} ]; then for p in $pids; do wait "$p" || rc=1; done; pids=""; n=0; fi
+done
+for p in $pids; do wait "$p" || rc=1; done
+exit $rc"#,
+                    conf = conf.display()
+                );
+                let mut v = vec!["bash".into(), "-c".into(), script, "doveadm-batch".into()];
+                v.extend(self.users.iter().cloned());
+                v
+            }
+            "ceiling" => vec![
+                self.me.display().to_string(),
+                "ceiling".into(),
+                format!("--port={TARGET_PORT}"),
+                format!("--users={}", self.spec.users),
+                format!("--messages={}", self.spec.messages),
+                format!("--seed={}", self.spec.seed),
+                format!("--parallel={parallel}"),
+            ],
+            other => bail!("unknown tool {other:?} (trasloco, trasloco-noverify, doveadm, ceiling)"),
+        })
+    }
+
+    /// Run one command and measure it and both servers.
+    fn measure(&self, tool: &str, argv: &[String], log: &Path) -> Result<(Cost, f64, f64)> {
+        let src = measure::master_pid(&self.servers().join("source"))?;
+        let tgt = measure::master_pid(&self.servers().join("target"))?;
+        let (s0, t0) = (measure::tree_cpu(src), measure::tree_cpu(tgt));
+        let mut cost = measure::timed(argv, log)?;
+        // Let the server processes of the closed sessions finish and be reaped.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (s1, t1) = (measure::tree_cpu(src), measure::tree_cpu(tgt));
+        if tool == "ceiling" {
+            // The ceiling times only its appending; generating the corpus is not part of it.
+            let out = std::fs::read_to_string(log)?;
+            let json = out
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{'))
+                .context("ceiling printed no result")?;
+            let v: serde_json::Value = serde_json::from_str(json)?;
+            cost.wall = v["seconds"].as_f64().unwrap_or(f64::NAN);
+            cost.cpu = v["cpu"].as_f64().unwrap_or(f64::NAN);
+        }
+        Ok((cost, s1 - s0, t1 - t0))
+    }
+
+    async fn verify(&self) -> Result<Option<String>> {
+        netem(self.delay, false)?;
+        let mut problems = Vec::new();
+        for (u, src) in self.users.iter().zip(&self.source) {
+            let tgt = verify::manifest(TARGET_PORT, u).await?;
+            if let Some(p) = verify::compare(src, &tgt) {
+                problems.push(format!("{u}: {p}"));
+            }
+        }
+        netem(self.delay, true)?;
+        Ok((!problems.is_empty()).then(|| problems.join(" | ")))
+    }
+}
+
+fn display_name(tool: &str) -> &str {
+    match tool {
+        "trasloco" => "trasloco",
+        "trasloco-noverify" => "trasloco --no-verify",
+        "doveadm" => "doveadm backup (imapc)",
+        "ceiling" => "MULTIAPPEND ceiling",
+        other => other,
+    }
+}
+
+/// The `suite` command.
+pub async fn run(args: Args) -> Result<()> {
+    let (users, messages) = parse_scale(&args.scale)?;
+    let spec = Spec {
+        users,
+        messages,
+        seed: args.seed,
+    };
+    let tools: Vec<(String, usize)> = args
+        .tools
+        .iter()
+        .map(|t| {
+            let (name, p) = t.split_once(':').unwrap_or((t, "1"));
+            Ok((name.to_string(), p.parse()?))
+        })
+        .collect::<Result<_>>()?;
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let user_names = spec.user_names();
+    let servers = dir.join("servers");
+    pair("start", &servers, &user_names)?;
+    let outcome = suite(&args, spec, &dir, tools).await;
+    let _ = netem(args.netem_delay_ms, false);
+    pair("stop", &servers, &user_names)?;
+    let result = outcome?;
+    std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+async fn suite(args: &Args, spec: Spec, dir: &Path, tools: Vec<(String, usize)>) -> Result<SuiteResult> {
+    let t = Instant::now();
+    eprintln!("[{}] seeding {} mailboxes x {} messages", args.label, spec.users, spec.messages);
+    let totals = seed(&spec).await?;
+    let seed_seconds = t.elapsed().as_secs_f64();
+    eprintln!(
+        "[{}] seeded {} messages, {:.1} MB (largest {:.1} MB) in {seed_seconds:.1} s",
+        args.label,
+        totals.messages,
+        totals.bytes as f64 / 1e6,
+        totals.largest as f64 / 1e6
+    );
+    let mut source = Vec::new();
+    for u in spec.user_names() {
+        source.push(verify::manifest(SOURCE_PORT, &u).await?);
+    }
+    let ctx = Ctx {
+        dir: dir.to_path_buf(),
+        users: spec.user_names(),
+        spec,
+        trasloco: std::fs::canonicalize(&args.trasloco)
+            .with_context(|| format!("{} (build it: cargo build --release)", args.trasloco.display()))?,
+        me: std::env::current_exe()?,
+        delay: args.netem_delay_ms,
+        source,
+    };
+    netem(ctx.delay, true)?;
+    let mut rows = Vec::new();
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    // Each repetition runs every tool once, so noise spreads over all of them alike.
+    for run in 1..=args.runs {
+        for (tool, parallel) in &tools {
+            pair("reset-target", &ctx.servers(), &ctx.users)?;
+            let argv = ctx.command(tool, *parallel, run)?;
+            let log = logs.join(format!("{tool}-{parallel}-{run}.log"));
+            let (cost, scpu, tcpu) = ctx.measure(tool, &argv, &log)?;
+            let problem = ctx.verify().await?;
+            eprintln!(
+                "[{}] run {run}: {} x{parallel}: {:.2} s, cpu {:.2} s, rss {:.0} MiB, servers {:.2}/{:.2} s, {}",
+                args.label,
+                display_name(tool),
+                cost.wall,
+                cost.cpu,
+                cost.rss_mib,
+                scpu,
+                tcpu,
+                problem.as_deref().unwrap_or("verified")
+            );
+            rows.push(Row {
+                scenario: args.label.clone(),
+                tool: display_name(tool).to_string(),
+                parallel: *parallel,
+                run,
+                wall: cost.wall,
+                cpu: cost.cpu,
+                rss_mib: (tool != "ceiling").then_some(cost.rss_mib),
+                source_cpu: scpu,
+                target_cpu: tcpu,
+                problem,
+            });
+            // The unchanged re-run: the same command again over the migrated target.
+            if tool != "ceiling" && *parallel == tools.iter().map(|t| t.1).max().unwrap_or(1) {
+                let argv = if tool.starts_with("trasloco") {
+                    // Same campaign directory: same state file.
+                    argv.clone()
+                } else {
+                    ctx.command(tool, *parallel, run)?
+                };
+                let log = logs.join(format!("{tool}-{parallel}-{run}-rerun.log"));
+                let (cost, scpu, tcpu) = ctx.measure(tool, &argv, &log)?;
+                let problem = ctx.verify().await?;
+                eprintln!(
+                    "[{}] run {run}: {} x{parallel} unchanged re-run: {:.2} s, {}",
+                    args.label,
+                    display_name(tool),
+                    cost.wall,
+                    problem.as_deref().unwrap_or("verified")
+                );
+                rows.push(Row {
+                    scenario: format!("{} (unchanged re-run)", args.label),
+                    tool: display_name(tool).to_string(),
+                    parallel: *parallel,
+                    run,
+                    wall: cost.wall,
+                    cpu: cost.cpu,
+                    rss_mib: Some(cost.rss_mib),
+                    source_cpu: scpu,
+                    target_cpu: tcpu,
+                    problem,
+                });
+            }
+        }
+    }
+    netem(ctx.delay, false)?;
+    Ok(SuiteResult {
+        scenario: args.label.clone(),
+        scale: args.scale.clone(),
+        seed: args.seed,
+        totals,
+        versions: versions(&ctx.trasloco),
+        seed_seconds,
+        rows,
+    })
+}
+
+/// The `report` command.
+pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result<()> {
+    let mut suites = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+        let s: SuiteResult =
+            serde_json::from_str(&text).with_context(|| format!("{}: not a suite result", f.display()))?;
+        suites.push(s);
+    }
+    let Some(first) = suites.first() else {
+        bail!("no result files given");
+    };
+    let mut md = String::new();
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    writeln!(md, "\n## Run of {now}\n")?;
+    writeln!(md, "- Command: `{command}`")?;
+    writeln!(
+        md,
+        "- Corpus: {} mailboxes × {} messages (seed {}): {} messages, {:.1} MB, largest {:.1} MB",
+        first.scale.split(['x', 'X']).next().unwrap_or("?"),
+        first.scale.split(['x', 'X']).nth(1).unwrap_or("?"),
+        first.seed,
+        first.totals.messages,
+        first.totals.bytes as f64 / 1e6,
+        first.totals.largest as f64 / 1e6
+    )?;
+    writeln!(md, "- Versions: {}", first.versions.join(", "))?;
+    let runs = first.rows.iter().map(|r| r.run).max().unwrap_or(0);
+    writeln!(md, "- Each figure is the median of {runs} runs; every run started from an empty target and was verified.\n")?;
+    writeln!(
+        md,
+        "| scenario | tool | parallel | wall s | msg/s | MB/s | tool CPU s | source CPU s | target CPU s | peak RSS MiB | verified | vs doveadm | vs ceiling |"
+    )?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")?;
+    for s in &suites {
+        let mut keys: Vec<(String, String, usize)> = Vec::new();
+        for r in &s.rows {
+            let k = (r.scenario.clone(), r.tool.clone(), r.parallel);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let wall_of = |scenario: &str, tool: &str, p: usize| {
+            let v: Vec<f64> = s
+                .rows
+                .iter()
+                .filter(|r| r.scenario == scenario && r.tool == tool && r.parallel == p)
+                .map(|r| r.wall)
+                .collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        for (scenario, tool, p) in &keys {
+            let rows: Vec<&Row> = s
+                .rows
+                .iter()
+                .filter(|r| &r.scenario == scenario && &r.tool == tool && r.parallel == *p)
+                .collect();
+            let col = |f: &dyn Fn(&Row) -> f64| median(&rows.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let wall = col(&|r| r.wall);
+            let rerun = scenario.ends_with("(unchanged re-run)");
+            let (msgs, mb) = (s.totals.messages as f64, s.totals.bytes as f64 / 1e6);
+            let rss: Vec<f64> = rows.iter().filter_map(|r| r.rss_mib).collect();
+            let bad = rows.iter().filter(|r| r.problem.is_some()).count();
+            let verified = if bad == 0 {
+                format!("yes ({}/{})", rows.len(), rows.len())
+            } else {
+                format!("**NO** ({bad}/{} runs differ)", rows.len())
+            };
+            let ratio = |other: &str| {
+                if rerun || tool == other {
+                    return "".to_string();
+                }
+                wall_of(scenario, other, *p)
+                    .map(|w| format!("{:.2}×", w / wall))
+                    .unwrap_or_default()
+            };
+            writeln!(
+                md,
+                "| {scenario} | {tool} | {p} | {wall:.2} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {verified} | {} | {} |",
+                if rerun { "–".into() } else { format!("{:.0}", msgs / wall) },
+                if rerun { "–".into() } else { format!("{:.1}", mb / wall) },
+                col(&|r| r.cpu),
+                col(&|r| r.source_cpu),
+                col(&|r| r.target_cpu),
+                if rss.is_empty() { "–".into() } else { format!("{:.0}", rss.iter().cloned().fold(0.0, f64::max)) },
+                ratio("doveadm backup (imapc)"),
+                ratio("MULTIAPPEND ceiling"),
+            )?;
+        }
+    }
+    let problems: Vec<String> = suites
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .filter_map(|r| r.problem.as_ref().map(|p| format!("- {} / {} ×{} run {}: {p}", r.scenario, r.tool, r.parallel, r.run)))
+        .collect();
+    if !problems.is_empty() {
+        writeln!(md, "\nVerification failures:\n{}", problems.join("\n"))?;
+    }
+    writeln!(
+        md,
+        "\nRatios are throughput ratios (the other tool's wall time over this one's; above 1 is faster). Peak RSS is the largest single process; the ceiling's is not shown because it holds the generated corpus in memory. doveadm writes the target's storage itself, so the target server's CPU is near zero for it and its own CPU includes that work."
+    )?;
+    print!("{md}");
+    if let Some(path) = append {
+        let mut old = std::fs::read_to_string(path).unwrap_or_default();
+        old.push_str(&md);
+        std::fs::write(path, old)?;
+        eprintln!("appended to {}", path.display());
+    }
+    Ok(())
+}
