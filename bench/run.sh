@@ -21,7 +21,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: bash bench/run.sh [--scale MAILBOXESxMESSAGES] [--runs N] [--no-wan] [--tools T:P,…]" >&2; exit 64 ;;
   esac
 done
-command_line="bash bench/run.sh --scale $scale --runs $runs$([ "$wan" = 0 ] && echo ' --no-wan')$([ -n "$tools" ] && echo " --tools $tools")"
+command_line="bash bench/run.sh --scale $scale --runs $runs"
+if [ "$wan" = 0 ]; then command_line+=" --no-wan"; fi
+if [ -n "$tools" ]; then command_line+=" --tools $tools"; fi
 
 bash scripts/dovecot-pair.sh install
 if ! [ -x /usr/bin/time ] || ! command -v tc >/dev/null || ! command -v ip >/dev/null; then
@@ -51,5 +53,7 @@ if [ "$wan" = 1 ]; then
     "${tool_args[@]}" --netem-delay-ms 20 --out "$work/wan.json"
 fi
 
-"$bench" report "$work"/loopback.json $([ "$wan" = 1 ] && echo "$work/wan.json") \
+results=("$work/loopback.json")
+if [ "$wan" = 1 ]; then results+=("$work/wan.json"); fi
+"$bench" report "${results[@]}" \
   --append BENCHMARKS.md --command "$command_line"

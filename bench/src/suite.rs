@@ -252,12 +252,17 @@ impl Ctx {
                     parallel,
                     tool == "trasloco",
                 )?;
-                vec![
+                // BENCH_WRAP runs trasloco under a profiler, e.g. "valgrind --tool=callgrind".
+                let mut v: Vec<String> = std::env::var("BENCH_WRAP")
+                    .map(|w| w.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default();
+                v.extend([
                     self.trasloco.display().to_string(),
                     "--no-progress".into(),
                     "run".into(),
                     campaign.display().to_string(),
-                ]
+                ]);
+                v
             }
             "doveadm" => {
                 // Dovecot's documented migration path: dsync with the source as an imapc

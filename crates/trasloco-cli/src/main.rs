@@ -131,7 +131,27 @@ struct MigrateArgs {
     batch_messages: usize,
 }
 
+/// Keep the C allocator from holding on to freed message buffers.
+///
+/// glibc serves allocations above its mmap threshold with mmap and returns them on free, but
+/// after the first large free it raises that threshold (up to 32 MiB) and the trim threshold with
+/// it, so later multi-megabyte buffers come from per-thread arenas that keep the memory. With
+/// several mailboxes in parallel that doubled the peak RSS (84 MiB instead of 57 MiB on the
+/// benchmark corpus). A fixed threshold turns the adjustment off.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

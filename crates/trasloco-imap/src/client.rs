@@ -14,6 +14,10 @@ use trasloco_core::mutf7;
 
 /// How long a response may take before the connection is considered stalled.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How much to read at a time when no large literal is expected.
+const READ_CHUNK: usize = 64 * 1024;
+/// A read buffer above this size is replaced by a small one once it has emptied.
+const KEEP_CAPACITY: usize = 1024 * 1024;
 /// Sequence-set ranges per command, to stay under servers' line-length limits.
 const MAX_RANGES: usize = 500;
 
@@ -182,7 +186,7 @@ impl Client {
         };
         let mut client = Client {
             stream,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(READ_CHUNK),
             framer: Framer::default(),
             next_tag: 1,
             caps: Vec::new(),
@@ -859,10 +863,26 @@ impl Client {
         loop {
             let mut hint = 0;
             if let Some(n) = self.framer.next_frame(&self.buf, &mut hint) {
-                return Ok(self.buf.split_to(n).freeze());
+                let frame = self.buf.split_to(n).freeze();
+                // A buffer that grew for one large message is not kept for the small ones that
+                // follow: the frame keeps its bytes alive only as long as the caller needs them.
+                if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() < READ_CHUNK {
+                    let mut fresh = BytesMut::with_capacity(READ_CHUNK);
+                    fresh.extend_from_slice(&self.buf);
+                    self.buf = fresh;
+                }
+                return Ok(frame);
             }
-            let want = hint.saturating_sub(self.buf.len()).max(64 * 1024);
-            self.buf.reserve(want);
+            let need = hint.max(self.buf.len()) + READ_CHUNK;
+            if need > KEEP_CAPACITY && self.buf.capacity() < need {
+                // Exactly the size of the response (plus one read): `reserve` would double it.
+                let mut fresh = BytesMut::with_capacity(need);
+                fresh.extend_from_slice(&self.buf);
+                self.buf = fresh;
+            } else {
+                self.buf
+                    .reserve(hint.saturating_sub(self.buf.len()).max(READ_CHUNK));
+            }
             let read =
                 tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
             match read {

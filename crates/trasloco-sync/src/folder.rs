@@ -1,5 +1,6 @@
 //! One folder: list both sides, diff, copy in overlapped batches, update flags, verify.
 
+use crate::budget::Reservation;
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -287,26 +288,30 @@ async fn copy_messages(
     let plan = batches(to_copy, listed, opts.batch_bytes, opts.batch_messages);
     // One batch is fetched while the previous one is appended: the two servers work at once,
     // and at most three batches are in memory.
-    let (tx, rx) = mpsc::channel::<Vec<(u32, Bytes)>>(1);
+    // Every batch first reserves its bytes in the process-wide budget; the reservation travels
+    // with the bodies and ends when they are dropped after the append.
+    let (tx, rx) = mpsc::channel::<(Vec<(u32, Bytes)>, Reservation)>(1);
     let producer = async move {
         for batch in plan {
+            let bytes = batch.iter().map(|u| listed[u].size).sum();
+            let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
             src.fetch_bodies(&batch, &mut |uid, body| got.push((uid, body)))
                 .await
                 .on(SideName::Source)?;
-            if tx.send(got).await.is_err() {
+            if tx.send((got, held)).await.is_err() {
                 break;
             }
         }
         Ok::<(), SyncError>(())
     };
     let mut fetched = 0u64;
-    let mut copied: Vec<(u32, u32, String)> = Vec::new(); // source uid, target uid, sha256
+    let mut copied: Vec<Copied> = Vec::new();
     let consumer = async {
         // Owning the receiver: when this future ends (say the target dropped), the channel
         // closes and the producer stops instead of waiting forever for room.
         let mut rx = rx;
-        while let Some(batch) = rx.recv().await {
+        while let Some((batch, held)) = rx.recv().await {
             fetched += batch.len() as u64;
             let mut msgs = Vec::with_capacity(batch.len());
             let mut meta = Vec::with_capacity(batch.len());
@@ -356,6 +361,7 @@ async fn copy_messages(
                 }
             }
             drop(msgs);
+            drop(held);
             let mut records = Vec::with_capacity(outcomes.len());
             let mut bytes = 0;
             let mut stored = 0;
@@ -375,7 +381,12 @@ async fn copy_messages(
                             flags: listed[&uid].flags.clone(),
                         });
                         if tuid != 0 {
-                            copied.push((uid, tuid, digest));
+                            copied.push(Copied {
+                                source_uid: uid,
+                                target_uid: tuid,
+                                size,
+                                sha256: digest,
+                            });
                         }
                     }
                     AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
@@ -396,35 +407,55 @@ async fn copy_messages(
     p?;
 
     if opts.verify && !copied.is_empty() {
-        verify(tgt, &copied, report).await?;
+        verify(tgt, &copied, opts, report).await?;
     }
     Ok(())
 }
 
-/// Read the copies back and compare SHA-256 with what was read from the source.
+/// A message copied in this run, to be read back.
+struct Copied {
+    source_uid: u32,
+    target_uid: u32,
+    size: u64,
+    sha256: String,
+}
+
+/// Read the copies back and compare SHA-256 with what was read from the source. Read-backs are
+/// batched like copies and reserve their bytes in the same budget.
 async fn verify(
     tgt: &mut Client,
-    copied: &[(u32, u32, String)],
+    copied: &[Copied],
+    opts: &Options,
     report: &mut FolderReport,
 ) -> Result<(), SyncError> {
-    let want: HashMap<u32, (u32, &str)> = copied
-        .iter()
-        .map(|(s, t, d)| (*t, (*s, d.as_str())))
-        .collect();
-    let tuids: Vec<u32> = copied.iter().map(|(_, t, _)| *t).collect();
+    let want: HashMap<u32, &Copied> = copied.iter().map(|c| (c.target_uid, c)).collect();
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
-    for chunk in tuids.chunks(200) {
-        tgt.fetch_bodies(chunk, &mut |tuid, body| {
-            if let Some((suid, digest)) = want.get(&tuid) {
+    let mut start = 0;
+    while start < copied.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < copied.len()
+            && end - start < 200
+            && (end == start || bytes + copied[end].size <= opts.batch_bytes)
+        {
+            bytes += copied[end].size;
+            end += 1;
+        }
+        let tuids: Vec<u32> = copied[start..end].iter().map(|c| c.target_uid).collect();
+        let held = opts.memory.reserve(bytes).await;
+        tgt.fetch_bodies(&tuids, &mut |tuid, body| {
+            if let Some(c) = want.get(&tuid) {
                 seen += 1;
-                if sha256_hex(&body) != *digest {
-                    mismatched.push((*suid, body.len() as u64));
+                if sha256_hex(&body) != c.sha256 {
+                    mismatched.push((c.source_uid, body.len() as u64));
                 }
             }
         })
         .await
         .on(SideName::Target)?;
+        drop(held);
+        start = end;
     }
     report.verified += seen - mismatched.len() as u64;
     for (suid, len) in mismatched {

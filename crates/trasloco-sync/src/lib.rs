@@ -9,9 +9,11 @@
 //! the state, so nothing is copied twice.
 #![deny(missing_docs)]
 
+mod budget;
 mod folder;
 mod mailbox;
 
+pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use mailbox::{Options, Progress, Side, SideName, sync_mailbox};
 
 /// A glob over folder names: `*` matches any run of characters; case-sensitive, except that

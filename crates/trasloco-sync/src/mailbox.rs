@@ -1,5 +1,6 @@
 //! One mailbox: connect both sides, map folders, sync each folder, retry after drops.
 
+use crate::budget::MemoryBudget;
 use crate::folder::{FolderCtx, sync_folder};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -65,6 +66,8 @@ pub struct Options {
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
     pub backoff: Duration,
+    /// Message bytes in memory at once, shared by every mailbox that clones these options.
+    pub memory: MemoryBudget,
 }
 
 impl Default for Options {
@@ -72,12 +75,13 @@ impl Default for Options {
         Options {
             dry_run: false,
             verify: true,
-            batch_bytes: 8 * 1024 * 1024,
+            batch_bytes: 4 * 1024 * 1024,
             batch_messages: 100,
             exclude: Vec::new(),
             renames: BTreeMap::new(),
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
+            memory: MemoryBudget::default(),
         }
     }
 }
