@@ -40,8 +40,15 @@ async fn one(port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
 
     // Build the whole command stream: LOGIN, CREATEs, MULTIAPPENDs.
     let mut commands = 0usize;
-    wr.write_all(format!("a LOGIN {} {}\r\n", quoted(&user), quoted(&format!("{user}-pw"))).as_bytes())
-        .await?;
+    wr.write_all(
+        format!(
+            "a LOGIN {} {}\r\n",
+            quoted(&user),
+            quoted(&format!("{user}-pw"))
+        )
+        .as_bytes(),
+    )
+    .await?;
     commands += 1;
     for (name, _) in FOLDERS.iter().filter(|(n, _)| *n != "INBOX") {
         wr.write_all(format!("c CREATE {}\r\n", quoted(&target_name(name))).as_bytes())
@@ -60,7 +67,10 @@ async fn one(port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
         while start < list.len() {
             let mut end = start;
             let mut bytes = 0;
-            while end < list.len() && end - start < BATCH_MESSAGES && (end == start || bytes + list[end].body.len() <= BATCH_BYTES) {
+            while end < list.len()
+                && end - start < BATCH_MESSAGES
+                && (end == start || bytes + list[end].body.len() <= BATCH_BYTES)
+            {
                 bytes += list[end].body.len();
                 end += 1;
             }
@@ -118,7 +128,11 @@ async fn one(port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
     let failures = failures?;
     let (stored, _wr) = written?;
     if !failures.is_empty() {
-        bail!("{user}: {} commands failed, first: {}", failures.len(), failures[0]);
+        bail!(
+            "{user}: {} commands failed, first: {}",
+            failures.len(),
+            failures[0]
+        );
     }
     Ok(stored)
 }

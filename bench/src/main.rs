@@ -19,7 +19,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "trasloco-bench", about = "Benchmark trasloco against doveadm backup and a MULTIAPPEND ceiling")]
+#[command(
+    name = "trasloco-bench",
+    about = "Benchmark trasloco against doveadm backup and a MULTIAPPEND ceiling"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -46,6 +49,15 @@ enum Cmd {
         /// Mailboxes at a time.
         #[arg(long)]
         parallel: usize,
+    },
+    /// Print the totals of a corpus without starting anything.
+    Corpus {
+        /// Corpus size as MAILBOXESxMESSAGES.
+        #[arg(long, default_value = "4x2000")]
+        scale: String,
+        /// Corpus seed.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
     /// Print the results table of one or more suites and append it to a Markdown file.
     Report {
@@ -79,6 +91,23 @@ async fn main() {
             };
             ceiling_main(&spec, port, parallel).await
         }
+        Cmd::Corpus { scale, seed } => suite::parse_scale(&scale).map(|(users, messages)| {
+            let spec = corpus::Spec {
+                users,
+                messages,
+                seed,
+            };
+            let mut t = corpus::Totals::default();
+            for i in 0..users {
+                t.add(&corpus::mailbox(&spec, i));
+            }
+            println!(
+                "{} messages, {:.1} MB, largest {:.1} MB",
+                t.messages,
+                t.bytes as f64 / 1e6,
+                t.largest as f64 / 1e6
+            );
+        }),
         Cmd::Report {
             rows,
             append,

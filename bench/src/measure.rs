@@ -35,7 +35,10 @@ fn processes() -> Vec<(u32, u32, u64)> {
             continue;
         }
         let ppid = f[1].parse().unwrap_or(0);
-        let cpu: u64 = f[11..15].iter().map(|v| v.parse::<u64>().unwrap_or(0)).sum();
+        let cpu: u64 = f[11..15]
+            .iter()
+            .map(|v| v.parse::<u64>().unwrap_or(0))
+            .sum();
         out.push((pid, ppid, cpu));
     }
     out

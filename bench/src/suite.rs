@@ -100,7 +100,7 @@ pub struct SuiteResult {
     pub rows: Vec<Row>,
 }
 
-fn parse_scale(s: &str) -> Result<(usize, usize)> {
+pub fn parse_scale(s: &str) -> Result<(usize, usize)> {
     let (u, m) = s
         .split_once(['x', 'X'])
         .with_context(|| format!("--scale {s:?}: expected MAILBOXESxMESSAGES, e.g. 4x2000"))?;
@@ -110,7 +110,10 @@ fn parse_scale(s: &str) -> Result<(usize, usize)> {
 fn sh(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd.output().with_context(|| what.to_string())?;
     if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -122,8 +125,17 @@ fn pair(action: &str, dir: &Path, users: &[String]) -> Result<()> {
         .arg(dir)
         .env("PAIR_USERS", users.join(" "));
     for (side, base) in [("SOURCE", SOURCE_PORT), ("TARGET", TARGET_PORT)] {
-        for (proto, off) in [("IMAP", 0), ("IMAPS", 1), ("POP3", 2), ("POP3S", 3), ("SIEVE", 4)] {
-            c.env(format!("{side}_{proto}_PORT"), (base + off * 10).to_string());
+        for (proto, off) in [
+            ("IMAP", 0),
+            ("IMAPS", 1),
+            ("POP3", 2),
+            ("POP3S", 3),
+            ("SIEVE", 4),
+        ] {
+            c.env(
+                format!("{side}_{proto}_PORT"),
+                (base + off * 10).to_string(),
+            );
         }
     }
     sh(&mut c, &format!("scripts/dovecot-pair.sh {action}")).map(|_| ())
@@ -154,8 +166,13 @@ async fn seed(spec: &Spec) -> Result<Totals> {
             security: Security::None,
         };
         let mut c = Client::connect(&ep, &TlsOptions::default()).await?;
-        c.login(&Credentials::new(user, format!("{user}-pw"))).await?;
-        for name in FOLDERS.iter().map(|(n, _)| *n).chain(EMPTY_FOLDERS.iter().copied()) {
+        c.login(&Credentials::new(user, format!("{user}-pw")))
+            .await?;
+        for name in FOLDERS
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(EMPTY_FOLDERS.iter().copied())
+        {
             if name != "INBOX" {
                 c.create(name).await?;
                 c.subscribe(name).await?;
@@ -192,7 +209,14 @@ fn versions(trasloco: &Path) -> Vec<String> {
             .args(a)
             .output()
             .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
             .unwrap_or_default()
     };
     vec![
@@ -293,7 +317,9 @@ exit $rc"#,
                 format!("--seed={}", self.spec.seed),
                 format!("--parallel={parallel}"),
             ],
-            other => bail!("unknown tool {other:?} (trasloco, trasloco-noverify, doveadm, ceiling)"),
+            other => {
+                bail!("unknown tool {other:?} (trasloco, trasloco-noverify, doveadm, ceiling)")
+            }
         })
     }
 
@@ -376,9 +402,17 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn suite(args: &Args, spec: Spec, dir: &Path, tools: Vec<(String, usize)>) -> Result<SuiteResult> {
+async fn suite(
+    args: &Args,
+    spec: Spec,
+    dir: &Path,
+    tools: Vec<(String, usize)>,
+) -> Result<SuiteResult> {
     let t = Instant::now();
-    eprintln!("[{}] seeding {} mailboxes x {} messages", args.label, spec.users, spec.messages);
+    eprintln!(
+        "[{}] seeding {} mailboxes x {} messages",
+        args.label, spec.users, spec.messages
+    );
     let totals = seed(&spec).await?;
     let seed_seconds = t.elapsed().as_secs_f64();
     eprintln!(
@@ -396,8 +430,12 @@ async fn suite(args: &Args, spec: Spec, dir: &Path, tools: Vec<(String, usize)>)
         dir: dir.to_path_buf(),
         users: spec.user_names(),
         spec,
-        trasloco: std::fs::canonicalize(&args.trasloco)
-            .with_context(|| format!("{} (build it: cargo build --release)", args.trasloco.display()))?,
+        trasloco: std::fs::canonicalize(&args.trasloco).with_context(|| {
+            format!(
+                "{} (build it: cargo build --release)",
+                args.trasloco.display()
+            )
+        })?,
         me: std::env::current_exe()?,
         delay: args.netem_delay_ms,
         source,
@@ -487,8 +525,8 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
     let mut suites = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
-        let s: SuiteResult =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a suite result", f.display()))?;
+        let s: SuiteResult = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a suite result", f.display()))?;
         suites.push(s);
     }
     let Some(first) = suites.first() else {
@@ -510,12 +548,18 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
     )?;
     writeln!(md, "- Versions: {}", first.versions.join(", "))?;
     let runs = first.rows.iter().map(|r| r.run).max().unwrap_or(0);
-    writeln!(md, "- Each figure is the median of {runs} runs; every run started from an empty target and was verified.\n")?;
+    writeln!(
+        md,
+        "- Each figure is the median of {runs} runs; every run started from an empty target and was verified.\n"
+    )?;
     writeln!(
         md,
         "| scenario | tool | parallel | wall s | msg/s | MB/s | tool CPU s | source CPU s | target CPU s | peak RSS MiB | verified | vs doveadm | vs ceiling |"
     )?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")?;
+    writeln!(
+        md,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    )?;
     for s in &suites {
         let mut keys: Vec<(String, String, usize)> = Vec::new();
         for r in &s.rows {
@@ -539,7 +583,8 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
                 .iter()
                 .filter(|r| &r.scenario == scenario && &r.tool == tool && r.parallel == *p)
                 .collect();
-            let col = |f: &dyn Fn(&Row) -> f64| median(&rows.iter().map(|r| f(r)).collect::<Vec<_>>());
+            let col =
+                |f: &dyn Fn(&Row) -> f64| median(&rows.iter().map(|r| f(r)).collect::<Vec<_>>());
             let wall = col(&|r| r.wall);
             let rerun = scenario.ends_with("(unchanged re-run)");
             let (msgs, mb) = (s.totals.messages as f64, s.totals.bytes as f64 / 1e6);
@@ -561,12 +606,24 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
             writeln!(
                 md,
                 "| {scenario} | {tool} | {p} | {wall:.2} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {verified} | {} | {} |",
-                if rerun { "–".into() } else { format!("{:.0}", msgs / wall) },
-                if rerun { "–".into() } else { format!("{:.1}", mb / wall) },
+                if rerun {
+                    "–".into()
+                } else {
+                    format!("{:.0}", msgs / wall)
+                },
+                if rerun {
+                    "–".into()
+                } else {
+                    format!("{:.1}", mb / wall)
+                },
                 col(&|r| r.cpu),
                 col(&|r| r.source_cpu),
                 col(&|r| r.target_cpu),
-                if rss.is_empty() { "–".into() } else { format!("{:.0}", rss.iter().cloned().fold(0.0, f64::max)) },
+                if rss.is_empty() {
+                    "–".into()
+                } else {
+                    format!("{:.0}", rss.iter().cloned().fold(0.0, f64::max))
+                },
                 ratio("doveadm backup (imapc)"),
                 ratio("MULTIAPPEND ceiling"),
             )?;
@@ -575,7 +632,14 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
     let problems: Vec<String> = suites
         .iter()
         .flat_map(|s| s.rows.iter())
-        .filter_map(|r| r.problem.as_ref().map(|p| format!("- {} / {} ×{} run {}: {p}", r.scenario, r.tool, r.parallel, r.run)))
+        .filter_map(|r| {
+            r.problem.as_ref().map(|p| {
+                format!(
+                    "- {} / {} ×{} run {}: {p}",
+                    r.scenario, r.tool, r.parallel, r.run
+                )
+            })
+        })
         .collect();
     if !problems.is_empty() {
         writeln!(md, "\nVerification failures:\n{}", problems.join("\n"))?;

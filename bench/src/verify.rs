@@ -57,14 +57,16 @@ pub async fn manifest(port: u16, user: &str) -> Result<Manifest> {
         if let Some(d) = entry.delimiter {
             out.delimiter = d;
         }
-        if entry
-            .attributes
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"))
-        {
+        if entry.attributes.iter().any(|a| {
+            a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent")
+        }) {
             continue;
         }
-        if let Some(role) = entry.attributes.iter().find_map(|a| Role::from_attribute(a)) {
+        if let Some(role) = entry
+            .attributes
+            .iter()
+            .find_map(|a| Role::from_attribute(a))
+        {
             out.roles.insert(entry.name.clone(), role);
         }
         // A name listed without \Noselect that cannot be opened (dsync leaves such hierarchy
@@ -92,7 +94,10 @@ pub async fn manifest(port: u16, user: &str) -> Result<Manifest> {
                 (
                     digests.remove(&m.uid).unwrap_or_default(),
                     flags,
-                    m.internal_date.as_deref().map(parse_date).unwrap_or(i64::MIN),
+                    m.internal_date
+                        .as_deref()
+                        .map(parse_date)
+                        .unwrap_or(i64::MIN),
                 )
             })
             .collect();
@@ -133,12 +138,17 @@ pub fn compare(source: &Manifest, target: &Manifest) -> Option<String> {
             .any(|n| target.folders.get(&n) == Some(prints));
         if !matched {
             let got = target.folders.get(&literal).map(Vec::len).unwrap_or(0);
-            problems.push(format!("{name}: {} messages, target {literal:?} has {got} matching-or-not", prints.len()));
+            problems.push(format!(
+                "{name}: {} messages, target {literal:?} has {got} matching-or-not",
+                prints.len()
+            ));
         }
     }
     let total = target.count();
     if total != expected_total {
-        problems.push(format!("target holds {total} messages, source {expected_total}"));
+        problems.push(format!(
+            "target holds {total} messages, source {expected_total}"
+        ));
     }
     if problems.is_empty() {
         None
@@ -169,16 +179,40 @@ mod tests {
 
     #[test]
     fn literal_and_role_placements_match_and_strays_do_not() {
-        let src = m('/', &[("INBOX", &["a"]), ("Posta inviata", &["b"]), ("X/Y", &["c"])], &[]);
+        let src = m(
+            '/',
+            &[
+                ("INBOX", &["a"]),
+                ("Posta inviata", &["b"]),
+                ("X/Y", &["c"]),
+            ],
+            &[],
+        );
         let by_role = m(
             '.',
             &[("INBOX", &["a"]), ("Sent", &["b"]), ("X.Y", &["c"])],
             &[("Sent", Role::Sent)],
         );
         assert_eq!(compare(&src, &by_role), None);
-        let literal = m('.', &[("INBOX", &["a"]), ("Posta inviata", &["b"]), ("X.Y", &["c"])], &[]);
+        let literal = m(
+            '.',
+            &[
+                ("INBOX", &["a"]),
+                ("Posta inviata", &["b"]),
+                ("X.Y", &["c"]),
+            ],
+            &[],
+        );
         assert_eq!(compare(&src, &literal), None);
-        let extra = m('.', &[("INBOX", &["a", "a"]), ("Posta inviata", &["b"]), ("X.Y", &["c"])], &[]);
+        let extra = m(
+            '.',
+            &[
+                ("INBOX", &["a", "a"]),
+                ("Posta inviata", &["b"]),
+                ("X.Y", &["c"]),
+            ],
+            &[],
+        );
         assert!(compare(&src, &extra).is_some());
         let missing = m('.', &[("INBOX", &["a"]), ("X.Y", &["c"])], &[]);
         assert!(compare(&src, &missing).is_some());

@@ -221,6 +221,8 @@ async fn dry_run_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thirty_megabyte_message_is_copied_exactly() {
+    // Messages over 1 MiB are streamed from FETCH to APPEND, never held whole; flags, date and
+    // the keyword-refusal retry must work on that path too.
     let pair = Pair::start();
     let mut src = pair.client("source", "carol").await;
     let mut big = b"Message-ID: <big@example.org>\r\nSubject: allegato grande\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
@@ -228,14 +230,42 @@ async fn thirty_megabyte_message_is_copied_exactly() {
     while big.len() < 30 * 1024 * 1024 {
         big.extend_from_slice(&line);
     }
-    seed(&mut src, "INBOX", vec![msg(big), msg(simple(1, "INBOX"))]).await;
+    let mut flagged = padded(1, 2 * 1024 * 1024).remove(0);
+    flagged.flags = vec!["\\Seen", "\\Flagged", "$Label1"];
+    flagged.date = Some("03-Feb-2019 08:30:00 +0100");
+    seed(
+        &mut src,
+        "INBOX",
+        vec![msg(big), msg(simple(1, "INBOX")), flagged],
+    )
+    .await;
+    let long_kw: &'static str = Box::leak("k".repeat(60).into_boxed_str());
+    let mut refused_kw = padded(1, 1536 * 1024).remove(0);
+    refused_kw.flags = vec!["\\Seen", long_kw];
+    src.create("Lungo").await.unwrap();
+    seed(&mut src, "Lungo", vec![refused_kw]).await;
+
     let out = pair.migrate("carol", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let mut tgt = pair.client("target", "carol").await;
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 4, "{mb}");
     assert_eq!(
-        snapshot(&mut src).await["INBOX"],
-        snapshot(&mut tgt).await["INBOX"]
+        folder_sum(mb, "verified"),
+        4,
+        "streamed copies are read back too"
     );
+    let lungo = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["source"] == "Lungo")
+        .unwrap();
+    assert_eq!(lungo["dropped_keywords"][long_kw], 1, "{lungo}");
+    let mut tgt = pair.client("target", "carol").await;
+    let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    assert_eq!(s["INBOX"], t["INBOX"]);
+    assert_eq!(t["Lungo"].len(), 1);
+    assert_eq!(t["Lungo"][0].0, s["Lungo"][0].0, "same bytes");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -448,6 +478,7 @@ async fn target_without_literal_plus_or_multiappend() {
     let mut src = pair.client("source", "tiny").await;
     let mut msgs: Vec<Msg> = (0..12).map(|i| msg(simple(i, "INBOX"))).collect();
     msgs.extend(padded(1, 300 * 1024)); // over tiny's 200 KiB per-message limit
+    msgs.extend(padded(1, 1536 * 1024)); // streamed, and refused before its literal is sent
     seed(&mut src, "INBOX", msgs).await;
 
     let out = pair.migrate("tiny", &[]);
@@ -460,12 +491,23 @@ async fn target_without_literal_plus_or_multiappend() {
         .values()
         .map(|v| v.as_u64().unwrap())
         .sum();
-    assert_eq!(failed, 1, "only the oversized message fails: {mb}");
+    assert_eq!(failed, 2, "only the oversized messages fail: {mb}");
     let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
     assert_eq!(t["INBOX"].len(), 12);
     assert!(
         t["INBOX"].iter().all(|m| s["INBOX"].contains(m)),
         "copies are byte-exact"
+    );
+
+    // A large message the target accepts goes through the synchronising literal streamed.
+    let mut src = pair.client("source", "erin").await;
+    seed(&mut src, "INBOX", padded(2, 1536 * 1024)).await;
+    let out = pair.migrate("erin", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "erin").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
     );
 }
 

@@ -87,6 +87,56 @@ pub enum AppendOutcome {
     Rejected(String),
 }
 
+/// A message body being read from a FETCH piece by piece.
+#[derive(Debug)]
+pub struct BodyStream {
+    tag: String,
+    size: u64,
+    remaining: u64,
+}
+
+impl BodyStream {
+    /// The body's size in bytes, as the server announced it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A streamed APPEND under way.
+#[derive(Debug)]
+pub struct AppendStream {
+    tag: String,
+}
+
+/// How a streamed APPEND starts.
+#[derive(Debug)]
+pub enum AppendStart {
+    /// Send the body.
+    Go(AppendStream),
+    /// Refused before the body was sent (synchronising literal): the outcome.
+    Refused(AppendOutcome),
+}
+
+/// ` (flags) "date" {size[+]}\r\n` of one message in an APPEND.
+fn push_message_head(
+    head: &mut String,
+    flags: &[String],
+    internal_date: Option<&str>,
+    size: u64,
+    plus: bool,
+) {
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .filter(|f| is_atom(f))
+        .collect();
+    head.push_str(&format!(" ({})", flags.join(" ")));
+    if let Some(d) = internal_date {
+        head.push_str(&format!(" \"{d}\""));
+    }
+    head.push_str(&format!(" {{{size}{}}}\r\n", if plus { "+" } else { "" }));
+}
+
 /// A tagged completion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Done {
@@ -698,21 +748,13 @@ impl Client {
         let plus = self.has_cap("LITERAL+");
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         for (i, m) in msgs.iter().enumerate() {
-            let flags: Vec<&str> = m
-                .flags
-                .iter()
-                .map(String::as_str)
-                .filter(|f| is_atom(f))
-                .collect();
-            head.push_str(&format!(" ({})", flags.join(" ")));
-            if let Some(d) = &m.internal_date {
-                head.push_str(&format!(" \"{d}\""));
-            }
-            head.push_str(&format!(
-                " {{{}{}}}\r\n",
-                m.body.len(),
-                if plus { "+" } else { "" }
-            ));
+            push_message_head(
+                &mut head,
+                &m.flags,
+                m.internal_date.as_deref(),
+                m.body.len() as u64,
+                plus,
+            );
             if plus {
                 let h = std::mem::take(&mut head);
                 self.write_all(&[h.as_bytes(), &m.body]).await?;
@@ -742,6 +784,127 @@ impl Client {
         }
         self.flush().await?;
         Ok(None)
+    }
+
+    /// Start streaming one message out of the selected folder (`UID FETCH uid (UID BODY.PEEK[])`)
+    /// without holding it in memory: returns once the body's literal begins, or `None` when the
+    /// server has no such message. Read it with [`Client::body_chunk`], then call
+    /// [`Client::body_end`].
+    pub async fn body_begin(&mut self, uid: u32) -> Result<Option<BodyStream>, Error> {
+        let tag = self.tag();
+        self.write_all(&[format!("{tag} UID FETCH {uid} (UID BODY.PEEK[])\r\n").as_bytes()])
+            .await?;
+        self.flush().await?;
+        loop {
+            let line = self.read_line().await?;
+            if line.starts_with(tag.as_bytes()) && line.get(tag.len()) == Some(&b' ') {
+                let done = parse_done(&line, &tag).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("{} sent an unreadable completion", self.host),
+                    )
+                })?;
+                if done.ok {
+                    return Ok(None);
+                }
+                return Err(Error::new(
+                    ErrorKind::Refused,
+                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+                ));
+            }
+            if line.starts_with(b"* ")
+                && let Some(size) = crate::framing::literal_len(&line)
+            {
+                self.bytes_read += size as u64;
+                return Ok(Some(BodyStream {
+                    tag,
+                    size: size as u64,
+                    remaining: size as u64,
+                }));
+            }
+            // Anything else before the body (an unsolicited EXISTS or FLAGS update) is a whole
+            // line, since only a line ending in a literal announcement continues.
+        }
+    }
+
+    /// The next piece of a streamed body (at most one read's worth), `None` at its end.
+    pub async fn body_chunk(&mut self, body: &mut BodyStream) -> Result<Option<Bytes>, Error> {
+        if body.remaining == 0 {
+            return Ok(None);
+        }
+        if self.buf.is_empty() {
+            self.fill().await?;
+        }
+        let n = (self.buf.len() as u64).min(body.remaining) as usize;
+        body.remaining -= n as u64;
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+
+    /// Finish a streamed FETCH: skip what is left of the body and read the completion.
+    pub async fn body_end(&mut self, mut body: BodyStream) -> Result<(), Error> {
+        while self.body_chunk(&mut body).await?.is_some() {}
+        let done = self.wait_done(&body.tag, &mut |_, _| {}).await?;
+        if !done.ok {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Start appending one message of `size` bytes whose body will be written in pieces with
+    /// [`Client::append_chunk`] and finished with [`Client::append_end`]. Without LITERAL+ the
+    /// server may refuse before taking the body: that is returned as the outcome.
+    pub async fn append_begin(
+        &mut self,
+        folder: &str,
+        flags: &[String],
+        internal_date: Option<&str>,
+        size: u64,
+    ) -> Result<AppendStart, Error> {
+        let plus = self.has_cap("LITERAL+");
+        let tag = self.tag();
+        let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
+        push_message_head(&mut head, flags, internal_date, size, plus);
+        self.write_all(&[head.as_bytes()]).await?;
+        if !plus {
+            self.flush().await?;
+            let frame = self.read_frame().await?;
+            if !frame.starts_with(b"+") {
+                return match parse_done(&frame, &tag) {
+                    Some(done) => Ok(AppendStart::Refused(append_outcome(&done))),
+                    None => Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!(
+                            "{}: APPEND expected a continuation, got: {}",
+                            self.host,
+                            String::from_utf8_lossy(&frame).trim_end()
+                        ),
+                    )),
+                };
+            }
+        }
+        Ok(AppendStart::Go(AppendStream { tag }))
+    }
+
+    /// Write the next piece of a streamed APPEND.
+    pub async fn append_chunk(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.write_all(&[chunk]).await
+    }
+
+    /// End a streamed APPEND and read its outcome.
+    pub async fn append_end(&mut self, append: AppendStream) -> Result<AppendOutcome, Error> {
+        self.write_all(&[b"\r\n"]).await?;
+        self.flush().await?;
+        let done = self.wait_done(&append.tag, &mut |_, _| {}).await?;
+        if !done.ok && is_folder_missing(&done) {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("APPEND on {}: {}", self.host, done.describe()),
+            ));
+        }
+        Ok(append_outcome(&done))
     }
 
     /// Set flags on target messages, all commands pipelined: (uid, flags).
@@ -883,30 +1046,36 @@ impl Client {
                 self.buf
                     .reserve(hint.saturating_sub(self.buf.len()).max(READ_CHUNK));
             }
-            let read =
-                tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
-            match read {
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Dropped,
-                        format!("{} stopped answering", self.host),
-                    ));
-                }
-                Ok(Err(e)) => {
-                    return Err(Error::new(
-                        ErrorKind::Dropped,
-                        format!("connection to {} lost: {e}", self.host),
-                    ));
-                }
-                Ok(Ok(0)) => {
-                    return Err(Error::new(
-                        ErrorKind::Dropped,
-                        format!("{} closed the connection", self.host),
-                    ));
-                }
-                Ok(Ok(_)) => {}
-            }
+            self.fill().await?;
         }
+    }
+
+    /// One line, up to and including its LF, with no regard for literals: for the start of a
+    /// streamed body, where the literal must not be read whole.
+    async fn read_line(&mut self) -> Result<Bytes, Error> {
+        let mut scanned = 0;
+        loop {
+            if let Some(nl) = memchr::memchr(b'\n', &self.buf[scanned..]) {
+                return Ok(self.buf.split_to(scanned + nl + 1).freeze());
+            }
+            scanned = self.buf.len();
+            self.fill().await?;
+        }
+    }
+
+    /// Read whatever the server has sent into the buffer (at least one byte).
+    async fn fill(&mut self) -> Result<(), Error> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
+        let why = match read {
+            Ok(Ok(0)) => format!("{} closed the connection", self.host),
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => format!("connection to {} lost: {e}", self.host),
+            Err(_) => format!("{} stopped answering", self.host),
+        };
+        Err(Error::new(ErrorKind::Dropped, why))
     }
 
     async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), Error> {

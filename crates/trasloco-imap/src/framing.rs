@@ -36,7 +36,7 @@ impl Framer {
 }
 
 /// If the line ending at `line.len()` announces a literal, its length.
-fn literal_len(line: &[u8]) -> Option<usize> {
+pub(crate) fn literal_len(line: &[u8]) -> Option<usize> {
     let body = line.strip_suffix(b"\n")?;
     let body = body.strip_suffix(b"\r").unwrap_or(body);
     let body = body.strip_suffix(b"}")?;

@@ -26,7 +26,10 @@ mod connect;
 mod error;
 pub mod framing;
 
-pub use client::{AppendMsg, AppendOutcome, Client, FetchedMeta, ListEntry, Selected};
+pub use client::{
+    AppendMsg, AppendOutcome, AppendStart, AppendStream, BodyStream, Client, FetchedMeta,
+    ListEntry, Selected,
+};
 pub use command::{quote_astring, uid_set};
 pub use connect::{Credentials, Endpoint, Master, MasterStyle, Security, TlsOptions};
 pub use error::{Error, ErrorKind};

@@ -65,7 +65,8 @@ mod tests {
         let b = MemoryBudget::new(4 * 1024 * 1024);
         let r1 = b.reserve(3 * 1024 * 1024).await;
         // 2 MiB do not fit beside 3 MiB.
-        let waiting = tokio::time::timeout(Duration::from_millis(50), b.reserve(2 * 1024 * 1024)).await;
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), b.reserve(2 * 1024 * 1024)).await;
         assert!(waiting.is_err());
         drop(r1);
         let big = b.reserve(100 * 1024 * 1024).await; // clamped to the whole budget

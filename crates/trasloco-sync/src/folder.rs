@@ -12,7 +12,7 @@ use trasloco_core::diff::{self, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent};
 use trasloco_core::folder_map::FolderMapping;
 use trasloco_core::identity::identity;
-use trasloco_imap::{AppendMsg, AppendOutcome, Client};
+use trasloco_imap::{AppendMsg, AppendOutcome, AppendStart, Client};
 use trasloco_state::{Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
@@ -27,6 +27,9 @@ pub(crate) struct FolderCtx<'a> {
     pub opts: &'a Options,
     pub progress: &'a dyn Progress,
 }
+
+/// Messages above this size are streamed from source to target instead of batched.
+const STREAM_ABOVE: u64 = 1024 * 1024;
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -285,18 +288,24 @@ async fn copy_messages(
 ) -> Result<(), SyncError> {
     let m = ctx.mapping;
     let opts = ctx.opts;
-    let plan = batches(to_copy, listed, opts.batch_bytes, opts.batch_messages);
+    // Large messages are streamed one by one from source to target, never held whole; the rest
+    // travels in batches.
+    let (large, small): (Vec<u32>, Vec<u32>) =
+        to_copy.iter().partition(|u| listed[*u].size > STREAM_ABOVE);
+    let plan = batches(&small, listed, opts.batch_bytes, opts.batch_messages);
     // One batch is fetched while the previous one is appended: the two servers work at once,
     // and at most three batches are in memory.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
     // with the bodies and ends when they are dropped after the append.
     let (tx, rx) = mpsc::channel::<(Vec<(u32, Bytes)>, Reservation)>(1);
+    let fetcher = &mut *src;
     let producer = async move {
         for batch in plan {
             let bytes = batch.iter().map(|u| listed[u].size).sum();
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
-            src.fetch_bodies(&batch, &mut |uid, body| got.push((uid, body)))
+            fetcher
+                .fetch_bodies(&batch, &mut |uid, body| got.push((uid, body)))
                 .await
                 .on(SideName::Source)?;
             if tx.send((got, held)).await.is_err() {
@@ -362,40 +371,8 @@ async fn copy_messages(
             }
             drop(msgs);
             drop(held);
-            let mut records = Vec::with_capacity(outcomes.len());
-            let mut bytes = 0;
-            let mut stored = 0;
-            for (outcome, (uid, size, digest)) in outcomes.into_iter().zip(meta) {
-                match outcome {
-                    AppendOutcome::Stored { uid: tuid, .. } => {
-                        stored += 1;
-                        bytes += size;
-                        // Without UIDPLUS the target UID is unknown (0): the next run finds the
-                        // copy again by content identity.
-                        let tuid = tuid.unwrap_or(0);
-                        records.push(Record {
-                            source_uid: uid,
-                            target_uid: tuid,
-                            size,
-                            sha256: Some(digest.clone()),
-                            flags: listed[&uid].flags.clone(),
-                        });
-                        if tuid != 0 {
-                            copied.push(Copied {
-                                source_uid: uid,
-                                target_uid: tuid,
-                                size,
-                                sha256: digest,
-                            });
-                        }
-                    }
-                    AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
-                }
-            }
-            ctx.state.record(folder_id, &records).await?;
-            report.buckets.copied += stored;
-            report.bytes_copied += bytes;
-            ctx.progress.copied(stored, bytes);
+            let results = outcomes.into_iter().zip(meta).collect();
+            settle(ctx, folder_id, listed, results, &mut copied, report).await?;
         }
         Ok::<(), SyncError>(())
     };
@@ -405,10 +382,126 @@ async fn copy_messages(
     // closed channel).
     c?;
     p?;
+    for uid in large {
+        if let Some(result) = stream_one(ctx, src, tgt, uid, listed, permanent, report).await? {
+            report.bodies_fetched += 1;
+            settle(ctx, folder_id, listed, vec![result], &mut copied, report).await?;
+        }
+    }
 
     if opts.verify && !copied.is_empty() {
         verify(tgt, &copied, opts, report).await?;
     }
+    Ok(())
+}
+
+/// Copy one message by streaming: the source FETCH literal is written into the target APPEND
+/// literal piece by piece while its SHA-256 is computed. `None` if the message left the source.
+/// A keyword refusal is retried with system flags only, as for batches.
+async fn stream_one(
+    ctx: &FolderCtx<'_>,
+    src: &mut Client,
+    tgt: &mut Client,
+    uid: u32,
+    listed: &HashMap<u32, Listed>,
+    permanent: &Permanent,
+    report: &mut FolderReport,
+) -> Result<Option<(AppendOutcome, (u32, u64, String))>, SyncError> {
+    let l = &listed[&uid];
+    let (kept, dropped) = permanent.filter(&l.flags);
+    for k in dropped {
+        *report.dropped_keywords.entry(k).or_default() += 1;
+    }
+    let kept: Vec<String> = kept.into_iter().collect();
+    let mut flags = kept.clone();
+    loop {
+        let Some(mut body) = src.body_begin(uid).await.on(SideName::Source)? else {
+            return Ok(None);
+        };
+        let size = body.size();
+        let start = tgt
+            .append_begin(
+                &ctx.mapping.target,
+                &flags,
+                l.internal_date.as_deref(),
+                size,
+            )
+            .await
+            .on(SideName::Target)?;
+        let mut sha = Sha256::new();
+        let outcome = match start {
+            AppendStart::Refused(outcome) => {
+                src.body_end(body).await.on(SideName::Source)?;
+                outcome
+            }
+            AppendStart::Go(append) => {
+                while let Some(chunk) = src.body_chunk(&mut body).await.on(SideName::Source)? {
+                    sha.update(&chunk);
+                    tgt.append_chunk(&chunk).await.on(SideName::Target)?;
+                }
+                src.body_end(body).await.on(SideName::Source)?;
+                tgt.append_end(append).await.on(SideName::Target)?
+            }
+        };
+        let has_keywords = flags.iter().any(|f| !f.starts_with('\\'));
+        if matches!(outcome, AppendOutcome::Rejected(_)) && has_keywords {
+            flags.retain(|f| f.starts_with('\\'));
+            continue;
+        }
+        if matches!(outcome, AppendOutcome::Stored { .. }) && flags.len() < kept.len() {
+            for k in kept.iter().filter(|f| !f.starts_with('\\')) {
+                *report.dropped_keywords.entry(k.clone()).or_default() += 1;
+            }
+        }
+        return Ok(Some((outcome, (uid, size, hex::encode(sha.finalize())))));
+    }
+}
+
+/// What became of appended messages: the stored ones are recorded in the state at once,
+/// counted, and remembered for verification; a refusal is that message's failure, with the
+/// server's words.
+async fn settle(
+    ctx: &FolderCtx<'_>,
+    folder_id: i64,
+    listed: &HashMap<u32, Listed>,
+    results: Vec<(AppendOutcome, (u32, u64, String))>,
+    copied: &mut Vec<Copied>,
+    report: &mut FolderReport,
+) -> Result<(), SyncError> {
+    let mut records = Vec::with_capacity(results.len());
+    let mut bytes = 0;
+    let mut stored = 0;
+    for (outcome, (uid, size, digest)) in results {
+        match outcome {
+            AppendOutcome::Stored { uid: tuid, .. } => {
+                stored += 1;
+                bytes += size;
+                // Without UIDPLUS the target UID is unknown (0): the next run finds the copy
+                // again by content identity.
+                let tuid = tuid.unwrap_or(0);
+                records.push(Record {
+                    source_uid: uid,
+                    target_uid: tuid,
+                    size,
+                    sha256: Some(digest.clone()),
+                    flags: listed[&uid].flags.clone(),
+                });
+                if tuid != 0 {
+                    copied.push(Copied {
+                        source_uid: uid,
+                        target_uid: tuid,
+                        size,
+                        sha256: digest,
+                    });
+                }
+            }
+            AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
+        }
+    }
+    ctx.state.record(folder_id, &records).await?;
+    report.buckets.copied += stored;
+    report.bytes_copied += bytes;
+    ctx.progress.copied(stored, bytes);
     Ok(())
 }
 
@@ -428,9 +521,27 @@ async fn verify(
     opts: &Options,
     report: &mut FolderReport,
 ) -> Result<(), SyncError> {
-    let want: HashMap<u32, &Copied> = copied.iter().map(|c| (c.target_uid, c)).collect();
+    let total = copied.len() as u64;
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
+    let (large, copied): (Vec<&Copied>, Vec<&Copied>) =
+        copied.iter().partition(|c| c.size > STREAM_ABOVE);
+    for c in large {
+        let Some(mut body) = tgt.body_begin(c.target_uid).await.on(SideName::Target)? else {
+            continue;
+        };
+        let mut sha = Sha256::new();
+        while let Some(chunk) = tgt.body_chunk(&mut body).await.on(SideName::Target)? {
+            sha.update(&chunk);
+        }
+        let len = body.size();
+        tgt.body_end(body).await.on(SideName::Target)?;
+        seen += 1;
+        if hex::encode(sha.finalize()) != c.sha256 {
+            mismatched.push((c.source_uid, len));
+        }
+    }
+    let want: HashMap<u32, &Copied> = copied.iter().map(|c| (c.target_uid, *c)).collect();
     let mut start = 0;
     while start < copied.len() {
         let mut end = start;
@@ -468,7 +579,7 @@ async fn verify(
             "SHA-256 of the target copy differs from the source message".into(),
         );
     }
-    let missing = copied.len() as u64 - seen;
+    let missing = total - seen;
     if missing > 0 {
         tracing::warn!("{missing} copied messages could not be read back for verification");
     }
