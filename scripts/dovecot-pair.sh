@@ -20,11 +20,15 @@
 # PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
 # (owners keep every right unless a dovecot-acl file says otherwise).
 # PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …).
+# PAIR_LISTEN replaces the listening address 127.0.0.1 (the benchmark's WAN scenario listens on
+# an address inside a network namespace it made).
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
 # password "admin-secret" (log in as "alice*admin" or SASL PLAIN authzid=alice authcid=admin).
 set -euo pipefail
 
 die() { echo "dovecot-pair: $*" >&2; exit 1; }
+
+LISTEN=${PAIR_LISTEN:-127.0.0.1}
 
 read -r -a USERS <<<"${PAIR_USERS:-alice bob carol dave erin frank tiny}"
 
@@ -139,7 +143,7 @@ state_dir = $dir/state
 log_path = $dir/log/dovecot.log
 info_log_path = $dir/log/dovecot.log
 protocols = imap pop3 sieve
-listen = 127.0.0.1
+listen = $LISTEN
 default_internal_user = $INTERNAL_USER
 default_login_user = $LOGIN_USER
 first_valid_uid = 1
@@ -182,29 +186,29 @@ protocol sieve {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $imap
   }
   inet_listener imaps {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $imaps
     ssl = yes
   }
 }
 service pop3-login {
   inet_listener pop3 {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $pop3
   }
   inet_listener pop3s {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $pop3s
     ssl = yes
   }
 }
 service managesieve-login {
   inet_listener sieve {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $sieve
   }
 }
@@ -224,7 +228,7 @@ EOF
 wait_port() {
   local port=$1 i
   for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    (exec 3<>"/dev/tcp/$LISTEN/$port") 2>/dev/null && return 0
     sleep 0.05
   done
   return 1

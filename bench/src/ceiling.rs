@@ -27,10 +27,10 @@ fn quoted(s: &str) -> String {
 }
 
 /// Append one mailbox; returns the number of messages the server stored.
-async fn one(port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
+async fn one(host: String, port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
+    let stream = TcpStream::connect((host.as_str(), port))
         .await
-        .with_context(|| format!("target 127.0.0.1:{port}"))?;
+        .with_context(|| format!("target {host}:{port}"))?;
     stream.set_nodelay(true)?;
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(64 << 10, rd);
@@ -139,7 +139,7 @@ async fn one(port: u16, user: String, msgs: Vec<Msg>) -> Result<usize> {
 
 /// Generate the corpus, then time appending all mailboxes with `parallel` connections at a time.
 /// Returns (seconds spent appending, CPU seconds spent appending, messages stored).
-pub async fn run(spec: &Spec, port: u16, parallel: usize) -> Result<(f64, f64, usize)> {
+pub async fn run(spec: &Spec, host: &str, port: u16, parallel: usize) -> Result<(f64, f64, usize)> {
     let users = spec.user_names();
     let mailboxes: Vec<(String, Vec<Msg>)> = users
         .iter()
@@ -155,7 +155,7 @@ pub async fn run(spec: &Spec, port: u16, parallel: usize) -> Result<(f64, f64, u
         while running.len() < parallel.max(1) {
             match pending.next() {
                 Some((u, msgs)) => {
-                    running.spawn(one(port, u, msgs));
+                    running.spawn(one(host.to_string(), port, u, msgs));
                 }
                 None => break,
             }

@@ -12,6 +12,7 @@ mod corpus;
 mod measure;
 mod suite;
 mod verify;
+mod wire;
 
 use std::path::PathBuf;
 
@@ -34,7 +35,10 @@ enum Cmd {
     Suite(suite::Args),
     /// Append the generated corpus straight into a target; prints seconds, CPU and count as JSON.
     Ceiling {
-        /// Target IMAP port on 127.0.0.1.
+        /// Target host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Target IMAP port.
         #[arg(long)]
         port: u16,
         /// Mailboxes.
@@ -49,6 +53,19 @@ enum Cmd {
         /// Mailboxes at a time.
         #[arg(long)]
         parallel: usize,
+    },
+    /// Relay IP packets between a TUN device in each of two network namespaces with a delay
+    /// (the WAN scenario's wire, for kernels without tc netem). Runs until killed.
+    Wire {
+        /// NETNS:DEVICE of one end.
+        #[arg(long)]
+        a: String,
+        /// NETNS:DEVICE of the other end.
+        #[arg(long)]
+        b: String,
+        /// One-way delay in milliseconds (the round trip is twice this).
+        #[arg(long)]
+        delay_ms: u64,
     },
     /// Print the totals of a corpus without starting anything.
     Corpus {
@@ -78,6 +95,7 @@ async fn main() {
     let result: Result<()> = match cli.cmd {
         Cmd::Suite(args) => suite::run(args).await,
         Cmd::Ceiling {
+            host,
             port,
             users,
             messages,
@@ -89,7 +107,21 @@ async fn main() {
                 messages,
                 seed,
             };
-            ceiling_main(&spec, port, parallel).await
+            ceiling_main(&spec, &host, port, parallel).await
+        }
+        Cmd::Wire { a, b, delay_ms } => {
+            let split = |s: &str| {
+                s.split_once(':')
+                    .map(|(n, d)| (n.to_string(), d.to_string()))
+            };
+            match (split(&a), split(&b)) {
+                (Some(a), Some(b)) => wire::run(
+                    (&a.0, &a.1),
+                    (&b.0, &b.1),
+                    std::time::Duration::from_millis(delay_ms),
+                ),
+                _ => Err(anyhow::anyhow!("--a and --b take NETNS:DEVICE")),
+            }
         }
         Cmd::Corpus { scale, seed } => suite::parse_scale(&scale).map(|(users, messages)| {
             let spec = corpus::Spec {
@@ -120,9 +152,9 @@ async fn main() {
     }
 }
 
-async fn ceiling_main(spec: &corpus::Spec, port: u16, parallel: usize) -> Result<()> {
+async fn ceiling_main(spec: &corpus::Spec, host: &str, port: u16, parallel: usize) -> Result<()> {
     // The corpus is generated before the clock starts and its CPU is not counted.
-    let (seconds, cpu, stored) = ceiling::run(spec, port, parallel).await?;
+    let (seconds, cpu, stored) = ceiling::run(spec, host, port, parallel).await?;
     println!(
         "{}",
         serde_json::json!({ "seconds": seconds, "cpu": cpu, "stored": stored })

@@ -44,10 +44,13 @@ pub struct Args {
         default_value = "ceiling:1,ceiling:4,doveadm:1,doveadm:4,trasloco:1,trasloco:4"
     )]
     tools: Vec<String>,
-    /// Add this one-way delay (ms) to the loopback device with tc netem while tools run. Only
-    /// inside a network namespace made for the purpose.
+    /// Address the servers listen on and the tools connect to.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Run the servers in this network namespace (the WAN scenario: tools here, servers there,
+    /// joined by `trasloco-bench wire`).
     #[arg(long)]
-    netem_delay_ms: Option<u32>,
+    servers_netns: Option<String>,
     /// The trasloco binary.
     #[arg(long, default_value = "target/release/trasloco")]
     trasloco: PathBuf,
@@ -118,12 +121,20 @@ fn sh(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn pair(action: &str, dir: &Path, users: &[String]) -> Result<()> {
-    let mut c = Command::new("bash");
+fn pair(action: &str, dir: &Path, users: &[String], host: &str, netns: Option<&str>) -> Result<()> {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "bash"]);
+            c
+        }
+        None => Command::new("bash"),
+    };
     c.arg("scripts/dovecot-pair.sh")
         .arg(action)
         .arg(dir)
-        .env("PAIR_USERS", users.join(" "));
+        .env("PAIR_USERS", users.join(" "))
+        .env("PAIR_LISTEN", host);
     for (side, base) in [("SOURCE", SOURCE_PORT), ("TARGET", TARGET_PORT)] {
         for (proto, off) in [
             ("IMAP", 0),
@@ -141,27 +152,14 @@ fn pair(action: &str, dir: &Path, users: &[String]) -> Result<()> {
     sh(&mut c, &format!("scripts/dovecot-pair.sh {action}")).map(|_| ())
 }
 
-fn netem(delay_ms: Option<u32>, on: bool) -> Result<()> {
-    let Some(d) = delay_ms else { return Ok(()) };
-    let mut c = Command::new("tc");
-    if on {
-        c.args(["qdisc", "replace", "dev", "lo", "root", "netem", "delay"])
-            .arg(format!("{d}ms"))
-            .args(["limit", "1000000"]);
-    } else {
-        c.args(["qdisc", "del", "dev", "lo", "root"]);
-    }
-    sh(&mut c, "tc qdisc (iproute2)").map(|_| ())
-}
-
 /// Put the corpus into the source server, one mailbox after another.
-async fn seed(spec: &Spec) -> Result<Totals> {
+async fn seed(spec: &Spec, host: &str) -> Result<Totals> {
     let mut totals = Totals::default();
     for (i, user) in spec.user_names().iter().enumerate() {
         let msgs = corpus::mailbox(spec, i);
         totals.add(&msgs);
         let ep = Endpoint {
-            host: "127.0.0.1".into(),
+            host: host.into(),
             port: SOURCE_PORT,
             security: Security::None,
         };
@@ -233,7 +231,8 @@ struct Ctx {
     spec: Spec,
     trasloco: PathBuf,
     me: PathBuf,
-    delay: Option<u32>,
+    host: String,
+    netns: Option<String>,
     source: Vec<Manifest>,
 }
 
@@ -254,7 +253,8 @@ impl Ctx {
         std::fs::write(d.join("accounts.csv"), csv)?;
         let side = |port: u16| {
             format!(
-                "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nmaster_user = \"admin\"\nmaster_password_file = \"master-password\"\n"
+                "host = \"{}\"\nport = {port}\ntls = \"none\"\nmaster_user = \"admin\"\nmaster_password_file = \"master-password\"\n",
+                self.host
             )
         };
         let toml = format!(
@@ -294,7 +294,7 @@ impl Ctx {
                 // server). Same settings the target server runs with.
                 let conf = self.servers().join("target/dovecot.conf");
                 let script = format!(
-                    r#"one() {{ doveadm -c '{conf}' -o imapc_host=127.0.0.1 -o imapc_port={SOURCE_PORT} -o imapc_user="$1" -o imapc_master_user=admin -o imapc_password=admin-secret -o 'imapc_features=rfc822.size fetch-headers' -o mail_prefetch_count=20 backup -R -u "$1" imapc: ; }}
+                    r#"one() {{ doveadm -c '{conf}' -o imapc_host={host} -o imapc_port={SOURCE_PORT} -o imapc_user="$1" -o imapc_master_user=admin -o imapc_password=admin-secret -o 'imapc_features=rfc822.size fetch-headers' -o mail_prefetch_count=20 backup -R -u "$1" imapc: ; }}
 rc=0; pids=""; n=0
 for u in "$@"; do
   one "$u" & pids="$pids $!"; n=$((n+1))
@@ -302,7 +302,8 @@ for u in "$@"; do
 done
 for p in $pids; do wait "$p" || rc=1; done
 exit $rc"#,
-                    conf = conf.display()
+                    conf = conf.display(),
+                    host = self.host
                 );
                 let mut v = vec!["bash".into(), "-c".into(), script, "doveadm-batch".into()];
                 v.extend(self.users.iter().cloned());
@@ -311,6 +312,7 @@ exit $rc"#,
             "ceiling" => vec![
                 self.me.display().to_string(),
                 "ceiling".into(),
+                format!("--host={}", self.host),
                 format!("--port={TARGET_PORT}"),
                 format!("--users={}", self.spec.users),
                 format!("--messages={}", self.spec.messages),
@@ -348,15 +350,13 @@ exit $rc"#,
     }
 
     async fn verify(&self) -> Result<Option<String>> {
-        netem(self.delay, false)?;
         let mut problems = Vec::new();
         for (u, src) in self.users.iter().zip(&self.source) {
-            let tgt = verify::manifest(TARGET_PORT, u).await?;
+            let tgt = verify::manifest(&self.host, TARGET_PORT, u).await?;
             if let Some(p) = verify::compare(src, &tgt) {
                 problems.push(format!("{u}: {p}"));
             }
         }
-        netem(self.delay, true)?;
         Ok((!problems.is_empty()).then(|| problems.join(" | ")))
     }
 }
@@ -392,10 +392,10 @@ pub async fn run(args: Args) -> Result<()> {
     let dir = std::fs::canonicalize(&args.dir)?;
     let user_names = spec.user_names();
     let servers = dir.join("servers");
-    pair("start", &servers, &user_names)?;
+    let netns = args.servers_netns.as_deref();
+    pair("start", &servers, &user_names, &args.host, netns)?;
     let outcome = suite(&args, spec, &dir, tools).await;
-    let _ = netem(args.netem_delay_ms, false);
-    pair("stop", &servers, &user_names)?;
+    pair("stop", &servers, &user_names, &args.host, netns)?;
     let result = outcome?;
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
     eprintln!("wrote {}", args.out.display());
@@ -413,7 +413,7 @@ async fn suite(
         "[{}] seeding {} mailboxes x {} messages",
         args.label, spec.users, spec.messages
     );
-    let totals = seed(&spec).await?;
+    let totals = seed(&spec, &args.host).await?;
     let seed_seconds = t.elapsed().as_secs_f64();
     eprintln!(
         "[{}] seeded {} messages, {:.1} MB (largest {:.1} MB) in {seed_seconds:.1} s",
@@ -424,7 +424,7 @@ async fn suite(
     );
     let mut source = Vec::new();
     for u in spec.user_names() {
-        source.push(verify::manifest(SOURCE_PORT, &u).await?);
+        source.push(verify::manifest(&args.host, SOURCE_PORT, &u).await?);
     }
     let ctx = Ctx {
         dir: dir.to_path_buf(),
@@ -437,17 +437,23 @@ async fn suite(
             )
         })?,
         me: std::env::current_exe()?,
-        delay: args.netem_delay_ms,
+        host: args.host.clone(),
+        netns: args.servers_netns.clone(),
         source,
     };
-    netem(ctx.delay, true)?;
     let mut rows = Vec::new();
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     // Each repetition runs every tool once, so noise spreads over all of them alike.
     for run in 1..=args.runs {
         for (tool, parallel) in &tools {
-            pair("reset-target", &ctx.servers(), &ctx.users)?;
+            pair(
+                "reset-target",
+                &ctx.servers(),
+                &ctx.users,
+                &ctx.host,
+                ctx.netns.as_deref(),
+            )?;
             let argv = ctx.command(tool, *parallel, run)?;
             let log = logs.join(format!("{tool}-{parallel}-{run}.log"));
             let (cost, scpu, tcpu) = ctx.measure(tool, &argv, &log)?;
@@ -508,7 +514,6 @@ async fn suite(
             }
         }
     }
-    netem(ctx.delay, false)?;
     Ok(SuiteResult {
         scenario: args.label.clone(),
         scale: args.scale.clone(),

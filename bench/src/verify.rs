@@ -37,15 +37,15 @@ fn parse_date(s: &str) -> i64 {
 }
 
 /// Read a whole mailbox.
-pub async fn manifest(port: u16, user: &str) -> Result<Manifest> {
+pub async fn manifest(host: &str, port: u16, user: &str) -> Result<Manifest> {
     let ep = Endpoint {
-        host: "127.0.0.1".into(),
+        host: host.into(),
         port,
         security: Security::None,
     };
     let mut c = Client::connect(&ep, &TlsOptions::default())
         .await
-        .with_context(|| format!("127.0.0.1:{port}"))?;
+        .with_context(|| format!("{host}:{port}"))?;
     c.login(&Credentials::new(user, format!("{user}-pw")))
         .await
         .with_context(|| format!("login {user} on port {port}"))?;

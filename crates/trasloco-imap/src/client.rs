@@ -464,24 +464,66 @@ impl Client {
 
     /// SELECT (or EXAMINE when `read_only`) a folder by its Unicode name.
     pub async fn select(&mut self, name: &str, read_only: bool) -> Result<Selected, Error> {
+        let tag = self.select_send(name, read_only).await?;
+        self.select_finish(&tag, name, read_only).await
+    }
+
+    /// SELECT/EXAMINE a folder and list UID, FLAGS (and RFC822.SIZE, INTERNALDATE) of all its
+    /// messages, both commands sent at once: one round trip instead of two.
+    pub async fn select_and_list(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        with_size_and_date: bool,
+    ) -> Result<(Selected, Vec<FetchedMeta>), Error> {
+        let select = self.select_send(name, read_only).await?;
+        let fetch = self
+            .send(&format!("UID FETCH 1:* {}", meta_items(with_size_and_date)))
+            .await?;
+        let sel = match self.select_finish(&select, name, read_only).await {
+            Ok(sel) => sel,
+            Err(e) => {
+                // The FETCH was sent too; its (failed) answer must be read before anything else.
+                if e.kind != ErrorKind::Dropped {
+                    self.wait_done(&fetch, &mut |_, _| {}).await?;
+                }
+                return Err(e);
+            }
+        };
+        let metas = match self.meta_finish(&fetch).await {
+            Ok(m) => m,
+            // Some servers refuse `1:*` in an empty folder.
+            Err(e) if e.kind == ErrorKind::Refused && sel.exists == 0 => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok((sel, metas))
+    }
+
+    async fn select_send(&mut self, name: &str, read_only: bool) -> Result<String, Error> {
         let verb = if read_only { "EXAMINE" } else { "SELECT" };
+        self.send(&format!("{verb} {}", mailbox_arg(name))).await
+    }
+
+    async fn select_finish(
+        &mut self,
+        tag: &str,
+        name: &str,
+        read_only: bool,
+    ) -> Result<Selected, Error> {
         let mut sel = Selected::default();
         let done = self
-            .run(
-                &format!("{verb} {}", mailbox_arg(name)),
-                &mut |_, resp| match resp {
-                    Response::Data { outcome, .. } => match outcome.code {
-                        Some(ResponseCode::UidValidity(v)) => sel.uid_validity = v,
-                        Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(v),
-                        Some(ResponseCode::PermanentFlags(f)) => {
-                            sel.permanent_flags = Some(f.iter().map(|s| s.to_string()).collect())
-                        }
-                        _ => {}
-                    },
-                    Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = n,
+            .finish(tag, &mut |_, resp| match resp {
+                Response::Data { outcome, .. } => match outcome.code {
+                    Some(ResponseCode::UidValidity(v)) => sel.uid_validity = v,
+                    Some(ResponseCode::UidNext(v)) => sel.uid_next = Some(v),
+                    Some(ResponseCode::PermanentFlags(f)) => {
+                        sel.permanent_flags = Some(f.iter().map(|s| s.to_string()).collect())
+                    }
                     _ => {}
                 },
-            )
+                Response::MailboxData(MailboxDatum::Exists(n)) => sel.exists = n,
+                _ => {}
+            })
             .await?;
         if !done.ok {
             return Err(Error::new(
@@ -501,11 +543,47 @@ impl Client {
         Ok(sel)
     }
 
+    /// CREATE several folders with one round trip; an existing folder is fine. One result per
+    /// name, in order.
+    pub async fn create_many(&mut self, names: &[String]) -> Result<Vec<Result<(), Error>>, Error> {
+        let mut tags = Vec::with_capacity(names.len());
+        for n in names {
+            tags.push(self.send(&format!("CREATE {}", mailbox_arg(n))).await?);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for (tag, name) in tags.iter().zip(names) {
+            let done = self.finish(tag, &mut |_, _| {}).await?;
+            out.push(self.created(&done, name));
+        }
+        Ok(out)
+    }
+
+    /// SUBSCRIBE several folders with one round trip. One result per name, in order.
+    pub async fn subscribe_many(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<Result<(), Error>>, Error> {
+        let mut tags = Vec::with_capacity(names.len());
+        for n in names {
+            tags.push(self.send(&format!("SUBSCRIBE {}", mailbox_arg(n))).await?);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for (tag, name) in tags.iter().zip(names) {
+            let done = self.finish(tag, &mut |_, _| {}).await?;
+            out.push(self.subscribed(&done, name));
+        }
+        Ok(out)
+    }
+
     /// CREATE a folder; an existing folder is fine.
     pub async fn create(&mut self, name: &str) -> Result<(), Error> {
         let done = self
             .simple(&format!("CREATE {}", mailbox_arg(name)))
             .await?;
+        self.created(&done, name)
+    }
+
+    fn created(&self, done: &Done, name: &str) -> Result<(), Error> {
         if done.ok
             || done
                 .code
@@ -529,6 +607,10 @@ impl Client {
         let done = self
             .simple(&format!("SUBSCRIBE {}", mailbox_arg(name)))
             .await?;
+        self.subscribed(&done, name)
+    }
+
+    fn subscribed(&self, done: &Done, name: &str) -> Result<(), Error> {
         if done.ok {
             Ok(())
         } else {
@@ -549,14 +631,16 @@ impl Client {
         &mut self,
         with_size_and_date: bool,
     ) -> Result<Vec<FetchedMeta>, Error> {
-        let items = if with_size_and_date {
-            "(UID FLAGS RFC822.SIZE INTERNALDATE)"
-        } else {
-            "(UID FLAGS)"
-        };
+        let tag = self
+            .send(&format!("UID FETCH 1:* {}", meta_items(with_size_and_date)))
+            .await?;
+        self.meta_finish(&tag).await
+    }
+
+    async fn meta_finish(&mut self, tag: &str) -> Result<Vec<FetchedMeta>, Error> {
         let mut out = Vec::new();
         let done = self
-            .run(&format!("UID FETCH 1:* {items}"), &mut |_, resp| {
+            .finish(tag, &mut |_, resp| {
                 if let Response::Fetch(_, attrs) = resp {
                     let mut m = FetchedMeta {
                         uid: 0,
@@ -967,12 +1051,28 @@ impl Client {
         cmd: &str,
         on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send),
     ) -> Result<Done, Error> {
+        let tag = self.send(cmd).await?;
+        self.finish(&tag, on).await
+    }
+
+    /// Write a command without waiting for its answer. Answers are read with [`Client::finish`]
+    /// in the order the commands were sent: that is how commands are pipelined.
+    async fn send(&mut self, cmd: &str) -> Result<String, Error> {
         let tag = self.tag();
         tracing::trace!(host = %self.host, "> {tag} {cmd}");
         self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"])
             .await?;
+        Ok(tag)
+    }
+
+    /// Read up to the completion of a command sent with [`Client::send`].
+    async fn finish(
+        &mut self,
+        tag: &str,
+        on: &mut (dyn FnMut(&Bytes, Response<'_>) + Send),
+    ) -> Result<Done, Error> {
         self.flush().await?;
-        self.wait_done(&tag, on).await
+        self.wait_done(tag, on).await
     }
 
     async fn wait_done(
@@ -1097,6 +1197,14 @@ impl Client {
                 format!("connection to {} lost while sending: {e}", self.host),
             )
         })
+    }
+}
+
+fn meta_items(with_size_and_date: bool) -> &'static str {
+    if with_size_and_date {
+        "(UID FLAGS RFC822.SIZE INTERNALDATE)"
+    } else {
+        "(UID FLAGS)"
     }
 }
 

@@ -76,13 +76,18 @@ pub(crate) async fn sync_folder(
     let m = ctx.mapping;
     let opts = ctx.opts;
 
-    // Source: EXAMINE, so nothing on the old server changes (not even \Recent).
-    let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-    let meta = if sel.exists > 0 {
-        src.fetch_all_meta(true).await.on(SideName::Source)?
-    } else {
-        Vec::new()
-    };
+    // Both sides are listed at once, each with its select and fetch in one round trip. The
+    // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
+    let (source_side, target_side) =
+        tokio::join!(src.select_and_list(&m.source, true, true), async {
+            if ctx.target_exists {
+                Some(tgt.select_and_list(&m.target, opts.dry_run, false).await)
+            } else {
+                None
+            }
+        });
+    let (sel, meta) = source_side.on(SideName::Source)?;
+    let target_side = target_side.transpose().on(SideName::Target)?;
     let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());
     let mut source_msgs = Vec::with_capacity(meta.len());
     for x in meta {
@@ -104,27 +109,18 @@ pub(crate) async fn sync_folder(
     report.source_messages = source_msgs.len() as u64;
     report.source_bytes = source_msgs.iter().map(|s| s.size).sum();
 
-    // Target.
-    let (tsel, target_msgs) = if ctx.target_exists {
-        let tsel = tgt
-            .select(&m.target, ctx.opts.dry_run)
-            .await
-            .on(SideName::Target)?;
-        let tmeta = if tsel.exists > 0 {
-            tgt.fetch_all_meta(false).await.on(SideName::Target)?
-        } else {
-            Vec::new()
-        };
-        let msgs: Vec<TargetMsg> = tmeta
-            .into_iter()
-            .map(|t| TargetMsg {
-                uid: t.uid,
-                flags: flags::from_server(t.flags.iter().map(String::as_str)),
-            })
-            .collect();
-        (Some(tsel), msgs)
-    } else {
-        (None, Vec::new())
+    let (tsel, target_msgs) = match target_side {
+        Some((tsel, tmeta)) => {
+            let msgs: Vec<TargetMsg> = tmeta
+                .into_iter()
+                .map(|t| TargetMsg {
+                    uid: t.uid,
+                    flags: flags::from_server(t.flags.iter().map(String::as_str)),
+                })
+                .collect();
+            (Some(tsel), msgs)
+        }
+        None => (None, Vec::new()),
     };
     let permanent = match &tsel {
         Some(t) => Permanent::from_list(
@@ -390,7 +386,7 @@ async fn copy_messages(
     }
 
     if opts.verify && !copied.is_empty() {
-        verify(tgt, &copied, opts, report).await?;
+        verify(tgt, &copied, report).await?;
     }
     Ok(())
 }
@@ -513,12 +509,10 @@ struct Copied {
     sha256: String,
 }
 
-/// Read the copies back and compare SHA-256 with what was read from the source. Read-backs are
-/// batched like copies and reserve their bytes in the same budget.
+/// Read the copies back and compare SHA-256 with what was read from the source.
 async fn verify(
     tgt: &mut Client,
     copied: &[Copied],
-    opts: &Options,
     report: &mut FolderReport,
 ) -> Result<(), SyncError> {
     let total = copied.len() as u64;
@@ -541,33 +535,20 @@ async fn verify(
             mismatched.push((c.source_uid, len));
         }
     }
+    // The small ones in one FETCH: each is hashed as it arrives and dropped, so memory stays at
+    // one message whatever the folder holds.
     let want: HashMap<u32, &Copied> = copied.iter().map(|c| (c.target_uid, *c)).collect();
-    let mut start = 0;
-    while start < copied.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < copied.len()
-            && end - start < 200
-            && (end == start || bytes + copied[end].size <= opts.batch_bytes)
-        {
-            bytes += copied[end].size;
-            end += 1;
-        }
-        let tuids: Vec<u32> = copied[start..end].iter().map(|c| c.target_uid).collect();
-        let held = opts.memory.reserve(bytes).await;
-        tgt.fetch_bodies(&tuids, &mut |tuid, body| {
-            if let Some(c) = want.get(&tuid) {
-                seen += 1;
-                if sha256_hex(&body) != c.sha256 {
-                    mismatched.push((c.source_uid, body.len() as u64));
-                }
+    let tuids: Vec<u32> = copied.iter().map(|c| c.target_uid).collect();
+    tgt.fetch_bodies(&tuids, &mut |tuid, body| {
+        if let Some(c) = want.get(&tuid) {
+            seen += 1;
+            if sha256_hex(&body) != c.sha256 {
+                mismatched.push((c.source_uid, body.len() as u64));
             }
-        })
-        .await
-        .on(SideName::Target)?;
-        drop(held);
-        start = end;
-    }
+        }
+    })
+    .await
+    .on(SideName::Target)?;
     report.verified += seen - mismatched.len() as u64;
     for (suid, len) in mismatched {
         report.buckets.copied -= 1;

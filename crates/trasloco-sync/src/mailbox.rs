@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
-use trasloco_core::folder_map::{self, Folder, MapOptions, Role};
+use trasloco_core::folder_map::{self, Folder, FolderMapping, MapOptions, Role};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
 use trasloco_state::State;
 
@@ -266,12 +266,20 @@ async fn sync_once(
     progress: &dyn Progress,
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
-    let mut src = connect(source, SideName::Source).await?;
-    let mut tgt = connect(target, SideName::Target).await?;
-    let src_list = src.list().await.on(SideName::Source)?;
-    let src_subs: BTreeSet<String> = src.lsub().await.on(SideName::Source)?.into_iter().collect();
-    let tgt_list = tgt.list().await.on(SideName::Target)?;
-    let tgt_subs: BTreeSet<String> = tgt.lsub().await.on(SideName::Target)?.into_iter().collect();
+    // The two servers are independent: log in and list on both at once.
+    let (src, tgt) = tokio::join!(
+        connect(source, SideName::Source),
+        connect(target, SideName::Target)
+    );
+    let (mut src, mut tgt) = (src?, tgt?);
+    let (src_lists, tgt_lists) = tokio::join!(
+        async { Ok::<_, Error>((src.list().await?, src.lsub().await?)) },
+        async { Ok::<_, Error>((tgt.list().await?, tgt.lsub().await?)) }
+    );
+    let (src_list, src_subs) = src_lists.on(SideName::Source)?;
+    let (tgt_list, tgt_subs) = tgt_lists.on(SideName::Target)?;
+    let src_subs: BTreeSet<String> = src_subs.into_iter().collect();
+    let tgt_subs: BTreeSet<String> = tgt_subs.into_iter().collect();
     let src_folders = to_folders(&src_list, &src_subs);
     let tgt_folders = to_folders(&tgt_list, &tgt_subs);
     let tgt_delim = tgt_list.iter().find_map(|e| e.delimiter);
@@ -287,6 +295,48 @@ async fn sync_once(
     } else {
         Some(state.mailbox_id(&source.label(), &target.label()).await?)
     };
+    let excluded = |m: &FolderMapping| {
+        opts.exclude
+            .iter()
+            .any(|p| crate::folder_matches(p, &m.source))
+    };
+    // Target folders are created and subscribed up front, all commands in one round trip each;
+    // a refusal belongs to its folder and is reported when that folder's turn comes.
+    let mut setup_errors: BTreeMap<String, Error> = BTreeMap::new();
+    if !opts.dry_run {
+        let wanted = || mappings.iter().filter(|m| m.selectable && !excluded(m));
+        let mut to_create: Vec<String> = wanted()
+            .filter(|m| !tgt_existing.contains(&m.target))
+            .map(|m| m.target.clone())
+            .collect();
+        to_create.dedup();
+        let created = tgt.create_many(&to_create).await.on(SideName::Target)?;
+        for (name, r) in to_create.into_iter().zip(created) {
+            match r {
+                Ok(()) => {
+                    tgt_existing.insert(name);
+                }
+                Err(e) => {
+                    setup_errors.insert(name, e);
+                }
+            }
+        }
+        let mut to_subscribe: Vec<String> = wanted()
+            .filter(|m| m.subscribed && !tgt_subs.contains(&m.target))
+            .filter(|m| !setup_errors.contains_key(&m.target))
+            .map(|m| m.target.clone())
+            .collect();
+        to_subscribe.dedup();
+        let subscribed = tgt
+            .subscribe_many(&to_subscribe)
+            .await
+            .on(SideName::Target)?;
+        for (name, r) in to_subscribe.into_iter().zip(subscribed) {
+            if let Err(e) = r {
+                setup_errors.insert(name, e);
+            }
+        }
+    }
     for m in &mappings {
         if !m.selectable {
             continue;
@@ -301,11 +351,7 @@ async fn sync_once(
         });
         let report = reports.last_mut().expect("just pushed");
         let result = async {
-            if opts
-                .exclude
-                .iter()
-                .any(|p| crate::folder_matches(p, &m.source))
-            {
+            if excluded(m) {
                 let sel = src.select(&m.source, true).await.on(SideName::Source)?;
                 report.source_messages = u64::from(sel.exists);
                 if sel.exists > 0 {
@@ -316,14 +362,13 @@ async fn sync_once(
                 }
                 return Ok(());
             }
+            if let Some(error) = setup_errors.remove(&m.target) {
+                return Err(SyncError::Imap {
+                    side: SideName::Target,
+                    error,
+                });
+            }
             let exists = tgt_existing.contains(&m.target);
-            if !exists && !opts.dry_run {
-                tgt.create(&m.target).await.on(SideName::Target)?;
-                tgt_existing.insert(m.target.clone());
-            }
-            if m.subscribed && !tgt_subs.contains(&m.target) && !opts.dry_run {
-                tgt.subscribe(&m.target).await.on(SideName::Target)?;
-            }
             let ctx = FolderCtx {
                 mapping: m,
                 target_exists: exists || !opts.dry_run,
