@@ -16,6 +16,8 @@ use trasloco_core::mutf7;
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much to read at a time when no large literal is expected.
 const READ_CHUNK: usize = 64 * 1024;
+/// Writes are gathered up to this size.
+const WRITE_CHUNK: usize = 64 * 1024;
 /// A read buffer above this size is replaced by a small one once it has emptied.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 /// Sequence-set ranges per command, to stay under servers' line-length limits.
@@ -218,6 +220,10 @@ pub struct Client {
     stream: Stream,
     buf: BytesMut,
     framer: Framer,
+    /// Bytes written but not yet sent (see `write_all`).
+    wbuf: Vec<u8>,
+    /// Something was written since the last flush.
+    unflushed: bool,
     next_tag: u32,
     caps: Vec<String>,
     host: String,
@@ -238,6 +244,8 @@ impl Client {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
             framer: Framer::default(),
+            wbuf: Vec::with_capacity(WRITE_CHUNK),
+            unflushed: false,
             next_tag: 1,
             caps: Vec::new(),
             host: ep.host.clone(),
@@ -1165,6 +1173,10 @@ impl Client {
 
     /// Read whatever the server has sent into the buffer (at least one byte).
     async fn fill(&mut self) -> Result<(), Error> {
+        // Waiting for the server: whatever was written must have left first.
+        if self.unflushed {
+            self.flush().await?;
+        }
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -1178,25 +1190,45 @@ impl Client {
         Err(Error::new(ErrorKind::Dropped, why))
     }
 
+    /// Queue bytes for the server. Small pieces are gathered into full-sized writes: a command
+    /// head and a 15 KB message each sent on their own would each become a packet, and a
+    /// congestion window counted in packets would then carry a fraction of what it can.
     async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), Error> {
+        self.unflushed = true;
         for p in parts {
-            self.stream.write_all(p).await.map_err(|e| {
-                Error::new(
-                    ErrorKind::Dropped,
-                    format!("connection to {} lost while sending: {e}", self.host),
-                )
-            })?;
+            if self.wbuf.len() + p.len() > WRITE_CHUNK {
+                self.send_wbuf().await?;
+            }
+            if p.len() >= WRITE_CHUNK {
+                self.stream.write_all(p).await.map_err(|e| self.lost(e))?;
+            } else {
+                self.wbuf.extend_from_slice(p);
+            }
         }
         Ok(())
     }
 
+    async fn send_wbuf(&mut self) -> Result<(), Error> {
+        if !self.wbuf.is_empty() {
+            let r = self.stream.write_all(&self.wbuf).await;
+            self.wbuf.clear();
+            r.map_err(|e| self.lost(e))?;
+        }
+        Ok(())
+    }
+
+    fn lost(&self, e: std::io::Error) -> Error {
+        Error::new(
+            ErrorKind::Dropped,
+            format!("connection to {} lost while sending: {e}", self.host),
+        )
+    }
+
     async fn flush(&mut self) -> Result<(), Error> {
-        self.stream.flush().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Dropped,
-                format!("connection to {} lost while sending: {e}", self.host),
-            )
-        })
+        self.send_wbuf().await?;
+        self.stream.flush().await.map_err(|e| self.lost(e))?;
+        self.unflushed = false;
+        Ok(())
     }
 }
 
