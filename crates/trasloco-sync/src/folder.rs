@@ -71,7 +71,7 @@ pub(crate) async fn sync_folder(
     src: &mut Client,
     tgt: &mut Client,
     report: &mut FolderReport,
-) -> Result<(), SyncError> {
+) -> Result<Vec<Copied>, SyncError> {
     let started = Instant::now();
     let m = ctx.mapping;
     let opts = ctx.opts;
@@ -235,14 +235,15 @@ pub(crate) async fn sync_folder(
     // Copy.
     let to_copy_bytes: u64 = to_copy.iter().map(|u| listed[u].size).sum();
     ctx.progress.planned(to_copy.len() as u64, to_copy_bytes);
+    let mut copied = Vec::new();
     if opts.dry_run {
         report.buckets.copied += to_copy.len() as u64;
     } else if !to_copy.is_empty() {
         let fid = folder_id.expect("folder recorded outside dry runs");
-        copy_messages(ctx, src, tgt, &to_copy, &listed, &permanent, fid, report).await?;
+        copied = copy_messages(ctx, src, tgt, &to_copy, &listed, &permanent, fid, report).await?;
     }
     report.seconds += started.elapsed().as_secs_f64();
-    Ok(())
+    Ok(copied)
 }
 
 /// Cut UIDs into batches bounded by bytes and message count; a message larger than the byte
@@ -281,7 +282,7 @@ async fn copy_messages(
     permanent: &Permanent,
     folder_id: i64,
     report: &mut FolderReport,
-) -> Result<(), SyncError> {
+) -> Result<Vec<Copied>, SyncError> {
     let m = ctx.mapping;
     let opts = ctx.opts;
     // Large messages are streamed one by one from source to target, never held whole; the rest
@@ -385,10 +386,7 @@ async fn copy_messages(
         }
     }
 
-    if opts.verify && !copied.is_empty() {
-        verify(tgt, &copied, report).await?;
-    }
-    Ok(())
+    Ok(copied)
 }
 
 /// Copy one message by streaming: the source FETCH literal is written into the target APPEND
@@ -502,23 +500,31 @@ async fn settle(
 }
 
 /// A message copied in this run, to be read back.
-struct Copied {
+pub(crate) struct Copied {
     source_uid: u32,
     target_uid: u32,
     size: u64,
     sha256: String,
 }
 
-/// Read the copies back and compare SHA-256 with what was read from the source.
-async fn verify(
+/// What reading a folder's copies back found.
+pub(crate) struct Checked {
+    expected: u64,
+    seen: u64,
+    mismatched: Vec<(u32, u64)>,
+}
+
+/// Read the copies in one target folder back and compare SHA-256 with what was read from the
+/// source. Runs on a connection of its own, so it overlaps the copying of the next folders.
+pub(crate) async fn verify_folder(
     tgt: &mut Client,
+    folder: &str,
     copied: &[Copied],
-    report: &mut FolderReport,
-) -> Result<(), SyncError> {
-    let total = copied.len() as u64;
+) -> Result<Checked, SyncError> {
+    tgt.select(folder, true).await.on(SideName::Target)?;
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
-    let (large, copied): (Vec<&Copied>, Vec<&Copied>) =
+    let (large, small): (Vec<&Copied>, Vec<&Copied>) =
         copied.iter().partition(|c| c.size > STREAM_ABOVE);
     for c in large {
         let Some(mut body) = tgt.body_begin(c.target_uid).await.on(SideName::Target)? else {
@@ -537,8 +543,8 @@ async fn verify(
     }
     // The small ones in one FETCH: each is hashed as it arrives and dropped, so memory stays at
     // one message whatever the folder holds.
-    let want: HashMap<u32, &Copied> = copied.iter().map(|c| (c.target_uid, *c)).collect();
-    let tuids: Vec<u32> = copied.iter().map(|c| c.target_uid).collect();
+    let want: HashMap<u32, &Copied> = small.iter().map(|c| (c.target_uid, *c)).collect();
+    let tuids: Vec<u32> = small.iter().map(|c| c.target_uid).collect();
     tgt.fetch_bodies(&tuids, &mut |tuid, body| {
         if let Some(c) = want.get(&tuid) {
             seen += 1;
@@ -549,8 +555,18 @@ async fn verify(
     })
     .await
     .on(SideName::Target)?;
-    report.verified += seen - mismatched.len() as u64;
-    for (suid, len) in mismatched {
+    Ok(Checked {
+        expected: copied.len() as u64,
+        seen,
+        mismatched,
+    })
+}
+
+/// Enter what verification found into the folder's report: a copy whose bytes differ leaves
+/// the "copied" bucket for a failure.
+pub(crate) fn record_check(report: &mut FolderReport, checked: Checked) {
+    report.verified += checked.seen - checked.mismatched.len() as u64;
+    for (suid, len) in checked.mismatched {
         report.buckets.copied -= 1;
         fail(
             report,
@@ -560,11 +576,13 @@ async fn verify(
             "SHA-256 of the target copy differs from the source message".into(),
         );
     }
-    let missing = total - seen;
+    let missing = checked.expected - checked.seen;
     if missing > 0 {
-        tracing::warn!("{missing} copied messages could not be read back for verification");
+        tracing::warn!(
+            "{}: {missing} copied messages could not be read back for verification",
+            report.target
+        );
     }
-    Ok(())
 }
 
 #[cfg(test)]

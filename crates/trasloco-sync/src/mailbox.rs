@@ -1,10 +1,11 @@
 //! One mailbox: connect both sides, map folders, sync each folder, retry after drops.
 
 use crate::budget::MemoryBudget;
-use crate::folder::{FolderCtx, sync_folder};
+use crate::folder::{Copied, FolderCtx, record_check, sync_folder, verify_folder};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
 use trasloco_core::folder_map::{self, Folder, FolderMapping, MapOptions, Role};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
@@ -267,11 +268,20 @@ async fn sync_once(
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     // The two servers are independent: log in and list on both at once.
-    let (src, tgt) = tokio::join!(
+    // With verification on, a third connection reads copies back while the next folders are
+    // copied.
+    let (src, tgt, checker) = tokio::join!(
         connect(source, SideName::Source),
-        connect(target, SideName::Target)
+        connect(target, SideName::Target),
+        async {
+            if opts.verify && !opts.dry_run {
+                connect(target, SideName::Target).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
     );
-    let (mut src, mut tgt) = (src?, tgt?);
+    let (mut src, mut tgt, mut checker) = (src?, tgt?, checker?);
     let (src_lists, tgt_lists) = tokio::join!(
         async { Ok::<_, Error>((src.list().await?, src.lsub().await?)) },
         async { Ok::<_, Error>((tgt.list().await?, tgt.lsub().await?)) }
@@ -337,7 +347,64 @@ async fn sync_once(
             }
         }
     }
-    for m in &mappings {
+    let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
+    let verifier = async {
+        let mut done = Vec::new();
+        if let Some(c) = checker.as_mut() {
+            while let Some((i, folder, copied)) = checks.recv().await {
+                done.push((i, verify_folder(c, &folder, &copied).await?));
+            }
+        }
+        Ok::<_, SyncError>(done)
+    };
+    let folders = sync_folders(
+        &mappings, &mut src, &mut tgt, source, target, state, opts, progress, reports,
+        FolderSetup { excluded: &excluded, setup_errors, tgt_existing: &tgt_existing, mailbox_id },
+        to_check,
+    );
+    let (folders, verified) = tokio::join!(folders, verifier);
+    let verified = verified?;
+    for (i, checked) in verified {
+        record_check(&mut reports[i], checked);
+    }
+    folders?;
+    src.logout().await;
+    tgt.logout().await;
+    if let Some(c) = checker {
+        c.logout().await;
+    }
+    Ok(())
+}
+
+/// What the folder loop needs from the mailbox setup.
+struct FolderSetup<'a> {
+    excluded: &'a (dyn Fn(&FolderMapping) -> bool + Sync),
+    setup_errors: BTreeMap<String, Error>,
+    tgt_existing: &'a BTreeSet<String>,
+    mailbox_id: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_folders(
+    mappings: &[FolderMapping],
+    src: &mut Client,
+    tgt: &mut Client,
+    source: &Side,
+    target: &Side,
+    state: &State,
+    opts: &Options,
+    progress: &dyn Progress,
+    reports: &mut Vec<FolderReport>,
+    setup: FolderSetup<'_>,
+    to_check: mpsc::UnboundedSender<(usize, String, Vec<Copied>)>,
+) -> Result<(), SyncError> {
+    let FolderSetup {
+        excluded,
+        mut setup_errors,
+        tgt_existing,
+        mailbox_id,
+    } = setup;
+    for m in mappings {
         if !m.selectable {
             continue;
         }
@@ -360,7 +427,7 @@ async fn sync_once(
                         .skipped
                         .insert("folder-excluded".into(), u64::from(sel.exists));
                 }
-                return Ok(());
+                return Ok(Vec::new());
             }
             if let Some(error) = setup_errors.remove(&m.target) {
                 return Err(SyncError::Imap {
@@ -377,11 +444,17 @@ async fn sync_once(
                 opts,
                 progress,
             };
-            sync_folder(&ctx, &mut src, &mut tgt, report).await
+            sync_folder(&ctx, src, tgt, report).await
         }
         .await;
         match result {
-            Ok(()) => {}
+            Ok(copied) => {
+                if !copied.is_empty() {
+                    // The verifier may have stopped on an error of its own; that error is
+                    // reported, not this send.
+                    let _ = to_check.send((reports.len() - 1, m.target.clone(), copied));
+                }
+            }
             // A server that refuses one folder (no right to read it, cannot create it) must not
             // stop the others: the folder is reported, the mailbox ends incomplete.
             Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
@@ -398,7 +471,5 @@ async fn sync_once(
             Err(e) => return Err(e),
         }
     }
-    src.logout().await;
-    tgt.logout().await;
     Ok(())
 }
