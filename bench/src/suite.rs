@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceiling:1,ceiling:4,doveadm:1,doveadm:4,trasloco:1,trasloco:4"
+        default_value = "ceiling:1,ceiling:4,doveadm:1,doveadm:4,trasloco:1,trasloco:4,trasloco-noverify:4"
     )]
     tools: Vec<String>,
     /// Address the servers listen on and the tools connect to.

@@ -127,7 +127,7 @@ struct MigrateArgs {
     #[arg(long)]
     exclude: Vec<String>,
     /// Messages per MULTIAPPEND batch.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 300)]
     batch_messages: usize,
 }
 

@@ -77,7 +77,7 @@ impl Default for Options {
             dry_run: false,
             verify: true,
             batch_bytes: 4 * 1024 * 1024,
-            batch_messages: 100,
+            batch_messages: 300,
             exclude: Vec::new(),
             renames: BTreeMap::new(),
             max_reconnects: 5,
@@ -358,8 +358,21 @@ async fn sync_once(
         Ok::<_, SyncError>(done)
     };
     let folders = sync_folders(
-        &mappings, &mut src, &mut tgt, source, target, state, opts, progress, reports,
-        FolderSetup { excluded: &excluded, setup_errors, tgt_existing: &tgt_existing, mailbox_id },
+        &mappings,
+        &mut src,
+        &mut tgt,
+        source,
+        target,
+        state,
+        opts,
+        progress,
+        reports,
+        FolderSetup {
+            excluded: &excluded,
+            setup_errors,
+            tgt_existing: &tgt_existing,
+            mailbox_id,
+        },
         to_check,
     );
     let (folders, verified) = tokio::join!(folders, verifier);
