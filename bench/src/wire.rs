@@ -69,12 +69,11 @@ fn open_tun(netns: &str, dev: &str) -> Result<File> {
 fn pump(mut from: File, mut to: File, delay: Duration) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
         loop {
-            let mut packet = vec![0u8; 65536];
-            match from.read(&mut packet) {
+            match from.read(&mut buf) {
                 Ok(n) if n > 0 => {
-                    packet.truncate(n);
-                    if tx.send((Instant::now() + delay, packet)).is_err() {
+                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
                         return;
                     }
                 }
