@@ -73,7 +73,10 @@ fn pump(mut from: File, mut to: File, delay: Duration) {
         loop {
             match from.read(&mut buf) {
                 Ok(n) if n > 0 => {
-                    if tx.send((Instant::now() + delay, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
