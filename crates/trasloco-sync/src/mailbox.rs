@@ -348,6 +348,8 @@ async fn sync_once(
         }
     }
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
+    // Without verification nothing is queued.
+    let to_check = checker.is_some().then_some(to_check);
     let verifier = async {
         let mut done = Vec::new();
         if let Some(c) = checker.as_mut() {
@@ -409,7 +411,7 @@ async fn sync_folders(
     progress: &dyn Progress,
     reports: &mut Vec<FolderReport>,
     setup: FolderSetup<'_>,
-    to_check: mpsc::UnboundedSender<(usize, String, Vec<Copied>)>,
+    to_check: Option<mpsc::UnboundedSender<(usize, String, Vec<Copied>)>>,
 ) -> Result<(), SyncError> {
     let FolderSetup {
         excluded,
@@ -462,10 +464,10 @@ async fn sync_folders(
         .await;
         match result {
             Ok(copied) => {
-                if !copied.is_empty() {
+                if let (Some(tx), false) = (&to_check, copied.is_empty()) {
                     // The verifier may have stopped on an error of its own; that error is
                     // reported, not this send.
-                    let _ = to_check.send((reports.len() - 1, m.target.clone(), copied));
+                    let _ = tx.send((reports.len() - 1, m.target.clone(), copied));
                 }
             }
             // A server that refuses one folder (no right to read it, cannot create it) must not
