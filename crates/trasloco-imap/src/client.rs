@@ -838,6 +838,7 @@ impl Client {
         msgs: &[AppendMsg],
     ) -> Result<Option<Done>, Error> {
         let plus = self.has_cap("LITERAL+");
+        tracing::trace!(host = %self.host, "> {tag} APPEND {folder} ({} messages)", msgs.len());
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         for (i, m) in msgs.iter().enumerate() {
             push_message_head(
@@ -1091,6 +1092,7 @@ impl Client {
         loop {
             let frame = self.read_frame().await?;
             if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
+                tracing::trace!(host = %self.host, "< {tag} done");
                 return parse_done(&frame, tag).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,

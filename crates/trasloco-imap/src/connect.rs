@@ -187,7 +187,20 @@ pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     };
     let mut last = None;
     for sa in resolved {
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(sa)).await {
+        let socket = match sa {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        let socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                last = Some(e.to_string());
+                continue;
+            }
+        };
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        let _ = socket.set_send_buffer_size(4 << 20);
+        match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(sa)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
