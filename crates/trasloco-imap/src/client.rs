@@ -676,10 +676,7 @@ impl Client {
             })
             .await?;
         if !done.ok {
-            return Err(Error::new(
-                ErrorKind::Refused,
-                format!("UID FETCH failed on {}: {}", self.host, done.describe()),
-            ));
+            return Err(self.fetch_failed(&done));
         }
         out.sort_by_key(|m| m.uid);
         Ok(out)
@@ -717,10 +714,7 @@ impl Client {
                 })
                 .await?;
             if !done.ok {
-                return Err(Error::new(
-                    ErrorKind::Refused,
-                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
-                ));
+                return Err(self.fetch_failed(&done));
             }
         }
         Ok(out)
@@ -761,10 +755,7 @@ impl Client {
                 .await?;
             self.bytes_read += read;
             if !done.ok {
-                return Err(Error::new(
-                    ErrorKind::Refused,
-                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
-                ));
+                return Err(self.fetch_failed(&done));
             }
         }
         Ok(())
@@ -900,10 +891,7 @@ impl Client {
                 if done.ok {
                     return Ok(None);
                 }
-                return Err(Error::new(
-                    ErrorKind::Refused,
-                    format!("UID FETCH failed on {}: {}", self.host, done.describe()),
-                ));
+                return Err(self.fetch_failed(&done));
             }
             if line.starts_with(b"* ")
                 && let Some(size) = crate::framing::literal_len(&line)
@@ -938,10 +926,7 @@ impl Client {
         while self.body_chunk(&mut body).await?.is_some() {}
         let done = self.wait_done(&body.tag, &mut |_, _| {}).await?;
         if !done.ok {
-            return Err(Error::new(
-                ErrorKind::Refused,
-                format!("UID FETCH failed on {}: {}", self.host, done.describe()),
-            ));
+            return Err(self.fetch_failed(&done));
         }
         Ok(())
     }
@@ -1217,6 +1202,13 @@ impl Client {
             r.map_err(|e| self.lost(e))?;
         }
         Ok(())
+    }
+
+    fn fetch_failed(&self, done: &Done) -> Error {
+        Error::new(
+            ErrorKind::Refused,
+            format!("UID FETCH failed on {}: {}", self.host, done.describe()),
+        )
     }
 
     fn lost(&self, e: std::io::Error) -> Error {
