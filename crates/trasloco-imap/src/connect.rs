@@ -164,6 +164,30 @@ impl AsyncWrite for Stream {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Socket buffer sizes to ask for, if the system lets us ask for enough.
+///
+/// At 40 ms RTT the kernel's receive-window autotuning grew too slowly under IMAP's
+/// request/response traffic: a 4 MiB batch FETCH ran at 2.7 MB/s, and at 30 MB/s with 4 MiB
+/// buffers. But an explicit size turns autotuning off and is capped by `net.core.rmem_max` /
+/// `wmem_max`, which default to about 208 KiB on many systems; a buffer that small would be
+/// worse than autotuning. So the sizes are set only where the caps allow 4 MiB.
+fn socket_buffers() -> Option<(u32, u32)> {
+    static SIZES: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    *SIZES.get_or_init(|| {
+        const WANT: u64 = 4 << 20;
+        let cap = |f: &str| {
+            std::fs::read_to_string(f)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let (rmax, wmax) = (
+            cap("/proc/sys/net/core/rmem_max")?,
+            cap("/proc/sys/net/core/wmem_max")?,
+        );
+        (rmax >= WANT && wmax >= WANT).then_some((WANT as u32, WANT as u32))
+    })
+}
+
 pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     let addr = format!("{}:{}", ep.host, ep.port);
     let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await
@@ -198,8 +222,10 @@ pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
                 continue;
             }
         };
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        let _ = socket.set_send_buffer_size(4 << 20);
+        if let Some((rcv, snd)) = socket_buffers() {
+            let _ = socket.set_recv_buffer_size(rcv);
+            let _ = socket.set_send_buffer_size(snd);
+        }
         match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(sa)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
