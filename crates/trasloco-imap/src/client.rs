@@ -554,16 +554,7 @@ impl Client {
     /// CREATE several folders with one round trip; an existing folder is fine. One result per
     /// name, in order.
     pub async fn create_many(&mut self, names: &[String]) -> Result<Vec<Result<(), Error>>, Error> {
-        let mut tags = Vec::with_capacity(names.len());
-        for n in names {
-            tags.push(self.send(&format!("CREATE {}", mailbox_arg(n))).await?);
-        }
-        let mut out = Vec::with_capacity(names.len());
-        for (tag, name) in tags.iter().zip(names) {
-            let done = self.finish(tag, &mut |_, _| {}).await?;
-            out.push(self.created(&done, name));
-        }
-        Ok(out)
+        self.each_folder("CREATE", names, Client::created).await
     }
 
     /// SUBSCRIBE several folders with one round trip. One result per name, in order.
@@ -571,14 +562,25 @@ impl Client {
         &mut self,
         names: &[String],
     ) -> Result<Vec<Result<(), Error>>, Error> {
+        self.each_folder("SUBSCRIBE", names, Client::subscribed)
+            .await
+    }
+
+    /// `VERB folder` for each name, all sent before any answer is read.
+    async fn each_folder(
+        &mut self,
+        verb: &str,
+        names: &[String],
+        judge: fn(&Client, &Done, &str) -> Result<(), Error>,
+    ) -> Result<Vec<Result<(), Error>>, Error> {
         let mut tags = Vec::with_capacity(names.len());
         for n in names {
-            tags.push(self.send(&format!("SUBSCRIBE {}", mailbox_arg(n))).await?);
+            tags.push(self.send(&format!("{verb} {}", mailbox_arg(n))).await?);
         }
         let mut out = Vec::with_capacity(names.len());
         for (tag, name) in tags.iter().zip(names) {
             let done = self.finish(tag, &mut |_, _| {}).await?;
-            out.push(self.subscribed(&done, name));
+            out.push(judge(self, &done, name));
         }
         Ok(out)
     }
@@ -845,20 +847,8 @@ impl Client {
             } else {
                 let h = std::mem::take(&mut head);
                 self.write_all(&[h.as_bytes()]).await?;
-                self.flush().await?;
-                let frame = self.read_frame().await?;
-                if !frame.starts_with(b"+") {
-                    return match parse_done(&frame, tag) {
-                        Some(done) => Ok(Some(done)),
-                        None => Err(Error::new(
-                            ErrorKind::Protocol,
-                            format!(
-                                "{}: APPEND expected a continuation, got: {}",
-                                self.host,
-                                String::from_utf8_lossy(&frame).trim_end()
-                            ),
-                        )),
-                    };
+                if let Some(early) = self.continuation(tag).await? {
+                    return Ok(Some(early));
                 }
                 self.write_all(&[&m.body]).await?;
             }
@@ -914,7 +904,7 @@ impl Client {
             return Ok(None);
         }
         if self.buf.is_empty() {
-            self.fill().await?;
+            self.fill(0).await?;
         }
         let n = (self.buf.len() as u64).min(body.remaining) as usize;
         body.remaining -= n as u64;
@@ -946,24 +936,31 @@ impl Client {
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         push_message_head(&mut head, flags, internal_date, size, plus);
         self.write_all(&[head.as_bytes()]).await?;
-        if !plus {
-            self.flush().await?;
-            let frame = self.read_frame().await?;
-            if !frame.starts_with(b"+") {
-                return match parse_done(&frame, &tag) {
-                    Some(done) => Ok(AppendStart::Refused(append_outcome(&done))),
-                    None => Err(Error::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "{}: APPEND expected a continuation, got: {}",
-                            self.host,
-                            String::from_utf8_lossy(&frame).trim_end()
-                        ),
-                    )),
-                };
-            }
+        if !plus && let Some(early) = self.continuation(&tag).await? {
+            return Ok(AppendStart::Refused(append_outcome(&early)));
         }
         Ok(AppendStart::Go(AppendStream { tag }))
+    }
+
+    /// After an APPEND announced a synchronising literal: `None` when the server says go on
+    /// (`+`), or its completion when it refused before taking the literal (`NO [TOOBIG]`).
+    async fn continuation(&mut self, tag: &str) -> Result<Option<Done>, Error> {
+        self.flush().await?;
+        let frame = self.read_frame().await?;
+        if frame.starts_with(b"+") {
+            return Ok(None);
+        }
+        match parse_done(&frame, tag) {
+            Some(done) => Ok(Some(done)),
+            None => Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{}: APPEND expected a continuation, got: {}",
+                    self.host,
+                    String::from_utf8_lossy(&frame).trim_end()
+                ),
+            )),
+        }
     }
 
     /// Write the next piece of a streamed APPEND.
@@ -1131,17 +1128,7 @@ impl Client {
                 }
                 return Ok(frame);
             }
-            let need = hint.max(self.buf.len()) + READ_CHUNK;
-            if need > KEEP_CAPACITY && self.buf.capacity() < need {
-                // Exactly the size of the response (plus one read): `reserve` would double it.
-                let mut fresh = BytesMut::with_capacity(need);
-                fresh.extend_from_slice(&self.buf);
-                self.buf = fresh;
-            } else {
-                self.buf
-                    .reserve(hint.saturating_sub(self.buf.len()).max(READ_CHUNK));
-            }
-            self.fill().await?;
+            self.fill(hint).await?;
         }
     }
 
@@ -1154,18 +1141,28 @@ impl Client {
                 return Ok(self.buf.split_to(scanned + nl + 1).freeze());
             }
             scanned = self.buf.len();
-            self.fill().await?;
+            self.fill(0).await?;
         }
     }
 
-    /// Read whatever the server has sent into the buffer (at least one byte).
-    async fn fill(&mut self) -> Result<(), Error> {
+    /// Read whatever the server has sent into the buffer (at least one byte). `expected` is the
+    /// size the current response is known to need (0 if unknown): the buffer gets room for it
+    /// and one more read.
+    async fn fill(&mut self, expected: usize) -> Result<(), Error> {
         // Waiting for the server: whatever was written must have left first.
         if self.unflushed {
             self.flush().await?;
         }
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(READ_CHUNK);
+        let need = expected.max(self.buf.len()) + READ_CHUNK;
+        if self.buf.capacity() < need {
+            if need > KEEP_CAPACITY {
+                // Exactly the size of a large response: `reserve` would double it.
+                let mut fresh = BytesMut::with_capacity(need);
+                fresh.extend_from_slice(&self.buf);
+                self.buf = fresh;
+            } else {
+                self.buf.reserve(need - self.buf.len());
+            }
         }
         let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
         let why = match read {
