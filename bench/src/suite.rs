@@ -366,6 +366,43 @@ exit $rc"#,
         problems.sort();
         Ok((!problems.is_empty()).then(|| problems.join(" | ")))
     }
+
+    /// Measure one command, verify the target, print a line, and return the row.
+    async fn row(
+        &self,
+        scenario: &str,
+        tool: &str,
+        parallel: usize,
+        run: usize,
+        argv: &[String],
+        log: &Path,
+    ) -> Result<Row> {
+        let (cost, scpu, tcpu) = self.measure(tool, argv, log)?;
+        let problem = self.verify().await?;
+        eprintln!(
+            "[{scenario}] run {run}: {} x{parallel}: {:.2} s, cpu {:.2} s, rss {:.0} MiB, servers {:.2}/{:.2} s, {}",
+            display_name(tool),
+            cost.wall,
+            cost.cpu,
+            cost.rss_mib,
+            scpu,
+            tcpu,
+            problem.as_deref().unwrap_or("verified")
+        );
+        Ok(Row {
+            scenario: scenario.to_string(),
+            tool: display_name(tool).to_string(),
+            parallel,
+            run,
+            wall: cost.wall,
+            cpu: cost.cpu,
+            // The ceiling holds the whole generated corpus in memory: its RSS means nothing.
+            rss_mib: (tool != "ceiling").then_some(cost.rss_mib),
+            source_cpu: scpu,
+            target_cpu: tcpu,
+            problem,
+        })
+    }
 }
 
 fn display_name(tool: &str) -> &str {
@@ -463,61 +500,16 @@ async fn suite(
             )?;
             let argv = ctx.command(tool, *parallel, run)?;
             let log = logs.join(format!("{tool}-{parallel}-{run}.log"));
-            let (cost, scpu, tcpu) = ctx.measure(tool, &argv, &log)?;
-            let problem = ctx.verify().await?;
-            eprintln!(
-                "[{}] run {run}: {} x{parallel}: {:.2} s, cpu {:.2} s, rss {:.0} MiB, servers {:.2}/{:.2} s, {}",
-                args.label,
-                display_name(tool),
-                cost.wall,
-                cost.cpu,
-                cost.rss_mib,
-                scpu,
-                tcpu,
-                problem.as_deref().unwrap_or("verified")
+            rows.push(
+                ctx.row(&args.label, tool, *parallel, run, &argv, &log)
+                    .await?,
             );
-            rows.push(Row {
-                scenario: args.label.clone(),
-                tool: display_name(tool).to_string(),
-                parallel: *parallel,
-                run,
-                wall: cost.wall,
-                cpu: cost.cpu,
-                rss_mib: (tool != "ceiling").then_some(cost.rss_mib),
-                source_cpu: scpu,
-                target_cpu: tcpu,
-                problem,
-            });
-            // The unchanged re-run: the same command again over the migrated target.
+            // The unchanged re-run: the very same command again over the migrated target (for
+            // trasloco, the same campaign directory and so the same state file).
             if tool != "ceiling" && *parallel == tools.iter().map(|t| t.1).max().unwrap_or(1) {
-                let argv = if tool.starts_with("trasloco") {
-                    // Same campaign directory: same state file.
-                    argv.clone()
-                } else {
-                    ctx.command(tool, *parallel, run)?
-                };
                 let log = logs.join(format!("{tool}-{parallel}-{run}-rerun.log"));
-                let (cost, scpu, tcpu) = ctx.measure(tool, &argv, &log)?;
-                let problem = ctx.verify().await?;
-                eprintln!(
-                    "[{}] run {run}: {} x{parallel} unchanged re-run: {:.2} s, {}",
-                    args.label,
-                    display_name(tool),
-                    cost.wall,
-                    problem.as_deref().unwrap_or("verified")
-                );
-                rows.push(Row {
-                    scenario: format!("{} (unchanged re-run)", args.label),
-                    tool: display_name(tool).to_string(),
-                    parallel: *parallel,
-                    run,
-                    wall: cost.wall,
-                    cpu: cost.cpu,
-                    rss_mib: Some(cost.rss_mib),
-                    source_cpu: scpu,
-                    target_cpu: tcpu,
-                    problem,
-                });
+                let label = format!("{} (unchanged re-run)", args.label);
+                rows.push(ctx.row(&label, tool, *parallel, run, &argv, &log).await?);
             }
         }
     }

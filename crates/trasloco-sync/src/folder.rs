@@ -290,8 +290,7 @@ async fn copy_messages(
     let (large, small): (Vec<u32>, Vec<u32>) =
         to_copy.iter().partition(|u| listed[*u].size > STREAM_ABOVE);
     let plan = batches(&small, listed, opts.batch_bytes, opts.batch_messages);
-    // One batch is fetched while the previous one is appended: the two servers work at once,
-    // and at most three batches are in memory.
+    // One batch is fetched while the previous one is appended, so the two servers work at once.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
     // with the bodies and ends when they are dropped after the append.
     let (tx, rx) = mpsc::channel::<(Vec<(u32, Bytes)>, Reservation)>(1);
