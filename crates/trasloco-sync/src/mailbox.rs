@@ -359,24 +359,78 @@ async fn sync_once(
         }
         Ok::<_, SyncError>(done)
     };
-    let folders = sync_folders(
-        &mappings,
-        &mut src,
-        &mut tgt,
-        source,
-        target,
-        state,
-        opts,
-        progress,
-        reports,
-        FolderSetup {
-            excluded: &excluded,
-            setup_errors,
-            tgt_existing: &tgt_existing,
-            mailbox_id,
-        },
-        to_check,
-    );
+    let folders = async {
+        // Owned here, so the sender drops when the folders are done and the verifier stops.
+        let to_check = to_check;
+        for m in &mappings {
+            if !m.selectable {
+                continue;
+            }
+            progress.folder(&m.source);
+            // The report lives in `reports` while the folder syncs, so what was copied before a
+            // dropped connection still counts.
+            reports.push(FolderReport {
+                source: m.source.clone(),
+                target: m.target.clone(),
+                ..Default::default()
+            });
+            let report = reports.last_mut().expect("just pushed");
+            let result = async {
+                if excluded(m) {
+                    let sel = src.select(&m.source, true).await.on(SideName::Source)?;
+                    report.source_messages = u64::from(sel.exists);
+                    if sel.exists > 0 {
+                        report
+                            .buckets
+                            .skipped
+                            .insert("folder-excluded".into(), u64::from(sel.exists));
+                    }
+                    return Ok(Vec::new());
+                }
+                if let Some(error) = setup_errors.remove(&m.target) {
+                    return Err(SyncError::Imap {
+                        side: SideName::Target,
+                        error,
+                    });
+                }
+                let exists = tgt_existing.contains(&m.target);
+                let ctx = FolderCtx {
+                    mapping: m,
+                    target_exists: exists || !opts.dry_run,
+                    mailbox_id,
+                    state,
+                    opts,
+                    progress,
+                };
+                sync_folder(&ctx, &mut src, &mut tgt, report).await
+            }
+            .await;
+            match result {
+                Ok(copied) => {
+                    if let (Some(tx), false) = (&to_check, copied.is_empty()) {
+                        // The verifier may have stopped on an error of its own; that error is
+                        // reported, not this send.
+                        let _ = tx.send((reports.len() - 1, m.target.clone(), copied));
+                    }
+                }
+                // A server that refuses one folder (no right to read it, cannot create it) must not
+                // stop the others: the folder is reported, the mailbox ends incomplete.
+                Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
+                    let who = if side == SideName::Source {
+                        source.label()
+                    } else {
+                        target.label()
+                    };
+                    let line =
+                        format!("{side} {who}: {error}; check the account's rights on this folder");
+                    tracing::warn!("{line}");
+                    report.error = Some(line);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok::<(), SyncError>(())
+    };
     let (folders, verified) = tokio::join!(folders, verifier);
     let verified = verified?;
     for (i, checked) in verified {
@@ -387,104 +441,6 @@ async fn sync_once(
     tgt.logout().await;
     if let Some(c) = checker {
         c.logout().await;
-    }
-    Ok(())
-}
-
-/// What the folder loop needs from the mailbox setup.
-struct FolderSetup<'a> {
-    excluded: &'a (dyn Fn(&FolderMapping) -> bool + Sync),
-    setup_errors: BTreeMap<String, Error>,
-    tgt_existing: &'a BTreeSet<String>,
-    mailbox_id: Option<i64>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sync_folders(
-    mappings: &[FolderMapping],
-    src: &mut Client,
-    tgt: &mut Client,
-    source: &Side,
-    target: &Side,
-    state: &State,
-    opts: &Options,
-    progress: &dyn Progress,
-    reports: &mut Vec<FolderReport>,
-    setup: FolderSetup<'_>,
-    to_check: Option<mpsc::UnboundedSender<(usize, String, Vec<Copied>)>>,
-) -> Result<(), SyncError> {
-    let FolderSetup {
-        excluded,
-        mut setup_errors,
-        tgt_existing,
-        mailbox_id,
-    } = setup;
-    for m in mappings {
-        if !m.selectable {
-            continue;
-        }
-        progress.folder(&m.source);
-        // The report lives in `reports` while the folder syncs, so what was copied before a
-        // dropped connection still counts.
-        reports.push(FolderReport {
-            source: m.source.clone(),
-            target: m.target.clone(),
-            ..Default::default()
-        });
-        let report = reports.last_mut().expect("just pushed");
-        let result = async {
-            if excluded(m) {
-                let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-                report.source_messages = u64::from(sel.exists);
-                if sel.exists > 0 {
-                    report
-                        .buckets
-                        .skipped
-                        .insert("folder-excluded".into(), u64::from(sel.exists));
-                }
-                return Ok(Vec::new());
-            }
-            if let Some(error) = setup_errors.remove(&m.target) {
-                return Err(SyncError::Imap {
-                    side: SideName::Target,
-                    error,
-                });
-            }
-            let exists = tgt_existing.contains(&m.target);
-            let ctx = FolderCtx {
-                mapping: m,
-                target_exists: exists || !opts.dry_run,
-                mailbox_id,
-                state,
-                opts,
-                progress,
-            };
-            sync_folder(&ctx, src, tgt, report).await
-        }
-        .await;
-        match result {
-            Ok(copied) => {
-                if let (Some(tx), false) = (&to_check, copied.is_empty()) {
-                    // The verifier may have stopped on an error of its own; that error is
-                    // reported, not this send.
-                    let _ = tx.send((reports.len() - 1, m.target.clone(), copied));
-                }
-            }
-            // A server that refuses one folder (no right to read it, cannot create it) must not
-            // stop the others: the folder is reported, the mailbox ends incomplete.
-            Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
-                let who = if side == SideName::Source {
-                    source.label()
-                } else {
-                    target.label()
-                };
-                let line =
-                    format!("{side} {who}: {error}; check the account's rights on this folder");
-                tracing::warn!("{line}");
-                report.error = Some(line);
-            }
-            Err(e) => return Err(e),
-        }
     }
     Ok(())
 }
