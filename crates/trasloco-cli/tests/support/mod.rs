@@ -35,6 +35,38 @@ const PORT_VARS: [&str; 10] = [
     "TARGET_SIEVE_PORT",
 ];
 
+/// Ports for one pair, taken below the kernel's ephemeral range (32768 and up on Linux).
+///
+/// Ports from `bind(127.0.0.1:0)` come from that range, and between releasing one and Dovecot
+/// binding it, a client connection of a test running beside this one could take it as its own
+/// local port ("Address already in use", seen once on a fresh clone). Below the range, only an
+/// explicit bind can take a port, and the check here sees those. Each test process starts at its
+/// own offset; a counter keeps the tests of one process apart.
+fn free_ports(n: usize) -> Vec<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 22_000;
+    const SPAN: u32 = 9_000; // up to 30999: clear of the demo's 31xxx ports
+    let offset = (std::process::id() * 131) % SPAN;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..SPAN {
+        if out.len() == n {
+            break;
+        }
+        let port = (LOW + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    assert_eq!(
+        out.len(),
+        n,
+        "no free ports between {LOW} and {}",
+        LOW + SPAN - 1
+    );
+    out
+}
+
 impl Pair {
     pub fn start() -> Pair {
         Pair::start_with(&[])
@@ -46,15 +78,7 @@ impl Pair {
             .prefix("trasloco-pair")
             .tempdir()
             .unwrap();
-        // Free ports: bind them all at once so they differ, then release them for Dovecot.
-        let listeners: Vec<std::net::TcpListener> = (0..PORT_VARS.len())
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
+        let ports = free_ports(PORT_VARS.len());
         let mut cmd = Command::new("bash");
         cmd.arg(repo_root().join("scripts/dovecot-pair.sh"))
             .arg("start")
