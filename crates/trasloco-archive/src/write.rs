@@ -1,0 +1,367 @@
+//! Writing archives, resumably: every message's bytes are in place before its manifest line
+//! is appended, and opening an archive again removes whatever a killed run left unrecorded.
+
+use crate::manifest::{self, Appender, Entry, FolderLine, Header, Manifest};
+use crate::read::{folder_path, read_keywords};
+use crate::{Error, Format, Layout, dates, flags, lines, sha256_hex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// An archive open for writing.
+pub struct Writer {
+    root: PathBuf,
+    format: Format,
+    layout: Option<Layout>,
+    appender: Appender,
+    /// Source ids already archived, per folder.
+    done: HashMap<String, HashSet<String>>,
+    /// SHA-256 of archived messages per folder, with multiplicity (for sources whose ids
+    /// changed).
+    digests: HashMap<String, HashMap<String, u32>>,
+    folders: HashSet<String>,
+    /// Maildir keyword letters per folder directory.
+    keywords: HashMap<PathBuf, Vec<String>>,
+    seq: u64,
+}
+
+impl Writer {
+    /// Open the archive at `root` for writing, creating it, or resuming it if it holds a
+    /// manifest of the same format. `source` is recorded in a new manifest.
+    pub fn open(
+        root: &Path,
+        format: Format,
+        layout: Option<Layout>,
+        source: &str,
+    ) -> Result<Writer, Error> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let existing = manifest::load(root)?;
+        let layout = match format {
+            Format::Maildir => Some(layout.unwrap_or(Layout::MaildirPlus)),
+            _ => None,
+        };
+        if let Some(m) = &existing {
+            if m.header.format != format {
+                return Err(Error::new(format!(
+                    "{}: this archive is {}, not {format}; choose another directory",
+                    root.display(),
+                    m.header.format
+                )));
+            }
+        } else if std::fs::read_dir(root)
+            .map_err(|e| Error::io(root, e))?
+            .next()
+            .is_some()
+        {
+            return Err(Error::new(format!(
+                "{}: the directory is not empty and is not a trasloco archive; choose an empty or new directory",
+                root.display()
+            )));
+        }
+        let layout = existing.as_ref().map_or(layout, |m| m.header.layout);
+        let header = Header {
+            trasloco_archive: 1,
+            format,
+            layout,
+            created: chrono::Utc::now().to_rfc3339(),
+            source: source.to_string(),
+        };
+        if let Some(m) = &existing {
+            repair(root, format, m)?;
+        }
+        let appender = Appender::open(root, existing.as_ref(), &header)?;
+        let mut w = Writer {
+            root: root.to_path_buf(),
+            format,
+            layout,
+            appender,
+            done: HashMap::new(),
+            digests: HashMap::new(),
+            folders: HashSet::new(),
+            keywords: HashMap::new(),
+            seq: 0,
+        };
+        if let Some(m) = existing {
+            w.seq = m.entries.len() as u64;
+            w.folders = m.folders.iter().map(|f| f.folder.clone()).collect();
+            for e in m.entries {
+                if let Some(id) = &e.source_id {
+                    w.done.entry(e.folder.clone()).or_default().insert(id.clone());
+                }
+                *w.digests
+                    .entry(e.folder)
+                    .or_default()
+                    .entry(e.sha256)
+                    .or_default() += 1;
+            }
+        }
+        Ok(w)
+    }
+
+    /// The archive's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Make sure a folder exists in the archive.
+    pub fn folder(&mut self, name: &str, subscribed: bool) -> Result<(), Error> {
+        if self.folders.contains(name) {
+            return Ok(());
+        }
+        let p = folder_path(&self.root, self.format, self.layout, name);
+        match self.format {
+            Format::Maildir => {
+                for sub in ["cur", "new", "tmp"] {
+                    let d = p.join(sub);
+                    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                }
+            }
+            Format::Eml => std::fs::create_dir_all(&p).map_err(|e| Error::io(&p, e))?,
+            Format::Mbox => {
+                if let Some(d) = p.parent() {
+                    std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+                }
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        self.appender.folder(&FolderLine {
+            folder: name.to_string(),
+            subscribed,
+        })?;
+        self.folders.insert(name.to_string());
+        Ok(())
+    }
+
+    /// Whether the message with this source id is archived in `folder` already.
+    pub fn has(&self, folder: &str, source_id: &str) -> bool {
+        self.done.get(folder).is_some_and(|s| s.contains(source_id))
+    }
+
+    /// Take one archived copy with these bytes in `folder` as matching a source message whose
+    /// id is not recorded (the source's UIDVALIDITY changed); false when none is left.
+    pub fn claim_digest(&mut self, folder: &str, sha256: &str) -> bool {
+        match self.digests.get_mut(folder).and_then(|m| m.get_mut(sha256)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Write one message (bytes exactly as the server had them) and record it.
+    pub fn write(
+        &mut self,
+        folder: &str,
+        source_id: Option<String>,
+        flags_in: &[String],
+        internal_date: Option<&str>,
+        body: &[u8],
+    ) -> Result<Entry, Error> {
+        self.folder(folder, true)?;
+        self.seq += 1;
+        let lf = lines::lf_convertible(body) && body.contains(&b'\n');
+        let stored = if lf {
+            lines::crlf_to_lf(body)
+        } else {
+            body.to_vec()
+        };
+        let dir = folder_path(&self.root, self.format, self.layout, folder);
+        let secs = internal_date
+            .and_then(dates::parse_imap)
+            .map_or(0, |t| t.timestamp().max(0));
+        let rel = |p: &Path| {
+            p.strip_prefix(&self.root)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/")
+        };
+        let mut entry = Entry {
+            folder: folder.to_string(),
+            file: String::new(),
+            offset: None,
+            length: None,
+            prefix: 0,
+            lf,
+            sha256: sha256_hex(body),
+            size: body.len() as u64,
+            flags: flags_in.to_vec(),
+            internal_date: internal_date.map(str::to_string),
+            source_id: source_id.clone(),
+        };
+        match self.format {
+            Format::Maildir => {
+                let kws = self
+                    .keywords
+                    .entry(dir.clone())
+                    .or_insert_with(|| read_keywords(&dir));
+                let before = kws.len();
+                let (info, _) = flags::to_maildir_info(flags_in, kws);
+                if kws.len() != before {
+                    let text: String = kws
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| format!("{i} {k}\n"))
+                        .collect();
+                    let p = dir.join("dovecot-keywords");
+                    std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+                }
+                let base = format!(
+                    "{secs}.{}.trasloco,S={},W={}",
+                    self.seq,
+                    stored.len(),
+                    body.len()
+                );
+                let tmp = dir.join("tmp").join(&base);
+                let fin = dir.join("cur").join(format!("{base}:2,{info}"));
+                write_file(&tmp, &stored, internal_date)?;
+                std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
+                entry.file = rel(&fin);
+            }
+            Format::Eml => {
+                let fin = dir.join(format!("{}.eml", self.seq));
+                let tmp = dir.join(format!(".{}.eml.tmp", self.seq));
+                write_file(&tmp, body, internal_date)?;
+                std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
+                entry.file = rel(&fin);
+                entry.lf = false;
+            }
+            Format::Mbox => {
+                let prefix = flags::to_mbox_headers(flags_in);
+                let quoted = lines::mboxrd_quote(&stored);
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .open(&dir)
+                    .map_err(|e| Error::io(&dir, e))?;
+                let start = f.seek(SeekFrom::End(0)).map_err(|e| Error::io(&dir, e))?;
+                let from = dates::from_line(internal_date);
+                let mut buf = Vec::with_capacity(from.len() + prefix.len() + quoted.len() + 2);
+                buf.extend_from_slice(from.as_bytes());
+                buf.extend_from_slice(prefix.as_bytes());
+                buf.extend_from_slice(&quoted);
+                buf.extend_from_slice(separator(&quoted));
+                f.write_all(&buf).map_err(|e| Error::io(&dir, e))?;
+                entry.file = rel(&dir);
+                entry.offset = Some(start + from.len() as u64);
+                entry.length = Some((prefix.len() + quoted.len()) as u64);
+                entry.prefix = prefix.len() as u64;
+            }
+        }
+        self.appender.append(&entry)?;
+        if let Some(id) = source_id {
+            self.done.entry(folder.to_string()).or_default().insert(id);
+        }
+        Ok(entry)
+    }
+
+    /// Flush the manifest to disk.
+    pub fn finish(mut self) -> Result<(), Error> {
+        self.appender.sync()
+    }
+}
+
+/// What follows an mbox entry: an end for its last line if it has none, then the empty line
+/// before the next `From `.
+fn separator(stored: &[u8]) -> &'static [u8] {
+    if stored.is_empty() || stored.ends_with(b"\n") {
+        b"\n"
+    } else {
+        b"\n\n"
+    }
+}
+
+fn write_file(path: &Path, data: &[u8], internal_date: Option<&str>) -> Result<(), Error> {
+    let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
+    f.write_all(data).map_err(|e| Error::io(path, e))?;
+    if let Some(t) = internal_date.and_then(dates::system_from_imap) {
+        f.set_modified(t).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Undo what a killed run left unrecorded: message files without a manifest line are removed,
+/// mbox files are cut back to their last recorded entry.
+fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
+    let recorded: HashSet<PathBuf> = m.entries.iter().map(|e| root.join(&e.file)).collect();
+    match format {
+        Format::Maildir | Format::Eml => {
+            let mut stray = Vec::new();
+            collect_files(root, &mut stray, 0);
+            for p in stray {
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let ours = name.contains(".trasloco,") || name.ends_with(".eml") || name.ends_with(".eml.tmp");
+                if ours && !recorded.contains(&p) {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+        }
+        Format::Mbox => {
+            let mut ends: BTreeMap<PathBuf, (u64, bool)> = BTreeMap::new();
+            for e in &m.entries {
+                if let (Some(o), Some(l)) = (e.offset, e.length) {
+                    let p = root.join(&e.file);
+                    let end = ends.entry(p).or_insert((0, true));
+                    if o + l >= end.0 {
+                        *end = (o + l, false);
+                    }
+                }
+            }
+            let mut files = Vec::new();
+            collect_files(root, &mut files, 0);
+            for p in files.into_iter().filter(|p| p.extension().is_some_and(|x| x == "mbox")) {
+                let (end, empty) = ends.get(&p).copied().unwrap_or((0, true));
+                let mut f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(&p, e))?;
+                let len = f.metadata().map_err(|e| Error::io(&p, e))?.len();
+                if len < end {
+                    return Err(Error::new(format!(
+                        "{} byte offset {end}: the file is shorter than its manifest says ({len} bytes); verify the archive with `trasloco archive verify`",
+                        p.display()
+                    )));
+                }
+                if empty {
+                    f.set_len(0).map_err(|e| Error::io(&p, e))?;
+                    continue;
+                }
+                // The stored bytes end at `end`; keep the separator that follows them.
+                let mut last = [0u8; 1];
+                f.seek(SeekFrom::Start(end - 1)).map_err(|e| Error::io(&p, e))?;
+                f.read_exact(&mut last).map_err(|e| Error::io(&p, e))?;
+                let sep = if last[0] == b'\n' { 1 } else { 2 };
+                if len > end + sep {
+                    f.set_len(end + sep).map_err(|e| Error::io(&p, e))?;
+                } else if len < end + sep {
+                    f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&p, e))?;
+                    f.set_len(end).map_err(|e| Error::io(&p, e))?;
+                    f.write_all(&b"\n\n"[..sep as usize]).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+    if depth > 40 {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, out, depth + 1);
+        } else if p.file_name().is_some_and(|n| n != manifest::FILE && n != "dovecot-keywords") {
+            out.push(p);
+        }
+    }
+}
