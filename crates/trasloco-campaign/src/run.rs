@@ -13,15 +13,15 @@ use tokio::sync::Semaphore;
 use trasloco_core::accounting::{Buckets, FailureClass, MailboxReport, MailboxStatus};
 use trasloco_imap::Credentials;
 use trasloco_state::State;
-use trasloco_sync::{Options, Progress, Side, sync_mailbox};
+use trasloco_sync::{Options, Progress, Side, Source, Target, transfer};
 
 /// One mailbox to move.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// Old server and login.
-    pub source: Side,
-    /// New server and login.
-    pub target: Side,
+    /// Where the mail is: old server and login, or an archive.
+    pub source: Source,
+    /// Where it goes: new server and login, or an archive.
+    pub target: Target,
 }
 
 /// Sees mailboxes start and finish (the CLI draws progress bars from it).
@@ -122,16 +122,16 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
             t_ep.host = h.clone();
         }
         out.push(Job {
-            source: Side {
+            source: Source::Imap(Side {
                 endpoint: s_ep,
                 tls: source.tls.clone(),
                 credentials: creds("source", &a.source_user, &a.source_password, &source)?,
-            },
-            target: Side {
+            }),
+            target: Target::Imap(Side {
                 endpoint: t_ep,
                 tls: target.tls.clone(),
                 credentials: creds("target", &a.target_user, &a.target_password, &target)?,
-            },
+            }),
         });
     }
     Ok(out)
@@ -232,8 +232,7 @@ pub async fn run(
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
             let progress = observer.start(&job.source.label(), &job.target.label());
-            let report =
-                sync_mailbox(&job.source, &job.target, &state, &opts, progress.as_ref()).await;
+            let report = transfer(&job.source, &job.target, &state, &opts, progress.as_ref()).await;
             if !opts.dry_run {
                 let status = serde_json::to_value(report.status)
                     .ok()

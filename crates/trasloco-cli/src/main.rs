@@ -14,13 +14,14 @@ use trasloco_campaign::config::{Campaign, TlsMode, read_secret_file, resolve_sec
 use trasloco_campaign::run::{self, Job, Settings};
 use trasloco_campaign::{ConfigError, accounts, exit};
 use trasloco_imap::{Credentials, Endpoint, Master, MasterStyle, TlsOptions};
-use trasloco_sync::{Options, Side};
+use trasloco_archive::{Archive, Format, Layout};
+use trasloco_sync::{ArchiveTarget, Options, Side, Source, Target};
 
 #[derive(Parser)]
 #[command(
     name = "trasloco",
     version,
-    about = "Move mailboxes between IMAP servers: byte-exact, incremental, resumable."
+    about = "Move mailboxes between IMAP servers, POP3 servers and local archives: byte-exact, incremental, resumable."
 )]
 struct Cli {
     /// More log output (-v info, -vv debug).
@@ -47,10 +48,54 @@ enum MasterLogin {
     Separator,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchiveFormat {
+    Maildir,
+    Mbox,
+    Eml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MaildirLayout {
+    /// `.Parent.Child` folders beside INBOX (Dovecot's and Courier's default).
+    MaildirPlus,
+    /// Nested `Parent/Child` directories.
+    Fs,
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Back up a mailbox (IMAP or POP3) into a local archive with a manifest.
+    Export {
+        /// Archive format.
+        #[arg(long, value_enum, default_value = "maildir")]
+        format: ArchiveFormat,
+        #[command(flatten)]
+        args: Box<MigrateArgs>,
+    },
+    /// Import an archive (Maildir, mbox, EML; trasloco's or another program's) into an IMAP
+    /// mailbox: --from is the archive's path.
+    Import {
+        #[command(flatten)]
+        args: Box<MigrateArgs>,
+    },
+    /// Check an archive written by `archive export` against its manifest, without any server.
+    Verify {
+        /// The archive directory.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Migrate one mailbox.
     Migrate(Box<MigrateArgs>),
+    /// Local archives: export, import, verify.
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
     /// Run a campaign: every mailbox of its accounts file.
     Run {
         /// The campaign file.
@@ -77,12 +122,26 @@ enum Command {
 
 #[derive(clap::Args)]
 struct MigrateArgs {
-    /// Source mailbox: imap[s]://USER@HOST[:PORT] (no password in the URL).
+    /// Source: imap[s]://USER@HOST[:PORT], pop3[s]://USER@HOST[:PORT] (no password in the URL),
+    /// or the path of an archive (Maildir, mbox file or directory, EML file or directory).
     #[arg(long)]
     from: String,
-    /// Target mailbox: imap[s]://USER@HOST[:PORT].
+    /// Target: imap[s]://USER@HOST[:PORT], or maildir:DIR, mbox:DIR, eml:DIR for an archive.
     #[arg(long)]
     to: String,
+    /// Maildir archives: folder layout.
+    #[arg(long, value_enum)]
+    layout: Option<MaildirLayout>,
+    /// Put the source's INBOX (a POP3 mailbox, a single mbox or EML file) into this target folder.
+    #[arg(long)]
+    into: Option<String>,
+    /// POP3 sources: after a verified copy, delete from the server the messages received more
+    /// than N days ago; with --dry-run, list them. Nothing unverified is ever deleted.
+    #[arg(long, value_name = "N")]
+    leave_days: Option<u32>,
+    /// POP3 sources: do not mark copied messages as read.
+    #[arg(long)]
+    pop3_unseen: bool,
     /// File whose first line is the source password (or the source master password).
     #[arg(long, env = "TRASLOCO_FROM_PASSWORD_FILE")]
     from_password_file: Option<PathBuf>,
@@ -189,7 +248,14 @@ fn main() -> ExitCode {
     let show_progress = !cli.no_progress && std::io::stderr().is_terminal();
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Migrate(args) => migrate(*args, show_progress).await,
+            Command::Migrate(args) => migrate(*args, None, show_progress).await,
+            Command::Archive(ArchiveCommand::Export { format, args }) => {
+                migrate(*args, Some(format), show_progress).await
+            }
+            Command::Archive(ArchiveCommand::Import { args }) => {
+                migrate(*args, None, show_progress).await
+            }
+            Command::Archive(ArchiveCommand::Verify { path, json }) => verify_archive(&path, json),
             Command::Run {
                 campaign,
                 dry_run,
@@ -218,17 +284,36 @@ fn tls_mode(t: Option<Tls>) -> Option<TlsMode> {
     })
 }
 
-/// `imap[s]://USER@HOST[:PORT]` → (implicit TLS?, user, host, port).
-fn parse_url(side: &str, url: &str) -> Result<(bool, String, String, Option<u16>), ConfigError> {
+/// A server URL's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Imap,
+    Pop3,
+}
+
+/// `imap[s]://USER@HOST[:PORT]` or `pop3[s]://…` → (protocol, implicit TLS?, user, host, port).
+fn parse_url(
+    side: &str,
+    url: &str,
+) -> Result<(Proto, bool, String, String, Option<u16>), ConfigError> {
     let bad = |why: &str| {
         ConfigError(format!(
-            "--{side} {url:?}: {why}; expected imap[s]://USER@HOST[:PORT]"
+            "--{side} {url:?}: {why}; expected imap[s]://USER@HOST[:PORT]{}",
+            if side == "from" {
+                ", pop3[s]://USER@HOST[:PORT] or an archive path"
+            } else {
+                " or maildir:DIR, mbox:DIR, eml:DIR"
+            }
         ))
     };
-    let (implicit, rest) = if let Some(r) = url.strip_prefix("imaps://") {
-        (true, r)
+    let (proto, implicit, rest) = if let Some(r) = url.strip_prefix("imaps://") {
+        (Proto::Imap, true, r)
     } else if let Some(r) = url.strip_prefix("imap://") {
-        (false, r)
+        (Proto::Imap, false, r)
+    } else if let Some(r) = url.strip_prefix("pop3s://").filter(|_| side == "from") {
+        (Proto::Pop3, true, r)
+    } else if let Some(r) = url.strip_prefix("pop3://").filter(|_| side == "from") {
+        (Proto::Pop3, false, r)
     } else {
         return Err(bad("unknown scheme"));
     };
@@ -250,7 +335,7 @@ fn parse_url(side: &str, url: &str) -> Result<(bool, String, String, Option<u16>
     if host.is_empty() || user.is_empty() {
         return Err(bad("empty user or host"));
     }
-    Ok((implicit, user, host, port))
+    Ok((proto, implicit, user, host, port))
 }
 
 /// A password: file, then environment, then a prompt on a terminal.
@@ -275,7 +360,7 @@ fn password(side: &str, who: &str, file: Option<&Path>) -> Result<SecretString, 
     )))
 }
 
-fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
+fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
     let (flag, url, tls, master, file) = if which == "source" {
         (
             "from",
@@ -293,9 +378,22 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
             args.to_password_file.as_deref(),
         )
     };
-    let (implicit, user, host, port) = parse_url(flag, url)?;
-    let mode = tls_mode(tls).or(implicit.then_some(TlsMode::Implicit));
-    let (port, security) = resolve_security(&host, port.or((!implicit).then_some(143)), mode);
+    let (proto, implicit, user, host, port) = parse_url(flag, url)?;
+    let (port, mode) = match proto {
+        Proto::Imap => (
+            port.or((!implicit).then_some(143)),
+            tls_mode(tls).or(implicit.then_some(TlsMode::Implicit)),
+        ),
+        Proto::Pop3 => {
+            let port = port.unwrap_or(if implicit { 995 } else { 110 });
+            let implicit = implicit || port == 995;
+            (
+                Some(port),
+                tls_mode(tls).or(implicit.then_some(TlsMode::Implicit)),
+            )
+        }
+    };
+    let (port, security) = resolve_security(&host, port, mode);
     let who = match master {
         Some(m) => format!("master user {m} (for {user}@{host})"),
         None => format!("{user}@{host}"),
@@ -308,7 +406,7 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
             MasterLogin::Separator => MasterStyle::Separator('*'),
         },
     });
-    Ok(Side {
+    Ok((proto, Side {
         endpoint: Endpoint {
             host,
             port,
@@ -323,22 +421,142 @@ fn side(args: &MigrateArgs, which: &str) -> Result<Side, ConfigError> {
             password: secret,
             master,
         },
-    })
+    }))
 }
 
-async fn migrate(args: MigrateArgs, show_progress: bool) -> Result<i32, ConfigError> {
+fn is_server_url(s: &str) -> bool {
+    ["imap://", "imaps://", "pop3://", "pop3s://"]
+        .iter()
+        .any(|p| s.starts_with(p))
+}
+
+/// The source: a server, or an archive opened now so that a bad path is a usage error.
+fn source(args: &MigrateArgs) -> Result<Source, ConfigError> {
+    if is_server_url(&args.from) {
+        let (proto, side) = side(args, "source")?;
+        return Ok(match proto {
+            Proto::Imap => Source::Imap(side),
+            Proto::Pop3 => Source::Pop3(side),
+        });
+    }
+    let path = ["maildir:", "mbox:", "eml:", "archive:"]
+        .iter()
+        .find_map(|p| args.from.strip_prefix(p))
+        .unwrap_or(&args.from);
+    if path.contains("://") {
+        return Err(parse_url("from", &args.from).err().unwrap_or_else(|| {
+            ConfigError(format!("--from {:?}: unknown scheme", args.from))
+        }));
+    }
+    let archive = Archive::open(Path::new(path))
+        .map_err(|e| ConfigError(format!("--from: {e}")))?;
+    Ok(Source::Archive(Arc::new(archive)))
+}
+
+fn target(args: &MigrateArgs, export: Option<ArchiveFormat>) -> Result<Target, ConfigError> {
+    let layout = args.layout.map(|l| match l {
+        MaildirLayout::MaildirPlus => Layout::MaildirPlus,
+        MaildirLayout::Fs => Layout::Fs,
+    });
+    let archive = |format: Format, root: &str| {
+        if root.is_empty() {
+            return Err(ConfigError(format!(
+                "--to {:?}: no directory after the format",
+                args.to
+            )));
+        }
+        Ok(Target::Archive(ArchiveTarget {
+            root: PathBuf::from(root),
+            format,
+            layout,
+        }))
+    };
+    for (prefix, format) in [
+        ("maildir:", Format::Maildir),
+        ("mbox:", Format::Mbox),
+        ("eml:", Format::Eml),
+    ] {
+        if let Some(root) = args.to.strip_prefix(prefix) {
+            return archive(format, root);
+        }
+    }
+    if let Some(f) = export {
+        if is_server_url(&args.to) {
+            return Err(ConfigError(format!(
+                "--to {:?}: archive export writes a directory, not a server; use `trasloco migrate` to copy between servers",
+                args.to
+            )));
+        }
+        let format = match f {
+            ArchiveFormat::Maildir => Format::Maildir,
+            ArchiveFormat::Mbox => Format::Mbox,
+            ArchiveFormat::Eml => Format::Eml,
+        };
+        return archive(format, &args.to);
+    }
+    Ok(Target::Imap(side(args, "target")?.1))
+}
+
+/// `trasloco archive verify`: 0 when the archive matches its manifest, 2 when it does not.
+fn verify_archive(path: &Path, json: bool) -> Result<i32, ConfigError> {
+    let r = trasloco_archive::verify(path).map_err(|e| ConfigError(e.to_string()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        println!(
+            "{}: {} of {} messages intact{}",
+            path.display(),
+            r.intact,
+            r.listed,
+            if r.unlisted.is_empty() {
+                String::new()
+            } else {
+                format!(", {} not in the manifest", r.unlisted.len())
+            }
+        );
+        for p in r.problems.iter().chain(&r.unlisted).take(100) {
+            println!("  {p}");
+        }
+        println!("{}", if r.ok() { "OK" } else { "DAMAGED" });
+    }
+    Ok(if r.ok() { exit::OK } else { exit::INCOMPLETE })
+}
+
+async fn migrate(
+    args: MigrateArgs,
+    export: Option<ArchiveFormat>,
+    show_progress: bool,
+) -> Result<i32, ConfigError> {
     if args.insecure {
         tracing::warn!(
             "--insecure: server certificates are NOT verified; anyone on the path can read the mail and the passwords"
         );
     }
-    let source = side(&args, "source")?;
-    let target = side(&args, "target")?;
+    let source = source(&args)?;
+    let target = target(&args, export)?;
+    if args.leave_days.is_some() && !matches!(source, Source::Pop3(_)) {
+        return Err(ConfigError(
+            "--leave-days applies to POP3 sources (pop3:// or pop3s://) only".into(),
+        ));
+    }
+    if args.leave_days.is_some() && !matches!(target, Target::Imap(_)) {
+        return Err(ConfigError(
+            "--leave-days needs an IMAP target, where each copy is read back before anything is deleted"
+                .into(),
+        ));
+    }
+    let mut renames = std::collections::BTreeMap::new();
+    if let Some(f) = &args.into {
+        renames.insert("INBOX".to_string(), f.clone());
+    }
     let sync = Options {
         dry_run: args.dry_run,
         verify: !args.no_verify,
         batch_messages: args.batch_messages.max(1),
         exclude: args.exclude.clone(),
+        renames,
+        pop3_seen: !args.pop3_unseen,
+        leave_days: args.leave_days,
         ..Options::default()
     };
     let settings = Settings {
@@ -420,17 +638,23 @@ async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_url;
+    use super::{Proto, parse_url};
 
     #[test]
     fn urls() {
         assert_eq!(
             parse_url("from", "imaps://alice@mail.example.org").unwrap(),
-            (true, "alice".into(), "mail.example.org".into(), None)
+            (Proto::Imap, true, "alice".into(), "mail.example.org".into(), None)
         );
+        assert_eq!(
+            parse_url("from", "pop3://bob@mail.example.org:1110").unwrap(),
+            (Proto::Pop3, false, "bob".into(), "mail.example.org".into(), Some(1110))
+        );
+        assert!(parse_url("to", "pop3://bob@mail.example.org").is_err());
         assert_eq!(
             parse_url("from", "imap://anna@cultura.gov.it@127.0.0.1:1143").unwrap(),
             (
+                Proto::Imap,
                 false,
                 "anna@cultura.gov.it".into(),
                 "127.0.0.1".into(),
@@ -439,7 +663,7 @@ mod tests {
         );
         assert_eq!(
             parse_url("to", "imap://a%40b@[::1]:143").unwrap(),
-            (false, "a@b".into(), "::1".into(), Some(143))
+            (Proto::Imap, false, "a@b".into(), "::1".into(), Some(143))
         );
         assert!(
             parse_url("from", "imap://alice:secret@host")
@@ -447,7 +671,7 @@ mod tests {
                 .0
                 .contains("never go in the URL")
         );
-        assert!(parse_url("from", "pop3://alice@host").is_err());
+        assert!(parse_url("from", "ftp://alice@host").is_err());
         assert!(parse_url("from", "imap://host").is_err());
     }
 }

@@ -51,6 +51,34 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             String::new()
         }
     );
+    if let Some(c) = &m.source_cleanup {
+        match &c.error {
+            Some(e) => println!("      --leave-days {}: nothing deleted: {e}", c.leave_days),
+            None => {
+                let n = c.deletable.len();
+                let verb = if c.dry_run {
+                    format!("{n} would be deleted")
+                } else {
+                    format!("{} deleted", c.deleted)
+                };
+                println!(
+                    "      source server, mail older than {} days: {verb}; kept {} recent, {} without a date, {} not verified on the target",
+                    c.leave_days, c.kept_recent, c.kept_undated, c.kept_unverified
+                );
+                if c.dry_run {
+                    for i in c.deletable.iter().take(20) {
+                        println!(
+                            "        would delete {} received {} ({} bytes)",
+                            i.uidl, i.received, i.size
+                        );
+                    }
+                    if n > 20 {
+                        println!("        … {} more in the JSON report", n - 20);
+                    }
+                }
+            }
+        }
+    }
     for f in &m.folders {
         if let Some(e) = &f.error {
             println!("      folder {}: {e}", f.source);

@@ -155,6 +155,48 @@ pub struct MailboxReport {
     pub reconnects: u32,
     /// Per folder.
     pub folders: Vec<FolderReport>,
+    /// POP3 sources with `--leave-days`: what was (or would be) deleted from the old server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_cleanup: Option<SourceCleanup>,
+}
+
+/// What `--leave-days N` did on a POP3 source after the copy: only messages received more than
+/// N days ago whose copy on the target was read back identical are deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCleanup {
+    /// N.
+    pub leave_days: u32,
+    /// Whether this was a dry run (nothing deleted; `deletable` says what would be).
+    pub dry_run: bool,
+    /// Messages on the server when checked.
+    pub on_server: u64,
+    /// Deleted from the server.
+    pub deleted: u64,
+    /// Old enough and verified: deleted, or listed in a dry run.
+    pub deletable: Vec<CleanupItem>,
+    /// Kept: received within the last N days.
+    pub kept_recent: u64,
+    /// Kept: no readable date (no `Received:` or `Date:` header).
+    pub kept_undated: u64,
+    /// Kept: old enough, but no copy on the target was read back identical (not copied yet,
+    /// copy refused, copy differs).
+    pub kept_unverified: u64,
+    /// Why nothing was deleted, if the cleanup could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One message deleted (or deletable) from a POP3 server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupItem {
+    /// The server's unique id.
+    pub uidl: String,
+    /// When it was received (IMAP date form).
+    pub received: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 checked on both sides.
+    pub sha256: String,
 }
 
 impl MailboxReport {
@@ -172,6 +214,7 @@ impl MailboxReport {
             seconds: 0.0,
             reconnects: 0,
             folders: Vec::new(),
+            source_cleanup: None,
         }
     }
 

@@ -87,9 +87,11 @@ impl Credentials {
     }
 }
 
-/// A connection that is plain or TLS.
-pub(crate) enum Stream {
+/// A connection that is plain or TLS (shared with the POP3 client).
+pub enum Stream {
+    /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
     /// Between taking the plain stream for STARTTLS and putting the TLS stream in its place.
     Closed,
@@ -188,7 +190,8 @@ fn socket_buffers() -> Option<(u32, u32)> {
     })
 }
 
-pub(crate) async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
+/// Open a TCP connection to the endpoint (no TLS yet), with one-line errors naming the host.
+pub async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     let addr = format!("{}:{}", ep.host, ep.port);
     let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await
     {
@@ -286,7 +289,8 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-pub(crate) async fn tls_wrap(
+/// Run the TLS handshake on `tcp`, verifying the certificate for `host` unless told not to.
+pub async fn tls_wrap(
     tcp: TcpStream,
     host: &str,
     opts: &TlsOptions,

@@ -33,3 +33,9 @@ pub use client::{
 pub use command::{quote_astring, uid_set};
 pub use connect::{Credentials, Endpoint, Master, MasterStyle, Security, TlsOptions};
 pub use error::{Error, ErrorKind};
+
+/// Connection setup shared with the other protocol clients (POP3): TCP with one-line errors,
+/// and TLS with certificate verification on by default.
+pub mod net {
+    pub use crate::connect::{Stream, tcp, tls_wrap};
+}

@@ -112,6 +112,14 @@ CREATE TABLE IF NOT EXISTS message (
     flags TEXT NOT NULL,
     PRIMARY KEY (folder_id, source_uid)
 );
+CREATE TABLE IF NOT EXISTS pop3_message (
+    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    uidl TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    received TEXT,
+    PRIMARY KEY (mailbox_id, uidl),
+    UNIQUE (mailbox_id, uid)
+);
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -185,6 +193,95 @@ impl State {
         Ok(row.get::<i64, _>(0))
     }
 
+    /// The id of a mailbox pair if it was ever recorded (reads only; for dry runs).
+    pub async fn find_mailbox(&self, source: &str, target: &str) -> Result<Option<i64>, Error> {
+        let row = sqlx::query("SELECT id FROM mailbox WHERE source = ?1 AND target = ?2")
+            .bind(source)
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.map(|r| r.get::<i64, _>(0)))
+    }
+
+    /// Stable UIDs for POP3 messages: each UIDL gets a number the first time it is seen and
+    /// keeps it, so the UID-based diff works as for IMAP. Returns UIDL → (UID, received date
+    /// when recorded). With `assign` false (dry runs) unknown UIDLs get numbers after the
+    /// recorded ones without being stored.
+    pub async fn pop3_uids(
+        &self,
+        mailbox_id: Option<i64>,
+        uidls: &[String],
+        assign: bool,
+    ) -> Result<std::collections::HashMap<String, (u32, Option<String>)>, Error> {
+        let mut known = std::collections::HashMap::new();
+        let mut next = 1u32;
+        if let Some(mb) = mailbox_id {
+            let rows = sqlx::query("SELECT uidl, uid, received FROM pop3_message WHERE mailbox_id = ?1")
+                .bind(mb)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                let uid = r.get::<i64, _>(1) as u32;
+                next = next.max(uid + 1);
+                known.insert(r.get::<String, _>(0), (uid, r.get::<Option<String>, _>(2)));
+            }
+        }
+        let fresh: Vec<&String> = uidls.iter().filter(|u| !known.contains_key(*u)).collect();
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for u in fresh {
+            if assign && let Some(mb) = mailbox_id {
+                sqlx::query("INSERT INTO pop3_message (mailbox_id, uidl, uid) VALUES (?1, ?2, ?3)")
+                    .bind(mb)
+                    .bind(u)
+                    .bind(i64::from(next))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            known.insert(u.clone(), (next, None));
+            next += 1;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(known)
+    }
+
+    /// Remember when POP3 messages were received (for `--leave-days`), by UID.
+    pub async fn set_pop3_received(&self, mailbox_id: i64, dates: &[(u32, String)]) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for (uid, d) in dates {
+            sqlx::query("UPDATE pop3_message SET received = ?3 WHERE mailbox_id = ?1 AND uid = ?2")
+                .bind(mailbox_id)
+                .bind(i64::from(*uid))
+                .bind(d)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Recorded copies with their SHA-256 (source UID → target UID, SHA-256 of the bytes copied
+    /// when this tool read them).
+    pub async fn copies(&self, folder_id: i64) -> Result<Vec<(u32, u32, Option<String>)>, Error> {
+        let rows = sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
+            .bind(folder_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0) as u32,
+                    r.get::<i64, _>(1) as u32,
+                    r.get::<Option<String>, _>(2),
+                )
+            })
+            .collect())
+    }
+
     /// What is known of a source folder (created on first use).
     pub async fn folder(&self, mailbox_id: i64, source_name: &str) -> Result<FolderState, Error> {
         sqlx::query(
@@ -209,6 +306,28 @@ impl State {
             target_uid_validity: row.get::<Option<i64>, _>(2).map(|v| v as u32),
             target_name: row.get(3),
         })
+    }
+
+    /// What is known of a source folder, if anything (reads only).
+    pub async fn find_folder(
+        &self,
+        mailbox_id: i64,
+        source_name: &str,
+    ) -> Result<Option<FolderState>, Error> {
+        let row = sqlx::query(
+            "SELECT id, source_uid_validity, target_uid_validity, target_name FROM folder WHERE mailbox_id = ?1 AND source_name = ?2",
+        )
+        .bind(mailbox_id)
+        .bind(source_name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(row.map(|row| FolderState {
+            id: row.get(0),
+            source_uid_validity: row.get::<Option<i64>, _>(1).map(|v| v as u32),
+            target_uid_validity: row.get::<Option<i64>, _>(2).map(|v| v as u32),
+            target_name: row.get(3),
+        }))
     }
 
     /// Record the UIDVALIDITY pair and target name a folder is being synced against. When

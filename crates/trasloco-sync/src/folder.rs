@@ -2,6 +2,7 @@
 
 use crate::budget::Reservation;
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
+use crate::source::SourceConn;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -68,7 +69,7 @@ struct Listed {
 
 pub(crate) async fn sync_folder(
     ctx: &FolderCtx<'_>,
-    src: &mut Client,
+    src: &mut SourceConn,
     tgt: &mut Client,
     report: &mut FolderReport,
 ) -> Result<Vec<Copied>, SyncError> {
@@ -79,14 +80,14 @@ pub(crate) async fn sync_folder(
     // Both sides are listed at once, each with its select and fetch in one round trip. The
     // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
     let (source_side, target_side) =
-        tokio::join!(src.select_and_list(&m.source, true, true), async {
+        tokio::join!(src.select_and_list(&m.source), async {
             if ctx.target_exists {
                 Some(tgt.select_and_list(&m.target, opts.dry_run, false).await)
             } else {
                 None
             }
         });
-    let (sel, meta) = source_side.on(SideName::Source)?;
+    let (source_uv, meta) = source_side.on(SideName::Source)?;
     let target_side = target_side.transpose().on(SideName::Target)?;
     let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());
     let mut source_msgs = Vec::with_capacity(meta.len());
@@ -141,7 +142,7 @@ pub(crate) async fn sync_folder(
             let fs = ctx.state.folder(mb, &m.source).await?;
             let reset = ctx
                 .state
-                .bind_folder(&fs, &m.target, sel.uid_validity, tsel.uid_validity)
+                .bind_folder(&fs, &m.target, source_uv, tsel.uid_validity)
                 .await?;
             if reset {
                 tracing::info!(
@@ -162,7 +163,7 @@ pub(crate) async fn sync_folder(
         (Vec::new(), pass.unmapped.clone())
     } else {
         let s = src
-            .fetch_identity_headers(&pass.unmapped)
+            .identity_headers(&pass.unmapped)
             .await
             .on(SideName::Source)?;
         let t = tgt
@@ -275,7 +276,7 @@ fn batches(
 #[allow(clippy::too_many_arguments)]
 async fn copy_messages(
     ctx: &FolderCtx<'_>,
-    src: &mut Client,
+    src: &mut SourceConn,
     tgt: &mut Client,
     to_copy: &[u32],
     listed: &HashMap<u32, Listed>,
@@ -285,26 +286,33 @@ async fn copy_messages(
 ) -> Result<Vec<Copied>, SyncError> {
     let m = ctx.mapping;
     let opts = ctx.opts;
-    // Large messages are streamed one by one from source to target, never held whole; the rest
-    // travels in batches.
-    let (large, small): (Vec<u32>, Vec<u32>) =
-        to_copy.iter().partition(|u| listed[*u].size > STREAM_ABOVE);
+    // Large messages are streamed one by one from an IMAP source to the target, never held
+    // whole; the rest (and everything from POP3 or an archive) travels in batches.
+    let streams = src.client().is_some();
+    let (large, small): (Vec<u32>, Vec<u32>) = to_copy
+        .iter()
+        .partition(|u| streams && listed[*u].size > STREAM_ABOVE);
     let plan = batches(&small, listed, opts.batch_bytes, opts.batch_messages);
     // One batch is fetched while the previous one is appended, so the two servers work at once.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
     // with the bodies and ends when they are dropped after the append.
-    let (tx, rx) = mpsc::channel::<(Vec<(u32, Bytes)>, Reservation)>(1);
+    type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String)>, Reservation);
+    let (tx, rx) = mpsc::channel::<Fetched>(1);
     let fetcher = &mut *src;
     let producer = async move {
         for batch in plan {
             let bytes = batch.iter().map(|u| listed[u].size).sum();
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
+            let mut unreadable: Vec<(u32, String)> = Vec::new();
             fetcher
-                .fetch_bodies(&batch, &mut |uid, body| got.push((uid, body)))
+                .bodies(&batch, &mut |uid, r| match r {
+                    Ok(body) => got.push((uid, body)),
+                    Err(why) => unreadable.push((uid, why)),
+                })
                 .await
                 .on(SideName::Source)?;
-            if tx.send((got, held)).await.is_err() {
+            if tx.send((got, unreadable, held)).await.is_err() {
                 break;
             }
         }
@@ -316,8 +324,15 @@ async fn copy_messages(
         // Owning the receiver: when this future ends (say the target dropped), the channel
         // closes and the producer stops instead of waiting forever for room.
         let mut rx = rx;
-        while let Some((batch, held)) = rx.recv().await {
+        while let Some((batch, unreadable, held)) = rx.recv().await {
             fetched += batch.len() as u64;
+            for (uid, why) in unreadable {
+                let size = listed[&uid].size;
+                fail(report, uid, size, "source: message unreadable".into(), why);
+            }
+            if batch.is_empty() {
+                continue;
+            }
             let mut msgs = Vec::with_capacity(batch.len());
             let mut meta = Vec::with_capacity(batch.len());
             for (uid, body) in batch {
@@ -379,6 +394,7 @@ async fn copy_messages(
     c?;
     p?;
     for uid in large {
+        let src = src.client().expect("only IMAP sources stream");
         if let Some(result) = stream_one(ctx, src, tgt, uid, listed, permanent, report).await? {
             report.bodies_fetched += 1;
             settle(ctx, folder_id, listed, vec![result], &mut copied, report).await?;

@@ -1,4 +1,5 @@
-//! Synchronise one mailbox from a source IMAP server to a target IMAP server.
+//! Synchronise one mailbox from a source (IMAP, POP3 or a local archive) to a target IMAP
+//! server.
 //!
 //! The decisions are the pure functions of `trasloco-core` (folder mapping, diff, identity,
 //! flags); this crate is the thin I/O around them: list, select, fetch metadata, fetch bodies
@@ -10,11 +11,49 @@
 #![deny(missing_docs)]
 
 mod budget;
+mod export;
 mod folder;
 mod mailbox;
+mod pop3_cleanup;
+mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use mailbox::{Options, Progress, Side, SideName, sync_mailbox};
+pub use export::{ArchiveTarget, export_mailbox};
+pub use source::Source;
+
+/// Where messages go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An IMAP server.
+    Imap(Side),
+    /// A local archive.
+    Archive(ArchiveTarget),
+}
+
+impl Target {
+    /// How reports and the state name it; never includes a secret.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Imap(s) => s.label(),
+            Target::Archive(a) => a.label(),
+        }
+    }
+}
+
+/// Move one mailbox from `source` to `target`, whatever they are.
+pub async fn transfer(
+    source: &Source,
+    target: &Target,
+    state: &trasloco_state::State,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> trasloco_core::accounting::MailboxReport {
+    match target {
+        Target::Imap(side) => sync_mailbox(source, side, state, opts, progress).await,
+        Target::Archive(a) => export_mailbox(source, a, state, opts, progress).await,
+    }
+}
 
 /// A glob over folder names: `*` matches any run of characters; case-sensitive, except that
 /// `INBOX` matches in any case.

@@ -2,12 +2,13 @@
 
 use crate::budget::MemoryBudget;
 use crate::folder::{Copied, FolderCtx, record_check, sync_folder, verify_folder};
+use crate::source::{Source, SourceConn, imap_folders};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
-use trasloco_core::folder_map::{self, Folder, FolderMapping, MapOptions, Role};
+use trasloco_core::folder_map::{self, FolderMapping, MapOptions};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
 use trasloco_state::State;
 
@@ -69,6 +70,11 @@ pub struct Options {
     pub backoff: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
     pub memory: MemoryBudget,
+    /// POP3 sources: mark copied messages `\Seen` (their owner's client downloaded them).
+    pub pop3_seen: bool,
+    /// POP3 sources: after a verified copy, delete from the server the messages received more
+    /// than this many days ago (never one whose copy was not read back identical).
+    pub leave_days: Option<u32>,
 }
 
 impl Default for Options {
@@ -83,6 +89,8 @@ impl Default for Options {
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
+            pop3_seen: true,
+            leave_days: None,
         }
     }
 }
@@ -162,7 +170,7 @@ pub(crate) async fn connect(side: &Side, name: SideName) -> Result<Client, SyncE
 /// Synchronise one mailbox and report. Never panics on server behaviour; every failure ends
 /// up in the report with a one-line reason naming the side.
 pub async fn sync_mailbox(
-    source: &Side,
+    source: &Source,
     target: &Side,
     state: &State,
     opts: &Options,
@@ -187,9 +195,29 @@ pub async fn sync_mailbox(
                         f.buckets.copied += n;
                     }
                 }
-                let mut report = MailboxReport::new(src_label, tgt_label);
+                let mut report = MailboxReport::new(src_label.clone(), tgt_label.clone());
                 report.folders = partial;
                 report.reconnects = reconnects;
+                if let (Source::Pop3(side), Some(days)) = (source, opts.leave_days) {
+                    let names = (src_label.as_str(), tgt_label.as_str());
+                    match crate::pop3_cleanup::leave_days(side, target, state, names, days, opts)
+                        .await
+                    {
+                        Ok(c) => report.source_cleanup = Some(c),
+                        Err(e) => {
+                            let line = match e {
+                                SyncError::Imap { side, error } => format!("{side}: {error}"),
+                                SyncError::State(e) => e.to_string(),
+                            };
+                            tracing::warn!("--leave-days: nothing deleted: {line}");
+                            report.source_cleanup = Some(trasloco_core::accounting::SourceCleanup {
+                                leave_days: days,
+                                error: Some(line),
+                                ..Default::default()
+                            });
+                        }
+                    }
+                }
                 report.finish(opts.dry_run);
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
@@ -239,28 +267,8 @@ pub async fn sync_mailbox(
     }
 }
 
-fn to_folders(list: &[trasloco_imap::ListEntry], subscribed: &BTreeSet<String>) -> Vec<Folder> {
-    list.iter()
-        .filter(|e| {
-            !e.attributes
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case("\\NonExistent"))
-        })
-        .map(|e| Folder {
-            name: e.name.clone(),
-            delimiter: e.delimiter,
-            declared_role: e.attributes.iter().find_map(|a| Role::from_attribute(a)),
-            selectable: !e
-                .attributes
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case("\\Noselect")),
-            subscribed: subscribed.contains(&e.name),
-        })
-        .collect()
-}
-
 async fn sync_once(
-    source: &Side,
+    source: &Source,
     target: &Side,
     state: &State,
     opts: &Options,
@@ -270,8 +278,23 @@ async fn sync_once(
     // The two servers are independent: log in and list on both at once.
     // With verification on, a third connection reads copies back while the next folders are
     // copied.
+    let (src_label, tgt_label) = (source.label(), target.label());
+    let mailbox_id = if opts.dry_run {
+        None
+    } else {
+        Some(state.mailbox_id(&src_label, &tgt_label).await?)
+    };
+    // POP3 UIDs live in the state; a dry run reads them without adding any.
+    let uid_owner = match mailbox_id {
+        Some(id) => Some(id),
+        None => state.find_mailbox(&src_label, &tgt_label).await?,
+    };
     let (src, tgt, checker) = tokio::join!(
-        connect(source, SideName::Source),
+        async {
+            SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
+                .await
+                .on(SideName::Source)
+        },
         connect(target, SideName::Target),
         async {
             if opts.verify && !opts.dry_run {
@@ -282,17 +305,9 @@ async fn sync_once(
         }
     );
     let (mut src, mut tgt, mut checker) = (src?, tgt?, checker?);
-    let (src_lists, tgt_lists) = tokio::join!(
-        async { Ok::<_, Error>((src.list().await?, src.lsub().await?)) },
-        async { Ok::<_, Error>((tgt.list().await?, tgt.lsub().await?)) }
-    );
-    let (src_list, src_subs) = src_lists.on(SideName::Source)?;
-    let (tgt_list, tgt_subs) = tgt_lists.on(SideName::Target)?;
-    let src_subs: BTreeSet<String> = src_subs.into_iter().collect();
-    let tgt_subs: BTreeSet<String> = tgt_subs.into_iter().collect();
-    let src_folders = to_folders(&src_list, &src_subs);
-    let tgt_folders = to_folders(&tgt_list, &tgt_subs);
-    let tgt_delim = tgt_list.iter().find_map(|e| e.delimiter);
+    let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(&mut tgt));
+    let src_folders = src_folders.on(SideName::Source)?;
+    let (tgt_folders, tgt_subs, tgt_delim) = tgt_lists.on(SideName::Target)?;
     let map_opts = MapOptions {
         renames: opts.renames.clone(),
     };
@@ -300,11 +315,6 @@ async fn sync_once(
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
     let mut tgt_existing: BTreeSet<String> = tgt_folders.iter().map(|f| f.name.clone()).collect();
-    let mailbox_id = if opts.dry_run {
-        None
-    } else {
-        Some(state.mailbox_id(&source.label(), &target.label()).await?)
-    };
     let excluded = |m: &FolderMapping| {
         opts.exclude
             .iter()
@@ -377,13 +387,13 @@ async fn sync_once(
             let report = reports.last_mut().expect("just pushed");
             let result = async {
                 if excluded(m) {
-                    let sel = src.select(&m.source, true).await.on(SideName::Source)?;
-                    report.source_messages = u64::from(sel.exists);
-                    if sel.exists > 0 {
+                    let exists = src.count(&m.source).await.on(SideName::Source)?;
+                    report.source_messages = u64::from(exists);
+                    if exists > 0 {
                         report
                             .buckets
                             .skipped
-                            .insert("folder-excluded".into(), u64::from(sel.exists));
+                            .insert("folder-excluded".into(), u64::from(exists));
                     }
                     return Ok(Vec::new());
                 }
@@ -417,9 +427,9 @@ async fn sync_once(
                 // stop the others: the folder is reported, the mailbox ends incomplete.
                 Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
                     let who = if side == SideName::Source {
-                        source.label()
+                        &src_label
                     } else {
-                        target.label()
+                        &tgt_label
                     };
                     let line =
                         format!("{side} {who}: {error}; check the account's rights on this folder");

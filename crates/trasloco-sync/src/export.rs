@@ -1,0 +1,281 @@
+//! Export: a mailbox (IMAP or POP3) into a local archive, with the same buckets, resume and
+//! report as a server-to-server copy. The archive's manifest is its state: a re-run skips what
+//! is recorded there, a killed run is repaired when the archive is opened again.
+
+use crate::budget::Reservation;
+use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
+use crate::source::{Source, SourceConn};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+use trasloco_archive::{Format, Layout, Writer, manifest};
+use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport, MessageError};
+use trasloco_imap::FetchedMeta;
+use trasloco_state::State;
+
+/// A local archive to write.
+#[derive(Debug, Clone)]
+pub struct ArchiveTarget {
+    /// Directory (created when missing; must be empty or an archive of the same format).
+    pub root: PathBuf,
+    /// Format.
+    pub format: Format,
+    /// Maildir folder layout (Maildir++ by default).
+    pub layout: Option<Layout>,
+}
+
+impl ArchiveTarget {
+    /// How reports and the state name it.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.format, self.root.display())
+    }
+}
+
+fn archive_failure(e: trasloco_archive::Error) -> SyncError {
+    SyncError::Imap {
+        side: SideName::Target,
+        error: trasloco_imap::Error::new(trasloco_imap::ErrorKind::Refused, e.message),
+    }
+}
+
+/// Export one mailbox. Never panics; every failure is in the report with a one-line reason.
+pub async fn export_mailbox(
+    source: &Source,
+    target: &ArchiveTarget,
+    state: &State,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> MailboxReport {
+    let started = Instant::now();
+    let (src_label, tgt_label) = (source.label(), target.label());
+    let mut folders = Vec::new();
+    let result = export_once(source, target, state, opts, progress, &mut folders).await;
+    let mut report = match result {
+        Ok(()) => {
+            let mut r = MailboxReport::new(src_label, tgt_label);
+            r.folders = folders;
+            r.finish(opts.dry_run);
+            r
+        }
+        Err(e) => {
+            let (class, line) = match e {
+                SyncError::Imap { side, error } => {
+                    let who = if side == SideName::Source {
+                        &src_label
+                    } else {
+                        &tgt_label
+                    };
+                    let class = match error.kind {
+                        trasloco_imap::ErrorKind::Auth => FailureClass::Authentication,
+                        trasloco_imap::ErrorKind::Tls => FailureClass::Tls,
+                        trasloco_imap::ErrorKind::Connect | trasloco_imap::ErrorKind::Dropped => {
+                            FailureClass::Connection
+                        }
+                        _ => FailureClass::Protocol,
+                    };
+                    (class, format!("{side} {who}: {error}"))
+                }
+                SyncError::State(e) => (FailureClass::State, e.to_string()),
+            };
+            let mut r = MailboxReport::failed(src_label, tgt_label, class, line);
+            r.folders = folders;
+            r
+        }
+    };
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+async fn export_once(
+    source: &Source,
+    target: &ArchiveTarget,
+    state: &State,
+    opts: &Options,
+    progress: &dyn Progress,
+    reports: &mut Vec<FolderReport>,
+) -> Result<(), SyncError> {
+    let (src_label, tgt_label) = (source.label(), target.label());
+    let owner = if opts.dry_run {
+        state.find_mailbox(&src_label, &tgt_label).await?
+    } else {
+        Some(state.mailbox_id(&src_label, &tgt_label).await?)
+    };
+    let mut src = SourceConn::open(source, state, owner, !opts.dry_run, opts.pop3_seen)
+        .await
+        .on(SideName::Source)?;
+    // A dry run only reads the manifest; a real run opens (and repairs) the archive.
+    let mut writer = if opts.dry_run {
+        None
+    } else {
+        Some(
+            Writer::open(&target.root, target.format, target.layout, &src_label)
+                .map_err(archive_failure)?,
+        )
+    };
+    let recorded: HashMap<String, std::collections::HashSet<String>> = if opts.dry_run {
+        let mut m: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+        if let Some(man) = manifest::load(&target.root).map_err(archive_failure)? {
+            for e in man.entries {
+                if let Some(id) = e.source_id {
+                    m.entry(e.folder).or_default().insert(id);
+                }
+            }
+        }
+        m
+    } else {
+        HashMap::new()
+    };
+    let folders = src.folders().await.on(SideName::Source)?;
+    for f in folders.iter().filter(|f| f.selectable) {
+        // Archive folder names use `/` between levels whatever the source's delimiter.
+        let name = match f.delimiter {
+            Some(d) if d != '/' => f.name.replace(d, "/"),
+            _ => f.name.clone(),
+        };
+        progress.folder(&f.name);
+        reports.push(FolderReport {
+            source: f.name.clone(),
+            target: name.clone(),
+            ..Default::default()
+        });
+        let report = reports.last_mut().expect("just pushed");
+        let t0 = Instant::now();
+        if opts
+            .exclude
+            .iter()
+            .any(|p| crate::folder_matches(p, &f.name))
+        {
+            let n = src.count(&f.name).await.on(SideName::Source)?;
+            report.source_messages = u64::from(n);
+            if n > 0 {
+                report.buckets.skipped.insert("folder-excluded".into(), u64::from(n));
+            }
+            continue;
+        }
+        if let Some(w) = writer.as_mut() {
+            w.folder(&name, f.subscribed).map_err(archive_failure)?;
+        }
+        let (uv, meta) = src.select_and_list(&f.name).await.on(SideName::Source)?;
+        report.source_messages = meta.len() as u64;
+        report.source_bytes = meta.iter().map(|m| m.size).sum();
+        let id = |m: &FetchedMeta| format!("{uv}:{}", m.uid);
+        let todo: Vec<&FetchedMeta> = meta
+            .iter()
+            .filter(|m| match &writer {
+                Some(w) => !w.has(&name, &id(m)),
+                None => !recorded.get(&name).is_some_and(|s| s.contains(&id(m))),
+            })
+            .collect();
+        report.buckets.already_present += (meta.len() - todo.len()) as u64;
+        progress.planned(todo.len() as u64, todo.iter().map(|m| m.size).sum());
+        let Some(w) = writer.as_mut() else {
+            report.buckets.copied += todo.len() as u64;
+            continue;
+        };
+        let by_uid: HashMap<u32, &FetchedMeta> = todo.iter().map(|m| (m.uid, *m)).collect();
+        for batch in batches(&todo, opts.batch_bytes, opts.batch_messages) {
+            let bytes: u64 = batch.iter().map(|u| by_uid[u].size).sum();
+            let held: Reservation = opts.memory.reserve(bytes).await;
+            let mut got: BTreeMap<u32, Result<Bytes, String>> = BTreeMap::new();
+            src.bodies(&batch, &mut |u, r| {
+                got.insert(u, r);
+            })
+            .await
+            .on(SideName::Source)?;
+            report.bodies_fetched += got.len() as u64;
+            let (mut stored, mut stored_bytes) = (0, 0);
+            for (uid, r) in got {
+                let m = by_uid[&uid];
+                let body = match r {
+                    Ok(b) => b,
+                    Err(why) => {
+                        report.buckets.fail("source: message unreadable");
+                        push_error(report, uid, m.size, why);
+                        continue;
+                    }
+                };
+                // Bytes already archived under another source id (the source's UIDVALIDITY
+                // changed, or the state was lost): one archived copy per source copy.
+                let sha = hex::encode(Sha256::digest(&body));
+                if w.claim_digest(&name, &sha) {
+                    report.buckets.already_present += 1;
+                    continue;
+                }
+                match w.write(
+                    &name,
+                    Some(id(m)),
+                    &m.flags,
+                    m.internal_date.as_deref(),
+                    &body,
+                ) {
+                    Ok(_) => {
+                        stored += 1;
+                        stored_bytes += body.len() as u64;
+                    }
+                    Err(e) => return Err(archive_failure(e)),
+                }
+            }
+            drop(held);
+            report.buckets.copied += stored;
+            report.bytes_copied += stored_bytes;
+            progress.copied(stored, stored_bytes);
+        }
+        report.seconds = t0.elapsed().as_secs_f64();
+    }
+    src.logout().await;
+    if let Some(w) = writer {
+        w.finish().map_err(archive_failure)?;
+        if opts.verify {
+            // Read the whole archive back against its manifest.
+            let root = target.root.clone();
+            let checked = tokio::task::spawn_blocking(move || trasloco_archive::verify(&root))
+                .await
+                .map_err(|e| archive_failure(trasloco_archive::Error::new(e.to_string())))?
+                .map_err(archive_failure)?;
+            if checked.ok() {
+                // Every message of the archive was read back against its manifest digest.
+                for r in reports.iter_mut() {
+                    r.verified = r.buckets.copied;
+                }
+            } else {
+                let first = checked
+                    .problems
+                    .iter()
+                    .chain(&checked.unlisted)
+                    .next()
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(archive_failure(trasloco_archive::Error::new(format!(
+                    "the archive does not match its manifest ({} problems); first: {first}",
+                    checked.problems.len() + checked.unlisted.len()
+                ))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn push_error(report: &mut FolderReport, uid: u32, size: u64, reason: String) {
+    if report.errors.len() < 100 {
+        report.errors.push(MessageError { uid, size, reason });
+    }
+}
+
+fn batches(todo: &[&FetchedMeta], max_bytes: u64, max_msgs: usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    let (mut cur, mut bytes) = (Vec::new(), 0);
+    for m in todo {
+        if !cur.is_empty() && (bytes + m.size > max_bytes || cur.len() >= max_msgs) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+        cur.push(m.uid);
+        bytes += m.size;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
