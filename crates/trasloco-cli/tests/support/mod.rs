@@ -381,3 +381,66 @@ pub fn folder_sum(mailbox: &serde_json::Value, field: &str) -> u64 {
         .map(|f| f[field].as_u64().unwrap())
         .sum()
 }
+
+/// The mailbox most tests migrate: Italian special folders, nested and empty folders, flags,
+/// keywords, dates over ten years, a message without Message-ID, 8-bit headers, a duplicate pair.
+pub fn italian_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
+    let mut inbox: Vec<Msg> = (0..20)
+        .map(|i| Msg {
+            body: simple(i, "INBOX"),
+            flags: match i % 4 {
+                0 => vec![],
+                1 => vec!["\\Seen"],
+                2 => vec!["\\Seen", "\\Answered", "$Forwarded"],
+                _ => vec!["\\Flagged", "Progetto_Alfa"],
+            },
+            date: Some(
+                [
+                    "02-Mar-2016 08:15:00 +0100",
+                    "31-Dec-2025 23:59:59 -0500",
+                    "15-Aug-2020 12:00:00 +0200",
+                ][i % 3],
+            ),
+        })
+        .collect();
+    // No Message-ID at all.
+    inbox.push(msg("Date: Tue, 2 Jan 2024 09:00:00 +0100\r\nFrom: x@example.org\r\nSubject: senza id\r\n\r\nno id\r\n"));
+    // 8-bit and malformed headers.
+    inbox.push(msg(b"From: Citt\xe0 <c@example.org>\r\nSubject: Societ\xe0 \xff\xfe\r\nthis header line has no colon\r\nX-Broken:\r\n\tfolded\r\n\r\nCorpo con byte \xe8 8-bit\r\n".to_vec()));
+    // A duplicate pair: must stay two.
+    let dup = b"Message-ID: <dup@example.org>\r\nDate: Wed, 3 Jan 2024 10:00:00 +0100\r\nFrom: d@example.org\r\nSubject: doppio\r\n\r\nsame\r\n";
+    inbox.push(msg(dup.to_vec()));
+    inbox.push(msg(dup.to_vec()));
+    let folder = |name: &str, n: usize| (0..n).map(|i| msg(simple(i, name))).collect::<Vec<_>>();
+    vec![
+        ("INBOX", inbox),
+        ("Posta inviata", folder("Posta inviata", 3)),
+        (
+            "Bozze",
+            vec![Msg {
+                body: simple(1, "Bozze"),
+                flags: vec!["\\Draft"],
+                date: None,
+            }],
+        ),
+        ("Posta eliminata", folder("Posta eliminata", 2)),
+        ("Posta indesiderata", folder("Posta indesiderata", 2)),
+        ("Archivio", folder("Archivio", 4)),
+        ("Progetti", folder("Progetti", 1)),
+        ("Progetti/Società", folder("Progetti/Società", 2)),
+        ("Progetti/Società/2024", folder("Progetti/Società/2024", 3)),
+        ("Vuota", vec![]),
+    ]
+}
+
+/// The source folder names as the target must show them.
+pub fn target_name(source: &str) -> String {
+    match source {
+        "Posta inviata" => "Sent".into(),
+        "Bozze" => "Drafts".into(),
+        "Posta eliminata" => "Trash".into(),
+        "Posta indesiderata" => "Junk".into(),
+        "Archivio" => "Archive".into(),
+        other => other.replace('/', "."),
+    }
+}

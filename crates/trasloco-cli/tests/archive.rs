@@ -1,0 +1,298 @@
+//! Local archives through `trasloco archive export|import|verify`, against real Dovecot.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// The Italian mailbox plus messages that stress archive formats: `From ` at the start of body
+/// lines (quoted and not), dot-lines, no final line end.
+fn archive_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
+    let mut m = italian_mailbox();
+    let tricky = [
+        b"Message-ID: <from@x>\r\nSubject: from lines\r\n\r\nFrom the start of a line.\r\n>From quoted once\r\n>>From quoted twice\r\n\r\nFrom MAILER-DAEMON Tue Mar  5 07:07:06 2019\r\n".to_vec(),
+        b"Message-ID: <dots@x>\r\nSubject: dots\r\n\r\n.\r\n..\r\n.leading dot\r\n".to_vec(),
+        b"Message-ID: <nofinal@x>\r\nSubject: no final line end\r\n\r\nlast line".to_vec(),
+    ];
+    m[0].1.extend(tricky.into_iter().map(|b| Msg {
+        body: b,
+        flags: vec!["\\Seen", "Lavoro"],
+        date: Some("05-Mar-2019 08:07:06 +0100"),
+    }));
+    m
+}
+
+fn export(pair: &Pair, user: &str, format: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
+    let pw = format!("{user}-pw");
+    let state = pair.dir.path().join(format!("export-{user}-{format}.sqlite"));
+    run(command(pair.dir.path(), &pw, "")
+        .args(["--no-progress", "archive", "export", "--format", format])
+        .args(["--from", &pair.url("source", user)])
+        .arg("--to")
+        .arg(dir)
+        .arg("--state")
+        .arg(state)
+        .arg("--ca-file")
+        .arg(pair.ca())
+        .args(extra))
+}
+
+fn import(pair: &Pair, from: &Path, user: &str, extra: &[&str]) -> std::process::Output {
+    let pw = format!("{user}-pw");
+    let state = pair.dir.path().join(format!("import-{user}.sqlite"));
+    run(command(pair.dir.path(), "", &pw)
+        .args(["--no-progress", "archive", "import", "--from"])
+        .arg(from)
+        .args(["--to", &pair.url("target", user)])
+        .arg("--state")
+        .arg(state)
+        .arg("--ca-file")
+        .arg(pair.ca())
+        .args(extra))
+}
+
+fn verify(pair: &Pair, dir: &Path) -> std::process::Output {
+    run(command(pair.dir.path(), "", "")
+        .args(["archive", "verify"])
+        .arg(dir))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_to_archive_to_imap_is_byte_identical_in_every_format() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    for (folder, msgs) in archive_mailbox() {
+        seed(&mut src, folder, msgs).await;
+    }
+    let source = snapshot(&mut src).await;
+    let total: usize = source.values().map(Vec::len).sum();
+    for (format, user) in [("maildir", "bob"), ("mbox", "carol"), ("eml", "dave")] {
+        let dir = pair.dir.path().join(format!("backup-{format}"));
+        let out = export(&pair, "alice", format, &dir, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(mb["buckets"]["copied"], total as u64, "{format}");
+        assert_eq!(folder_sum(mb, "verified"), total as u64, "{format}");
+        let out = verify(&pair, &dir);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        assert!(text(&out).contains(&format!("{total} of {total} messages intact")));
+
+        // Unchanged re-export: nothing fetched.
+        let out = export(&pair, "alice", format, &dir, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(mb["buckets"]["copied"], 0);
+        assert_eq!(folder_sum(mb, "bodies_fetched"), 0);
+
+        // Back into a server: same bytes, flags, dates, under the target's folder names.
+        let out = import(&pair, &dir, user, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(mb["buckets"]["copied"], total as u64);
+        assert_eq!(mb["source"], format!("{format}:{}", dir.display()));
+        let mut tgt = pair.client("target", user).await;
+        let target = snapshot(&mut tgt).await;
+        for (name, msgs) in &source {
+            assert_eq!(
+                target.get(&target_name(name)),
+                Some(msgs),
+                "{format}: folder {name}"
+            );
+        }
+        let out = import(&pair, &dir, user, &[]);
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(mb["buckets"]["copied"], 0, "{format}: re-import is incremental");
+        assert_eq!(mb["buckets"]["already_present"], total as u64);
+    }
+    // The mbox is an ordinary mboxrd file other programs read: flags in Status headers, body
+    // lines starting with "From " quoted.
+    let mbox = std::fs::read(pair.dir.path().join("backup-mbox/INBOX.mbox")).unwrap();
+    let text = String::from_utf8_lossy(&mbox);
+    assert!(text.starts_with("From MAILER-DAEMON "));
+    assert!(text.contains("\nStatus: RO\nX-Keywords: Lavoro\n"));
+    assert!(text.contains("\n>From the start of a line.\n>>From quoted once\n>>>From quoted twice\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_export_and_killed_import_resume_with_every_message_once() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "erin").await;
+    seed(&mut src, "INBOX", padded(400, 2000)).await;
+    let dir = pair.dir.path().join("backup");
+    let manifest = dir.join("trasloco-manifest.jsonl");
+    let pw = "erin-pw";
+    let mut child = command(pair.dir.path(), pw, "")
+        .args(["--no-progress", "archive", "export", "--format", "mbox"])
+        .args(["--from", &pair.url("source", "erin"), "--batch-messages", "5"])
+        .arg("--ca-file")
+        .arg(pair.ca())
+        .arg("--to")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&manifest)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 60
+        && std::time::Instant::now() < deadline
+    {
+        assert!(child.try_wait().unwrap().is_none(), "export ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = export(&pair, "erin", "mbox", &dir, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    let copied = mb["buckets"]["copied"].as_u64().unwrap();
+    let present = mb["buckets"]["already_present"].as_u64().unwrap();
+    assert_eq!(copied + present, 400);
+    assert!(copied > 0 && present >= 50, "{copied} + {present}");
+    let out = verify(&pair, &dir);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("400 of 400 messages intact"), "{}", text(&out));
+
+    // Import, killed half-way, then resumed.
+    let mut child = command(pair.dir.path(), "", pw)
+        .args(["--no-progress", "archive", "import", "--batch-messages", "5", "--from"])
+        .arg(&dir)
+        .args(["--to", &pair.url("target", "erin")])
+        .arg("--ca-file")
+        .arg(pair.ca())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "erin", 50, &mut child).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = run(command(pair.dir.path(), "", pw)
+        .args(["--no-progress", "archive", "import", "--from"])
+        .arg(&dir)
+        .args(["--to", &pair.url("target", "erin")])
+        .arg("--ca-file")
+        .arg(pair.ca()));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "erin").await;
+    let target = snapshot(&mut tgt).await;
+    let source = snapshot(&mut src).await;
+    assert_eq!(target["INBOX"], source["INBOX"], "every message exactly once");
+}
+
+fn write(path: &Path, data: &[u8]) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+    path.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
+    let pair = Pair::start();
+    let root = pair.dir.path().join("thunderbird");
+    // A Thunderbird profile folder: LF line ends, mboxo quoting, a body line starting with
+    // "From " that is not a separator, a subfolder in Name.sbd, an index file to ignore.
+    write(
+        &root.join("Inbox"),
+        b"From - Mon Jan 15 10:00:00 2024\nX-Mozilla-Status: 0001\nSubject: uno\nMessage-ID: <1@tb>\n\nFrom here on, the body.\n>From quoted\n\nFrom - Tue Jan 16 10:00:00 2024\nX-Mozilla-Status: 0000\nSubject: due\nMessage-ID: <2@tb>\n\nsecondo\n\n",
+    );
+    write(&root.join("Inbox.msf"), b"// mork index");
+    write(
+        &root.join("Clienti.sbd/Rossi"),
+        b"From - Wed Jan 17 10:00:00 2024\nSubject: tre\n\nterzo\n",
+    );
+    // Cut in the middle of its second message.
+    write(
+        &root.join("Tagliato"),
+        b"From - Wed Jan 17 10:00:00 2024\nSubject: intero\n\nok\n\nFrom - Wed Jan 17 11:00:00 2024\nSubject: tagliato\n\nmeta del mess",
+    );
+    let out = import(&pair, &root, "frank", &[]);
+    assert_eq!(code(&out), 2, "one message could not be read: {}", text(&out));
+    let r = report(&pair, &out);
+    let mb = &r["mailboxes"][0];
+    assert_eq!(mb["source_messages"], 5);
+    assert_eq!(mb["buckets"]["copied"], 4);
+    assert_eq!(mb["buckets"]["failed"]["source: message unreadable"], 1);
+    let t = text(&out);
+    assert!(
+        t.contains("Tagliato byte offset") && t.contains("truncated"),
+        "the file and offset are named: {t}"
+    );
+    let mut tgt = pair.client("target", "frank").await;
+    tgt.select("INBOX", true).await.unwrap();
+    let meta = tgt.fetch_all_meta(true).await.unwrap();
+    assert_eq!(meta.len(), 2);
+    assert!(meta[0].flags.contains(&"\\Seen".to_string()), "{meta:?}");
+    assert_eq!(meta[0].internal_date.as_deref(), Some("15-Jan-2024 10:00:00 +0000"));
+    let mut body = Vec::new();
+    tgt.fetch_bodies(&[meta[0].uid], &mut |_, b| body = b.to_vec())
+        .await
+        .unwrap();
+    assert!(
+        body.ends_with(b"\r\n\r\nFrom here on, the body.\r\nFrom quoted\r\n"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(count(&pair, "target", "frank", "Clienti.Rossi").await, 1);
+
+    // The next run copies only what failed before, once the file is whole again.
+    let mut whole = std::fs::read(root.join("Tagliato")).unwrap();
+    whole.extend_from_slice(b"aggio\n");
+    std::fs::write(root.join("Tagliato"), whole).unwrap();
+    let out = import(&pair, &root, "frank", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 1);
+    assert_eq!(mb["buckets"]["already_present"], 4);
+
+    // A Maildir with odd file names: keywords from dovecot-keywords, unknown letters, no info
+    // part, a file still in tmp/ (not delivered yet, so not mail).
+    let md = pair.dir.path().join("maildir");
+    write(&md.join("cur/1700000000.a.h:2,FSa"), b"Subject: a\n\nx\n");
+    write(&md.join("cur/1700000001.b.h:2,XYZ"), b"Subject: b\n\nx\n");
+    write(&md.join("cur/1700000002.c.h"), b"Subject: c\n\nx\n");
+    write(&md.join("tmp/1700000003.d.h"), b"Subject: partial");
+    write(&md.join("dovecot-keywords"), b"0 Fatture\n");
+    let out = import(&pair, &md, "tiny", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "tiny").await;
+    tgt.select("INBOX", true).await.unwrap();
+    let mut flags: Vec<Vec<String>> = tgt
+        .fetch_all_meta(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| {
+            let mut f: Vec<String> = m.flags.into_iter().filter(|f| f != "\\Recent").collect();
+            f.sort();
+            f
+        })
+        .collect();
+    flags.sort();
+    assert_eq!(
+        flags,
+        vec![
+            vec![],
+            vec![],
+            vec!["Fatture".to_string(), "\\Flagged".into(), "\\Seen".into()]
+        ]
+    );
+
+    // Not an archive at all, and a path that does not exist: usage errors naming the file.
+    let junk = write(&pair.dir.path().join("photo.jpg"), b"\xff\xd8\xff\xe0 JFIF");
+    let out = import(&pair, &junk, "frank", &[]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("photo.jpg byte offset 0") && t.contains("not an mbox"), "{t}");
+    assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+    let out = import(&pair, &pair.dir.path().join("missing"), "frank", &[]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(text(&out).contains("missing"), "{}", text(&out));
+
+    // verify on a directory without a manifest, and on a damaged archive.
+    let out = verify(&pair, &root);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(text(&out).contains("trasloco-manifest.jsonl"), "{}", text(&out));
+}
