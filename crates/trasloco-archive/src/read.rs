@@ -35,6 +35,8 @@ pub struct Item {
     pub sha256: Option<String>,
     /// Something wrong found while listing (e.g. a truncated last message); reading fails.
     pub problem: Option<String>,
+    /// The message's id on the server it was exported from (manifest archives only).
+    pub source_id: Option<String>,
     /// `None`: a foreign file, line ends normalised to CRLF. `Some(lf)`: from the manifest.
     lf: Option<bool>,
     loc: Loc,
@@ -227,6 +229,7 @@ fn from_manifest(root: &Path, m: Manifest) -> Archive {
             internal_date: e.internal_date,
             sha256: Some(e.sha256),
             problem: None,
+            source_id: e.source_id,
             lf: Some(e.lf),
             loc,
         };
@@ -302,6 +305,7 @@ fn scan_mbox(path: &Path) -> Result<Vec<Item>, Error> {
             internal_date: c.from_date,
             sha256: None,
             problem: truncated,
+            source_id: None,
             lf: None,
             loc: Loc::Span {
                 path: path.to_path_buf(),
@@ -434,6 +438,7 @@ fn maildir_items(dir: &Path) -> Result<Vec<Item>, Error> {
             internal_date: meta.modified().ok().map(dates::imap_from_system),
             sha256: None,
             problem: None,
+            source_id: None,
             lf: None,
             loc: Loc::File { path },
         });
@@ -620,6 +625,7 @@ fn eml_item(root: &Path, path: &Path) -> Result<Item, Error> {
         internal_date: date,
         sha256: None,
         problem: None,
+        source_id: None,
         lf: None,
         loc: Loc::File {
             path: path.to_path_buf(),

@@ -539,12 +539,6 @@ async fn migrate(
             "--leave-days applies to POP3 sources (pop3:// or pop3s://) only".into(),
         ));
     }
-    if args.leave_days.is_some() && !matches!(target, Target::Imap(_)) {
-        return Err(ConfigError(
-            "--leave-days needs an IMAP target, where each copy is read back before anything is deleted"
-                .into(),
-        ));
-    }
     let mut renames = std::collections::BTreeMap::new();
     if let Some(f) = &args.into {
         renames.insert("INBOX".to_string(), f.clone());

@@ -84,6 +84,22 @@ pub async fn export_mailbox(
             r
         }
     };
+    if let (Source::Pop3(side), Some(days), true) = (
+        source,
+        opts.leave_days,
+        report.status != trasloco_core::accounting::MailboxStatus::Failed,
+    ) {
+        let names = (report.source.clone(), report.target.clone());
+        let dest = crate::pop3_cleanup::Dest::Archive(target);
+        report.source_cleanup = Some(
+            match crate::pop3_cleanup::leave_days(side, dest, state, (&names.0, &names.1), days, opts)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => crate::pop3_cleanup::failed(days, e),
+            },
+        );
+    }
     report.seconds = started.elapsed().as_secs_f64();
     report
 }

@@ -200,22 +200,18 @@ pub async fn sync_mailbox(
                 report.reconnects = reconnects;
                 if let (Source::Pop3(side), Some(days)) = (source, opts.leave_days) {
                     let names = (src_label.as_str(), tgt_label.as_str());
-                    match crate::pop3_cleanup::leave_days(side, target, state, names, days, opts)
+                    match crate::pop3_cleanup::leave_days(
+                        side,
+                        crate::pop3_cleanup::Dest::Imap(target),
+                        state,
+                        names,
+                        days,
+                        opts,
+                    )
                         .await
                     {
                         Ok(c) => report.source_cleanup = Some(c),
-                        Err(e) => {
-                            let line = match e {
-                                SyncError::Imap { side, error } => format!("{side}: {error}"),
-                                SyncError::State(e) => e.to_string(),
-                            };
-                            tracing::warn!("--leave-days: nothing deleted: {line}");
-                            report.source_cleanup = Some(trasloco_core::accounting::SourceCleanup {
-                                leave_days: days,
-                                error: Some(line),
-                                ..Default::default()
-                            });
-                        }
+                        Err(e) => report.source_cleanup = Some(crate::pop3_cleanup::failed(days, e)),
                     }
                 }
                 report.finish(opts.dry_run);

@@ -3,6 +3,7 @@
 //! on the target was just read back with the same SHA-256 as the source's bytes. Anything else
 //! stays: recent mail, mail without a readable date, mail not copied or not identical.
 
+use crate::export::ArchiveTarget;
 use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
 use crate::source::received_date;
 use sha2::{Digest, Sha256};
@@ -12,9 +13,15 @@ use trasloco_core::accounting::{CleanupItem, SourceCleanup};
 use trasloco_pop3::Pop3;
 use trasloco_state::State;
 
+/// Where the copies are.
+pub(crate) enum Dest<'a> {
+    Imap(&'a Side),
+    Archive(&'a ArchiveTarget),
+}
+
 pub(crate) async fn leave_days(
     source: &Side,
-    target: &Side,
+    dest: Dest<'_>,
     state: &State,
     (src_label, tgt_label): (&str, &str),
     days: u32,
@@ -39,14 +46,42 @@ pub(crate) async fn leave_days(
     };
     let uidls: Vec<String> = listed.iter().map(|l| l.uidl.clone()).collect();
     let uids = state.pop3_uids(mailbox, &uidls, false).await?;
-    let copies: HashMap<u32, (u32, Option<String>)> = match &folder {
-        Some(f) => state
+    // Source UID → where its copy is: a target UID, or the archive item's position in INBOX.
+    let archive = match &dest {
+        Dest::Archive(a) => {
+            let root = a.root.clone();
+            let opened = tokio::task::spawn_blocking(move || trasloco_archive::Archive::open(&root))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            opened.filter(|x| x.has_manifest)
+        }
+        Dest::Imap(_) => None,
+    };
+    let copies: HashMap<u32, u32> = match (&dest, &folder, &archive) {
+        (Dest::Imap(_), Some(f), _) => state
             .copies(f.id)
             .await?
             .into_iter()
-            .map(|(s, t, sha)| (s, (t, sha)))
+            .filter(|(_, t, _)| *t != 0)
+            .map(|(s, t, _)| (s, t))
             .collect(),
-        None => HashMap::new(),
+        (Dest::Archive(_), _, Some(a)) => a
+            .folders
+            .iter()
+            .find(|f| f.name == "INBOX")
+            .map(|f| {
+                f.items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, it)| {
+                        let uid = it.source_id.as_deref()?.strip_prefix("1:")?.parse().ok()?;
+                        Some((uid, i as u32))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => HashMap::new(),
     };
     // Old enough and copied: the candidates. Undated messages are never candidates.
     let mut undated = Vec::new();
@@ -82,10 +117,8 @@ pub(crate) async fn leave_days(
             continue;
         }
         match uids.get(&l.uidl).and_then(|(uid, _)| copies.get(uid)) {
-            Some((tuid, _)) if *tuid != 0 => {
-                candidates.push((l.number, *tuid, l.uidl.clone(), l.size, date.clone()))
-            }
-            _ => out.kept_unverified += 1,
+            Some(at) => candidates.push((l.number, *at, l.uidl.clone(), l.size, date.clone())),
+            None => out.kept_unverified += 1,
         }
     }
     if candidates.is_empty() {
@@ -104,20 +137,41 @@ pub(crate) async fn leave_days(
     .await
     .on(SideName::Source)?;
     // The copies, read back from the target.
-    let target_folder = folder
-        .as_ref()
-        .and_then(|f| f.target_name.clone())
-        .unwrap_or_else(|| "INBOX".into());
-    let mut tgt = connect(target, SideName::Target).await?;
-    tgt.select(&target_folder, true).await.on(SideName::Target)?;
-    let tuids: Vec<u32> = candidates.iter().map(|c| c.1).collect();
+    let at: Vec<u32> = candidates.iter().map(|c| c.1).collect();
     let mut target_sha: HashMap<u32, String> = HashMap::new();
-    tgt.fetch_bodies(&tuids, &mut |u, b| {
-        target_sha.insert(u, hex::encode(Sha256::digest(&b)));
-    })
-    .await
-    .on(SideName::Target)?;
-    tgt.logout().await;
+    match (&dest, archive) {
+        (Dest::Imap(target), _) => {
+            let target_folder = folder
+                .as_ref()
+                .and_then(|f| f.target_name.clone())
+                .unwrap_or_else(|| "INBOX".into());
+            let mut tgt = connect(target, SideName::Target).await?;
+            tgt.select(&target_folder, true).await.on(SideName::Target)?;
+            tgt.fetch_bodies(&at, &mut |u, b| {
+                target_sha.insert(u, hex::encode(Sha256::digest(&b)));
+            })
+            .await
+            .on(SideName::Target)?;
+            tgt.logout().await;
+        }
+        (Dest::Archive(_), Some(a)) => {
+            // Each archived copy is read back (and checked against its manifest digest).
+            target_sha = tokio::task::spawn_blocking(move || {
+                let Some(f) = a.folders.iter().find(|f| f.name == "INBOX") else {
+                    return HashMap::new();
+                };
+                at.into_iter()
+                    .filter_map(|i| {
+                        let body = a.read(f.items.get(i as usize)?).ok()?;
+                        Some((i, hex::encode(Sha256::digest(&body))))
+                    })
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+        }
+        (Dest::Archive(_), None) => {}
+    }
     let mut delete = Vec::new();
     for (number, tuid, uidl, size, date) in candidates {
         match (source_sha.get(&number), target_sha.get(&tuid)) {
@@ -147,4 +201,18 @@ pub(crate) async fn leave_days(
     pop.quit().await.on(SideName::Source)?;
     out.deleted = refused.iter().filter(|r| r.is_none()).count() as u64;
     Ok(out)
+}
+
+/// The cleanup could not run: nothing was deleted, and the report says why.
+pub(crate) fn failed(days: u32, e: SyncError) -> SourceCleanup {
+    let line = match e {
+        SyncError::Imap { side, error } => format!("{side}: {error}"),
+        SyncError::State(e) => e.to_string(),
+    };
+    tracing::warn!("--leave-days: nothing deleted: {line}");
+    SourceCleanup {
+        leave_days: days,
+        error: Some(line),
+        ..Default::default()
+    }
 }
