@@ -71,7 +71,11 @@ pub fn header(raw: &[u8], name: &str) -> Option<String> {
                 if let Some(colon) = line.iter().position(|&b| b == b':')
                     && line[..colon].eq_ignore_ascii_case(name.as_bytes())
                 {
-                    found = Some(String::from_utf8_lossy(&line[colon + 1..]).trim().to_string());
+                    found = Some(
+                        String::from_utf8_lossy(&line[colon + 1..])
+                            .trim()
+                            .to_string(),
+                    );
                 }
             }
             (None, true) => {}

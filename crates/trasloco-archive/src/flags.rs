@@ -140,8 +140,10 @@ pub fn to_mbox_headers(flags: &[String]) -> String {
 pub fn escape_component(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, c) in name.chars().enumerate() {
-        let bad = matches!(c, '%' | '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
-            || c.is_control()
+        let bad = matches!(
+            c,
+            '%' | '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|'
+        ) || c.is_control()
             || (i == 0 && c == '.');
         if bad {
             let mut buf = [0u8; 4];

@@ -140,7 +140,15 @@ mod tests {
             (Format::Mbox, None),
             (Format::Eml, None),
         ] {
-            for c in ["Posta inviata", "Società", "v1.2", "cur", "100%", ".x", "Ελληνικά"] {
+            for c in [
+                "Posta inviata",
+                "Società",
+                "v1.2",
+                "cur",
+                "100%",
+                ".x",
+                "Ελληνικά",
+            ] {
                 let d = component_to_disk(c, fmt, layout);
                 assert!(!d.starts_with('.') && !d.contains('/'), "{d}");
                 if layout == Some(Layout::MaildirPlus) {

@@ -143,7 +143,11 @@ pub struct Appender {
 impl Appender {
     /// Open for appending, cutting a partial last line left by a killed run; create with
     /// `header` when there is no manifest yet.
-    pub fn open(root: &Path, existing: Option<&Manifest>, header: &Header) -> Result<Appender, Error> {
+    pub fn open(
+        root: &Path,
+        existing: Option<&Manifest>,
+        header: &Header,
+    ) -> Result<Appender, Error> {
         let path = path(root);
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -260,7 +260,9 @@ pub(crate) fn is_from_line(line: &[u8]) -> bool {
     let words: Vec<&str> = s.split_whitespace().collect();
     let time = words.iter().any(|w| {
         let p: Vec<&str> = w.split(':').collect();
-        (2..=3).contains(&p.len()) && p.iter().all(|x| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit()))
+        (2..=3).contains(&p.len())
+            && p.iter()
+                .all(|x| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit()))
     });
     let year = words
         .iter()
@@ -503,8 +505,7 @@ fn fs_folders(
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let p = e.path();
-        if !p.is_dir() || name.starts_with('.') || ["cur", "new", "tmp"].contains(&name.as_str())
-        {
+        if !p.is_dir() || name.starts_with('.') || ["cur", "new", "tmp"].contains(&name.as_str()) {
             continue;
         }
         if is_maildir(&p) {
@@ -634,7 +635,12 @@ fn eml_item(root: &Path, path: &Path) -> Result<Item, Error> {
 }
 
 /// Expected layout, for the writer: how a folder maps to a directory or file.
-pub(crate) fn folder_path(root: &Path, format: Format, layout: Option<Layout>, folder: &str) -> PathBuf {
+pub(crate) fn folder_path(
+    root: &Path,
+    format: Format,
+    layout: Option<Layout>,
+    folder: &str,
+) -> PathBuf {
     let parts: Vec<String> = folder
         .split('/')
         .map(|c| crate::component_to_disk(c, format, layout))
@@ -649,7 +655,9 @@ pub(crate) fn folder_path(root: &Path, format: Format, layout: Option<Layout>, f
             let mut p = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
             let file = format!(
                 "{}.mbox",
-                p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             );
             p.set_file_name(file);
             p
@@ -715,10 +723,16 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(items[0].problem.is_none());
         let why = items[1].problem.as_deref().unwrap();
-        assert!(why.contains("byte offset 86") && why.contains("truncated"), "{why}");
+        assert!(
+            why.contains("byte offset 86") && why.contains("truncated"),
+            "{why}"
+        );
         let q = write(d.path(), "notes.bin", b"\x89PNG\r\n");
         let e = Archive::open(&q).unwrap_err().message;
-        assert!(e.contains("byte offset 0") && e.contains("not an mbox"), "{e}");
+        assert!(
+            e.contains("byte offset 0") && e.contains("not an mbox"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub fn verify(root: &Path) -> Result<VerifyReport, Error> {
             Format::Maildir | Format::Eml => {
                 let in_tmp = rel.split('/').any(|c| c == "tmp");
                 if !in_tmp && !recorded.contains(&rel) {
-                    report.unlisted.push(format!("{}: not in the manifest", p.display()));
+                    report
+                        .unlisted
+                        .push(format!("{}: not in the manifest", p.display()));
                 }
             }
             Format::Mbox => {
@@ -91,7 +93,10 @@ fn count_from_lines(p: &Path) -> Result<u64, Error> {
     let (mut n, mut prev_blank, mut line) = (0, true, Vec::new());
     loop {
         line.clear();
-        if r.read_until(b'\n', &mut line).map_err(|e| Error::io(p, e))? == 0 {
+        if r.read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(p, e))?
+            == 0
+        {
             return Ok(n);
         }
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -114,7 +119,11 @@ mod tests {
                 vec!["\\Seen".into(), "Lavoro".into()],
                 b"Subject: a\r\n\r\nFrom me, greetings\r\n>From you\r\n".to_vec(),
             ),
-            ("INBOX", vec![], b"Subject: no final newline\r\n\r\nx".to_vec()),
+            (
+                "INBOX",
+                vec![],
+                b"Subject: no final newline\r\n\r\nx".to_vec(),
+            ),
             (
                 "Posta inviata/2024",
                 vec!["\\Answered".into()],
@@ -184,12 +193,19 @@ mod tests {
         w.finish().unwrap();
         let inbox = root.join("INBOX.mbox");
         let len = std::fs::metadata(&inbox).unwrap().len();
-        let f = std::fs::OpenOptions::new().write(true).open(&inbox).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&inbox)
+            .unwrap();
         f.set_len(len - 5).unwrap();
         let r = verify(&root).unwrap();
         assert!(!r.ok());
         assert_eq!(r.intact, 3);
-        assert!(r.problems[0].contains("INBOX.mbox byte offset"), "{:?}", r.problems);
+        assert!(
+            r.problems[0].contains("INBOX.mbox byte offset"),
+            "{:?}",
+            r.problems
+        );
         assert!(r.problems[0].contains("truncated"), "{:?}", r.problems);
         // A message slipped in without the manifest is reported.
         let mut data = std::fs::read(root.join("Posta inviata/2024.mbox")).unwrap();
@@ -234,10 +250,15 @@ mod tests {
     fn refuses_foreign_directories_and_other_formats() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("notes.txt"), b"x").unwrap();
-        let e = Writer::open(d.path(), Format::Mbox, None, "t").err().unwrap();
+        let e = Writer::open(d.path(), Format::Mbox, None, "t")
+            .err()
+            .unwrap();
         assert!(e.message.contains("not empty"), "{e}");
         let root = d.path().join("a");
-        Writer::open(&root, Format::Mbox, None, "t").unwrap().finish().unwrap();
+        Writer::open(&root, Format::Mbox, None, "t")
+            .unwrap()
+            .finish()
+            .unwrap();
         let e = Writer::open(&root, Format::Eml, None, "t").err().unwrap();
         assert!(e.message.contains("this archive is mbox"), "{e}");
     }

@@ -87,7 +87,10 @@ impl Writer {
             w.folders = m.folders.iter().map(|f| f.folder.clone()).collect();
             for e in m.entries {
                 if let Some(id) = &e.source_id {
-                    w.done.entry(e.folder.clone()).or_default().insert(id.clone());
+                    w.done
+                        .entry(e.folder.clone())
+                        .or_default()
+                        .insert(id.clone());
                 }
                 *w.digests
                     .entry(e.folder)
@@ -293,8 +296,13 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
             let mut stray = Vec::new();
             collect_files(root, &mut stray, 0);
             for p in stray {
-                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let ours = name.contains(".trasloco,") || name.ends_with(".eml") || name.ends_with(".eml.tmp");
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let ours = name.contains(".trasloco,")
+                    || name.ends_with(".eml")
+                    || name.ends_with(".eml.tmp");
                 if ours && !recorded.contains(&p) {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 }
@@ -313,7 +321,10 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
             }
             let mut files = Vec::new();
             collect_files(root, &mut files, 0);
-            for p in files.into_iter().filter(|p| p.extension().is_some_and(|x| x == "mbox")) {
+            for p in files
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|x| x == "mbox"))
+            {
                 let (end, empty) = ends.get(&p).copied().unwrap_or((0, true));
                 let mut f = OpenOptions::new()
                     .read(true)
@@ -333,7 +344,8 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
                 }
                 // The stored bytes end at `end`; keep the separator that follows them.
                 let mut last = [0u8; 1];
-                f.seek(SeekFrom::Start(end - 1)).map_err(|e| Error::io(&p, e))?;
+                f.seek(SeekFrom::Start(end - 1))
+                    .map_err(|e| Error::io(&p, e))?;
                 f.read_exact(&mut last).map_err(|e| Error::io(&p, e))?;
                 let sep = if last[0] == b'\n' { 1 } else { 2 };
                 if len > end + sep {
@@ -341,7 +353,8 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
                 } else if len < end + sep {
                     f.seek(SeekFrom::Start(end)).map_err(|e| Error::io(&p, e))?;
                     f.set_len(end).map_err(|e| Error::io(&p, e))?;
-                    f.write_all(&b"\n\n"[..sep as usize]).map_err(|e| Error::io(&p, e))?;
+                    f.write_all(&b"\n\n"[..sep as usize])
+                        .map_err(|e| Error::io(&p, e))?;
                 }
             }
         }
@@ -360,7 +373,10 @@ pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
         let p = e.path();
         if p.is_dir() {
             collect_files(&p, out, depth + 1);
-        } else if p.file_name().is_some_and(|n| n != manifest::FILE && n != "dovecot-keywords") {
+        } else if p
+            .file_name()
+            .is_some_and(|n| n != manifest::FILE && n != "dovecot-keywords")
+        {
             out.push(p);
         }
     }

@@ -10,11 +10,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use trasloco_archive::{Archive, Format, Layout};
 use trasloco_campaign::config::{Campaign, TlsMode, read_secret_file, resolve_security};
 use trasloco_campaign::run::{self, Job, Settings};
 use trasloco_campaign::{ConfigError, accounts, exit};
 use trasloco_imap::{Credentials, Endpoint, Master, MasterStyle, TlsOptions};
-use trasloco_archive::{Archive, Format, Layout};
 use trasloco_sync::{ArchiveTarget, Options, Side, Source, Target};
 
 #[derive(Parser)]
@@ -406,22 +406,25 @@ fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
             MasterLogin::Separator => MasterStyle::Separator('*'),
         },
     });
-    Ok((proto, Side {
-        endpoint: Endpoint {
-            host,
-            port,
-            security,
+    Ok((
+        proto,
+        Side {
+            endpoint: Endpoint {
+                host,
+                port,
+                security,
+            },
+            tls: TlsOptions {
+                ca_file: args.ca_file.clone(),
+                insecure: args.insecure,
+            },
+            credentials: Credentials {
+                user,
+                password: secret,
+                master,
+            },
         },
-        tls: TlsOptions {
-            ca_file: args.ca_file.clone(),
-            insecure: args.insecure,
-        },
-        credentials: Credentials {
-            user,
-            password: secret,
-            master,
-        },
-    }))
+    ))
 }
 
 fn is_server_url(s: &str) -> bool {
@@ -444,12 +447,12 @@ fn source(args: &MigrateArgs) -> Result<Source, ConfigError> {
         .find_map(|p| args.from.strip_prefix(p))
         .unwrap_or(&args.from);
     if path.contains("://") {
-        return Err(parse_url("from", &args.from).err().unwrap_or_else(|| {
-            ConfigError(format!("--from {:?}: unknown scheme", args.from))
-        }));
+        return Err(parse_url("from", &args.from)
+            .err()
+            .unwrap_or_else(|| ConfigError(format!("--from {:?}: unknown scheme", args.from))));
     }
-    let archive = Archive::open(Path::new(path))
-        .map_err(|e| ConfigError(format!("--from: {e}")))?;
+    let archive =
+        Archive::open(Path::new(path)).map_err(|e| ConfigError(format!("--from: {e}")))?;
     Ok(Source::Archive(Arc::new(archive)))
 }
 
@@ -638,11 +641,23 @@ mod tests {
     fn urls() {
         assert_eq!(
             parse_url("from", "imaps://alice@mail.example.org").unwrap(),
-            (Proto::Imap, true, "alice".into(), "mail.example.org".into(), None)
+            (
+                Proto::Imap,
+                true,
+                "alice".into(),
+                "mail.example.org".into(),
+                None
+            )
         );
         assert_eq!(
             parse_url("from", "pop3://bob@mail.example.org:1110").unwrap(),
-            (Proto::Pop3, false, "bob".into(), "mail.example.org".into(), Some(1110))
+            (
+                Proto::Pop3,
+                false,
+                "bob".into(),
+                "mail.example.org".into(),
+                Some(1110)
+            )
         );
         assert!(parse_url("to", "pop3://bob@mail.example.org").is_err());
         assert_eq!(

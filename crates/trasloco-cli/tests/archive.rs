@@ -22,9 +22,18 @@ fn archive_mailbox() -> Vec<(&'static str, Vec<Msg>)> {
     m
 }
 
-fn export(pair: &Pair, user: &str, format: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
+fn export(
+    pair: &Pair,
+    user: &str,
+    format: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     let pw = format!("{user}-pw");
-    let state = pair.dir.path().join(format!("export-{user}-{format}.sqlite"));
+    let state = pair
+        .dir
+        .path()
+        .join(format!("export-{user}-{format}.sqlite"));
     run(command(pair.dir.path(), &pw, "")
         .args(["--no-progress", "archive", "export", "--format", format])
         .args(["--from", &pair.url("source", user)])
@@ -101,7 +110,10 @@ async fn imap_to_archive_to_imap_is_byte_identical_in_every_format() {
         }
         let out = import(&pair, &dir, user, &[]);
         let mb = &report(&pair, &out)["mailboxes"][0];
-        assert_eq!(mb["buckets"]["copied"], 0, "{format}: re-import is incremental");
+        assert_eq!(
+            mb["buckets"]["copied"], 0,
+            "{format}: re-import is incremental"
+        );
         assert_eq!(mb["buckets"]["already_present"], total as u64);
     }
     // The mbox is an ordinary mboxrd file other programs read: flags in Status headers, body
@@ -110,7 +122,9 @@ async fn imap_to_archive_to_imap_is_byte_identical_in_every_format() {
     let text = String::from_utf8_lossy(&mbox);
     assert!(text.starts_with("From MAILER-DAEMON "));
     assert!(text.contains("\nStatus: RO\nX-Keywords: Lavoro\n"));
-    assert!(text.contains("\n>From the start of a line.\n>>From quoted once\n>>>From quoted twice\n"));
+    assert!(
+        text.contains("\n>From the start of a line.\n>>From quoted once\n>>>From quoted twice\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,7 +137,12 @@ async fn killed_export_and_killed_import_resume_with_every_message_once() {
     let pw = "erin-pw";
     let mut child = command(pair.dir.path(), pw, "")
         .args(["--no-progress", "archive", "export", "--format", "mbox"])
-        .args(["--from", &pair.url("source", "erin"), "--batch-messages", "5"])
+        .args([
+            "--from",
+            &pair.url("source", "erin"),
+            "--batch-messages",
+            "5",
+        ])
         .arg("--ca-file")
         .arg(pair.ca())
         .arg("--to")
@@ -153,11 +172,22 @@ async fn killed_export_and_killed_import_resume_with_every_message_once() {
     assert!(copied > 0 && present >= 50, "{copied} + {present}");
     let out = verify(&pair, &dir);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("400 of 400 messages intact"), "{}", text(&out));
+    assert!(
+        text(&out).contains("400 of 400 messages intact"),
+        "{}",
+        text(&out)
+    );
 
     // Import, killed half-way, then resumed.
     let mut child = command(pair.dir.path(), "", pw)
-        .args(["--no-progress", "archive", "import", "--batch-messages", "5", "--from"])
+        .args([
+            "--no-progress",
+            "archive",
+            "import",
+            "--batch-messages",
+            "5",
+            "--from",
+        ])
         .arg(&dir)
         .args(["--to", &pair.url("target", "erin")])
         .arg("--ca-file")
@@ -179,7 +209,10 @@ async fn killed_export_and_killed_import_resume_with_every_message_once() {
     let mut tgt = pair.client("target", "erin").await;
     let target = snapshot(&mut tgt).await;
     let source = snapshot(&mut src).await;
-    assert_eq!(target["INBOX"], source["INBOX"], "every message exactly once");
+    assert_eq!(
+        target["INBOX"], source["INBOX"],
+        "every message exactly once"
+    );
 }
 
 fn write(path: &Path, data: &[u8]) -> PathBuf {
@@ -209,7 +242,12 @@ async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
         b"From - Wed Jan 17 10:00:00 2024\nSubject: intero\n\nok\n\nFrom - Wed Jan 17 11:00:00 2024\nSubject: tagliato\n\nmeta del mess",
     );
     let out = import(&pair, &root, "frank", &[]);
-    assert_eq!(code(&out), 2, "one message could not be read: {}", text(&out));
+    assert_eq!(
+        code(&out),
+        2,
+        "one message could not be read: {}",
+        text(&out)
+    );
     let r = report(&pair, &out);
     let mb = &r["mailboxes"][0];
     assert_eq!(mb["source_messages"], 5);
@@ -225,7 +263,10 @@ async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
     let meta = tgt.fetch_all_meta(true).await.unwrap();
     assert_eq!(meta.len(), 2);
     assert!(meta[0].flags.contains(&"\\Seen".to_string()), "{meta:?}");
-    assert_eq!(meta[0].internal_date.as_deref(), Some("15-Jan-2024 10:00:00 +0000"));
+    assert_eq!(
+        meta[0].internal_date.as_deref(),
+        Some("15-Jan-2024 10:00:00 +0000")
+    );
     let mut body = Vec::new();
     tgt.fetch_bodies(&[meta[0].uid], &mut |_, b| body = b.to_vec())
         .await
@@ -285,7 +326,10 @@ async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
     let out = import(&pair, &junk, "frank", &[]);
     assert_eq!(code(&out), 64, "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("photo.jpg byte offset 0") && t.contains("not an mbox"), "{t}");
+    assert!(
+        t.contains("photo.jpg byte offset 0") && t.contains("not an mbox"),
+        "{t}"
+    );
     assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
     let out = import(&pair, &pair.dir.path().join("missing"), "frank", &[]);
     assert_eq!(code(&out), 64, "{}", text(&out));
@@ -294,5 +338,9 @@ async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
     // verify on a directory without a manifest, and on a damaged archive.
     let out = verify(&pair, &root);
     assert_eq!(code(&out), 64, "{}", text(&out));
-    assert!(text(&out).contains("trasloco-manifest.jsonl"), "{}", text(&out));
+    assert!(
+        text(&out).contains("trasloco-manifest.jsonl"),
+        "{}",
+        text(&out)
+    );
 }

@@ -66,7 +66,11 @@ async fn pop3_mailbox_moves_and_leave_days_deletes_only_old_verified_mail() {
     let source = snapshot(&mut src).await;
     let mut tgt = pair.client("target", "alice").await;
     let target = snapshot(&mut tgt).await;
-    assert_eq!(digests(&target, "INBOX"), digests(&source, "INBOX"), "byte-identical");
+    assert_eq!(
+        digests(&target, "INBOX"),
+        digests(&source, "INBOX"),
+        "byte-identical"
+    );
     tgt.select("INBOX", true).await.unwrap();
     let meta = tgt.fetch_all_meta(true).await.unwrap();
     assert!(meta.iter().all(|m| m.flags.contains(&"\\Seen".to_string())));
@@ -106,7 +110,11 @@ async fn pop3_mailbox_moves_and_leave_days_deletes_only_old_verified_mail() {
     let c = &report(&pair, &out)["mailboxes"][0]["source_cleanup"];
     assert_eq!(c["deleted"], 3, "{c}");
     assert_eq!(count(&pair, "source", "alice", "INBOX").await, 4);
-    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 7, "the target keeps all");
+    assert_eq!(
+        count(&pair, "target", "alice", "INBOX").await,
+        7,
+        "the target keeps all"
+    );
     let out = pop3_migrate(&pair, "alice", &[]);
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 0);
@@ -140,7 +148,11 @@ async fn pop3s_master_login_and_nothing_unverified_is_deleted() {
     let c = &mb["source_cleanup"];
     assert_eq!(c["deleted"], 1, "{c}");
     assert_eq!(c["kept_unverified"], 1, "{c}");
-    assert_eq!(count(&pair, "source", "tiny", "INBOX").await, 1, "the refused one stays");
+    assert_eq!(
+        count(&pair, "source", "tiny", "INBOX").await,
+        1,
+        "the refused one stays"
+    );
 
     // A wrong password names the side and the server.
     let out = run(command(pair.dir.path(), "wrong", "tiny-pw")
@@ -149,7 +161,11 @@ async fn pop3s_master_login_and_nothing_unverified_is_deleted() {
         .arg("--ca-file")
         .arg(pair.ca()));
     assert_eq!(code(&out), 12, "{}", text(&out));
-    assert!(text(&out).contains("source pop3:tiny@127.0.0.1"), "{}", text(&out));
+    assert!(
+        text(&out).contains("source pop3:tiny@127.0.0.1"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,7 +175,11 @@ async fn pop3_into_an_archive_with_leave_days() {
     seed(
         &mut src,
         "INBOX",
-        vec![delivered(1, 40, ""), delivered(2, 20, ""), delivered(3, 2, "")],
+        vec![
+            delivered(1, 40, ""),
+            delivered(2, 20, ""),
+            delivered(3, 2, ""),
+        ],
     )
     .await;
     let dir = pair.dir.path().join("pop3-backup");
@@ -177,7 +197,11 @@ async fn pop3_into_an_archive_with_leave_days() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 3);
-    assert_eq!(mb["source_cleanup"]["deleted"], 2, "{}", mb["source_cleanup"]);
+    assert_eq!(
+        mb["source_cleanup"]["deleted"], 2,
+        "{}",
+        mb["source_cleanup"]
+    );
     assert_eq!(count(&pair, "source", "bob", "INBOX").await, 1);
     let out = run(command(pair.dir.path(), "", "")
         .args(["archive", "verify"])

@@ -290,11 +290,7 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
 }
 
 /// Run the TLS handshake on `tcp`, verifying the certificate for `host` unless told not to.
-pub async fn tls_wrap(
-    tcp: TcpStream,
-    host: &str,
-    opts: &TlsOptions,
-) -> Result<Stream, Error> {
+pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<Stream, Error> {
     let connector = tls_connector(opts)?;
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         Error::new(

@@ -69,7 +69,10 @@ impl Pop3 {
             ));
         }
         p.capa().await?;
-        if matches!(ep.security, Security::StartTls | Security::StartTlsIfOffered) {
+        if matches!(
+            ep.security,
+            Security::StartTls | Security::StartTlsIfOffered
+        ) {
             if p.has_cap("STLS") {
                 p.command("STLS").await?;
                 let plain = std::mem::replace(p.io.get_mut(), Stream::Closed);
@@ -222,7 +225,11 @@ impl Pop3 {
         command: impl Fn(u32) -> String,
         each: &mut (dyn FnMut(u32, Result<Vec<u8>, String>) + Send),
     ) -> Result<(), Error> {
-        let window = if self.has_cap("PIPELINING") { WINDOW } else { 1 };
+        let window = if self.has_cap("PIPELINING") {
+            WINDOW
+        } else {
+            1
+        };
         for chunk in numbers.chunks(window) {
             for &n in chunk {
                 self.send(&command(n)).await?;
@@ -265,7 +272,11 @@ impl Pop3 {
     /// server's refusal per message, if any.
     pub async fn delete(&mut self, numbers: &[u32]) -> Result<Vec<Option<String>>, Error> {
         let mut out = Vec::with_capacity(numbers.len());
-        let window = if self.has_cap("PIPELINING") { WINDOW } else { 1 };
+        let window = if self.has_cap("PIPELINING") {
+            WINDOW
+        } else {
+            1
+        };
         for chunk in numbers.chunks(window) {
             for n in chunk {
                 self.send(&format!("DELE {n}")).await?;
@@ -290,7 +301,11 @@ impl Pop3 {
         } else {
             Err(Error::new(
                 ErrorKind::Refused,
-                format!("{}: QUIT failed, deletions not committed: {}", self.host, r.trim_end()),
+                format!(
+                    "{}: QUIT failed, deletions not committed: {}",
+                    self.host,
+                    r.trim_end()
+                ),
             ))
         }
     }

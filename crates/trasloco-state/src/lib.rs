@@ -217,11 +217,12 @@ impl State {
         let mut known = std::collections::HashMap::new();
         let mut next = 1u32;
         if let Some(mb) = mailbox_id {
-            let rows = sqlx::query("SELECT uidl, uid, received FROM pop3_message WHERE mailbox_id = ?1")
-                .bind(mb)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            let rows =
+                sqlx::query("SELECT uidl, uid, received FROM pop3_message WHERE mailbox_id = ?1")
+                    .bind(mb)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
             for r in rows {
                 let uid = r.get::<i64, _>(1) as u32;
                 next = next.max(uid + 1);
@@ -248,7 +249,11 @@ impl State {
     }
 
     /// Remember when POP3 messages were received (for `--leave-days`), by UID.
-    pub async fn set_pop3_received(&self, mailbox_id: i64, dates: &[(u32, String)]) -> Result<(), Error> {
+    pub async fn set_pop3_received(
+        &self,
+        mailbox_id: i64,
+        dates: &[(u32, String)],
+    ) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         for (uid, d) in dates {
             sqlx::query("UPDATE pop3_message SET received = ?3 WHERE mailbox_id = ?1 AND uid = ?2")
@@ -265,11 +270,12 @@ impl State {
     /// Recorded copies with their SHA-256 (source UID → target UID, SHA-256 of the bytes copied
     /// when this tool read them).
     pub async fn copies(&self, folder_id: i64) -> Result<Vec<(u32, u32, Option<String>)>, Error> {
-        let rows = sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
-            .bind(folder_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+        let rows =
+            sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
+                .bind(folder_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
         Ok(rows
             .iter()
             .map(|r| {

@@ -92,8 +92,15 @@ pub async fn export_mailbox(
         let names = (report.source.clone(), report.target.clone());
         let dest = crate::pop3_cleanup::Dest::Archive(target);
         report.source_cleanup = Some(
-            match crate::pop3_cleanup::leave_days(side, dest, state, (&names.0, &names.1), days, opts)
-                .await
+            match crate::pop3_cleanup::leave_days(
+                side,
+                dest,
+                state,
+                (&names.0, &names.1),
+                days,
+                opts,
+            )
+            .await
             {
                 Ok(c) => c,
                 Err(e) => crate::pop3_cleanup::failed(days, e),
@@ -166,7 +173,10 @@ async fn export_once(
             let n = src.count(&f.name).await.on(SideName::Source)?;
             report.source_messages = u64::from(n);
             if n > 0 {
-                report.buckets.skipped.insert("folder-excluded".into(), u64::from(n));
+                report
+                    .buckets
+                    .skipped
+                    .insert("folder-excluded".into(), u64::from(n));
             }
             continue;
         }

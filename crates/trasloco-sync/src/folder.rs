@@ -79,14 +79,13 @@ pub(crate) async fn sync_folder(
 
     // Both sides are listed at once, each with its select and fetch in one round trip. The
     // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
-    let (source_side, target_side) =
-        tokio::join!(src.select_and_list(&m.source), async {
-            if ctx.target_exists {
-                Some(tgt.select_and_list(&m.target, opts.dry_run, false).await)
-            } else {
-                None
-            }
-        });
+    let (source_side, target_side) = tokio::join!(src.select_and_list(&m.source), async {
+        if ctx.target_exists {
+            Some(tgt.select_and_list(&m.target, opts.dry_run, false).await)
+        } else {
+            None
+        }
+    });
     let (source_uv, meta) = source_side.on(SideName::Source)?;
     let target_side = target_side.transpose().on(SideName::Target)?;
     let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());

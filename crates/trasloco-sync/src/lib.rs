@@ -18,8 +18,8 @@ mod pop3_cleanup;
 mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
-pub use mailbox::{Options, Progress, Side, SideName, sync_mailbox};
 pub use export::{ArchiveTarget, export_mailbox};
+pub use mailbox::{Options, Progress, Side, SideName, sync_mailbox};
 pub use source::Source;
 
 /// Where messages go.

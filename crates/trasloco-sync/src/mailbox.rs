@@ -208,10 +208,12 @@ pub async fn sync_mailbox(
                         days,
                         opts,
                     )
-                        .await
+                    .await
                     {
                         Ok(c) => report.source_cleanup = Some(c),
-                        Err(e) => report.source_cleanup = Some(crate::pop3_cleanup::failed(days, e)),
+                        Err(e) => {
+                            report.source_cleanup = Some(crate::pop3_cleanup::failed(days, e))
+                        }
                     }
                 }
                 report.finish(opts.dry_run);

@@ -50,10 +50,11 @@ pub(crate) async fn leave_days(
     let archive = match &dest {
         Dest::Archive(a) => {
             let root = a.root.clone();
-            let opened = tokio::task::spawn_blocking(move || trasloco_archive::Archive::open(&root))
-                .await
-                .ok()
-                .and_then(Result::ok);
+            let opened =
+                tokio::task::spawn_blocking(move || trasloco_archive::Archive::open(&root))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
             opened.filter(|x| x.has_manifest)
         }
         Dest::Imap(_) => None,
@@ -146,7 +147,9 @@ pub(crate) async fn leave_days(
                 .and_then(|f| f.target_name.clone())
                 .unwrap_or_else(|| "INBOX".into());
             let mut tgt = connect(target, SideName::Target).await?;
-            tgt.select(&target_folder, true).await.on(SideName::Target)?;
+            tgt.select(&target_folder, true)
+                .await
+                .on(SideName::Target)?;
             tgt.fetch_bodies(&at, &mut |u, b| {
                 target_sha.insert(u, hex::encode(Sha256::digest(&b)));
             })

@@ -91,7 +91,9 @@ fn folders_of_imap(
 }
 
 /// IMAP folders as the mapping wants them: listed, with subscriptions.
-pub(crate) async fn imap_folders(c: &mut Client) -> Result<(Vec<Folder>, BTreeSet<String>, Option<char>), Error> {
+pub(crate) async fn imap_folders(
+    c: &mut Client,
+) -> Result<(Vec<Folder>, BTreeSet<String>, Option<char>), Error> {
     let list = c.list().await?;
     let subs: BTreeSet<String> = c.lsub().await?.into_iter().collect();
     let delim = list.iter().find_map(|e| e.delimiter);
@@ -201,7 +203,10 @@ impl SourceConn {
                     .iter()
                     .position(|f| f.name == name)
                     .ok_or_else(|| {
-                        Error::new(ErrorKind::Refused, format!("no folder {name:?} in the archive"))
+                        Error::new(
+                            ErrorKind::Refused,
+                            format!("no folder {name:?} in the archive"),
+                        )
                     })?;
                 a.selected = Some(i);
                 let f = &a.archive.folders[i];
@@ -271,7 +276,11 @@ impl SourceConn {
     }
 
     /// Message bodies: each one handed to `sink` as it is read, or the reason it could not be.
-    pub(crate) async fn bodies(&mut self, uids: &[u32], sink: &mut BodySink<'_>) -> Result<(), Error> {
+    pub(crate) async fn bodies(
+        &mut self,
+        uids: &[u32],
+        sink: &mut BodySink<'_>,
+    ) -> Result<(), Error> {
         match self {
             SourceConn::Imap(c) => c.fetch_bodies(uids, &mut |u, b| sink(u, Ok(b))).await,
             _ => self.bodies_inner(uids, false, &mut |u, r| sink(u, r)).await,
@@ -297,7 +306,11 @@ impl SourceConn {
                 }
                 let mut each = |n: u32, r: Result<Vec<u8>, String>| {
                     if let Some(&u) = back.get(&n) {
-                        sink(u, r.map(Bytes::from).map_err(|e| format!("source refused: {e}")));
+                        sink(
+                            u,
+                            r.map(Bytes::from)
+                                .map_err(|e| format!("source refused: {e}")),
+                        );
                     }
                 };
                 if headers_only {
@@ -409,7 +422,11 @@ impl Pop3Conn {
             }
             dates.extend(found);
         }
-        let flags: Vec<String> = if self.seen { vec!["\\Seen".into()] } else { Vec::new() };
+        let flags: Vec<String> = if self.seen {
+            vec!["\\Seen".into()]
+        } else {
+            Vec::new()
+        };
         let meta = listed
             .iter()
             .map(|l| {
