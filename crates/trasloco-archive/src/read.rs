@@ -712,6 +712,22 @@ mod tests {
     }
 
     #[test]
+    fn crlf_mbox_files_read_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            "crlf.mbox",
+            b"From a@b Sat Jan  3 01:05:34 1996\r\nSubject: one\r\n\r\nbody\r\n\r\nFrom a@b Sat Jan  3 01:05:35 1996\r\nSubject: two\r\n\r\nx\r\n",
+        );
+        let items = scan_mbox(&p).unwrap();
+        assert_eq!(items.len(), 2);
+        let a = Archive::open(&p).unwrap();
+        let one = a.read(&a.folders[0].items[0]).unwrap();
+        assert_eq!(one, b"Subject: one\r\n\r\nbody\r\n");
+        assert_eq!(items[0].size, one.len() as u64);
+    }
+
+    #[test]
     fn truncated_and_non_mbox_files() {
         let d = tempfile::tempdir().unwrap();
         let p = write(

@@ -106,6 +106,16 @@ enum Command {
         /// Mailboxes in parallel (overrides run.jobs).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Back up every account's source mailbox into DIR/<source user> instead of copying to
+        /// the target server.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+        /// Archive format for --export.
+        #[arg(long, value_enum, default_value = "maildir", requires = "export")]
+        format: ArchiveFormat,
+        /// Maildir layout for --export.
+        #[arg(long, value_enum, requires = "export")]
+        layout: Option<MaildirLayout>,
     },
     /// Show each mailbox's state from the store.
     Status {
@@ -260,7 +270,14 @@ fn main() -> ExitCode {
                 campaign,
                 dry_run,
                 jobs,
-            } => run_campaign(&campaign, dry_run, jobs, show_progress).await,
+                export,
+                format,
+                layout,
+            } => {
+                let export =
+                    export.map(|dir| (dir, archive_format(format), layout.map(maildir_layout)));
+                run_campaign(&campaign, dry_run, jobs, export, show_progress).await
+            }
             Command::Status {
                 campaign,
                 state,
@@ -456,11 +473,23 @@ fn source(args: &MigrateArgs) -> Result<Source, ConfigError> {
     Ok(Source::Archive(Arc::new(archive)))
 }
 
-fn target(args: &MigrateArgs, export: Option<ArchiveFormat>) -> Result<Target, ConfigError> {
-    let layout = args.layout.map(|l| match l {
+fn maildir_layout(l: MaildirLayout) -> Layout {
+    match l {
         MaildirLayout::MaildirPlus => Layout::MaildirPlus,
         MaildirLayout::Fs => Layout::Fs,
-    });
+    }
+}
+
+fn archive_format(f: ArchiveFormat) -> Format {
+    match f {
+        ArchiveFormat::Maildir => Format::Maildir,
+        ArchiveFormat::Mbox => Format::Mbox,
+        ArchiveFormat::Eml => Format::Eml,
+    }
+}
+
+fn target(args: &MigrateArgs, export: Option<ArchiveFormat>) -> Result<Target, ConfigError> {
+    let layout = args.layout.map(maildir_layout);
     let archive = |format: Format, root: &str| {
         if root.is_empty() {
             return Err(ConfigError(format!(
@@ -490,12 +519,7 @@ fn target(args: &MigrateArgs, export: Option<ArchiveFormat>) -> Result<Target, C
                 args.to
             )));
         }
-        let format = match f {
-            ArchiveFormat::Maildir => Format::Maildir,
-            ArchiveFormat::Mbox => Format::Mbox,
-            ArchiveFormat::Eml => Format::Eml,
-        };
-        return archive(format, &args.to);
+        return archive(archive_format(f), &args.to);
     }
     Ok(Target::Imap(side(args, "target")?.1))
 }
@@ -571,6 +595,7 @@ async fn run_campaign(
     path: &Path,
     dry_run: bool,
     jobs: Option<usize>,
+    export: Option<(PathBuf, Format, Option<Layout>)>,
     show_progress: bool,
 ) -> Result<i32, ConfigError> {
     let campaign = Campaign::load(path)?;
@@ -578,8 +603,20 @@ async fn run_campaign(
         &campaign.resolve(&campaign.file.accounts.file),
         campaign.file.accounts.format,
     )?;
-    let jobs_list = run::jobs(&campaign, &list)?;
+    let mut jobs_list = run::jobs(&campaign, &list)?;
     let mut settings = run::settings(&campaign, dry_run);
+    if let Some((dir, format, layout)) = export {
+        // One archive per account, named after the source user.
+        for (job, account) in jobs_list.iter_mut().zip(&list) {
+            let name = trasloco_archive::flags::escape_component(&account.source_user);
+            job.target = Target::Archive(ArchiveTarget {
+                root: dir.join(name),
+                format,
+                layout,
+            });
+        }
+        settings.command = format!("{} --export {}", settings.command, dir.display());
+    }
     if let Some(j) = jobs {
         settings.jobs = j.max(1);
     }

@@ -104,6 +104,34 @@ async fn imapsync_csv_with_user_passwords_and_status() {
     let out = pair.trasloco(&["status", &c, "--json"], "", "");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
+
+    // The whole campaign backed up to local archives, one per account, the same rules applied.
+    let backups = pair.dir.path().join("backups");
+    let b = backups.display().to_string();
+    let out = pair.trasloco(
+        &[
+            "--no-progress",
+            "run",
+            &c,
+            "--export",
+            &b,
+            "--format",
+            "mbox",
+        ],
+        "",
+        "",
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    assert_eq!(r["totals"]["copied"], 21);
+    assert_eq!(r["totals"]["skipped"]["folder-excluded"], 6);
+    for u in ["alice", "bob", "carol"] {
+        let dir = backups.join(u);
+        assert!(dir.join("INBOX.mbox").is_file(), "{u}");
+        let v = pair.trasloco(&["archive", "verify", &dir.display().to_string()], "", "");
+        assert_eq!(code(&v), 0, "{}", text(&v));
+        assert!(text(&v).contains("7 of 7 messages intact"), "{}", text(&v));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
