@@ -267,27 +267,6 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    /// Recorded copies with their SHA-256 (source UID → target UID, SHA-256 of the bytes copied
-    /// when this tool read them).
-    pub async fn copies(&self, folder_id: i64) -> Result<Vec<(u32, u32, Option<String>)>, Error> {
-        let rows =
-            sqlx::query("SELECT source_uid, target_uid, sha256 FROM message WHERE folder_id = ?1")
-                .bind(folder_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<i64, _>(0) as u32,
-                    r.get::<i64, _>(1) as u32,
-                    r.get::<Option<String>, _>(2),
-                )
-            })
-            .collect())
-    }
-
     /// What is known of a source folder (created on first use).
     pub async fn folder(&self, mailbox_id: i64, source_name: &str) -> Result<FolderState, Error> {
         sqlx::query(

@@ -3,7 +3,7 @@
 //! is recorded there, a killed run is repaired when the archive is opened again.
 
 use crate::budget::Reservation;
-use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
+use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError, mailbox_ids};
 use crate::source::{Source, SourceConn};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 use trasloco_archive::{Format, Layout, Writer, manifest};
-use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport, MessageError};
+use trasloco_core::accounting::{FolderReport, MailboxReport, MessageError};
 use trasloco_imap::FetchedMeta;
 use trasloco_state::State;
 
@@ -60,25 +60,7 @@ pub async fn export_mailbox(
             r
         }
         Err(e) => {
-            let (class, line) = match e {
-                SyncError::Imap { side, error } => {
-                    let who = if side == SideName::Source {
-                        &src_label
-                    } else {
-                        &tgt_label
-                    };
-                    let class = match error.kind {
-                        trasloco_imap::ErrorKind::Auth => FailureClass::Authentication,
-                        trasloco_imap::ErrorKind::Tls => FailureClass::Tls,
-                        trasloco_imap::ErrorKind::Connect | trasloco_imap::ErrorKind::Dropped => {
-                            FailureClass::Connection
-                        }
-                        _ => FailureClass::Protocol,
-                    };
-                    (class, format!("{side} {who}: {error}"))
-                }
-                SyncError::State(e) => (FailureClass::State, e.to_string()),
-            };
+            let (class, line) = e.describe(&src_label, &tgt_label);
             let mut r = MailboxReport::failed(src_label, tgt_label, class, line);
             r.folders = folders;
             r
@@ -120,11 +102,7 @@ async fn export_once(
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     let (src_label, tgt_label) = (source.label(), target.label());
-    let owner = if opts.dry_run {
-        state.find_mailbox(&src_label, &tgt_label).await?
-    } else {
-        Some(state.mailbox_id(&src_label, &tgt_label).await?)
-    };
+    let (_, owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
     let mut src = SourceConn::open(source, state, owner, !opts.dry_run, opts.pop3_seen)
         .await
         .on(SideName::Source)?;

@@ -120,6 +120,25 @@ impl From<trasloco_state::Error> for SyncError {
 }
 
 impl SyncError {
+    /// The failure class and the one line for the report, naming the side and its account.
+    pub(crate) fn describe(self, src_label: &str, tgt_label: &str) -> (FailureClass, String) {
+        match self {
+            SyncError::Imap { side, error } => {
+                let who = if side == SideName::Source {
+                    src_label
+                } else {
+                    tgt_label
+                };
+                let line = match hint(error.kind, side) {
+                    "" => format!("{side} {who}: {error}"),
+                    h => format!("{side} {who}: {error}; {h}"),
+                };
+                (class_of(error.kind), line)
+            }
+            SyncError::State(e) => (FailureClass::State, e.to_string()),
+        }
+    }
+
     /// Worth reconnecting and trying again.
     fn is_transient(&self) -> bool {
         matches!(self, SyncError::Imap { error, .. } if error.is_transient())
@@ -158,6 +177,22 @@ fn hint(kind: ErrorKind, side: SideName) -> &'static str {
         }
         (ErrorKind::Connect, _) => "check host, port and firewall",
         _ => "",
+    }
+}
+
+/// The mailbox's row in the state: created for a real run (`None` in a dry run, which records
+/// nothing), and the row whose POP3 UIDs the source uses (a dry run reads an existing one).
+pub(crate) async fn mailbox_ids(
+    state: &State,
+    src_label: &str,
+    tgt_label: &str,
+    dry_run: bool,
+) -> Result<(Option<i64>, Option<i64>), SyncError> {
+    if dry_run {
+        Ok((None, state.find_mailbox(src_label, tgt_label).await?))
+    } else {
+        let id = state.mailbox_id(src_label, tgt_label).await?;
+        Ok((Some(id), Some(id)))
     }
 }
 
@@ -240,21 +275,7 @@ pub async fn sync_mailbox(
                 delay = (delay * 2).min(Duration::from_secs(60));
             }
             Err(e) => {
-                let (class, line) = match e {
-                    SyncError::Imap { side, error } => {
-                        let who = if side == SideName::Source {
-                            &src_label
-                        } else {
-                            &tgt_label
-                        };
-                        let line = match hint(error.kind, side) {
-                            "" => format!("{side} {who}: {error}"),
-                            h => format!("{side} {who}: {error}; {h}"),
-                        };
-                        (class_of(error.kind), line)
-                    }
-                    SyncError::State(e) => (FailureClass::State, e.to_string()),
-                };
+                let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
                 report.folders = partial;
@@ -277,16 +298,7 @@ async fn sync_once(
     // With verification on, a third connection reads copies back while the next folders are
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
-    let mailbox_id = if opts.dry_run {
-        None
-    } else {
-        Some(state.mailbox_id(&src_label, &tgt_label).await?)
-    };
-    // POP3 UIDs live in the state; a dry run reads them without adding any.
-    let uid_owner = match mailbox_id {
-        Some(id) => Some(id),
-        None => state.find_mailbox(&src_label, &tgt_label).await?,
-    };
+    let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
     let (src, tgt, checker) = tokio::join!(
         async {
             SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)

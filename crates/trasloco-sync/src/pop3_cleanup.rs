@@ -61,11 +61,11 @@ pub(crate) async fn leave_days(
     };
     let copies: HashMap<u32, u32> = match (&dest, &folder, &archive) {
         (Dest::Imap(_), Some(f), _) => state
-            .copies(f.id)
+            .mappings(f.id)
             .await?
             .into_iter()
-            .filter(|(_, t, _)| *t != 0)
-            .map(|(s, t, _)| (s, t))
+            .filter(|m| m.target_uid != 0)
+            .map(|m| (m.source_uid, m.target_uid))
             .collect(),
         (Dest::Archive(_), _, Some(a)) => a
             .folders
@@ -126,8 +126,8 @@ pub(crate) async fn leave_days(
         let _ = pop.quit().await;
         return Ok(out);
     }
-    // The source's bytes, hashed now: the state's digest is of an earlier read, and a matched
-    // (not copied) message has none.
+    // The source's bytes, hashed now: a digest recorded at copy time is of an earlier read, and
+    // a message matched by identity (not copied) has none.
     let numbers: Vec<u32> = candidates.iter().map(|c| c.0).collect();
     let mut source_sha: HashMap<u32, String> = HashMap::new();
     pop.retrieve(&numbers, &mut |n, r| {
