@@ -91,6 +91,8 @@ pub struct RunSection {
     pub batch_mb: Option<u64>,
     /// Reconnects per mailbox before giving up on it.
     pub max_reconnects: Option<u32>,
+    /// Target connections appending at once, per mailbox.
+    pub append_connections: Option<usize>,
 }
 
 impl Default for RunSection {
@@ -103,6 +105,7 @@ impl Default for RunSection {
             batch_messages: None,
             batch_mb: None,
             max_reconnects: None,
+            append_connections: None,
         }
     }
 }

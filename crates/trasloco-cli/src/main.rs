@@ -198,6 +198,9 @@ struct MigrateArgs {
     /// Messages per MULTIAPPEND batch.
     #[arg(long, default_value_t = 300)]
     batch_messages: usize,
+    /// Target connections appending at once (1–8).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    append_connections: u8,
 }
 
 /// Keep the C allocator from holding on to freed message buffers.
@@ -574,6 +577,7 @@ async fn migrate(
         dry_run: args.dry_run,
         verify: !args.no_verify,
         batch_messages: args.batch_messages.max(1),
+        append_connections: usize::from(args.append_connections),
         exclude: args.exclude.clone(),
         renames,
         pop3_seen: !args.pop3_unseen,

@@ -5,7 +5,7 @@ use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use crate::source::SourceConn;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FolderReport, MessageError};
@@ -67,13 +67,17 @@ struct Listed {
     internal_date: Option<String>,
 }
 
+/// `tgts[0]` lists, matches and updates flags; every connection in `tgts` appends.
 pub(crate) async fn sync_folder(
     ctx: &FolderCtx<'_>,
     src: &mut SourceConn,
-    tgt: &mut Client,
+    tgts: &mut [Client],
     report: &mut FolderReport,
 ) -> Result<Vec<Copied>, SyncError> {
     let started = Instant::now();
+    let (tgt, _) = tgts
+        .split_first_mut()
+        .expect("at least one target connection");
     let m = ctx.mapping;
     let opts = ctx.opts;
 
@@ -240,7 +244,7 @@ pub(crate) async fn sync_folder(
         report.buckets.copied += to_copy.len() as u64;
     } else if !to_copy.is_empty() {
         let fid = folder_id.expect("folder recorded outside dry runs");
-        copied = copy_messages(ctx, src, tgt, &to_copy, &listed, &permanent, fid, report).await?;
+        copied = copy_messages(ctx, src, tgts, &to_copy, &listed, &permanent, fid, report).await?;
     }
     report.seconds += started.elapsed().as_secs_f64();
     Ok(copied)
@@ -272,11 +276,104 @@ fn batches(
     out
 }
 
+/// A fetched batch: bodies, messages the source could not give, and the memory they hold.
+type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String)>, Reservation);
+
+/// What one append worker did with one batch.
+struct Appended {
+    fetched: u64,
+    results: Vec<(AppendOutcome, (u32, u64, String))>,
+    dropped: Vec<(String, u64)>,
+    unreadable: Vec<(u32, String)>,
+}
+
+/// Take batches from the shared queue and append them on one target connection until the
+/// queue closes.
+async fn append_worker(
+    tgt: &mut Client,
+    folder: &str,
+    listed: &HashMap<u32, Listed>,
+    permanent: &Permanent,
+    queue: &tokio::sync::Mutex<mpsc::Receiver<Fetched>>,
+    done: mpsc::UnboundedSender<Appended>,
+) -> Result<(), SyncError> {
+    loop {
+        let next = queue.lock().await.recv().await;
+        let Some((batch, unreadable, held)) = next else {
+            return Ok(());
+        };
+        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+        let fetched = batch.len() as u64;
+        let mut msgs = Vec::with_capacity(batch.len());
+        let mut meta = Vec::with_capacity(batch.len());
+        for (uid, body) in batch {
+            let l = &listed[&uid];
+            let (kept, refused) = permanent.filter(&l.flags);
+            for k in refused {
+                *dropped.entry(k).or_default() += 1;
+            }
+            let digest = sha256_hex(&body);
+            meta.push((uid, body.len() as u64, digest));
+            msgs.push(AppendMsg {
+                flags: kept.into_iter().collect(),
+                internal_date: l.internal_date.clone(),
+                body,
+            });
+        }
+        let mut outcomes = if msgs.is_empty() {
+            Vec::new()
+        } else {
+            tgt.append(folder, &msgs).await.on(SideName::Target)?
+        };
+        // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
+        // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
+        // system flags only, and report the keywords as dropped rather than lose the message.
+        let retry: Vec<usize> = (0..msgs.len())
+            .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
+            .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
+            .collect();
+        if !retry.is_empty() {
+            let plain: Vec<AppendMsg> = retry
+                .iter()
+                .map(|&i| AppendMsg {
+                    flags: msgs[i]
+                        .flags
+                        .iter()
+                        .filter(|f| f.starts_with('\\'))
+                        .cloned()
+                        .collect(),
+                    ..msgs[i].clone()
+                })
+                .collect();
+            let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
+            for (&i, outcome) in retry.iter().zip(again) {
+                if matches!(outcome, AppendOutcome::Stored { .. }) {
+                    for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
+                        *dropped.entry(k.clone()).or_default() += 1;
+                    }
+                    outcomes[i] = outcome;
+                }
+            }
+        }
+        drop(msgs);
+        drop(held);
+        let appended = Appended {
+            fetched,
+            results: outcomes.into_iter().zip(meta).collect(),
+            dropped: dropped.into_iter().collect(),
+            unreadable,
+        };
+        if done.send(appended).is_err() {
+            return Ok(());
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn copy_messages(
     ctx: &FolderCtx<'_>,
     src: &mut SourceConn,
-    tgt: &mut Client,
+    tgts: &mut [Client],
     to_copy: &[u32],
     listed: &HashMap<u32, Listed>,
     permanent: &Permanent,
@@ -295,8 +392,7 @@ async fn copy_messages(
     // One batch is fetched while the previous one is appended, so the two servers work at once.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
     // with the bodies and ends when they are dropped after the append.
-    type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String)>, Reservation);
-    let (tx, rx) = mpsc::channel::<Fetched>(1);
+    let (tx, rx) = mpsc::channel::<Fetched>(tgts.len());
     let fetcher = &mut *src;
     let producer = async move {
         for batch in plan {
@@ -317,83 +413,49 @@ async fn copy_messages(
         }
         Ok::<(), SyncError>(())
     };
-    let mut fetched = 0u64;
+    // Each target connection appends whole batches as they come (several APPEND streams: at
+    // WAN latency one connection is held back by the server's receive window). One settler
+    // records what the server confirmed, in the state and the report.
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Appended>();
+    let pool = &mut *tgts;
+    let workers = async move {
+        // Owning the queue: when the workers end (say a target dropped), the channel closes
+        // and the producer stops instead of waiting forever for room.
+        let queue = tokio::sync::Mutex::new(rx);
+        let all = pool
+            .iter_mut()
+            .map(|conn| append_worker(conn, &m.target, listed, permanent, &queue, done_tx.clone()));
+        // Every worker runs until the queue is empty or its own connection fails, so a batch
+        // another connection has in flight when one drops is still confirmed and recorded.
+        let results = futures_util::future::join_all(all).await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    };
     let mut copied: Vec<Copied> = Vec::new();
-    let consumer = async {
-        // Owning the receiver: when this future ends (say the target dropped), the channel
-        // closes and the producer stops instead of waiting forever for room.
-        let mut rx = rx;
-        while let Some((batch, unreadable, held)) = rx.recv().await {
-            fetched += batch.len() as u64;
-            for (uid, why) in unreadable {
+    let mut fetched = 0u64;
+    let settler = async {
+        while let Some(a) = done_rx.recv().await {
+            fetched += a.fetched;
+            for (k, n) in a.dropped {
+                *report.dropped_keywords.entry(k).or_default() += n;
+            }
+            for (uid, why) in a.unreadable {
                 let size = listed[&uid].size;
                 fail(report, uid, size, "source: message unreadable".into(), why);
             }
-            if batch.is_empty() {
-                continue;
-            }
-            let mut msgs = Vec::with_capacity(batch.len());
-            let mut meta = Vec::with_capacity(batch.len());
-            for (uid, body) in batch {
-                let l = &listed[&uid];
-                let (kept, dropped) = permanent.filter(&l.flags);
-                for k in dropped {
-                    *report.dropped_keywords.entry(k).or_default() += 1;
-                }
-                let digest = sha256_hex(&body);
-                meta.push((uid, body.len() as u64, digest));
-                msgs.push(AppendMsg {
-                    flags: kept.into_iter().collect(),
-                    internal_date: l.internal_date.clone(),
-                    body,
-                });
-            }
-            let mut outcomes = tgt.append(&m.target, &msgs).await.on(SideName::Target)?;
-            // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
-            // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
-            // system flags only, and report the keywords as dropped rather than lose the message.
-            let retry: Vec<usize> = (0..msgs.len())
-                .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
-                .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
-                .collect();
-            if !retry.is_empty() {
-                let plain: Vec<AppendMsg> = retry
-                    .iter()
-                    .map(|&i| AppendMsg {
-                        flags: msgs[i]
-                            .flags
-                            .iter()
-                            .filter(|f| f.starts_with('\\'))
-                            .cloned()
-                            .collect(),
-                        ..msgs[i].clone()
-                    })
-                    .collect();
-                let again = tgt.append(&m.target, &plain).await.on(SideName::Target)?;
-                for (&i, outcome) in retry.iter().zip(again) {
-                    if matches!(outcome, AppendOutcome::Stored { .. }) {
-                        for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
-                            *report.dropped_keywords.entry(k.clone()).or_default() += 1;
-                        }
-                        outcomes[i] = outcome;
-                    }
-                }
-            }
-            drop(msgs);
-            drop(held);
-            let results = outcomes.into_iter().zip(meta).collect();
-            settle(ctx, folder_id, listed, results, &mut copied, report).await?;
+            settle(ctx, folder_id, listed, a.results, &mut copied, report).await?;
         }
         Ok::<(), SyncError>(())
     };
-    let (p, c) = tokio::join!(producer, consumer);
+    let (p, w, s) = tokio::join!(producer, workers, settler);
     report.bodies_fetched += fetched;
-    // A consumer failure is the real cause when both failed (the producer then only saw a
+    // A target failure is the real cause when several failed (the producer then only saw a
     // closed channel).
-    c?;
+    w?;
+    s?;
     p?;
     for uid in large {
         let src = src.client().expect("only IMAP sources stream");
+        let tgt = &mut tgts[0];
         if let Some(result) = stream_one(ctx, src, tgt, uid, listed, permanent, report).await? {
             report.bodies_fetched += 1;
             settle(ctx, folder_id, listed, vec![result], &mut copied, report).await?;

@@ -70,6 +70,9 @@ pub struct Options {
     pub backoff: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
     pub memory: MemoryBudget,
+    /// Target connections that append at once (each takes whole batches). More than one helps
+    /// on slow links, where one upload stream is held back by the server's receive window.
+    pub append_connections: usize,
     /// POP3 sources: mark copied messages `\Seen` (their owner's client downloaded them).
     pub pop3_seen: bool,
     /// POP3 sources: after a verified copy, delete from the server the messages received more
@@ -89,6 +92,7 @@ impl Default for Options {
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
+            append_connections: 2,
             pop3_seen: true,
             leave_days: None,
         }
@@ -314,8 +318,29 @@ async fn sync_once(
             }
         }
     );
-    let (mut src, mut tgt, mut checker) = (src?, tgt?, checker?);
-    let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(&mut tgt));
+    let (mut src, tgt, mut checker) = (src?, tgt?, checker?);
+    // More appenders (not for dry runs, which append nothing), connected at once.
+    let mut tgts = vec![tgt];
+    if !opts.dry_run && opts.append_connections > 1 {
+        let mut more = tokio::task::JoinSet::new();
+        for _ in 1..opts.append_connections {
+            let t = target.clone();
+            more.spawn(async move { connect(&t, SideName::Target).await });
+        }
+        while let Some(c) = more.join_next().await {
+            match c {
+                Ok(c) => tgts.push(c?),
+                Err(e) => {
+                    return Err(SyncError::Imap {
+                        side: SideName::Target,
+                        error: Error::new(ErrorKind::Protocol, format!("internal: {e}")),
+                    });
+                }
+            }
+        }
+    }
+    let tgt = &mut tgts[0];
+    let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(tgt));
     let src_folders = src_folders.on(SideName::Source)?;
     let (tgt_folders, tgt_subs, tgt_delim) = tgt_lists.on(SideName::Target)?;
     let map_opts = MapOptions {
@@ -422,7 +447,7 @@ async fn sync_once(
                     opts,
                     progress,
                 };
-                sync_folder(&ctx, &mut src, &mut tgt, report).await
+                sync_folder(&ctx, &mut src, &mut tgts, report).await
             }
             .await;
             match result {
@@ -458,7 +483,9 @@ async fn sync_once(
     }
     folders?;
     src.logout().await;
-    tgt.logout().await;
+    for t in tgts {
+        t.logout().await;
+    }
     if let Some(c) = checker {
         c.logout().await;
     }
