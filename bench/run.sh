@@ -74,8 +74,8 @@ if [ "$wan" = 1 ]; then
   ip -n "$servers_ns" addr add 10.77.0.2 peer 10.77.0.1 dev tbwire
   # A long device queue: the relay drains it, and a short one would drop bursts the relay is
   # about to read, which a real 40 ms path would not.
-  ip -n "$tools_ns" link set tbwire mtu 65000 txqueuelen 10000 up
-  ip -n "$servers_ns" link set tbwire mtu 65000 txqueuelen 10000 up
+  ip -n "$tools_ns" link set tbwire mtu ${WIRE_MTU:-1500} txqueuelen 10000 up
+  ip -n "$servers_ns" link set tbwire mtu ${WIRE_MTU:-1500} txqueuelen 10000 up
   "$bench" wire --a "$tools_ns:tbwire" --b "$servers_ns:tbwire" --delay-ms 20 &
   wire_pid=$!
   sleep 0.5

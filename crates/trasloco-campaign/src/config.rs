@@ -91,7 +91,9 @@ pub struct RunSection {
     pub batch_mb: Option<u64>,
     /// Reconnects per mailbox before giving up on it.
     pub max_reconnects: Option<u32>,
-    /// Target connections appending at once, per mailbox.
+    /// Folders copied at once per mailbox.
+    pub parallel_folders: Option<usize>,
+    /// Target connections appending at once, per folder being copied.
     pub append_connections: Option<usize>,
 }
 
@@ -105,6 +107,7 @@ impl Default for RunSection {
             batch_messages: None,
             batch_mb: None,
             max_reconnects: None,
+            parallel_folders: None,
             append_connections: None,
         }
     }

@@ -157,6 +157,9 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     if let Some(n) = r.append_connections {
         sync.append_connections = n.clamp(1, 8);
     }
+    if let Some(n) = r.parallel_folders {
+        sync.lanes = n.clamp(1, 8);
+    }
     sync.exclude = campaign.file.folders.exclude.clone();
     sync.renames = campaign.file.folders.rename.clone();
     Settings {

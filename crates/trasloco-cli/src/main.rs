@@ -198,8 +198,11 @@ struct MigrateArgs {
     /// Messages per MULTIAPPEND batch.
     #[arg(long, default_value_t = 300)]
     batch_messages: usize,
-    /// Target connections appending at once (1–8).
+    /// Folders copied at once, each with its own source and target connections (1–8).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
+    parallel_folders: u8,
+    /// Target connections appending at once for each of those folders (1–8).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     append_connections: u8,
 }
 
@@ -578,6 +581,7 @@ async fn migrate(
         verify: !args.no_verify,
         batch_messages: args.batch_messages.max(1),
         append_connections: usize::from(args.append_connections),
+        lanes: usize::from(args.parallel_folders),
         exclude: args.exclude.clone(),
         renames,
         pop3_seen: !args.pop3_unseen,

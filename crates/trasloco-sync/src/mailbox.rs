@@ -70,9 +70,11 @@ pub struct Options {
     pub backoff: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
     pub memory: MemoryBudget,
-    /// Target connections that append at once (each takes whole batches). More than one helps
-    /// on slow links, where one upload stream is held back by the server's receive window.
+    /// Target connections that append at once in each lane (each takes whole batches).
     pub append_connections: usize,
+    /// Folders synced at once per mailbox, each lane with its own source and target
+    /// connections. On a slow link a folder spends most of its time waiting for round trips.
+    pub lanes: usize,
     /// POP3 sources: mark copied messages `\Seen` (their owner's client downloaded them).
     pub pop3_seen: bool,
     /// POP3 sources: after a verified copy, delete from the server the messages received more
@@ -92,7 +94,8 @@ impl Default for Options {
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
-            append_connections: 2,
+            append_connections: 1,
+            lanes: 2,
             pop3_seen: true,
             leave_days: None,
         }
@@ -303,13 +306,38 @@ async fn sync_once(
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
     let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
-    let (src, tgt, checker) = tokio::join!(
-        async {
-            SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
-                .await
-                .on(SideName::Source)
-        },
-        connect(target, SideName::Target),
+    // Folders are synced on `lanes` connection sets at once (one source connection and
+    // `append_connections` target connections each); POP3 has one folder and an archive needs
+    // no connection, so they use one lane.
+    let lanes = match source {
+        Source::Imap(_) => opts.lanes.max(1),
+        _ => 1,
+    };
+    let appenders = if opts.dry_run {
+        1
+    } else {
+        opts.append_connections.max(1)
+    };
+    let open_lane = || async {
+        let (src, tgts) = tokio::join!(
+            async {
+                SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
+                    .await
+                    .on(SideName::Source)
+            },
+            futures_util::future::join_all(
+                (0..appenders).map(|_| connect(target, SideName::Target))
+            )
+        );
+        // The source's failure first: that is the one to fix first.
+        let src = src?;
+        let tgts = tgts
+            .into_iter()
+            .collect::<Result<Vec<Client>, SyncError>>()?;
+        Ok::<_, SyncError>((src, tgts))
+    };
+    let (opened, checker) = tokio::join!(
+        futures_util::future::join_all((0..lanes).map(|_| open_lane())),
         async {
             if opts.verify && !opts.dry_run {
                 connect(target, SideName::Target).await.map(Some)
@@ -318,27 +346,9 @@ async fn sync_once(
             }
         }
     );
-    let (mut src, tgt, mut checker) = (src?, tgt?, checker?);
-    // More appenders (not for dry runs, which append nothing), connected at once.
-    let mut tgts = vec![tgt];
-    if !opts.dry_run && opts.append_connections > 1 {
-        let mut more = tokio::task::JoinSet::new();
-        for _ in 1..opts.append_connections {
-            let t = target.clone();
-            more.spawn(async move { connect(&t, SideName::Target).await });
-        }
-        while let Some(c) = more.join_next().await {
-            match c {
-                Ok(c) => tgts.push(c?),
-                Err(e) => {
-                    return Err(SyncError::Imap {
-                        side: SideName::Target,
-                        error: Error::new(ErrorKind::Protocol, format!("internal: {e}")),
-                    });
-                }
-            }
-        }
-    }
+    let mut conns = opened.into_iter().collect::<Result<Vec<_>, SyncError>>()?;
+    let mut checker = checker?;
+    let (src, tgts) = &mut conns[0];
     let tgt = &mut tgts[0];
     let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(tgt));
     let src_folders = src_folders.on(SideName::Source)?;
@@ -404,87 +414,121 @@ async fn sync_once(
         }
         Ok::<_, SyncError>(done)
     };
+    // One slot per folder, filled when a lane takes the folder: what was copied before a
+    // dropped connection still counts, and the reports keep the folders' order.
+    let slots: Vec<tokio::sync::Mutex<Option<FolderReport>>> = mappings
+        .iter()
+        .map(|_| tokio::sync::Mutex::new(None))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (mappings, slots, next, setup_errors) = (&mappings, &slots, &next, &setup_errors);
+    let (tgt_existing, excluded, src_label, tgt_label) =
+        (&tgt_existing, &excluded, &src_label, &tgt_label);
     let folders = async {
-        // Owned here, so the sender drops when the folders are done and the verifier stops.
+        // Owned here, so the senders drop when the folders are done and the verifier stops.
         let to_check = to_check;
-        for m in &mappings {
-            if !m.selectable {
-                continue;
-            }
-            progress.folder(&m.source);
-            // The report lives in `reports` while the folder syncs, so what was copied before a
-            // dropped connection still counts.
-            reports.push(FolderReport {
-                source: m.source.clone(),
-                target: m.target.clone(),
-                ..Default::default()
-            });
-            let report = reports.last_mut().expect("just pushed");
-            let result = async {
-                if excluded(m) {
-                    let exists = src.count(&m.source).await.on(SideName::Source)?;
-                    report.source_messages = u64::from(exists);
-                    if exists > 0 {
-                        report
-                            .buckets
-                            .skipped
-                            .insert("folder-excluded".into(), u64::from(exists));
-                    }
-                    return Ok(Vec::new());
-                }
-                if let Some(error) = setup_errors.remove(&m.target) {
-                    return Err(SyncError::Imap {
-                        side: SideName::Target,
-                        error,
-                    });
-                }
-                let exists = tgt_existing.contains(&m.target);
-                let ctx = FolderCtx {
-                    mapping: m,
-                    target_exists: exists || !opts.dry_run,
-                    mailbox_id,
-                    state,
-                    opts,
-                    progress,
-                };
-                sync_folder(&ctx, &mut src, &mut tgts, report).await
-            }
-            .await;
-            match result {
-                Ok(copied) => {
-                    if let (Some(tx), false) = (&to_check, copied.is_empty()) {
-                        // The verifier may have stopped on an error of its own; that error is
-                        // reported, not this send.
-                        let _ = tx.send((reports.len() - 1, m.target.clone(), copied));
-                    }
-                }
-                // A server that refuses one folder (no right to read it, cannot create it) must not
-                // stop the others: the folder is reported, the mailbox ends incomplete.
-                Err(SyncError::Imap { side, error }) if error.kind == ErrorKind::Refused => {
-                    let who = if side == SideName::Source {
-                        &src_label
-                    } else {
-                        &tgt_label
+        let lanes = conns.iter_mut().map(|(src, tgts)| {
+            let to_check = to_check.clone();
+            async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(m) = mappings.get(i) else {
+                        return Ok(());
                     };
-                    let line =
-                        format!("{side} {who}: {error}; check the account's rights on this folder");
-                    tracing::warn!("{line}");
-                    report.error = Some(line);
+                    if !m.selectable {
+                        continue;
+                    }
+                    progress.folder(&m.source);
+                    let mut slot = slots[i].lock().await;
+                    let report = slot.insert(FolderReport {
+                        source: m.source.clone(),
+                        target: m.target.clone(),
+                        ..Default::default()
+                    });
+                    let result = async {
+                        if excluded(m) {
+                            let exists = src.count(&m.source).await.on(SideName::Source)?;
+                            report.source_messages = u64::from(exists);
+                            if exists > 0 {
+                                report
+                                    .buckets
+                                    .skipped
+                                    .insert("folder-excluded".into(), u64::from(exists));
+                            }
+                            return Ok(Vec::new());
+                        }
+                        if let Some(error) = setup_errors.get(&m.target) {
+                            return Err(SyncError::Imap {
+                                side: SideName::Target,
+                                error: error.clone(),
+                            });
+                        }
+                        let exists = tgt_existing.contains(&m.target);
+                        let ctx = FolderCtx {
+                            mapping: m,
+                            target_exists: exists || !opts.dry_run,
+                            mailbox_id,
+                            state,
+                            opts,
+                            progress,
+                        };
+                        sync_folder(&ctx, src, tgts, report).await
+                    }
+                    .await;
+                    match result {
+                        Ok(copied) => {
+                            if let (Some(tx), false) = (&to_check, copied.is_empty()) {
+                                // The verifier may have stopped on an error of its own; that
+                                // error is reported, not this send.
+                                let _ = tx.send((i, m.target.clone(), copied));
+                            }
+                        }
+                        // A server that refuses one folder (no right to read it, cannot create
+                        // it) must not stop the others: the folder is reported, the mailbox
+                        // ends incomplete.
+                        Err(SyncError::Imap { side, error })
+                            if error.kind == ErrorKind::Refused =>
+                        {
+                            let who = if side == SideName::Source {
+                                src_label
+                            } else {
+                                tgt_label
+                            };
+                            let line = format!(
+                                "{side} {who}: {error}; check the account's rights on this folder"
+                            );
+                            tracing::warn!("{line}");
+                            report.error = Some(line);
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
-                Err(e) => return Err(e),
             }
-        }
-        Ok::<(), SyncError>(())
+        });
+        // Every lane runs until the folders run out or its own connection fails.
+        let results = futures_util::future::join_all(lanes).await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     };
     let (folders, verified) = tokio::join!(folders, verifier);
+    let mut filled: BTreeMap<usize, usize> = BTreeMap::new();
+    for (i, slot) in slots.iter().enumerate() {
+        if let Some(r) = slot.lock().await.take() {
+            filled.insert(i, reports.len());
+            reports.push(r);
+        }
+    }
     let verified = verified?;
     for (i, checked) in verified {
-        record_check(&mut reports[i], checked);
+        if let Some(&at) = filled.get(&i) {
+            record_check(&mut reports[at], checked);
+        }
     }
     folders?;
-    src.logout().await;
-    for t in tgts {
-        t.logout().await;
+    for (src, tgts) in conns {
+        src.logout().await;
+        for t in tgts {
+            t.logout().await;
+        }
     }
     if let Some(c) = checker {
         c.logout().await;
