@@ -529,3 +529,37 @@ async fn a_folder_without_rights_is_reported_and_the_others_go_on() {
     );
     assert_eq!(count(&pair, "target", "carol", "INBOX").await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_appenders_and_one_lane_give_the_same_mailbox() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "dave").await;
+    for (folder, msgs) in italian_mailbox() {
+        seed(&mut src, folder, msgs).await;
+    }
+    // Three target connections share the batches of each folder (tiny batches, so they do),
+    // folders one at a time.
+    let out = pair.migrate(
+        "dave",
+        &[
+            "--parallel-folders",
+            "1",
+            "--append-connections",
+            "3",
+            "--batch-messages",
+            "2",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 42);
+    assert_eq!(folder_sum(mb, "verified"), 42);
+    let source = snapshot(&mut src).await;
+    let mut tgt = pair.client("target", "dave").await;
+    let target = snapshot(&mut tgt).await;
+    for (name, msgs) in &source {
+        assert_eq!(target.get(&target_name(name)), Some(msgs), "folder {name}");
+    }
+    let out = pair.migrate("dave", &["--parallel-folders", "0"]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+}
