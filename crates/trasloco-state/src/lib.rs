@@ -277,20 +277,9 @@ impl State {
         .execute(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        let row = sqlx::query(
-            "SELECT id, source_uid_validity, target_uid_validity, target_name FROM folder WHERE mailbox_id = ?1 AND source_name = ?2",
-        )
-        .bind(mailbox_id)
-        .bind(source_name)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(FolderState {
-            id: row.get(0),
-            source_uid_validity: row.get::<Option<i64>, _>(1).map(|v| v as u32),
-            target_uid_validity: row.get::<Option<i64>, _>(2).map(|v| v as u32),
-            target_name: row.get(3),
-        })
+        self.find_folder(mailbox_id, source_name)
+            .await?
+            .ok_or_else(|| self.err(sqlx::Error::RowNotFound))
     }
 
     /// What is known of a source folder, if anything (reads only).
