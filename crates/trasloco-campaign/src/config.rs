@@ -21,6 +21,27 @@ pub enum TlsMode {
     None,
 }
 
+/// `protocol = …` in the `[source]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// IMAP (993 with TLS, 143 with STARTTLS).
+    #[default]
+    Imap,
+    /// POP3 (995 with TLS, 110 with STLS); the mailbox is one folder, INBOX.
+    Pop3,
+}
+
+impl Protocol {
+    /// (implicit-TLS port, plain/STARTTLS port).
+    fn ports(self) -> (u16, u16) {
+        match self {
+            Protocol::Imap => (993, 143),
+            Protocol::Pop3 => (995, 110),
+        }
+    }
+}
+
 /// How a master user presents itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -36,6 +57,9 @@ pub enum MasterLogin {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    /// `imap` (default) or, for the source, `pop3`.
+    #[serde(default)]
+    pub protocol: Protocol,
     /// Host name or address.
     pub host: String,
     /// Port; default 993 with implicit TLS, else 143.
@@ -95,6 +119,12 @@ pub struct RunSection {
     pub parallel_folders: Option<usize>,
     /// Target connections appending at once, per folder being copied.
     pub append_connections: Option<usize>,
+    /// POP3 sources: after a verified copy, delete from the server mail received more than this
+    /// many days ago.
+    pub leave_days: Option<u32>,
+    /// POP3 sources: mark copied messages as read (default true).
+    #[serde(default = "yes")]
+    pub pop3_seen: bool,
 }
 
 impl Default for RunSection {
@@ -109,6 +139,8 @@ impl Default for RunSection {
             max_reconnects: None,
             parallel_folders: None,
             append_connections: None,
+            leave_days: None,
+            pop3_seen: true,
         }
     }
 }
@@ -164,9 +196,11 @@ pub struct Campaign {
     pub dir: PathBuf,
 }
 
-/// A resolved server: endpoint, TLS options and admin login.
+/// A resolved server: protocol, endpoint, TLS options and admin login.
 #[derive(Debug, Clone)]
 pub struct Server {
+    /// IMAP or POP3.
+    pub protocol: Protocol,
     /// Where.
     pub endpoint: Endpoint,
     /// Certificates.
@@ -183,10 +217,24 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Turn a TLS mode (or its default) into a port and a security setting.
+/// Turn an IMAP TLS mode (or its default) into a port and a security setting.
 pub fn resolve_security(host: &str, port: Option<u16>, tls: Option<TlsMode>) -> (u16, Security) {
+    resolve_security_for(Protocol::Imap, host, port, tls)
+}
+
+/// Turn a TLS mode (or its default) into a port and a security setting: implicit TLS on the
+/// protocol's TLS port or when no port is given; STARTTLS required elsewhere, if offered on
+/// loopback.
+pub fn resolve_security_for(
+    protocol: Protocol,
+    host: &str,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+) -> (u16, Security) {
+    let (tls_port, plain_port) = protocol.ports();
     let tls = tls.unwrap_or(match port {
-        Some(993) | None => TlsMode::Implicit,
+        None => TlsMode::Implicit,
+        Some(p) if p == tls_port => TlsMode::Implicit,
         _ if is_loopback(host) => TlsMode::IfOffered,
         _ => TlsMode::Starttls,
     });
@@ -196,7 +244,11 @@ pub fn resolve_security(host: &str, port: Option<u16>, tls: Option<TlsMode>) -> 
         TlsMode::IfOffered => Security::StartTlsIfOffered,
         TlsMode::None => Security::None,
     };
-    let port = port.unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 });
+    let port = port.unwrap_or(if tls == TlsMode::Implicit {
+        tls_port
+    } else {
+        plain_port
+    });
     (port, security)
 }
 
@@ -289,7 +341,13 @@ impl Campaign {
         } else {
             &self.file.target
         };
-        let (port, security) = resolve_security(&s.host, s.port, s.tls);
+        if which == "target" && s.protocol != Protocol::Imap {
+            return Err(ConfigError(format!(
+                "campaign file {}: [target] protocol must be imap: mail is copied into an IMAP server",
+                self.path.display()
+            )));
+        }
+        let (port, security) = resolve_security_for(s.protocol, &s.host, s.port, s.tls);
         let master = match &s.master_user {
             None => None,
             Some(user) => {
@@ -324,6 +382,7 @@ impl Campaign {
             }
         };
         Ok(Server {
+            protocol: s.protocol,
             endpoint: Endpoint {
                 host: s.host.clone(),
                 port,
@@ -359,6 +418,14 @@ mod tests {
         assert_eq!(
             resolve_security("mail.example.org", None, Some(TlsMode::Starttls)),
             (143, Security::StartTls)
+        );
+        let pop3 = |port, tls| resolve_security_for(Protocol::Pop3, "pop.example.org", port, tls);
+        assert_eq!(pop3(None, None), (995, Security::Implicit));
+        assert_eq!(pop3(Some(995), None), (995, Security::Implicit));
+        assert_eq!(pop3(Some(110), None), (110, Security::StartTls));
+        assert_eq!(
+            pop3(None, Some(TlsMode::Starttls)),
+            (110, Security::StartTls)
         );
     }
 

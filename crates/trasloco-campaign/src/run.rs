@@ -122,11 +122,17 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
             t_ep.host = h.clone();
         }
         out.push(Job {
-            source: Source::Imap(Side {
-                endpoint: s_ep,
-                tls: source.tls.clone(),
-                credentials: creds("source", &a.source_user, &a.source_password, &source)?,
-            }),
+            source: {
+                let side = Side {
+                    endpoint: s_ep,
+                    tls: source.tls.clone(),
+                    credentials: creds("source", &a.source_user, &a.source_password, &source)?,
+                };
+                match source.protocol {
+                    crate::config::Protocol::Imap => Source::Imap(side),
+                    crate::config::Protocol::Pop3 => Source::Pop3(side),
+                }
+            },
             target: Target::Imap(Side {
                 endpoint: t_ep,
                 tls: target.tls.clone(),
@@ -160,6 +166,8 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     if let Some(n) = r.parallel_folders {
         sync.lanes = n.clamp(1, 8);
     }
+    sync.leave_days = r.leave_days;
+    sync.pop3_seen = r.pop3_seen;
     sync.exclude = campaign.file.folders.exclude.clone();
     sync.renames = campaign.file.folders.rename.clone();
     Settings {

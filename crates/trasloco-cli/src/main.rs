@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use trasloco_archive::{Archive, Format, Layout};
-use trasloco_campaign::config::{Campaign, TlsMode, read_secret_file, resolve_security};
+use trasloco_campaign::config::{
+    Campaign, Protocol, TlsMode, read_secret_file, resolve_security_for,
+};
 use trasloco_campaign::run::{self, Job, Settings};
 use trasloco_campaign::{ConfigError, accounts, exit};
 use trasloco_imap::{Credentials, Endpoint, Master, MasterStyle, TlsOptions};
@@ -402,21 +404,18 @@ fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
         )
     };
     let (proto, implicit, user, host, port) = parse_url(flag, url)?;
-    let (port, mode) = match proto {
-        Proto::Imap => (
-            port.or((!implicit).then_some(143)),
-            tls_mode(tls).or(implicit.then_some(TlsMode::Implicit)),
-        ),
-        Proto::Pop3 => {
-            let port = port.unwrap_or(if implicit { 995 } else { 110 });
-            let implicit = implicit || port == 995;
-            (
-                Some(port),
-                tls_mode(tls).or(implicit.then_some(TlsMode::Implicit)),
-            )
-        }
+    let protocol = match proto {
+        Proto::Imap => Protocol::Imap,
+        Proto::Pop3 => Protocol::Pop3,
     };
-    let (port, security) = resolve_security(&host, port, mode);
+    // `imap://` and `pop3://` without a port mean the plain port (STARTTLS/STLS), not TLS.
+    let plain_port = match protocol {
+        Protocol::Imap => 143,
+        Protocol::Pop3 => 110,
+    };
+    let port = port.or((!implicit).then_some(plain_port));
+    let mode = tls_mode(tls).or(implicit.then_some(TlsMode::Implicit));
+    let (port, security) = resolve_security_for(protocol, &host, port, mode);
     let who = match master {
         Some(m) => format!("master user {m} (for {user}@{host})"),
         None => format!("{user}@{host}"),

@@ -214,3 +214,43 @@ async fn pop3_into_an_archive_with_leave_days() {
     assert_eq!(mb["buckets"]["already_present"], 1);
     assert_eq!(mb["source_cleanup"]["kept_recent"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pop3_campaign_with_leave_days() {
+    let pair = Pair::start();
+    for u in ["alice", "bob"] {
+        let mut src = pair.client("source", u).await;
+        seed(
+            &mut src,
+            "INBOX",
+            vec![delivered(1, 40, ""), delivered(2, 3, "")],
+        )
+        .await;
+    }
+    let dir = pair.dir.path();
+    std::fs::write(
+        dir.join("pop3.csv"),
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,bob-pw\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pop3.toml"),
+        format!(
+            "[source]\nprotocol = \"pop3\"\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{ca}\"\n\n[target]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{ca}\"\n\n[accounts]\nfile = \"pop3.csv\"\n\n[run]\nleave_days = 30\n",
+            pair.port("SOURCE_POP3_PORT"),
+            pair.port("TARGET_IMAP_PORT"),
+            ca = pair.ca().display()
+        ),
+    )
+    .unwrap();
+    let c = dir.join("pop3.toml").display().to_string();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    assert_eq!(r["totals"]["copied"], 4);
+    for (i, u) in ["alice", "bob"].iter().enumerate() {
+        assert_eq!(r["mailboxes"][i]["source_cleanup"]["deleted"], 1, "{u}");
+        assert_eq!(count(&pair, "source", u, "INBOX").await, 1, "{u}");
+        assert_eq!(count(&pair, "target", u, "INBOX").await, 2, "{u}");
+    }
+}
