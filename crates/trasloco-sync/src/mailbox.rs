@@ -336,18 +336,21 @@ async fn sync_once(
             .collect::<Result<Vec<Client>, SyncError>>()?;
         Ok::<_, SyncError>((src, tgts))
     };
-    let (opened, checker) = tokio::join!(
+    // With verification, one reader per lane reads copies back while the next folders are
+    // copied (one reader fell behind two lanes over a slow link).
+    let readers = if opts.verify && !opts.dry_run {
+        lanes
+    } else {
+        0
+    };
+    let (opened, checkers) = tokio::join!(
         futures_util::future::join_all((0..lanes).map(|_| open_lane())),
-        async {
-            if opts.verify && !opts.dry_run {
-                connect(target, SideName::Target).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        }
+        futures_util::future::join_all((0..readers).map(|_| connect(target, SideName::Target)))
     );
     let mut conns = opened.into_iter().collect::<Result<Vec<_>, SyncError>>()?;
-    let mut checker = checker?;
+    let mut checkers = checkers
+        .into_iter()
+        .collect::<Result<Vec<Client>, SyncError>>()?;
     let (src, tgts) = &mut conns[0];
     let tgt = &mut tgts[0];
     let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(tgt));
@@ -404,13 +407,25 @@ async fn sync_once(
     }
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
     // Without verification nothing is queued.
-    let to_check = checker.is_some().then_some(to_check);
+    let to_check = (!checkers.is_empty()).then_some(to_check);
     let verifier = async {
-        let mut done = Vec::new();
-        if let Some(c) = checker.as_mut() {
-            while let Some((i, folder, copied)) = checks.recv().await {
-                done.push((i, verify_folder(c, &folder, &copied).await?));
+        let queue = tokio::sync::Mutex::new(&mut checks);
+        let readers = checkers.iter_mut().map(|c| {
+            let queue = &queue;
+            async move {
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().await.recv().await;
+                    let Some((i, folder, copied)) = next else {
+                        return Ok::<_, SyncError>(done);
+                    };
+                    done.push((i, verify_folder(c, &folder, &copied).await?));
+                }
             }
+        });
+        let mut done = Vec::new();
+        for r in futures_util::future::join_all(readers).await {
+            done.extend(r?);
         }
         Ok::<_, SyncError>(done)
     };
@@ -530,7 +545,7 @@ async fn sync_once(
             t.logout().await;
         }
     }
-    if let Some(c) = checker {
+    for c in checkers {
         c.logout().await;
     }
     Ok(())
