@@ -31,6 +31,9 @@ impl VerifyReport {
 
 /// Check the archive at `root` against its manifest.
 pub fn verify(root: &Path) -> Result<VerifyReport, Error> {
+    if !root.exists() {
+        return Err(Error::new(format!("{}: does not exist", root.display())));
+    }
     let Some(m) = manifest::load(root)? else {
         return Err(Error::new(format!(
             "{}: no {} here; only archives written by `trasloco archive export` can be verified",
