@@ -150,7 +150,7 @@ impl SourceConn {
         })
     }
 
-    /// Whether large messages can be streamed piece by piece (IMAP only).
+    /// The IMAP client when the source is IMAP: only IMAP streams large messages piece by piece.
     pub(crate) fn client(&mut self) -> Option<&mut Client> {
         match self {
             SourceConn::Imap(c) => Some(c),
