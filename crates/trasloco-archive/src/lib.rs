@@ -24,7 +24,7 @@ mod verify;
 mod write;
 
 pub use read::{Archive, Folder, Item};
-pub use verify::{VerifyReport, verify};
+pub use verify::{VerifyReport, verify, verify_entries};
 pub use write::Writer;
 
 use serde::{Deserialize, Serialize};

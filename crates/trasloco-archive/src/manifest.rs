@@ -7,6 +7,7 @@
 
 use crate::{Error, Format, Layout};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,19 @@ pub struct Manifest {
     pub folders: Vec<FolderLine>,
     /// Bytes of complete lines (a partial last line starts here).
     pub complete_len: u64,
+}
+
+impl Manifest {
+    /// Source ids already archived, per folder (what a re-export skips).
+    pub fn recorded_ids(&self) -> HashMap<String, HashSet<String>> {
+        let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+        for e in &self.entries {
+            if let Some(id) = &e.source_id {
+                out.entry(e.folder.clone()).or_default().insert(id.clone());
+            }
+        }
+        out
+    }
 }
 
 /// Path of the manifest under `root`.

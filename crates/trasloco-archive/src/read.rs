@@ -1,6 +1,6 @@
 //! Reading archives: trasloco's own (through the manifest) and foreign ones (by scanning).
 
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Entry, Manifest};
 use crate::{Error, Format, Layout, component_from_disk, dates, flags, lines, sha256_hex};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -198,6 +198,34 @@ fn read_span(path: &Path, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
+/// The item a manifest entry describes, read and checked through its digest.
+pub(crate) fn item_of(root: &Path, e: Entry) -> Item {
+    let path = root.join(&e.file);
+    let loc = match (e.offset, e.length) {
+        (Some(offset), Some(length)) => Loc::Span {
+            path,
+            offset,
+            length,
+            prefix: e.prefix,
+        },
+        _ => Loc::File { path },
+    };
+    Item {
+        key: match e.offset {
+            Some(o) => format!("{}@{o}", e.file),
+            None => e.file.clone(),
+        },
+        size: e.size,
+        flags: e.flags,
+        internal_date: e.internal_date,
+        sha256: Some(e.sha256),
+        problem: None,
+        source_id: e.source_id,
+        lf: Some(e.lf),
+        loc,
+    }
+}
+
 fn from_manifest(root: &Path, m: Manifest) -> Archive {
     let mut folders: Vec<Folder> = m
         .folders
@@ -209,34 +237,12 @@ fn from_manifest(root: &Path, m: Manifest) -> Archive {
         })
         .collect();
     for e in m.entries {
-        let path = root.join(&e.file);
-        let loc = match (e.offset, e.length) {
-            (Some(offset), Some(length)) => Loc::Span {
-                path,
-                offset,
-                length,
-                prefix: e.prefix,
-            },
-            _ => Loc::File { path },
-        };
-        let item = Item {
-            key: match e.offset {
-                Some(o) => format!("{}@{o}", e.file),
-                None => e.file.clone(),
-            },
-            size: e.size,
-            flags: e.flags,
-            internal_date: e.internal_date,
-            sha256: Some(e.sha256),
-            problem: None,
-            source_id: e.source_id,
-            lf: Some(e.lf),
-            loc,
-        };
-        match folders.iter_mut().find(|f| f.name == e.folder) {
+        let folder = e.folder.clone();
+        let item = item_of(root, e);
+        match folders.iter_mut().find(|f| f.name == folder) {
             Some(f) => f.items.push(item),
             None => folders.push(Folder {
-                name: e.folder,
+                name: folder,
                 subscribed: true,
                 items: vec![item],
             }),

@@ -85,13 +85,8 @@ impl Writer {
         if let Some(m) = existing {
             w.seq = m.entries.len() as u64;
             w.folders = m.folders.iter().map(|f| f.folder.clone()).collect();
+            w.done = m.recorded_ids();
             for e in m.entries {
-                if let Some(id) = &e.source_id {
-                    w.done
-                        .entry(e.folder.clone())
-                        .or_default()
-                        .insert(id.clone());
-                }
                 *w.digests
                     .entry(e.folder)
                     .or_default()
@@ -147,7 +142,7 @@ impl Writer {
 
     /// Take one archived copy with these bytes in `folder` as matching a source message whose
     /// id is not recorded (the source's UIDVALIDITY changed); false when none is left.
-    pub fn claim_digest(&mut self, folder: &str, sha256: &str) -> bool {
+    fn claim_digest(&mut self, folder: &str, sha256: &str) -> bool {
         match self.digests.get_mut(folder).and_then(|m| m.get_mut(sha256)) {
             Some(n) if *n > 0 => {
                 *n -= 1;
@@ -157,7 +152,10 @@ impl Writer {
         }
     }
 
-    /// Write one message (bytes exactly as the server had them) and record it.
+    /// Write one message (bytes exactly as the server had them) and record it. `None` when the
+    /// folder already holds an archived copy with the same bytes that no source id claims yet
+    /// (the source's UIDVALIDITY changed, or its state was lost): one archived copy per source
+    /// copy, duplicates included.
     pub fn write(
         &mut self,
         folder: &str,
@@ -165,7 +163,11 @@ impl Writer {
         flags_in: &[String],
         internal_date: Option<&str>,
         body: &[u8],
-    ) -> Result<Entry, Error> {
+    ) -> Result<Option<Entry>, Error> {
+        let sha256 = sha256_hex(body);
+        if self.claim_digest(folder, &sha256) {
+            return Ok(None);
+        }
         self.folder(folder, true)?;
         self.seq += 1;
         let lf = lines::lf_convertible(body) && body.contains(&b'\n');
@@ -191,7 +193,7 @@ impl Writer {
             length: None,
             prefix: 0,
             lf,
-            sha256: sha256_hex(body),
+            sha256,
             size: body.len() as u64,
             flags: flags_in.to_vec(),
             internal_date: internal_date.map(str::to_string),
@@ -259,7 +261,7 @@ impl Writer {
         if let Some(id) = source_id {
             self.done.entry(folder.to_string()).or_default().insert(id);
         }
-        Ok(entry)
+        Ok(Some(entry))
     }
 
     /// Flush the manifest to disk.

@@ -3,15 +3,15 @@
 //! is recorded there, a killed run is repaired when the archive is opened again.
 
 use crate::budget::Reservation;
+use crate::folder::{batches, fail};
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError, mailbox_ids};
 use crate::source::{Source, SourceConn};
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
 use trasloco_archive::{Format, Layout, Writer, manifest};
-use trasloco_core::accounting::{FolderReport, MailboxReport, MessageError};
+use trasloco_core::accounting::{FolderReport, MailboxReport};
 use trasloco_imap::FetchedMeta;
 use trasloco_state::State;
 
@@ -115,19 +115,16 @@ async fn export_once(
                 .map_err(archive_failure)?,
         )
     };
-    let recorded: HashMap<String, std::collections::HashSet<String>> = if opts.dry_run {
-        let mut m: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
-        if let Some(man) = manifest::load(&target.root).map_err(archive_failure)? {
-            for e in man.entries {
-                if let Some(id) = e.source_id {
-                    m.entry(e.folder).or_default().insert(id);
-                }
-            }
-        }
-        m
+    let recorded = if opts.dry_run {
+        manifest::load(&target.root)
+            .map_err(archive_failure)?
+            .map(|m| m.recorded_ids())
+            .unwrap_or_default()
     } else {
         HashMap::new()
     };
+    // What this run wrote, read back at the end against the digests taken from the source.
+    let mut written: Vec<manifest::Entry> = Vec::new();
     let folders = src.folders().await.on(SideName::Source)?;
     for f in folders.iter().filter(|f| f.selectable) {
         // Archive folder names use `/` between levels whatever the source's delimiter.
@@ -179,7 +176,8 @@ async fn export_once(
             continue;
         };
         let by_uid: HashMap<u32, &FetchedMeta> = todo.iter().map(|m| (m.uid, *m)).collect();
-        for batch in batches(&todo, opts.batch_bytes, opts.batch_messages) {
+        let sizes = todo.iter().map(|m| (m.uid, m.size));
+        for batch in batches(sizes, opts.batch_bytes, opts.batch_messages) {
             let bytes: u64 = batch.iter().map(|u| by_uid[u].size).sum();
             let held: Reservation = opts.memory.reserve(bytes).await;
             let mut got: BTreeMap<u32, Result<Bytes, String>> = BTreeMap::new();
@@ -195,30 +193,23 @@ async fn export_once(
                 let body = match r {
                     Ok(b) => b,
                     Err(why) => {
-                        report.buckets.fail("source: message unreadable");
-                        push_error(report, uid, m.size, why);
+                        let reason = "source: message unreadable".to_string();
+                        fail(report, uid, m.size, reason, why);
                         continue;
                     }
                 };
-                // Bytes already archived under another source id (the source's UIDVALIDITY
-                // changed, or the state was lost): one archived copy per source copy.
-                let sha = hex::encode(Sha256::digest(&body));
-                if w.claim_digest(&name, &sha) {
-                    report.buckets.already_present += 1;
-                    continue;
-                }
-                match w.write(
-                    &name,
-                    Some(id(m)),
-                    &m.flags,
-                    m.internal_date.as_deref(),
-                    &body,
-                ) {
-                    Ok(_) => {
+                let date = m.internal_date.as_deref();
+                match w
+                    .write(&name, Some(id(m)), &m.flags, date, &body)
+                    .map_err(archive_failure)?
+                {
+                    Some(entry) => {
                         stored += 1;
                         stored_bytes += body.len() as u64;
+                        written.push(entry);
                     }
-                    Err(e) => return Err(archive_failure(e)),
+                    // The same bytes were archived under an id the source no longer uses.
+                    None => report.buckets.already_present += 1,
                 }
             }
             drop(held);
@@ -232,54 +223,24 @@ async fn export_once(
     if let Some(w) = writer {
         w.finish().map_err(archive_failure)?;
         if opts.verify {
-            // Read the whole archive back against its manifest.
+            // Read back what this run wrote (not the whole archive: an unchanged re-export
+            // reads nothing); `trasloco archive verify` checks everything.
             let root = target.root.clone();
-            let checked = tokio::task::spawn_blocking(move || trasloco_archive::verify(&root))
-                .await
-                .map_err(|e| archive_failure(trasloco_archive::Error::new(e.to_string())))?
-                .map_err(archive_failure)?;
-            if checked.ok() {
-                // Every message of the archive was read back against its manifest digest.
-                for r in reports.iter_mut() {
-                    r.verified = r.buckets.copied;
-                }
-            } else {
-                let first = checked
-                    .problems
-                    .iter()
-                    .chain(&checked.unlisted)
-                    .next()
-                    .cloned()
-                    .unwrap_or_default();
+            let problems = tokio::task::spawn_blocking(move || {
+                trasloco_archive::verify_entries(&root, &written)
+            })
+            .await
+            .map_err(|e| archive_failure(trasloco_archive::Error::new(e.to_string())))?;
+            if let Some(first) = problems.first() {
                 return Err(archive_failure(trasloco_archive::Error::new(format!(
-                    "the archive does not match its manifest ({} problems); first: {first}",
-                    checked.problems.len() + checked.unlisted.len()
+                    "{} messages written in this run do not read back as they were fetched; first: {first}",
+                    problems.len()
                 ))));
+            }
+            for r in reports.iter_mut() {
+                r.verified = r.buckets.copied;
             }
         }
     }
     Ok(())
-}
-
-fn push_error(report: &mut FolderReport, uid: u32, size: u64, reason: String) {
-    if report.errors.len() < 100 {
-        report.errors.push(MessageError { uid, size, reason });
-    }
-}
-
-fn batches(todo: &[&FetchedMeta], max_bytes: u64, max_msgs: usize) -> Vec<Vec<u32>> {
-    let mut out = Vec::new();
-    let (mut cur, mut bytes) = (Vec::new(), 0);
-    for m in todo {
-        if !cur.is_empty() && (bytes + m.size > max_bytes || cur.len() >= max_msgs) {
-            out.push(std::mem::take(&mut cur));
-            bytes = 0;
-        }
-        cur.push(m.uid);
-        bytes += m.size;
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }

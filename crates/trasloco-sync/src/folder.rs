@@ -53,7 +53,7 @@ fn refusal_key(describe: &str) -> String {
     }
 }
 
-fn fail(report: &mut FolderReport, uid: u32, size: u64, key: String, reason: String) {
+pub(crate) fn fail(report: &mut FolderReport, uid: u32, size: u64, key: String, reason: String) {
     report.buckets.fail(key);
     if report.errors.len() < MAX_LISTED_ERRORS {
         report.errors.push(MessageError { uid, size, reason });
@@ -250,19 +250,17 @@ pub(crate) async fn sync_folder(
     Ok(copied)
 }
 
-/// Cut UIDs into batches bounded by bytes and message count; a message larger than the byte
-/// bound travels alone.
-fn batches(
-    uids: &[u32],
-    listed: &HashMap<u32, Listed>,
+/// Cut (UID, size) pairs into batches bounded by bytes and message count; a message larger
+/// than the byte bound travels alone.
+pub(crate) fn batches(
+    messages: impl IntoIterator<Item = (u32, u64)>,
     max_bytes: u64,
     max_msgs: usize,
 ) -> Vec<Vec<u32>> {
     let mut out = Vec::new();
     let mut cur = Vec::new();
     let mut bytes = 0;
-    for &u in uids {
-        let size = listed[&u].size;
+    for (u, size) in messages {
         if !cur.is_empty() && (bytes + size > max_bytes || cur.len() >= max_msgs) {
             out.push(std::mem::take(&mut cur));
             bytes = 0;
@@ -388,7 +386,11 @@ async fn copy_messages(
     let (large, small): (Vec<u32>, Vec<u32>) = to_copy
         .iter()
         .partition(|u| streams && listed[*u].size > STREAM_ABOVE);
-    let plan = batches(&small, listed, opts.batch_bytes, opts.batch_messages);
+    let plan = batches(
+        small.iter().map(|u| (*u, listed[u].size)),
+        opts.batch_bytes,
+        opts.batch_messages,
+    );
     // One batch is fetched while the previous one is appended, so the two servers work at once.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
     // with the bodies and ends when they are dropped after the append.
@@ -683,20 +685,8 @@ mod tests {
 
     #[test]
     fn batches_respect_bytes_and_count() {
-        let listed: HashMap<u32, Listed> = [(1, 10), (2, 10), (3, 100), (4, 5), (5, 5), (6, 5)]
-            .into_iter()
-            .map(|(u, s)| {
-                (
-                    u,
-                    Listed {
-                        size: s,
-                        flags: FlagSet::new(),
-                        internal_date: None,
-                    },
-                )
-            })
-            .collect();
-        let b = batches(&[1, 2, 3, 4, 5, 6], &listed, 25, 2);
+        let sizes = [(1, 10), (2, 10), (3, 100), (4, 5), (5, 5), (6, 5)];
+        let b = batches(sizes, 25, 2);
         assert_eq!(b, vec![vec![1, 2], vec![3], vec![4, 5], vec![6]]);
     }
 }
