@@ -5,7 +5,7 @@
 
 use crate::export::ArchiveTarget;
 use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
-use crate::source::received_date;
+use crate::source::dated_listing;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use trasloco_archive::dates::parse_imap;
@@ -37,15 +37,16 @@ pub(crate) async fn leave_days(
         .await
         .on(SideName::Source)?;
     pop.login(&source.credentials).await.on(SideName::Source)?;
-    let listed = pop.listing().await.on(SideName::Source)?;
-    out.on_server = listed.len() as u64;
     let mailbox = state.find_mailbox(src_label, tgt_label).await?;
     let folder = match mailbox {
         Some(mb) => state.find_folder(mb, "INBOX").await?,
         None => None,
     };
-    let uidls: Vec<String> = listed.iter().map(|l| l.uidl.clone()).collect();
-    let uids = state.pop3_uids(mailbox, &uidls, false).await?;
+    // UIDs and dates as the copy saw them; nothing is recorded from here.
+    let listed = dated_listing(&mut pop, state, mailbox, false)
+        .await
+        .on(SideName::Source)?;
+    out.on_server = listed.len() as u64;
     // Source UID → where its copy is: a target UID, or the archive item's position in INBOX.
     let archive = match &dest {
         Dest::Archive(a) => {
@@ -85,40 +86,19 @@ pub(crate) async fn leave_days(
         _ => HashMap::new(),
     };
     // Old enough and copied: the candidates. Undated messages are never candidates.
-    let mut undated = Vec::new();
-    let mut candidates: Vec<(u32, u32, String, u64, String)> = Vec::new(); // number, target uid, uidl, size, date
-    let mut dates: HashMap<u32, String> = HashMap::new();
-    for l in &listed {
-        match uids.get(&l.uidl) {
-            Some((_, Some(d))) => {
-                dates.insert(l.number, d.clone());
-            }
-            _ => undated.push(l.number),
-        }
-    }
-    if !undated.is_empty() {
-        pop.headers(&undated, &mut |n, r| {
-            if let Ok(h) = r
-                && let Some(d) = received_date(&h)
-            {
-                dates.insert(n, d);
-            }
-        })
-        .await
-        .on(SideName::Source)?;
-    }
-    for l in &listed {
-        let Some(date) = dates.get(&l.number) else {
+    let mut candidates: Vec<(u32, u32, String, u64, String)> = Vec::new(); // number, copy, uidl, size, date
+    for d in listed {
+        let Some(date) = d.received else {
             out.kept_undated += 1;
             continue;
         };
-        let old = parse_imap(date).is_some_and(|t| t < cutoff);
+        let old = parse_imap(&date).is_some_and(|t| t < cutoff);
         if !old {
             out.kept_recent += 1;
             continue;
         }
-        match uids.get(&l.uidl).and_then(|(uid, _)| copies.get(uid)) {
-            Some(at) => candidates.push((l.number, *at, l.uidl.clone(), l.size, date.clone())),
+        match copies.get(&d.uid) {
+            Some(at) => candidates.push((d.listed.number, *at, d.listed.uidl, d.listed.size, date)),
             None => out.kept_unverified += 1,
         }
     }

@@ -374,69 +374,89 @@ fn memchr_blank(b: &[u8]) -> usize {
         .map_or(b.len(), |i| i + 4)
 }
 
+/// A POP3 message with its stable UID and, when readable, its received date.
+pub(crate) struct Dated {
+    pub listed: trasloco_pop3::Listed,
+    pub uid: u32,
+    pub received: Option<String>,
+}
+
+/// The maildrop with stable UIDs from the state and received dates: recorded ones, the others
+/// read once with `TOP n 0` (and recorded when `assign`).
+pub(crate) async fn dated_listing(
+    pop: &mut Pop3,
+    state: &State,
+    mailbox_id: Option<i64>,
+    assign: bool,
+) -> Result<Vec<Dated>, Error> {
+    let state_error = |e: trasloco_state::Error| Error::new(ErrorKind::Protocol, e.to_string());
+    let listed = pop.listing().await?;
+    let uidls: Vec<String> = listed.iter().map(|l| l.uidl.clone()).collect();
+    let known = state
+        .pop3_uids(mailbox_id, &uidls, assign)
+        .await
+        .map_err(state_error)?;
+    let mut out: Vec<Dated> = listed
+        .into_iter()
+        .map(|l| {
+            let (uid, received) = known[&l.uidl].clone();
+            Dated {
+                listed: l,
+                uid,
+                received,
+            }
+        })
+        .collect();
+    let undated: Vec<u32> = out
+        .iter()
+        .filter(|d| d.received.is_none())
+        .map(|d| d.listed.number)
+        .collect();
+    if undated.is_empty() {
+        return Ok(out);
+    }
+    let mut found: HashMap<u32, String> = HashMap::new();
+    pop.headers(&undated, &mut |n, r| {
+        if let Some(d) = r.ok().and_then(|h| received_date(&h)) {
+            found.insert(n, d);
+        }
+    })
+    .await?;
+    let mut record = Vec::new();
+    for d in &mut out {
+        if let Some(date) = found.remove(&d.listed.number) {
+            record.push((d.uid, date.clone()));
+            d.received = Some(date);
+        }
+    }
+    if assign && let Some(mb) = mailbox_id {
+        state
+            .set_pop3_received(mb, &record)
+            .await
+            .map_err(state_error)?;
+    }
+    Ok(out)
+}
+
 impl Pop3Conn {
     /// The maildrop as one folder: stable UIDs from the state, received dates from the headers
     /// the first time a message is seen.
     async fn list(&mut self) -> Result<(u32, Vec<FetchedMeta>), Error> {
-        let listed = self.pop.listing().await?;
-        let uidls: Vec<String> = listed.iter().map(|l| l.uidl.clone()).collect();
-        let known = self
-            .state
-            .pop3_uids(self.mailbox_id, &uidls, self.assign)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Protocol, e.to_string()))?;
-        self.numbers.clear();
-        self.sizes.clear();
-        let mut undated = Vec::new();
-        let mut dates: HashMap<u32, String> = HashMap::new();
-        for l in &listed {
-            let (uid, date) = &known[&l.uidl];
-            self.numbers.insert(*uid, l.number);
-            self.sizes.insert(*uid, l.size);
-            match date {
-                Some(d) => {
-                    dates.insert(*uid, d.clone());
-                }
-                None => undated.push(l.number),
-            }
-        }
-        if !undated.is_empty() {
-            let by_number: HashMap<u32, u32> = self.numbers.iter().map(|(u, n)| (*n, *u)).collect();
-            let mut found = Vec::new();
-            self.pop
-                .headers(&undated, &mut |n, r| {
-                    if let (Ok(h), Some(&u)) = (r, by_number.get(&n))
-                        && let Some(d) = received_date(&h)
-                    {
-                        found.push((u, d));
-                    }
-                })
-                .await?;
-            if self.assign
-                && let Some(mb) = self.mailbox_id
-            {
-                self.state
-                    .set_pop3_received(mb, &found)
-                    .await
-                    .map_err(|e| Error::new(ErrorKind::Protocol, e.to_string()))?;
-            }
-            dates.extend(found);
-        }
+        let dated = dated_listing(&mut self.pop, &self.state, self.mailbox_id, self.assign).await?;
+        self.numbers = dated.iter().map(|d| (d.uid, d.listed.number)).collect();
+        self.sizes = dated.iter().map(|d| (d.uid, d.listed.size)).collect();
         let flags: Vec<String> = if self.seen {
             vec!["\\Seen".into()]
         } else {
             Vec::new()
         };
-        let meta = listed
-            .iter()
-            .map(|l| {
-                let uid = known[&l.uidl].0;
-                FetchedMeta {
-                    uid,
-                    size: l.size,
-                    flags: flags.clone(),
-                    internal_date: dates.get(&uid).cloned(),
-                }
+        let meta = dated
+            .into_iter()
+            .map(|d| FetchedMeta {
+                uid: d.uid,
+                size: d.listed.size,
+                flags: flags.clone(),
+                internal_date: d.received,
             })
             .collect();
         // UIDs are kept in the state for good: one validity forever.
