@@ -1,7 +1,7 @@
 //! Reading archives: trasloco's own (through the manifest) and foreign ones (by scanning).
 
 use crate::manifest::{self, Entry, Manifest};
-use crate::{Error, Format, Layout, component_from_disk, dates, flags, lines, sha256_hex};
+use crate::{Error, Format, component_from_disk, dates, flags, lines, sha256_hex};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -638,37 +638,6 @@ fn eml_item(root: &Path, path: &Path) -> Result<Item, Error> {
             path: path.to_path_buf(),
         },
     })
-}
-
-/// Expected layout, for the writer: how a folder maps to a directory or file.
-pub(crate) fn folder_path(
-    root: &Path,
-    format: Format,
-    layout: Option<Layout>,
-    folder: &str,
-) -> PathBuf {
-    let parts: Vec<String> = folder
-        .split('/')
-        .map(|c| crate::component_to_disk(c, format, layout))
-        .collect();
-    match format {
-        Format::Maildir if folder == "INBOX" => root.to_path_buf(),
-        Format::Maildir if layout == Some(Layout::MaildirPlus) => {
-            root.join(format!(".{}", parts.join(".")))
-        }
-        Format::Maildir | Format::Eml => parts.iter().fold(root.to_path_buf(), |p, c| p.join(c)),
-        Format::Mbox => {
-            let mut p = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-            let file = format!(
-                "{}.mbox",
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            );
-            p.set_file_name(file);
-            p
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! is appended, and opening an archive again removes whatever a killed run left unrecorded.
 
 use crate::manifest::{self, Appender, Entry, FolderLine, Header, Manifest};
-use crate::read::{folder_path, read_keywords};
+use crate::read::read_keywords;
 use crate::{Error, Format, Layout, dates, flags, lines, sha256_hex};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -95,11 +95,6 @@ impl Writer {
             }
         }
         Ok(w)
-    }
-
-    /// The archive's root.
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Make sure a folder exists in the archive.
@@ -267,6 +262,32 @@ impl Writer {
     /// Flush the manifest to disk.
     pub fn finish(mut self) -> Result<(), Error> {
         self.appender.sync()
+    }
+}
+
+/// Where a folder lives: its directory (Maildir, EML) or its mbox file.
+fn folder_path(root: &Path, format: Format, layout: Option<Layout>, folder: &str) -> PathBuf {
+    let parts: Vec<String> = folder
+        .split('/')
+        .map(|c| crate::component_to_disk(c, format, layout))
+        .collect();
+    match format {
+        Format::Maildir if folder == "INBOX" => root.to_path_buf(),
+        Format::Maildir if layout == Some(Layout::MaildirPlus) => {
+            root.join(format!(".{}", parts.join(".")))
+        }
+        Format::Maildir | Format::Eml => parts.iter().fold(root.to_path_buf(), |p, c| p.join(c)),
+        Format::Mbox => {
+            let mut p = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+            let file = format!(
+                "{}.mbox",
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
+            p.set_file_name(file);
+            p
+        }
     }
 }
 

@@ -334,7 +334,7 @@ impl SourceConn {
                                     .read(item)
                                     .map(|b| {
                                         if headers_only {
-                                            let end = memchr_blank(&b);
+                                            let end = header_end(&b);
                                             Bytes::from(b).slice(..end)
                                         } else {
                                             Bytes::from(b)
@@ -368,7 +368,7 @@ impl SourceConn {
 }
 
 /// End of the header block (after the empty line), or the whole length.
-fn memchr_blank(b: &[u8]) -> usize {
+fn header_end(b: &[u8]) -> usize {
     b.windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(b.len(), |i| i + 4)
