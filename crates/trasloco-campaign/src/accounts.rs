@@ -35,10 +35,14 @@ pub struct Account {
     pub source_password: Option<SecretString>,
     /// Target host override (imapsync format).
     pub target_host: Option<String>,
-    /// Target login.
+    /// Target login; empty when the campaign's `domain_map` derives it.
     pub target_user: String,
     /// Target password (None in admin mode).
     pub target_password: Option<SecretString>,
+    /// Last login on the old platform (`last_login` column), as written.
+    pub last_login: Option<String>,
+    /// This account's quota strategy (`quota_strategy` column), overriding the campaign's.
+    pub quota_strategy: Option<String>,
 }
 
 fn secret(s: &str) -> Option<SecretString> {
@@ -110,6 +114,8 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     target_host: (!f[3].is_empty()).then(|| f[3].to_string()),
                     target_user: f[4].to_string(),
                     target_password: secret(f[5]),
+                    last_login: None,
+                    quota_strategy: None,
                 });
             }
         }
@@ -131,14 +137,14 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 (
                     need("username")?,
                     col("password"),
-                    need("emailaddress")?,
+                    Some(need("emailaddress")?),
                     None,
                 )
             } else {
                 (
                     need("source_user")?,
                     col("source_password"),
-                    need("target_user")?,
+                    col("target_user"),
                     col("target_password"),
                 )
             };
@@ -154,10 +160,16 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 if rec.iter().all(str::is_empty) {
                     continue;
                 }
-                let (s, t) = (get(Some(su)), get(Some(tu)));
-                if s.is_empty() || t.is_empty() {
+                let (s, t) = (get(Some(su)), get(tu));
+                // Our format may leave target_user empty for the campaign's domain_map.
+                if s.is_empty() || (t.is_empty() && format == Format::Microsoft) {
                     return Err(err(line, "source and target user must not be empty"));
                 }
+                let cell = |n: &str| {
+                    Some(get(col(n)))
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
                 out.push(Account {
                     line,
                     source_host: None,
@@ -166,6 +178,8 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     target_host: None,
                     target_user: t.to_string(),
                     target_password: secret(get(tp)),
+                    last_login: cell("last_login"),
+                    quota_strategy: cell("quota_strategy"),
                 });
             }
         }
@@ -232,8 +246,23 @@ mod tests {
     }
 
     #[test]
+    fn target_may_come_from_the_domain_map_and_extra_columns_are_read() {
+        let a = parse(
+            "source_user,target_user,last_login,quota_strategy\nanna@old.it,,2025-01-02,keep-days 90\nbob@old.it,b@new.it,,\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(a[0].target_user, "");
+        assert_eq!(a[0].last_login.as_deref(), Some("2025-01-02"));
+        assert_eq!(a[0].quota_strategy.as_deref(), Some("keep-days 90"));
+        assert_eq!(a[1].target_user, "b@new.it");
+        assert_eq!(a[1].last_login, None);
+    }
+
+    #[test]
     fn errors_name_the_file_and_line() {
-        let e = parse("source_user,target_user\nbob,\n", Format::Auto, "acc.csv")
+        let e = parse("EmailAddress,UserName\n,bob\n", Format::Auto, "acc.csv")
             .unwrap_err()
             .0;
         assert!(e.starts_with("accounts file acc.csv line 2:"), "{e}");

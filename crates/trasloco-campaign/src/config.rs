@@ -127,6 +127,26 @@ pub struct RunSection {
     pub pop3_seen: bool,
 }
 
+impl FoldersSection {
+    /// The special-use roles named in `exclude_roles`.
+    pub fn roles(&self) -> Result<Vec<trasloco_core::folder_map::Role>, String> {
+        self.exclude_roles
+            .iter()
+            .map(|r| {
+                crate::rules::role_named(r).ok_or_else(|| {
+                    format!(
+                        "[folders] exclude_roles: unknown role {r:?}; use inbox, sent, drafts, trash, junk, archive, all or flagged"
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.roles().map(|_| ())
+    }
+}
+
 impl Default for RunSection {
     fn default() -> RunSection {
         RunSection {
@@ -163,6 +183,13 @@ pub struct FoldersSection {
     /// Explicit renames: source name = target name (children follow).
     #[serde(default)]
     pub rename: BTreeMap<String, String>,
+    /// Source folders not copied because of their special-use role: `inbox`, `sent`,
+    /// `drafts`, `trash`, `junk`, `archive`, `all`, `flagged`.
+    #[serde(default)]
+    pub exclude_roles: Vec<String>,
+    /// Source folders (globs) left out of every phase but `final`, the cutover pass.
+    #[serde(default)]
+    pub defer: Vec<String>,
 }
 
 /// The whole campaign file.
@@ -183,6 +210,14 @@ pub struct CampaignFile {
     /// Folder rules.
     #[serde(default)]
     pub folders: FoldersSection,
+    /// Address, inactivity and quota rules.
+    #[serde(default)]
+    pub rules: crate::rules::RulesSection,
+    /// Phase settings.
+    #[serde(default)]
+    pub phases: crate::phases::PhasesSection,
+    /// When runs may start.
+    pub window: Option<crate::phases::Window>,
 }
 
 /// A loaded campaign: the file plus the directory its relative paths start from.
@@ -296,6 +331,11 @@ impl Campaign {
             )));
         }
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        file.rules
+            .check()
+            .and_then(|()| file.folders.check())
+            .and_then(|()| file.window.as_ref().map_or(Ok(()), |w| w.check()))
+            .map_err(|e| ConfigError(format!("campaign file {}: {e}", path.display())))?;
         Ok(Campaign {
             file,
             path: path.to_path_buf(),
@@ -320,6 +360,22 @@ impl Campaign {
                 .state
                 .as_deref()
                 .unwrap_or(Path::new("trasloco-state.sqlite")),
+        )
+    }
+
+    /// Where `plan` writes plan.json/csv/html (and `report` its files): the reports directory.
+    pub fn plan_path(&self) -> PathBuf {
+        self.reports_dir().join("plan.json")
+    }
+
+    /// Where archived messages (quota strategies) go: one archive per source account.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.resolve(
+            self.file
+                .rules
+                .archive_dir
+                .as_deref()
+                .unwrap_or(Path::new("trasloco-archives")),
         )
     }
 

@@ -13,6 +13,8 @@ pub const TLS: i32 = 11;
 pub const AUTHENTICATION: i32 = 12;
 /// A server refused a command the migration needs (e.g. cannot create or open a folder).
 pub const SERVER: i32 = 13;
+/// The campaign's window is closed: the run did not start (use --force to start anyway).
+pub const WINDOW: i32 = 75;
 /// Bad command line, campaign file, accounts file or password file.
 pub const USAGE: i32 = 64;
 /// A bug in trasloco.

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use trasloco_core::accounting::{Buckets, FailureClass, MailboxReport, MailboxStatus};
 use trasloco_imap::Credentials;
 use trasloco_state::State;
-use trasloco_sync::{Options, Progress, Side, Source, Target, transfer};
+use trasloco_sync::{DateRule, Options, Progress, Side, Source, Target, transfer};
 
 /// One mailbox to move.
 #[derive(Debug, Clone)]
@@ -22,6 +22,18 @@ pub struct Job {
     pub source: Source,
     /// Where it goes: new server and login, or an archive.
     pub target: Target,
+    /// The older part that goes to a local archive instead (a quota strategy).
+    pub archive: Option<ArchiveJob>,
+}
+
+/// Messages dated before `before` go to `target` (a local archive), the rest to the job's
+/// target: the two never overlap.
+#[derive(Debug, Clone)]
+pub struct ArchiveJob {
+    /// The archive.
+    pub target: Target,
+    /// Unix seconds.
+    pub before: i64,
 }
 
 /// Sees mailboxes start and finish (the CLI draws progress bars from it).
@@ -47,6 +59,25 @@ pub struct Settings {
     pub name: Option<String>,
     /// What was run, for the report (no secrets).
     pub command: String,
+    /// The campaign phase, recorded per mailbox.
+    pub phase: Option<crate::phases::Phase>,
+    /// Mailboxes the plan or the address rules keep out of this run.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A mailbox not run, and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct LeftOut {
+    /// Source account.
+    pub source: String,
+    /// Target account.
+    pub target: String,
+    /// `skip` or `blocked`.
+    pub action: crate::rules::Action,
+    /// The rule.
+    pub rule: Option<String>,
+    /// The reasons, with evidence.
+    pub reasons: Vec<String>,
 }
 
 /// The report of one run, written as JSON.
@@ -64,6 +95,8 @@ pub struct RunReport {
     pub seconds: f64,
     /// Whether nothing was written.
     pub dry_run: bool,
+    /// The campaign phase, if one was given.
+    pub phase: Option<crate::phases::Phase>,
     /// Messages on the sources.
     pub source_messages: u64,
     /// Where they went, over all mailboxes.
@@ -82,15 +115,56 @@ pub struct RunReport {
     pub exit_code: i32,
     /// Per mailbox.
     pub mailboxes: Vec<MailboxReport>,
+    /// The older parts that went to local archives (quota strategies), per mailbox.
+    pub archives: Vec<MailboxReport>,
+    /// Mailboxes not run: skipped or blocked, with reasons.
+    pub left_out: Vec<LeftOut>,
 }
 
-/// Build the jobs of a campaign from its accounts.
-pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, ConfigError> {
+/// One account of the campaign: where it comes from, where it goes, and why it cannot go when
+/// the address rules say so.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Line in the accounts file.
+    pub line: usize,
+    /// How reports name the source (`user@host`).
+    pub source: String,
+    /// How reports name the target (`user@host`; the reason when there is no address).
+    pub target: String,
+    /// Last login on the old platform (accounts column or `last_login_file`).
+    pub last_login: Option<chrono::DateTime<chrono::Utc>>,
+    /// This account's quota strategy.
+    pub strategy: crate::rules::Strategy,
+    /// (rule, reason) when the address rules block it: no target address, or a conflict.
+    pub blocked: Option<(String, String)>,
+    /// The job, when there is a target address.
+    pub job: Option<Job>,
+}
+
+/// The accounts of a campaign with their target addresses (`target_user`, else `domain_map`),
+/// conflicts marked, last logins and strategies attached.
+pub fn entries(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Entry>, ConfigError> {
     let source = campaign.server("source")?;
     let target = campaign.server("target")?;
+    let rules = &campaign.file.rules;
     let accounts_file = campaign.resolve(&campaign.file.accounts.file);
+    let logins = match &rules.last_login_file {
+        Some(f) => last_logins(&campaign.resolve(f))?,
+        None => Default::default(),
+    };
+    let addresses: Vec<Result<String, String>> = accounts
+        .iter()
+        .map(|a| crate::rules::target_address(&a.source_user, &a.target_user, &rules.domain_map))
+        .collect();
+    let pairs: Vec<(String, String)> = accounts
+        .iter()
+        .zip(&addresses)
+        .filter_map(|(a, t)| t.as_ref().ok().map(|t| (a.source_user.clone(), t.clone())))
+        .collect();
+    let conflicting = crate::rules::conflicts(&pairs);
     let mut out = Vec::with_capacity(accounts.len());
-    for a in accounts {
+    let mut paired = 0;
+    for (a, address) in accounts.iter().zip(addresses) {
         let creds = |side: &str,
                      user: &str,
                      pw: &Option<secrecy::SecretString>,
@@ -121,24 +195,206 @@ pub fn jobs(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Job>, Confi
         if let Some(h) = &a.target_host {
             t_ep.host = h.clone();
         }
-        out.push(Job {
-            source: {
-                let side = Side {
-                    endpoint: s_ep,
-                    tls: source.tls.clone(),
-                    credentials: creds("source", &a.source_user, &a.source_password, &source)?,
+        let side = Side {
+            endpoint: s_ep,
+            tls: source.tls.clone(),
+            credentials: creds("source", &a.source_user, &a.source_password, &source)?,
+        };
+        let src = match source.protocol {
+            crate::config::Protocol::Imap => Source::Imap(side),
+            crate::config::Protocol::Pop3 => Source::Pop3(side),
+        };
+        let strategy = match &a.quota_strategy {
+            Some(s) => crate::rules::Strategy::parse(s, rules.keep_days).map_err(|e| {
+                ConfigError(format!(
+                    "accounts file {} line {}: quota_strategy: {e}",
+                    accounts_file.display(),
+                    a.line
+                ))
+            })?,
+            None => rules.strategy(),
+        };
+        let last_login = match &a.last_login {
+            Some(d) => Some(crate::rules::parse_day(d).ok_or_else(|| {
+                ConfigError(format!(
+                    "accounts file {} line {}: last_login {d:?} is not a date; write YYYY-MM-DD",
+                    accounts_file.display(),
+                    a.line
+                ))
+            })?),
+            None => logins.get(&a.source_user.to_ascii_lowercase()).copied(),
+        };
+        let mut entry = Entry {
+            line: a.line,
+            source: src.label(),
+            target: String::new(),
+            last_login,
+            strategy,
+            blocked: None,
+            job: None,
+        };
+        match address {
+            Err(why) => {
+                entry.target = "(no address)".into();
+                entry.blocked = Some(("address".into(), why));
+            }
+            Ok(address) => {
+                let t = Side {
+                    endpoint: t_ep,
+                    tls: target.tls.clone(),
+                    credentials: creds("target", &address, &a.target_password, &target)?,
                 };
-                match source.protocol {
-                    crate::config::Protocol::Imap => Source::Imap(side),
-                    crate::config::Protocol::Pop3 => Source::Pop3(side),
+                entry.target = t.label();
+                entry.blocked = conflicting
+                    .get(&paired)
+                    .map(|why| ("conflict".to_string(), why.clone()));
+                paired += 1;
+                entry.job = Some(Job {
+                    source: src,
+                    target: Target::Imap(t),
+                    archive: None,
+                });
+            }
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Turn entries into jobs, following the saved plan: skipped and blocked mailboxes are left
+/// out with their reasons, `migrate-with-archive` ones get their archive part. Without a plan
+/// only the address rules apply, and a campaign whose rules need one is refused.
+pub fn prepare(
+    campaign: &Campaign,
+    entries: Vec<Entry>,
+    plan: Option<&crate::plan::Plan>,
+    include: &[String],
+) -> Result<(Vec<Job>, Vec<LeftOut>), ConfigError> {
+    use crate::rules::Action;
+    if plan.is_none() && crate::plan::required(campaign) {
+        return Err(ConfigError(format!(
+            "campaign {} has inactivity or quota rules, which need a plan: run `trasloco plan {}` first",
+            campaign.path.display(),
+            campaign.path.display()
+        )));
+    }
+    let (mut jobs, mut left) = (Vec::new(), Vec::new());
+    for e in entries {
+        let leave = |action: Action, rule: Option<String>, reasons: Vec<String>| LeftOut {
+            source: e.source.clone(),
+            target: e.target.clone(),
+            action,
+            rule,
+            reasons,
+        };
+        let (Some(mut job), None) = (e.job.clone(), &e.blocked) else {
+            let (rule, why) = e.blocked.clone().unwrap_or_default();
+            left.push(leave(Action::Blocked, Some(rule), vec![why]));
+            continue;
+        };
+        if let Some(plan) = plan {
+            let Some(row) = plan.row(&e.source) else {
+                left.push(leave(
+                    Action::Blocked,
+                    Some("plan".into()),
+                    vec![
+                        "not in the plan (added to the accounts since): run `trasloco plan` again"
+                            .into(),
+                    ],
+                ));
+                continue;
+            };
+            if row.target != e.target {
+                left.push(leave(
+                    Action::Blocked,
+                    Some("plan".into()),
+                    vec![format!(
+                        "the plan moves it to {}, the accounts now say {}: run `trasloco plan` again",
+                        row.target, e.target
+                    )],
+                ));
+                continue;
+            }
+            let d = &row.decision;
+            let forced = d.rule.as_deref() == Some("inactive")
+                && include.iter().any(|i| {
+                    i.eq_ignore_ascii_case(&e.source)
+                        || e.source
+                            .rsplit_once('@')
+                            .is_some_and(|(u, _)| i.eq_ignore_ascii_case(u))
+                });
+            match d.action {
+                Action::Skip | Action::Blocked if !forced => {
+                    left.push(leave(d.action, d.rule.clone(), d.reasons.clone()));
+                    continue;
                 }
-            },
-            target: Target::Imap(Side {
-                endpoint: t_ep,
-                tls: target.tls.clone(),
-                credentials: creds("target", &a.target_user, &a.target_password, &target)?,
-            }),
-        });
+                Action::MigrateWithArchive => {
+                    let before = d
+                        .archive_before
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.timestamp())
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "plan: {} has no valid archive_before; run `trasloco plan` again",
+                                e.source
+                            ))
+                        })?;
+                    let name = e
+                        .source
+                        .rsplit_once('@')
+                        .map_or(e.source.as_str(), |(u, _)| u);
+                    job.archive = Some(ArchiveJob {
+                        target: Target::Archive(trasloco_sync::ArchiveTarget {
+                            root: campaign
+                                .archive_dir()
+                                .join(trasloco_archive::flags::escape_component(name)),
+                            format: trasloco_archive::Format::Maildir,
+                            layout: None,
+                        }),
+                        before,
+                    });
+                }
+                _ => {}
+            }
+        }
+        jobs.push(job);
+    }
+    Ok((jobs, left))
+}
+
+/// `user,last_login` lines (header optional); user names compared without case.
+fn last_logins(
+    path: &Path,
+) -> Result<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read last_login_file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (user, date) = line.split_once([',', ';']).unwrap_or((line, ""));
+        let (user, date) = (user.trim().trim_matches('"'), date.trim().trim_matches('"'));
+        match crate::rules::parse_day(date) {
+            Some(d) => {
+                out.insert(user.to_ascii_lowercase(), d);
+            }
+            None if i == 0 => {} // a header
+            None if date.is_empty() => {}
+            None => {
+                return Err(ConfigError(format!(
+                    "last_login_file {} line {}: {date:?} is not a date; write YYYY-MM-DD",
+                    path.display(),
+                    i + 1
+                )));
+            }
+        }
     }
     Ok(out)
 }
@@ -169,6 +425,8 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     sync.leave_days = r.leave_days;
     sync.pop3_seen = r.pop3_seen;
     sync.exclude = campaign.file.folders.exclude.clone();
+    sync.exclude_roles = campaign.file.folders.roles().unwrap_or_default();
+    sync.defer = campaign.file.folders.defer.clone();
     sync.renames = campaign.file.folders.rename.clone();
     Settings {
         jobs: r.jobs,
@@ -177,6 +435,8 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
         reports_dir: campaign.reports_dir(),
         name: campaign.file.name.clone(),
         command: format!("run {}", campaign.path.display()),
+        phase: None,
+        left_out: Vec::new(),
     }
 }
 
@@ -209,6 +469,16 @@ pub fn exit_code(reports: &[MailboxReport]) -> i32 {
     }
 }
 
+/// The skip rule under which archived messages are counted on the target side.
+pub const ARCHIVED_RULE: &str = "archived (quota)";
+
+fn status_name(s: MailboxStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -237,35 +507,70 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(settings.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, job) in jobs.into_iter().enumerate() {
-        let (limit, state, opts, observer) = (
+        let (limit, state, opts, observer, phase) = (
             limit.clone(),
             state.clone(),
             settings.sync.clone(),
             observer.clone(),
+            settings.phase,
         );
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
             let progress = observer.start(&job.source.label(), &job.target.label());
-            let report = transfer(&job.source, &job.target, &state, &opts, progress.as_ref()).await;
-            if !opts.dry_run {
-                let status = serde_json::to_value(report.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let json = serde_json::to_string(&report).unwrap_or_default();
-                let saved = match state.mailbox_id(&report.source, &report.target).await {
-                    Ok(id) => state.finish_mailbox(id, &status, &now(), &json).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = saved {
-                    tracing::error!("{e}");
+            let save = |report: MailboxReport| {
+                let state = state.clone();
+                async move {
+                    if opts.dry_run {
+                        return report;
+                    }
+                    let status = status_name(report.status);
+                    let json = serde_json::to_string(&report).unwrap_or_default();
+                    let saved = async {
+                        let id = state.mailbox_id(&report.source, &report.target).await?;
+                        state.finish_mailbox(id, &status, &now(), &json).await?;
+                        if let Some(p) = phase {
+                            state
+                                .record_phase(id, p.name(), &status, &now(), report.buckets.copied)
+                                .await?;
+                        }
+                        Ok::<_, trasloco_state::Error>(())
+                    };
+                    if let Err(e) = saved.await {
+                        tracing::error!("{e}");
+                    }
+                    report
                 }
+            };
+            // The older part goes to the local archive first, the rest to the target; each
+            // side skips, by a named rule, what the other takes.
+            let archived = match &job.archive {
+                Some(a) => {
+                    let mut o = opts.clone();
+                    o.date_rules.push(DateRule {
+                        rule: "online (newer than the archive cut)".into(),
+                        skip_before: None,
+                        skip_from: Some(a.before),
+                    });
+                    let r = transfer(&job.source, &a.target, &state, &o, progress.as_ref()).await;
+                    Some(save(r).await)
+                }
+                None => None,
+            };
+            let mut o = opts.clone();
+            if let Some(a) = &job.archive {
+                o.date_rules.push(DateRule {
+                    rule: ARCHIVED_RULE.into(),
+                    skip_before: Some(a.before),
+                    skip_from: None,
+                });
             }
+            let report =
+                save(transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await).await;
             observer.done(&report);
-            (i, report)
+            (i, report, archived)
         });
     }
-    let mut reports: Vec<(usize, MailboxReport)> = Vec::new();
+    let mut reports: Vec<(usize, MailboxReport, Option<MailboxReport>)> = Vec::new();
     while let Some(r) = set.join_next().await {
         match r {
             Ok(x) => reports.push(x),
@@ -276,14 +581,19 @@ pub async fn run(
             }
         }
     }
-    reports.sort_by_key(|(i, _)| *i);
-    let mailboxes: Vec<MailboxReport> = reports.into_iter().map(|(_, r)| r).collect();
+    reports.sort_by_key(|(i, _, _)| *i);
+    let mut mailboxes: Vec<MailboxReport> = Vec::with_capacity(reports.len());
+    let mut archives: Vec<MailboxReport> = Vec::new();
+    for (_, r, a) in reports {
+        mailboxes.push(r);
+        archives.extend(a);
+    }
     let mut totals = Buckets::default();
     for m in &mailboxes {
         totals.add(&m.buckets);
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let code = exit_code(&mailboxes);
+    let code = exit_code(&[mailboxes.as_slice(), archives.as_slice()].concat());
     let report = RunReport {
         campaign: settings.name.clone(),
         command: settings.command.clone(),
@@ -313,6 +623,9 @@ pub async fn run(
             .count(),
         exit_code: code,
         mailboxes,
+        archives,
+        left_out: settings.left_out.clone(),
+        phase: settings.phase,
     };
     let path = write_report(&settings.reports_dir, &report)?;
     if let Some(id) = run_id {

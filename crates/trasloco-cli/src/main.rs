@@ -14,6 +14,8 @@ use trasloco_archive::{Archive, Format, Layout};
 use trasloco_campaign::config::{
     Campaign, Protocol, TlsMode, read_secret_file, resolve_security_for,
 };
+use trasloco_campaign::phases::Phase;
+use trasloco_campaign::plan;
 use trasloco_campaign::run::{self, Job, Settings};
 use trasloco_campaign::{ConfigError, accounts, exit};
 use trasloco_imap::{Credentials, Endpoint, Master, MasterStyle, TlsOptions};
@@ -63,6 +65,25 @@ enum MaildirLayout {
     MaildirPlus,
     /// Nested `Parent/Child` directories.
     Fs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PhaseArg {
+    Prestage,
+    Delta,
+    Final,
+    Catchup,
+}
+
+impl PhaseArg {
+    fn phase(self) -> Phase {
+        match self {
+            PhaseArg::Prestage => Phase::Prestage,
+            PhaseArg::Delta => Phase::Delta,
+            PhaseArg::Final => Phase::Final,
+            PhaseArg::Catchup => Phase::Catchup,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,6 +139,50 @@ enum Command {
         /// Maildir layout for --export.
         #[arg(long, value_enum, requires = "export")]
         layout: Option<MaildirLayout>,
+        /// The campaign phase: prestage (old messages ahead of time), delta (everything new,
+        /// flags), final (the cutover, deferred folders included), catchup (INBOX and junk
+        /// after the MX switch). Without it a run is a delta.
+        #[arg(long, value_enum)]
+        phase: Option<PhaseArg>,
+        /// Start even outside the campaign's [window].
+        #[arg(long)]
+        force: bool,
+        /// Migrate this source account although the plan skipped it as inactive (repeatable).
+        #[arg(long, value_name = "ACCOUNT")]
+        include: Vec<String>,
+    },
+    /// Look at every mailbox (read-only), apply the campaign's rules and write the decision
+    /// per mailbox: a table, plan.json, plan.csv and plan.html in the reports directory.
+    Plan {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Migrate this source account even if a rule would skip it (repeatable).
+        #[arg(long, value_name = "ACCOUNT")]
+        include: Vec<String>,
+        /// Mailboxes looked at in parallel (default run.jobs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Compare source and target of every migrated mailbox: counts, content identities with
+    /// multiplicity, sizes; with --full the SHA-256 of every message.
+    Verify {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Read every message on both sides and compare SHA-256.
+        #[arg(long)]
+        full: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the campaign report for people: report.html (self-contained), report.csv (one
+    /// row per mailbox) and report.json, in the reports directory or --out.
+    Report {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Directory for the three files.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Show each mailbox's state from the store.
     Status {
@@ -281,11 +346,33 @@ fn main() -> ExitCode {
                 export,
                 format,
                 layout,
+                phase,
+                force,
+                include,
             } => {
                 let export =
                     export.map(|dir| (dir, archive_format(format), layout.map(maildir_layout)));
-                run_campaign(&campaign, dry_run, jobs, export, show_progress).await
+                let how = RunHow {
+                    dry_run,
+                    jobs,
+                    export,
+                    phase: phase.map(PhaseArg::phase),
+                    force,
+                    include,
+                };
+                run_campaign(&campaign, how, show_progress).await
             }
+            Command::Plan {
+                campaign,
+                include,
+                jobs,
+            } => plan_campaign(&campaign, &include, jobs).await,
+            Command::Verify {
+                campaign,
+                full,
+                json,
+            } => verify_campaign(&campaign, full, json).await,
+            Command::Report { campaign, out } => report_campaign(&campaign, out).await,
             Command::Status {
                 campaign,
                 state,
@@ -594,43 +681,122 @@ async fn migrate(
         reports_dir: args.reports.clone(),
         name: None,
         command: format!("migrate --from {} --to {}", args.from, args.to),
+        phase: None,
+        left_out: Vec::new(),
     };
-    execute(vec![Job { source, target }], &settings, show_progress).await
+    let job = Job {
+        source,
+        target,
+        archive: None,
+    };
+    execute(vec![job], &settings, show_progress).await
 }
 
-async fn run_campaign(
-    path: &Path,
+/// How `run` was asked to run.
+struct RunHow {
     dry_run: bool,
     jobs: Option<usize>,
     export: Option<(PathBuf, Format, Option<Layout>)>,
-    show_progress: bool,
-) -> Result<i32, ConfigError> {
-    let campaign = Campaign::load(path)?;
+    phase: Option<Phase>,
+    force: bool,
+    include: Vec<String>,
+}
+
+fn campaign_entries(campaign: &Campaign) -> Result<Vec<run::Entry>, ConfigError> {
     let list = accounts::load(
         &campaign.resolve(&campaign.file.accounts.file),
         campaign.file.accounts.format,
     )?;
-    let mut jobs_list = run::jobs(&campaign, &list)?;
-    let mut settings = run::settings(&campaign, dry_run);
-    if let Some((dir, format, layout)) = export {
-        // One archive per account, named after the source user.
-        for (job, account) in jobs_list.iter_mut().zip(&list) {
-            let name = trasloco_archive::flags::escape_component(&account.source_user);
+    run::entries(campaign, &list)
+}
+
+async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    if let (Some(w), false) = (&campaign.file.window, how.force) {
+        let now = chrono::Local::now();
+        if !w.contains(now.time()) {
+            eprintln!(
+                "trasloco: campaign {}: now ({}) is outside the window {}–{} (local time); runs start inside it, or use --force",
+                path.display(),
+                now.format("%H:%M"),
+                w.start,
+                w.end
+            );
+            return Ok(exit::WINDOW);
+        }
+    }
+    let entries = campaign_entries(&campaign)?;
+    let mut settings = run::settings(&campaign, how.dry_run);
+    if let Some(p) = how.phase {
+        p.apply(
+            &campaign.file.phases,
+            &mut settings.sync,
+            chrono::Utc::now(),
+        );
+        settings.command = format!("{} --phase {}", settings.command, p.name());
+    }
+    settings.phase = how.phase;
+    let jobs_list = if let Some((dir, format, layout)) = how.export {
+        // One archive per account, named after the source user; the plan does not apply.
+        let mut jobs = Vec::new();
+        for e in entries {
+            let Some(mut job) = e.job else { continue };
+            let user = e
+                .source
+                .rsplit_once('@')
+                .map_or(e.source.as_str(), |(u, _)| u);
             job.target = Target::Archive(ArchiveTarget {
-                root: dir.join(name),
+                root: dir.join(trasloco_archive::flags::escape_component(user)),
                 format,
                 layout,
             });
+            jobs.push(job);
         }
         settings.command = format!("{} --export {}", settings.command, dir.display());
-    }
-    if let Some(j) = jobs {
+        jobs
+    } else {
+        let plan = plan::load(&campaign.plan_path())?;
+        let (jobs, left) = run::prepare(&campaign, entries, plan.as_ref(), &how.include)?;
+        settings.left_out = left;
+        jobs
+    };
+    if let Some(j) = how.jobs {
         settings.jobs = j.max(1);
     }
     if campaign.file.source.insecure || campaign.file.target.insecure {
         tracing::warn!("insecure = true: server certificates are NOT verified");
     }
     execute(jobs_list, &settings, show_progress).await
+}
+
+async fn plan_campaign(
+    path: &Path,
+    include: &[String],
+    jobs: Option<usize>,
+) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let entries = campaign_entries(&campaign)?;
+    let jobs = jobs.unwrap_or(campaign.file.run.jobs);
+    let mut new = plan::make(&campaign, &entries, include, jobs, chrono::Utc::now()).await?;
+    let json = campaign.plan_path();
+    if let Some(old) = plan::load(&json)? {
+        new.changes = plan::changes(&old, &new);
+    }
+    let written = plan::write(json.parent().unwrap_or(Path::new(".")), &new)?;
+    print!("{}", plan::table(&new));
+    println!(
+        "\nPlan written to {} (and plan.csv, plan.html beside it).",
+        written.display()
+    );
+    Ok(exit::OK)
+}
+
+async fn verify_campaign(_path: &Path, _full: bool, _json: bool) -> Result<i32, ConfigError> {
+    Err(ConfigError("not yet".into()))
+}
+
+async fn report_campaign(_path: &Path, _out: Option<PathBuf>) -> Result<i32, ConfigError> {
+    Err(ConfigError("not yet".into()))
 }
 
 async fn execute(

@@ -436,6 +436,31 @@ impl Client {
         Ok(out)
     }
 
+    /// The storage quota of the INBOX's quota root (RFC 2087 GETQUOTAROOT): (used, limit) in
+    /// bytes. None when the server has no QUOTA extension or sets no storage limit.
+    pub async fn storage_quota(&mut self) -> Result<Option<(u64, u64)>, Error> {
+        if !self.has_cap("QUOTA") {
+            return Ok(None);
+        }
+        let mut found = None;
+        let done = self
+            .run("GETQUOTAROOT INBOX", &mut |_, resp| {
+                if let Response::Quota(q) = resp {
+                    for r in q.resources {
+                        if r.name == imap_proto::rfc2087::QuotaResourceName::Storage
+                            && found.is_none()
+                        {
+                            // RFC 2087 counts storage in units of 1024 octets.
+                            found = Some((r.usage * 1024, r.limit * 1024));
+                        }
+                    }
+                }
+            })
+            .await?;
+        // A server may refuse for a user without a quota root: no limit known.
+        Ok(if done.ok { found } else { None })
+    }
+
     /// LSUB: the subscribed folders' Unicode names.
     pub async fn lsub(&mut self) -> Result<Vec<String>, Error> {
         Ok(self

@@ -84,6 +84,38 @@ pub struct MailboxRow {
     pub messages_recorded: i64,
 }
 
+/// A campaign phase's outcome for one mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseRow {
+    /// Source account.
+    pub source: String,
+    /// Target account.
+    pub target: String,
+    /// `prestage`, `delta`, `final` or `catchup`.
+    pub phase: String,
+    /// The mailbox's status after it.
+    pub status: String,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+    /// Messages copied by it.
+    pub copied: u64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub finished_at: Option<String>,
+    /// What ran.
+    pub command: String,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// Its JSON report.
+    pub report_path: Option<String>,
+}
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS mailbox (
     id INTEGER PRIMARY KEY,
@@ -119,6 +151,14 @@ CREATE TABLE IF NOT EXISTS pop3_message (
     received TEXT,
     PRIMARY KEY (mailbox_id, uidl),
     UNIQUE (mailbox_id, uid)
+);
+CREATE TABLE IF NOT EXISTS phase (
+    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    phase TEXT NOT NULL,
+    status TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    copied INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, phase)
 );
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
@@ -422,6 +462,73 @@ impl State {
         .await
         .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Record the outcome of a campaign phase for a mailbox (the last run of that phase wins).
+    pub async fn record_phase(
+        &self,
+        mailbox_id: i64,
+        phase: &str,
+        status: &str,
+        finished_at: &str,
+        copied: u64,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO phase (mailbox_id, phase, status, finished_at, copied) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (mailbox_id, phase) DO UPDATE SET status = ?3, finished_at = ?4, copied = ?5",
+        )
+        .bind(mailbox_id)
+        .bind(phase)
+        .bind(status)
+        .bind(finished_at)
+        .bind(copied as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every recorded phase outcome: (source, target, phase, status, finished_at, copied).
+    pub async fn phases(&self) -> Result<Vec<PhaseRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT m.source, m.target, p.phase, p.status, p.finished_at, p.copied \
+             FROM phase p JOIN mailbox m ON p.mailbox_id = m.id ORDER BY m.source, p.finished_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| PhaseRow {
+                source: r.get(0),
+                target: r.get(1),
+                phase: r.get(2),
+                status: r.get(3),
+                finished_at: r.get(4),
+                copied: r.get::<i64, _>(5) as u64,
+            })
+            .collect())
+    }
+
+    /// Finished runs: (started_at, finished_at, command, exit code, report path), oldest first.
+    pub async fn runs(&self) -> Result<Vec<RunRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT started_at, finished_at, command, exit_code, report_path FROM run \
+             WHERE finished_at IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| RunRow {
+                started_at: r.get(0),
+                finished_at: r.get(1),
+                command: r.get(2),
+                exit_code: r.get(3),
+                report_path: r.get(4),
+            })
+            .collect())
     }
 
     /// Every mailbox pair known to the store.

@@ -126,7 +126,10 @@ async fn export_once(
     // What this run wrote, read back at the end against the digests taken from the source.
     let mut written: Vec<manifest::Entry> = Vec::new();
     let folders = src.folders().await.on(SideName::Source)?;
-    for f in folders.iter().filter(|f| f.selectable) {
+    for f in folders
+        .iter()
+        .filter(|f| f.selectable && opts.selected(&f.name, f.declared_role))
+    {
         // Archive folder names use `/` between levels whatever the source's delimiter.
         let name = match f.delimiter {
             Some(d) if d != '/' => f.name.replace(d, "/"),
@@ -140,18 +143,11 @@ async fn export_once(
         });
         let report = reports.last_mut().expect("just pushed");
         let t0 = Instant::now();
-        if opts
-            .exclude
-            .iter()
-            .any(|p| crate::folder_matches(p, &f.name))
-        {
+        if let Some(rule) = opts.folder_rule(&f.name, f.declared_role) {
             let n = src.count(&f.name).await.on(SideName::Source)?;
             report.source_messages = u64::from(n);
             if n > 0 {
-                report
-                    .buckets
-                    .skipped
-                    .insert("folder-excluded".into(), u64::from(n));
+                report.buckets.skipped.insert(rule.into(), u64::from(n));
             }
             continue;
         }
@@ -164,12 +160,20 @@ async fn export_once(
         let id = |m: &FetchedMeta| format!("{uv}:{}", m.uid);
         let todo: Vec<&FetchedMeta> = meta
             .iter()
+            .filter(|m| match opts.date_rule(m.internal_date.as_deref()) {
+                Some(rule) => {
+                    report.buckets.skip(rule);
+                    false
+                }
+                None => true,
+            })
             .filter(|m| match &writer {
                 Some(w) => !w.has(&name, &id(m)),
                 None => !recorded.get(&name).is_some_and(|s| s.contains(&id(m))),
             })
             .collect();
-        report.buckets.already_present += (meta.len() - todo.len()) as u64;
+        report.buckets.already_present +=
+            (meta.len() - todo.len()) as u64 - report.buckets.skipped.values().sum::<u64>();
         progress.planned(todo.len() as u64, todo.iter().map(|m| m.size).sum());
         let Some(w) = writer.as_mut() else {
             report.buckets.copied += todo.len() as u64;

@@ -13,13 +13,15 @@
 mod budget;
 mod export;
 mod folder;
+mod inventory;
 mod mailbox;
 mod pop3_cleanup;
 mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use export::{ArchiveTarget, export_mailbox};
-pub use mailbox::{Options, Progress, Side, SideName, sync_mailbox};
+pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
+pub use mailbox::{DateRule, FolderSelect, Options, Progress, Side, SideName, sync_mailbox};
 pub use source::Source;
 
 /// Where messages go.

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
-use trasloco_core::folder_map::{self, FolderMapping, MapOptions};
+use trasloco_core::folder_map::{self, FolderMapping, MapOptions, Role};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
 use trasloco_state::State;
 
@@ -64,6 +64,15 @@ pub struct Options {
     pub exclude: Vec<String>,
     /// Explicit folder renames.
     pub renames: BTreeMap<String, String>,
+    /// Source folders not copied because of their special-use role.
+    pub exclude_roles: Vec<Role>,
+    /// Source folders (globs) left for a later phase: skipped as `folder-deferred`.
+    pub defer: Vec<String>,
+    /// When set, only these folders are looked at (the catch-up phase); the rest are left
+    /// out of the run and its report.
+    pub only: Option<FolderSelect>,
+    /// Messages left out by their INTERNALDATE (phases, quota archive cuts).
+    pub date_rules: Vec<DateRule>,
     /// How many times a dropped connection is re-established before the mailbox is given up.
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
@@ -91,6 +100,10 @@ impl Default for Options {
             batch_messages: 300,
             exclude: Vec::new(),
             renames: BTreeMap::new(),
+            exclude_roles: Vec::new(),
+            defer: Vec::new(),
+            only: None,
+            date_rules: Vec::new(),
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
@@ -99,6 +112,83 @@ impl Default for Options {
             pop3_seen: true,
             leave_days: None,
         }
+    }
+}
+
+/// Folders picked by name (globs) or by special-use role.
+#[derive(Debug, Clone, Default)]
+pub struct FolderSelect {
+    /// Globs over source names.
+    pub patterns: Vec<String>,
+    /// Roles (INBOX is `Role::Inbox`).
+    pub roles: Vec<Role>,
+}
+
+impl FolderSelect {
+    /// Whether a source folder is picked.
+    pub fn picks(&self, name: &str, role: Option<Role>) -> bool {
+        self.patterns.iter().any(|p| crate::folder_matches(p, name))
+            || role_of(name, role).is_some_and(|r| self.roles.contains(&r))
+    }
+}
+
+fn role_of(name: &str, role: Option<Role>) -> Option<Role> {
+    if name.eq_ignore_ascii_case("INBOX") {
+        Some(Role::Inbox)
+    } else {
+        role.or_else(|| folder_map::role_from_name(name))
+    }
+}
+
+/// Messages skipped by date, counted under `rule`. An undated message is kept by `before`
+/// rules and skipped by `from` rules (it is treated as new).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateRule {
+    /// The bucket name in reports.
+    pub rule: String,
+    /// Skip messages dated before this (Unix seconds).
+    pub skip_before: Option<i64>,
+    /// Skip messages dated at or after this (Unix seconds).
+    pub skip_from: Option<i64>,
+}
+
+impl Options {
+    /// The rule that leaves a whole source folder out, if any.
+    pub(crate) fn folder_rule(&self, name: &str, role: Option<Role>) -> Option<&'static str> {
+        let glob = |ps: &[String]| ps.iter().any(|p| crate::folder_matches(p, name));
+        if glob(&self.exclude)
+            || role_of(name, role).is_some_and(|r| self.exclude_roles.contains(&r))
+        {
+            Some("folder-excluded")
+        } else if glob(&self.defer) {
+            Some("folder-deferred")
+        } else {
+            None
+        }
+    }
+
+    /// Whether the run looks at a source folder at all.
+    pub(crate) fn selected(&self, name: &str, role: Option<Role>) -> bool {
+        self.only.as_ref().is_none_or(|s| s.picks(name, role))
+    }
+
+    /// The date rule that skips a message with this INTERNALDATE, if any.
+    pub(crate) fn date_rule(&self, internal_date: Option<&str>) -> Option<&str> {
+        if self.date_rules.is_empty() {
+            return None;
+        }
+        let t = internal_date
+            .and_then(trasloco_archive::dates::parse_imap)
+            .map(|t| t.timestamp());
+        self.date_rules
+            .iter()
+            .find(|r| match t {
+                Some(t) => {
+                    r.skip_before.is_some_and(|b| t < b) || r.skip_from.is_some_and(|f| t >= f)
+                }
+                None => r.skip_from.is_some(),
+            })
+            .map(|r| r.rule.as_str())
     }
 }
 
@@ -360,19 +450,20 @@ async fn sync_once(
         renames: opts.renames.clone(),
     };
     let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, tgt_delim, &map_opts);
+    mappings.retain(|m| opts.selected(&m.source, m.role));
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
     let mut tgt_existing: BTreeSet<String> = tgt_folders.iter().map(|f| f.name.clone()).collect();
-    let excluded = |m: &FolderMapping| {
-        opts.exclude
-            .iter()
-            .any(|p| crate::folder_matches(p, &m.source))
-    };
+    let excluded = |m: &FolderMapping| opts.folder_rule(&m.source, m.role);
     // Target folders are created and subscribed up front, all commands in one round trip each;
     // a refusal belongs to its folder and is reported when that folder's turn comes.
     let mut setup_errors: BTreeMap<String, Error> = BTreeMap::new();
     if !opts.dry_run {
-        let wanted = || mappings.iter().filter(|m| m.selectable && !excluded(m));
+        let wanted = || {
+            mappings
+                .iter()
+                .filter(|m| m.selectable && excluded(m).is_none())
+        };
         let mut to_create: Vec<String> = wanted()
             .filter(|m| !tgt_existing.contains(&m.target))
             .map(|m| m.target.clone())
@@ -439,10 +530,11 @@ async fn sync_once(
     let (mappings, slots, next, setup_errors) = (&mappings, &slots, &next, &setup_errors);
     let (tgt_existing, excluded, src_label, tgt_label) =
         (&tgt_existing, &excluded, &src_label, &tgt_label);
-    let folders = async {
-        // Owned here, so the senders drop when the folders are done and the verifier stops.
-        let to_check = to_check;
-        let lanes = conns.iter_mut().map(|(src, tgts)| {
+    let folders =
+        async {
+            // Owned here, so the senders drop when the folders are done and the verifier stops.
+            let to_check = to_check;
+            let lanes = conns.iter_mut().map(|(src, tgts)| {
             let to_check = to_check.clone();
             async move {
                 loop {
@@ -461,14 +553,11 @@ async fn sync_once(
                         ..Default::default()
                     });
                     let result = async {
-                        if excluded(m) {
+                        if let Some(rule) = excluded(m) {
                             let exists = src.count(&m.source).await.on(SideName::Source)?;
                             report.source_messages = u64::from(exists);
                             if exists > 0 {
-                                report
-                                    .buckets
-                                    .skipped
-                                    .insert("folder-excluded".into(), u64::from(exists));
+                                report.buckets.skipped.insert(rule.into(), u64::from(exists));
                             }
                             return Ok(Vec::new());
                         }
@@ -520,10 +609,10 @@ async fn sync_once(
                 }
             }
         });
-        // Every lane runs until the folders run out or its own connection fails.
-        let results = futures_util::future::join_all(lanes).await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    };
+            // Every lane runs until the folders run out or its own connection fails.
+            let results = futures_util::future::join_all(lanes).await;
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        };
     let (folders, verified) = tokio::join!(folders, verifier);
     let mut filled: BTreeMap<usize, usize> = BTreeMap::new();
     for (i, slot) in slots.iter().enumerate() {
