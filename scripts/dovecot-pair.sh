@@ -19,7 +19,11 @@
 #           (count backend) of 1 GiB per user, 2 MiB for user "tiny" whose messages may not exceed 200 KiB.
 # PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
 # (owners keep every right unless a dovecot-acl file says otherwise).
-# PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …).
+# PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …);
+# PAIR_SOURCE_USERS / PAIR_TARGET_USERS replace it on one side only (a renamed domain has
+# different user names on each side).
+# PAIR_TARGET_QUOTAS (space-separated user=size, e.g. "gino@cultura.gov.it=300k") gives those
+# target users their own storage quota.
 # PAIR_LISTEN replaces the listening address 127.0.0.1 (the benchmark's WAN scenario listens on
 # an address inside a network namespace it made).
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
@@ -79,10 +83,21 @@ write_instance() {
   mkdir -p "$dir"/{run,state,log,home,sieve}
   local users="$dir/users" masters="$dir/masters"
   : >"$users"
-  for u in "${USERS[@]}"; do
-    local extra=""
+  local side_users=("${USERS[@]}")
+  if [ "$side" = source ] && [ -n "${PAIR_SOURCE_USERS:-}" ]; then
+    read -r -a side_users <<<"$PAIR_SOURCE_USERS"
+  elif [ "$side" = target ] && [ -n "${PAIR_TARGET_USERS:-}" ]; then
+    read -r -a side_users <<<"$PAIR_TARGET_USERS"
+  fi
+  for u in "${side_users[@]}"; do
+    local extra="" q
     if [ "$side" = target ] && [ "$u" = tiny ]; then
       extra="userdb_quota_rule=*:storage=2M userdb_quota_max_mail_size=200k"
+    fi
+    if [ "$side" = target ]; then
+      for q in ${PAIR_TARGET_QUOTAS:-}; do
+        [ "${q%%=*}" = "$u" ] && extra="userdb_quota_rule=*:storage=${q#*=}"
+      done
     fi
     echo "$u:{PLAIN}$u-pw:$MAIL_UID:$MAIL_GID::$dir/home/$u::$extra" >>"$users"
   done

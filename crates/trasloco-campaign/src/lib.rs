@@ -18,8 +18,10 @@ pub mod exit;
 pub mod html;
 pub mod phases;
 pub mod plan;
+pub mod report;
 pub mod rules;
 pub mod run;
+pub mod verify;
 
 /// A user mistake in a file: one line naming the file (and line) and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -81,7 +81,7 @@ pub struct LeftOut {
 }
 
 /// The report of one run, written as JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// Campaign name.
     pub campaign: Option<String>,
@@ -96,6 +96,7 @@ pub struct RunReport {
     /// Whether nothing was written.
     pub dry_run: bool,
     /// The campaign phase, if one was given.
+    #[serde(default)]
     pub phase: Option<crate::phases::Phase>,
     /// Messages on the sources.
     pub source_messages: u64,
@@ -116,8 +117,10 @@ pub struct RunReport {
     /// Per mailbox.
     pub mailboxes: Vec<MailboxReport>,
     /// The older parts that went to local archives (quota strategies), per mailbox.
+    #[serde(default)]
     pub archives: Vec<MailboxReport>,
     /// Mailboxes not run: skipped or blocked, with reasons.
+    #[serde(default)]
     pub left_out: Vec<LeftOut>,
 }
 

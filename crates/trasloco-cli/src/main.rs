@@ -791,12 +791,73 @@ async fn plan_campaign(
     Ok(exit::OK)
 }
 
-async fn verify_campaign(_path: &Path, _full: bool, _json: bool) -> Result<i32, ConfigError> {
-    Err(ConfigError("not yet".into()))
+async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let entries = campaign_entries(&campaign)?;
+    let plan = plan::load(&campaign.plan_path())?;
+    let (jobs, left) = run::prepare(&campaign, entries, plan.as_ref(), &[])?;
+    let settings = run::settings(&campaign, false);
+    let state_path = campaign.state_path();
+    // Without a state file nothing has run: compare anyway (everything counts as missing).
+    let scratch = tempfile::tempdir()
+        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
+    let state_path = if state_path.exists() {
+        state_path
+    } else {
+        scratch.path().join("state.sqlite")
+    };
+    let state = trasloco_state::State::open(&state_path)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let v = trasloco_campaign::verify::verify(
+        jobs,
+        left,
+        &settings.sync,
+        &campaign.file.phases,
+        &state,
+        settings.jobs,
+        full,
+    )
+    .await?;
+    state.close().await;
+    let out = serde_json::to_string_pretty(&v)
+        .map_err(|e| ConfigError(format!("internal error: verify: {e}")))?;
+    let dir = campaign.reports_dir();
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("verify.json"), &out))
+        .map_err(|e| ConfigError(format!("cannot write {}: {e}", dir.join("verify.json").display())))?;
+    if json {
+        println!("{out}");
+    } else {
+        print!("{}", trasloco_campaign::verify::text(&v));
+    }
+    Ok(v.exit_code)
 }
 
-async fn report_campaign(_path: &Path, _out: Option<PathBuf>) -> Result<i32, ConfigError> {
-    Err(ConfigError("not yet".into()))
+async fn report_campaign(path: &Path, out: Option<PathBuf>) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let state_path = campaign.state_path();
+    let scratch = tempfile::tempdir()
+        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
+    // Before any run there is only the plan: report it from an empty store.
+    let state_path = if state_path.exists() {
+        state_path
+    } else {
+        scratch.path().join("state.sqlite")
+    };
+    let state = trasloco_state::State::open(&state_path)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let r = trasloco_campaign::report::gather(&campaign, &state).await?;
+    state.close().await;
+    let dir = out.unwrap_or_else(|| campaign.reports_dir());
+    let html = trasloco_campaign::report::write(&dir, &r)?;
+    println!(
+        "Report written: {} (and report.csv, report.json beside it): {} mailboxes.",
+        html.display(),
+        r.mailboxes.len()
+    );
+    Ok(exit::OK)
 }
 
 async fn execute(
@@ -838,8 +899,12 @@ async fn status(
         .mailboxes()
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
+    let phases = store
+        .phases()
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     store.close().await;
-    summary::status(&rows, json);
+    summary::status(&rows, &phases, json);
     Ok(exit::OK)
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 use trasloco_campaign::run::RunReport;
 use trasloco_core::accounting::{Buckets, MailboxReport, MailboxStatus};
-use trasloco_state::MailboxRow;
+use trasloco_state::{MailboxRow, PhaseRow};
 
 fn status_word(s: MailboxStatus) -> &'static str {
     match s {
@@ -115,8 +115,32 @@ pub fn print(r: &RunReport, path: &Path) {
         r.mailboxes_incomplete,
         r.mailboxes_failed
     );
+    if let Some(p) = r.phase {
+        println!("Phase: {}", p.name());
+    }
     for m in &r.mailboxes {
         mailbox(m, r.dry_run);
+        if let Some(a) = r.archives.iter().find(|a| a.source == m.source) {
+            println!("      older part → local archive {}: {}", a.target, status_word(a.status));
+            match &a.error {
+                Some(e) => println!("      {e}"),
+                None => println!(
+                    "      {} messages: {}",
+                    a.source_messages,
+                    buckets_line(&a.buckets, r.dry_run)
+                ),
+            }
+        }
+    }
+    for l in &r.left_out {
+        println!(
+            "  {} → {}  {} ({}): {}",
+            l.source,
+            l.target,
+            l.action.label().to_uppercase(),
+            l.rule.as_deref().unwrap_or("-"),
+            l.reasons.join("; ")
+        );
     }
     let t = &r.totals;
     println!(
@@ -150,7 +174,13 @@ pub fn print(r: &RunReport, path: &Path) {
     println!("Report: {}", path.display());
 }
 
-pub fn status(rows: &[MailboxRow], json: bool) {
+pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], json: bool) {
+    let phases_of = |r: &MailboxRow| -> Vec<&PhaseRow> {
+        phases
+            .iter()
+            .filter(|p| p.source == r.source && p.target == r.target)
+            .collect()
+    };
     if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
@@ -161,6 +191,12 @@ pub fn status(rows: &[MailboxRow], json: bool) {
                     "status": r.status,
                     "finished_at": r.finished_at,
                     "messages_recorded": r.messages_recorded,
+                    "phases": phases_of(r).iter().map(|p| serde_json::json!({
+                        "phase": p.phase,
+                        "status": p.status,
+                        "finished_at": p.finished_at,
+                        "copied": p.copied,
+                    })).collect::<Vec<_>>(),
                     "last_report": r.report_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
                 })
             })
@@ -169,7 +205,7 @@ pub fn status(rows: &[MailboxRow], json: bool) {
         return;
     }
     println!(
-        "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}",
+        "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}  PHASES",
         "SOURCE", "TARGET", "STATUS", "ON TARGET", "FAILED", "LAST RUN"
     );
     for r in rows {
@@ -179,14 +215,19 @@ pub fn status(rows: &[MailboxRow], json: bool) {
             .and_then(|j| serde_json::from_str::<MailboxReport>(j).ok())
             .map(|m| m.buckets.failed_total().to_string())
             .unwrap_or_default();
+        let done: Vec<String> = phases_of(r)
+            .iter()
+            .map(|p| format!("{} {}", p.phase, p.status))
+            .collect();
         println!(
-            "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}",
+            "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}  {}",
             r.source,
             r.target,
             r.status.as_deref().unwrap_or("never run"),
             r.messages_recorded,
             failed,
-            r.finished_at.as_deref().unwrap_or("-")
+            r.finished_at.as_deref().unwrap_or("-"),
+            if done.is_empty() { "-".to_string() } else { done.join(", ") }
         );
     }
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod budget;
+mod compare;
 mod export;
 mod folder;
 mod inventory;
@@ -19,6 +20,7 @@ mod pop3_cleanup;
 mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
+pub use compare::{ARCHIVED, ArchivePart, FolderComparison, MissingMessage, compare_mailbox};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
 pub use mailbox::{DateRule, FolderSelect, Options, Progress, Side, SideName, sync_mailbox};

@@ -1,0 +1,219 @@
+//! `trasloco verify`: compare source and target of every mailbox the campaign moves, and say
+//! per mailbox "nothing lost" or list exactly what is missing. Messages left out on purpose
+//! (folder rules, phases not run yet, quota archives) are counted under their rule, so every
+//! mailbox's numbers add up to its source count.
+
+use crate::phases::Phase;
+use crate::run::{Job, LeftOut};
+use crate::{ConfigError, exit};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use trasloco_state::State;
+use trasloco_sync::{
+    ArchivePart, FolderComparison, MissingMessage, Options, Source, Target, compare_mailbox,
+};
+
+/// One mailbox verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxCheck {
+    /// Source account.
+    pub source: String,
+    /// Target account.
+    pub target: String,
+    /// `nothing-lost`, `missing` or `failed`.
+    pub verdict: String,
+    /// Messages on the source.
+    pub source_messages: u64,
+    /// Found on the target.
+    pub matched: u64,
+    /// Left out by a rule (or archived): rule → count.
+    pub skipped: BTreeMap<String, u64>,
+    /// What is missing, message by message.
+    pub missing: Vec<MissingMessage>,
+    /// Why it could not be compared, when so.
+    pub error: Option<String>,
+    /// Per folder.
+    pub folders: Vec<FolderComparison>,
+}
+
+/// The whole verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Whether every message's bytes were compared (SHA-256), not just identities.
+    pub full: bool,
+    /// Per mailbox.
+    pub mailboxes: Vec<MailboxCheck>,
+    /// Mailboxes the plan keeps out (not compared).
+    pub left_out: Vec<LeftOut>,
+    /// 0 when nothing is lost anywhere, 2 when something is missing, else a failure's code.
+    pub exit_code: i32,
+}
+
+/// The phase rules that applied to a mailbox, from the phases recorded for it: deferred folders
+/// count as deferred until `final` has run, and after `prestage` alone newer mail counts as not
+/// copied yet.
+pub fn options_after(base: &Options, done: &BTreeSet<String>, phases: &crate::phases::PhasesSection) -> Options {
+    let mut o = base.clone();
+    let has = |p: Phase| done.contains(p.name());
+    if has(Phase::Final) || has(Phase::Catchup) {
+        o.defer.clear();
+    } else if has(Phase::Prestage) && !has(Phase::Delta) {
+        Phase::Prestage.apply(phases, &mut o, chrono::Utc::now());
+    }
+    o
+}
+
+/// Compare every job's mailboxes, `jobs` at a time.
+pub async fn verify(
+    jobs: Vec<Job>,
+    left_out: Vec<LeftOut>,
+    base: &Options,
+    phases: &crate::phases::PhasesSection,
+    state: &State,
+    parallel: usize,
+    full: bool,
+) -> Result<Verification, ConfigError> {
+    let mut done: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for p in state.phases().await.map_err(|e| ConfigError(e.to_string()))? {
+        done.entry((p.source, p.target)).or_default().insert(p.phase);
+    }
+    let limit = Arc::new(Semaphore::new(parallel.max(1)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let Target::Imap(side) = job.target.clone() else {
+            continue;
+        };
+        let key = (job.source.label(), side.label());
+        let opts = options_after(base, done.get(&key).unwrap_or(&BTreeSet::new()), phases);
+        let archive = job.archive.as_ref().and_then(|a| match &a.target {
+            Target::Archive(t) => Some(ArchivePart {
+                root: t.root.clone(),
+                before: a.before,
+            }),
+            Target::Imap(_) => None,
+        });
+        let (limit, state) = (limit.clone(), state.clone());
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let r = compare_mailbox(&job.source, &side, &state, &opts, archive.as_ref(), full).await;
+            (i, check(&job.source, key.1, r))
+        });
+    }
+    let mut checks = Vec::new();
+    while let Some(r) = set.join_next().await {
+        checks.push(r.map_err(|e| ConfigError(format!("internal error: a verify task failed: {e}")))?);
+    }
+    checks.sort_by_key(|(i, _)| *i);
+    let mailboxes: Vec<MailboxCheck> = checks.into_iter().map(|(_, c)| c).collect();
+    let exit_code = if mailboxes.iter().any(|m| m.verdict == "missing") {
+        exit::INCOMPLETE
+    } else if mailboxes.iter().any(|m| m.verdict == "failed") {
+        exit::CONNECTION
+    } else {
+        exit::OK
+    };
+    Ok(Verification {
+        full,
+        mailboxes,
+        left_out,
+        exit_code,
+    })
+}
+
+fn check(
+    source: &Source,
+    target: String,
+    r: Result<Vec<FolderComparison>, trasloco_sync::Failure>,
+) -> MailboxCheck {
+    let mut c = MailboxCheck {
+        source: source.label(),
+        target,
+        verdict: "nothing-lost".into(),
+        source_messages: 0,
+        matched: 0,
+        skipped: BTreeMap::new(),
+        missing: Vec::new(),
+        error: None,
+        folders: Vec::new(),
+    };
+    match r {
+        Err((_, why)) => {
+            c.verdict = "failed".into();
+            c.error = Some(why);
+        }
+        Ok(folders) => {
+            for f in &folders {
+                c.source_messages += f.source_messages;
+                c.matched += f.matched;
+                for (k, v) in &f.skipped {
+                    *c.skipped.entry(k.clone()).or_default() += v;
+                }
+                c.missing.extend(f.missing.iter().cloned());
+            }
+            if !c.missing.is_empty() {
+                c.verdict = "missing".into();
+            }
+            c.folders = folders;
+        }
+    }
+    c
+}
+
+/// The text people read.
+pub fn text(v: &Verification) -> String {
+    let mut out = String::new();
+    for m in &v.mailboxes {
+        let skipped: u64 = m.skipped.values().sum();
+        match m.verdict.as_str() {
+            "failed" => out.push_str(&format!(
+                "{} → {}: NOT VERIFIED: {}\n",
+                m.source,
+                m.target,
+                m.error.as_deref().unwrap_or("")
+            )),
+            verdict => {
+                out.push_str(&format!(
+                    "{} → {}: {}: {} on the source = {} on the target + {} left out by rules + {} missing\n",
+                    m.source,
+                    m.target,
+                    if verdict == "missing" { "MISSING MESSAGES" } else { "nothing lost" },
+                    m.source_messages,
+                    m.matched,
+                    skipped,
+                    m.missing.len()
+                ));
+                for (rule, n) in &m.skipped {
+                    out.push_str(&format!("    {n} {rule}\n"));
+                }
+                for x in &m.missing {
+                    out.push_str(&format!(
+                        "    missing from the {}: folder {:?}, date {:?}, from {:?}, subject {:?}, {} bytes (source UID {})\n",
+                        x.expected_in, x.folder, x.date, x.from, x.subject, x.size, x.uid
+                    ));
+                }
+            }
+        }
+    }
+    for l in &v.left_out {
+        out.push_str(&format!(
+            "{} → {}: not compared ({}: {})\n",
+            l.source,
+            l.target,
+            l.action.label(),
+            l.reasons.join("; ")
+        ));
+    }
+    let lost: usize = v.mailboxes.iter().map(|m| m.missing.len()).sum();
+    out.push_str(&format!(
+        "\n{} mailboxes compared{}: {} with nothing lost, {} with missing messages ({} messages), {} not verified\n",
+        v.mailboxes.len(),
+        if v.full { " byte by byte (SHA-256)" } else { " by content identity" },
+        v.mailboxes.iter().filter(|m| m.verdict == "nothing-lost").count(),
+        v.mailboxes.iter().filter(|m| m.verdict == "missing").count(),
+        lost,
+        v.mailboxes.iter().filter(|m| m.verdict == "failed").count(),
+    ));
+    out
+}

@@ -1,0 +1,251 @@
+//! After the fact: compare a source mailbox with its target, folder by folder, and account for
+//! every source message — on the target (matched with multiplicity by content identity, or
+//! with `full` by SHA-256 of the bytes), left out by a named rule (folder rule, phase, quota
+//! archive — the archived ones looked up in the archive's manifest), or missing. Read-only on
+//! both sides.
+
+use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
+use crate::source::{Source, SourceConn, imap_folders};
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use trasloco_core::folder_map::{self, MapOptions};
+use trasloco_core::identity::identity;
+use trasloco_imap::Client;
+
+/// The bucket of source messages that went to a quota archive.
+pub const ARCHIVED: &str = "archived";
+
+/// A source message not found where it should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingMessage {
+    /// Source folder.
+    pub folder: String,
+    /// Source UID.
+    pub uid: u32,
+    /// `Date:` header as written.
+    pub date: String,
+    /// `From:` header as written.
+    pub from: String,
+    /// `Subject:` header as written.
+    pub subject: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it should have been: `target`, or `archive` for a quota archive.
+    pub expected_in: String,
+}
+
+/// One folder compared.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FolderComparison {
+    /// Source folder.
+    pub source: String,
+    /// Target folder.
+    pub target: String,
+    /// Messages in the source folder.
+    pub source_messages: u64,
+    /// Messages in the target folder.
+    pub target_messages: u64,
+    /// Source messages found on the target.
+    pub matched: u64,
+    /// Source messages left out by a rule (or archived, under `archived`): rule → count.
+    pub skipped: BTreeMap<String, u64>,
+    /// Source messages missing.
+    pub missing: Vec<MissingMessage>,
+}
+
+impl FolderComparison {
+    /// Matched + skipped + missing: always the source count.
+    pub fn accounted(&self) -> u64 {
+        self.matched + self.skipped.values().sum::<u64>() + self.missing.len() as u64
+    }
+}
+
+/// A quota archive holding the older part of the mailbox.
+#[derive(Debug, Clone)]
+pub struct ArchivePart {
+    /// The archive's directory.
+    pub root: PathBuf,
+    /// Messages dated before this (Unix seconds) belong there.
+    pub before: i64,
+}
+
+fn header_value(block: &[u8], name: &str) -> String {
+    trasloco_archive::dates::header(block, name)
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// Compare one mailbox. `opts` carries the folder rules, renames and the date rules that
+/// applied (phases); `archive` the quota archive, if any.
+pub async fn compare_mailbox(
+    source: &Source,
+    target: &Side,
+    state: &trasloco_state::State,
+    opts: &Options,
+    archive: Option<&ArchivePart>,
+    full: bool,
+) -> Result<Vec<FolderComparison>, crate::Failure> {
+    let (sl, tl) = (source.label(), target.label());
+    let owner = state
+        .find_mailbox(&sl, &tl)
+        .await
+        .map_err(|e| SyncError::from(e).describe(&sl, &tl))?;
+    let result = async {
+        let mut src = SourceConn::open(source, state, owner, false, true)
+            .await
+            .on(SideName::Source)?;
+        let mut tgt = connect(target, SideName::Target).await?;
+        let out = compare_folders(&mut src, &mut tgt, opts, archive, full).await;
+        src.logout().await;
+        tgt.logout().await;
+        out
+    }
+    .await;
+    result.map_err(|e| e.describe(&sl, &tl))
+}
+
+async fn compare_folders(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    opts: &Options,
+    archive: Option<&ArchivePart>,
+    full: bool,
+) -> Result<Vec<FolderComparison>, SyncError> {
+    let src_folders = src.folders().await.on(SideName::Source)?;
+    let (tgt_folders, _, delim) = imap_folders(tgt).await.on(SideName::Target)?;
+    let map_opts = MapOptions {
+        renames: opts.renames.clone(),
+    };
+    let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, delim, &map_opts);
+    mappings.retain(|m| m.selectable && opts.selected(&m.source, m.role));
+    let tgt_names: HashSet<&str> = tgt_folders.iter().map(|f| f.name.as_str()).collect();
+    let manifest = match archive {
+        Some(a) => trasloco_archive::manifest::load(&a.root)
+            .map_err(|e| SyncError::Imap {
+                side: SideName::Target,
+                error: trasloco_imap::Error::new(trasloco_imap::ErrorKind::Refused, e.message),
+            })?
+            .map(|m| m.recorded_ids())
+            .unwrap_or_default(),
+        None => HashMap::new(),
+    };
+    let mut out = Vec::new();
+    for m in &mappings {
+        let mut fc = FolderComparison {
+            source: m.source.clone(),
+            target: m.target.clone(),
+            ..Default::default()
+        };
+        let (uv, meta) = src.select_and_list(&m.source).await.on(SideName::Source)?;
+        fc.source_messages = meta.len() as u64;
+        if let Some(rule) = opts.folder_rule(&m.source, m.role) {
+            if !meta.is_empty() {
+                fc.skipped.insert(rule.into(), meta.len() as u64);
+            }
+            out.push(fc);
+            continue;
+        }
+        let uids: Vec<u32> = meta.iter().map(|x| x.uid).collect();
+        let heads = src.identity_headers(&uids).await.on(SideName::Source)?;
+        // The target side: its messages as a multiset of keys.
+        let mut on_target: HashMap<Vec<u8>, u64> = HashMap::new();
+        if tgt_names.contains(m.target.as_str()) {
+            let (_, tmeta) = tgt
+                .select_and_list(&m.target, true, false)
+                .await
+                .on(SideName::Target)?;
+            fc.target_messages = tmeta.len() as u64;
+            let tuids: Vec<u32> = tmeta.iter().map(|x| x.uid).collect();
+            if full {
+                let mut keys = Vec::new();
+                tgt.fetch_bodies(&tuids, &mut |_, b: Bytes| keys.push(sha_hex(&b)))
+                    .await
+                    .on(SideName::Target)?;
+                for k in keys {
+                    *on_target.entry(k.into_bytes()).or_default() += 1;
+                }
+            } else {
+                for (_, size, h) in tgt.fetch_identity_headers(&tuids).await.on(SideName::Target)? {
+                    *on_target.entry(identity(&h, size).0.to_vec()).or_default() += 1;
+                }
+            }
+        }
+        let source_keys: HashMap<u32, Vec<u8>> = if full {
+            let mut keys = HashMap::new();
+            src.bodies(&uids, &mut |u, r| {
+                if let Ok(b) = r {
+                    keys.insert(u, sha_hex(&b).into_bytes());
+                }
+            })
+            .await
+            .on(SideName::Source)?;
+            keys
+        } else {
+            heads
+                .iter()
+                .map(|(u, size, h)| (*u, identity(h, *size).0.to_vec()))
+                .collect()
+        };
+        let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
+        let archive_folder = m.source.replace(
+            src_folders
+                .iter()
+                .find(|f| f.name == m.source)
+                .and_then(|f| f.delimiter)
+                .unwrap_or('/'),
+            "/",
+        );
+        for x in &meta {
+            let found = source_keys
+                .get(&x.uid)
+                .and_then(|k| on_target.get_mut(k))
+                .filter(|n| **n > 0);
+            if let Some(n) = found {
+                *n -= 1;
+                fc.matched += 1;
+                continue;
+            }
+            let date = x
+                .internal_date
+                .as_deref()
+                .and_then(trasloco_archive::dates::parse_imap)
+                .map(|t| t.timestamp());
+            let mut expected_in = "target";
+            if let Some(a) = archive
+                && date.is_some_and(|d| d < a.before)
+            {
+                let id = format!("{uv}:{}", x.uid);
+                if manifest
+                    .get(&archive_folder)
+                    .is_some_and(|ids| ids.contains(&id))
+                {
+                    *fc.skipped.entry(ARCHIVED.into()).or_default() += 1;
+                    continue;
+                }
+                expected_in = "archive";
+            } else if let Some(rule) = opts.date_rule(x.internal_date.as_deref()) {
+                *fc.skipped.entry(rule.to_string()).or_default() += 1;
+                continue;
+            }
+            let h = head_of.get(&x.uid).map(|h| h.as_ref()).unwrap_or(&[][..]);
+            fc.missing.push(MissingMessage {
+                folder: m.source.clone(),
+                uid: x.uid,
+                date: header_value(h, "Date"),
+                from: header_value(h, "From"),
+                subject: header_value(h, "Subject"),
+                size: x.size,
+                expected_in: expected_in.into(),
+            });
+        }
+        out.push(fc);
+    }
+    Ok(out)
+}
