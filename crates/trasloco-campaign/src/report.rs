@@ -79,21 +79,20 @@ pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, Config
     let mailboxes = state.mailboxes().await.map_err(e)?;
     let phases = state.phases().await.map_err(e)?;
     let runs = state.runs().await.map_err(e)?;
-    let verified: BTreeMap<String, String> = std::fs::read_to_string(
-        campaign.reports_dir().join("verify.json"),
-    )
-    .ok()
-    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    .and_then(|v| v.get("mailboxes").and_then(|m| m.as_array()).cloned())
-    .unwrap_or_default()
-    .iter()
-    .filter_map(|m| {
-        Some((
-            m.get("source")?.as_str()?.to_string(),
-            m.get("verdict")?.as_str()?.to_string(),
-        ))
-    })
-    .collect();
+    let verified: BTreeMap<String, String> =
+        std::fs::read_to_string(campaign.reports_dir().join("verify.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("mailboxes").and_then(|m| m.as_array()).cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m.get("source")?.as_str()?.to_string(),
+                    m.get("verdict")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
     // Totals over time, and what each mailbox copied over all runs.
     let (mut progress, mut msgs, mut bytes) = (Vec::new(), 0u64, 0u64);
     let mut copied: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
@@ -232,7 +231,10 @@ fn html_text(r: &Report) -> String {
             "in sync",
             r.by_status.get("in-sync").copied().unwrap_or(0).to_string(),
         ),
-        ("messages copied / messaggi copiati", total(|x| x.copied).to_string()),
+        (
+            "messages copied / messaggi copiati",
+            total(|x| x.copied).to_string(),
+        ),
         ("moved / trasferiti", human_bytes(total(|x| x.bytes_copied))),
         ("failed / non riusciti", total(|x| x.failed).to_string()),
         ("archived / archiviati", total(|x| x.archived).to_string()),
@@ -328,7 +330,11 @@ fn html_text(r: &Report) -> String {
         ("Skipped / Escluse", "skip"),
         ("Blocked / Bloccate", "blocked"),
     ] {
-        let list: Vec<&Row> = r.mailboxes.iter().filter(|m| m.decision == action).collect();
+        let list: Vec<&Row> = r
+            .mailboxes
+            .iter()
+            .filter(|m| m.decision == action)
+            .collect();
         body.push_str(&format!("<h2>{title}: {}</h2><ul>", list.len()));
         for m in list {
             body.push_str(&format!(
@@ -390,7 +396,8 @@ pub fn write(dir: &Path, r: &Report) -> Result<PathBuf, ConfigError> {
         .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
     let put = |name: &str, text: String| {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))
+        std::fs::write(&p, text)
+            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))
     };
     put(
         "report.csv",

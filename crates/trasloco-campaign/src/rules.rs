@@ -346,7 +346,12 @@ pub fn quota_fit(
             }
         }
         Strategy::KeepDays(days) => {
-            let before = (now - chrono::Duration::days(i64::from(days))).timestamp();
+            // From the start of that day, so plans made on the same day agree.
+            let before = (now - chrono::Duration::days(i64::from(days)))
+                .date_naive()
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp();
             let (on, ar) = split(before);
             fit.archive_before = (ar.0 > 0).then_some(before);
             fit.online = on;

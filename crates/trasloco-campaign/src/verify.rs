@@ -54,7 +54,11 @@ pub struct Verification {
 /// The phase rules that applied to a mailbox, from the phases recorded for it: deferred folders
 /// count as deferred until `final` has run, and after `prestage` alone newer mail counts as not
 /// copied yet.
-pub fn options_after(base: &Options, done: &BTreeSet<String>, phases: &crate::phases::PhasesSection) -> Options {
+pub fn options_after(
+    base: &Options,
+    done: &BTreeSet<String>,
+    phases: &crate::phases::PhasesSection,
+) -> Options {
     let mut o = base.clone();
     let has = |p: Phase| done.contains(p.name());
     if has(Phase::Final) || has(Phase::Catchup) {
@@ -76,8 +80,14 @@ pub async fn verify(
     full: bool,
 ) -> Result<Verification, ConfigError> {
     let mut done: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for p in state.phases().await.map_err(|e| ConfigError(e.to_string()))? {
-        done.entry((p.source, p.target)).or_default().insert(p.phase);
+    for p in state
+        .phases()
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?
+    {
+        done.entry((p.source, p.target))
+            .or_default()
+            .insert(p.phase);
     }
     let limit = Arc::new(Semaphore::new(parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
@@ -97,13 +107,16 @@ pub async fn verify(
         let (limit, state) = (limit.clone(), state.clone());
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
-            let r = compare_mailbox(&job.source, &side, &state, &opts, archive.as_ref(), full).await;
+            let r =
+                compare_mailbox(&job.source, &side, &state, &opts, archive.as_ref(), full).await;
             (i, check(&job.source, key.1, r))
         });
     }
     let mut checks = Vec::new();
     while let Some(r) = set.join_next().await {
-        checks.push(r.map_err(|e| ConfigError(format!("internal error: a verify task failed: {e}")))?);
+        checks.push(
+            r.map_err(|e| ConfigError(format!("internal error: a verify task failed: {e}")))?,
+        );
     }
     checks.sort_by_key(|(i, _)| *i);
     let mailboxes: Vec<MailboxCheck> = checks.into_iter().map(|(_, c)| c).collect();

@@ -825,7 +825,12 @@ async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, Con
     let dir = campaign.reports_dir();
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("verify.json"), &out))
-        .map_err(|e| ConfigError(format!("cannot write {}: {e}", dir.join("verify.json").display())))?;
+        .map_err(|e| {
+            ConfigError(format!(
+                "cannot write {}: {e}",
+                dir.join("verify.json").display()
+            ))
+        })?;
     if json {
         println!("{out}");
     } else {

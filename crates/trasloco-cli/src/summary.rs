@@ -121,7 +121,11 @@ pub fn print(r: &RunReport, path: &Path) {
     for m in &r.mailboxes {
         mailbox(m, r.dry_run);
         if let Some(a) = r.archives.iter().find(|a| a.source == m.source) {
-            println!("      older part → local archive {}: {}", a.target, status_word(a.status));
+            println!(
+                "      older part → local archive {}: {}",
+                a.target,
+                status_word(a.status)
+            );
             match &a.error {
                 Some(e) => println!("      {e}"),
                 None => println!(
@@ -227,7 +231,11 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], json: bool) {
             r.messages_recorded,
             failed,
             r.finished_at.as_deref().unwrap_or("-"),
-            if done.is_empty() { "-".to_string() } else { done.join(", ") }
+            if done.is_empty() {
+                "-".to_string()
+            } else {
+                done.join(", ")
+            }
         );
     }
 }

@@ -172,7 +172,11 @@ async fn compare_folders(
                     *on_target.entry(k.into_bytes()).or_default() += 1;
                 }
             } else {
-                for (_, size, h) in tgt.fetch_identity_headers(&tuids).await.on(SideName::Target)? {
+                for (_, size, h) in tgt
+                    .fetch_identity_headers(&tuids)
+                    .await
+                    .on(SideName::Target)?
+                {
                     *on_target.entry(identity(&h, size).0.to_vec()).or_default() += 1;
                 }
             }
