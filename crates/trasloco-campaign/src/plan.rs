@@ -140,10 +140,14 @@ pub fn load(path: &Path) -> Result<Option<Plan>, ConfigError> {
     }
 }
 
-/// Build the row of one mailbox from what was seen (None when a login failed).
+/// What looking at a mailbox gave: the source's inventory and the target's quota, or why one
+/// of the two logins failed.
+type Seen = Result<(SourceInventory, Option<(u64, u64)>), String>;
+
+/// Build the row of one mailbox from what was seen.
 fn row_of(
     entry: &Entry,
-    seen: Result<(SourceInventory, Option<(u64, u64)>), String>,
+    seen: Seen,
     campaign: &Campaign,
     include: &[String],
     now: DateTime<Utc>,
@@ -272,8 +276,7 @@ pub async fn make(
             (i, seen)
         });
     }
-    let mut seen: Vec<Option<Result<(SourceInventory, Option<(u64, u64)>), String>>> =
-        entries.iter().map(|_| None).collect();
+    let mut seen: Vec<Option<Seen>> = entries.iter().map(|_| None).collect();
     while let Some(r) = set.join_next().await {
         let (i, s) =
             r.map_err(|e| ConfigError(format!("internal error: a plan task failed: {e}")))?;

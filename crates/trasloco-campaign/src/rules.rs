@@ -308,7 +308,7 @@ pub fn quota_fit(
                 .iter()
                 .filter_map(|(d, s)| d.map(|d| (d, *s)))
                 .collect();
-            dated.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            dated.sort_unstable_by_key(|m| std::cmp::Reverse(m.0));
             let mut used: u64 = messages.iter().filter(|m| m.0.is_none()).map(|m| m.1).sum();
             // Walk from the newest, a whole date at a time; the cut is the oldest date kept.
             let mut cut: Option<i64> = None;
@@ -548,7 +548,7 @@ pub fn parse_day(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::{ProptestConfig, prop_assert, prop_assert_eq, proptest};
+    use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap()

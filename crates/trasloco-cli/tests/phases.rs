@@ -421,28 +421,20 @@ async fn a_campaign_from_plan_to_report() {
         vec![dated(marta, "INBOX-late", 0, Utc::now(), 100)],
     )
     .await;
-    let late_junk = vec![dated(marta, "Junk-late", 0, Utc::now(), 100)];
+    // Into existing folders (seed() would create them).
     let mut sc = pair.client("source", marta).await;
-    sc.append(
-        "Posta indesiderata",
-        &[trasloco_imap::AppendMsg {
+    for (folder, tag) in [
+        ("Posta indesiderata", "Junk-late"),
+        ("Progetti", "Progetti-late"),
+    ] {
+        let m = dated(marta, tag, 0, Utc::now(), 100);
+        let appended = trasloco_imap::AppendMsg {
             flags: Vec::new(),
-            internal_date: late_junk[0].date.map(str::to_string),
-            body: bytes::Bytes::from(late_junk[0].body.clone()),
-        }],
-    )
-    .await
-    .unwrap();
-    sc.append(
-        "Progetti",
-        &[trasloco_imap::AppendMsg {
-            flags: Vec::new(),
-            internal_date: None,
-            body: bytes::Bytes::from(dated(marta, "Progetti-late", 0, Utc::now(), 100).body),
-        }],
-    )
-    .await
-    .unwrap();
+            internal_date: m.date.map(str::to_string),
+            body: bytes::Bytes::from(m.body),
+        };
+        sc.append(folder, &[appended]).await.unwrap();
+    }
     let out = pair.trasloco(&["--no-progress", "run", &c, "--phase", "catchup"], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let tm = "marta@cultura.gov.it";
