@@ -500,6 +500,37 @@ mod tests {
     }
 
     #[test]
+    fn rule_mistakes_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let base = "[source]\nhost = \"a\"\n[target]\nhost=\"b\"\n[accounts]\nfile=\"a.csv\"\n";
+        for (extra, needle) in [
+            (
+                "[rules]\ntarget_quota = \"3 parsecs\"\n",
+                "[rules] target_quota",
+            ),
+            ("[rules]\nquota_strategy = \"keep-days\"\n", "keep_days"),
+            (
+                "[rules]\ndomain_map = { \"a@b.it\" = \"c.it\" }\n",
+                "domain_map",
+            ),
+            (
+                "[folders]\nexclude_roles = [\"bin\"]\n",
+                "unknown role \"bin\"",
+            ),
+            ("[window]\nstart = \"9pm\"\nend = \"06:00\"\n", "HH:MM"),
+        ] {
+            std::fs::write(&p, format!("{base}{extra}")).unwrap();
+            let e = Campaign::load(&p).unwrap_err().0;
+            assert!(
+                e.starts_with(&format!("campaign file {}", p.display())),
+                "{e}"
+            );
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
     fn master_without_password_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");

@@ -460,15 +460,20 @@ pub fn exit_code(reports: &[MailboxReport]) -> i32 {
             None => counts.push((class, 1)),
         }
     }
-    match counts.iter().max_by_key(|(_, n)| *n) {
-        None => exit::OK,
-        Some((class, _)) => match class {
-            FailureClass::Connection => exit::CONNECTION,
-            FailureClass::Tls => exit::TLS,
-            FailureClass::Authentication => exit::AUTHENTICATION,
-            FailureClass::Protocol => exit::SERVER,
-            FailureClass::State => exit::USAGE,
-        },
+    counts
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or(exit::OK, |(class, _)| code_of(*class))
+}
+
+/// The exit code of a failure class.
+pub fn code_of(class: FailureClass) -> i32 {
+    match class {
+        FailureClass::Connection => exit::CONNECTION,
+        FailureClass::Tls => exit::TLS,
+        FailureClass::Authentication => exit::AUTHENTICATION,
+        FailureClass::Protocol => exit::SERVER,
+        FailureClass::State => exit::USAGE,
     }
 }
 

@@ -34,6 +34,9 @@ pub struct MailboxCheck {
     pub missing: Vec<MissingMessage>,
     /// Why it could not be compared, when so.
     pub error: Option<String>,
+    /// The class of that failure (decides the exit code).
+    #[serde(skip)]
+    pub failure: Option<trasloco_core::accounting::FailureClass>,
     /// Per folder.
     pub folders: Vec<FolderComparison>,
 }
@@ -122,10 +125,11 @@ pub async fn verify(
     let mailboxes: Vec<MailboxCheck> = checks.into_iter().map(|(_, c)| c).collect();
     let exit_code = if mailboxes.iter().any(|m| m.verdict == "missing") {
         exit::INCOMPLETE
-    } else if mailboxes.iter().any(|m| m.verdict == "failed") {
-        exit::CONNECTION
     } else {
-        exit::OK
+        mailboxes
+            .iter()
+            .find_map(|m| m.failure)
+            .map_or(exit::OK, crate::run::code_of)
     };
     Ok(Verification {
         full,
@@ -149,12 +153,14 @@ fn check(
         skipped: BTreeMap::new(),
         missing: Vec::new(),
         error: None,
+        failure: None,
         folders: Vec::new(),
     };
     match r {
-        Err((_, why)) => {
+        Err((class, why)) => {
             c.verdict = "failed".into();
             c.error = Some(why);
+            c.failure = Some(class);
         }
         Ok(folders) => {
             for f in &folders {
