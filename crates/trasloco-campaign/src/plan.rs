@@ -148,11 +148,10 @@ type Seen = Result<(SourceInventory, Option<(u64, u64)>), String>;
 fn row_of(
     entry: &Entry,
     seen: Seen,
-    campaign: &Campaign,
+    rules_section: &rules::RulesSection,
     include: &[String],
     now: DateTime<Utc>,
 ) -> PlanRow {
-    let rules_section = &campaign.file.rules;
     let mut row = PlanRow {
         source: entry.source.clone(),
         target: entry.target.clone(),
@@ -255,42 +254,47 @@ pub async fn make(
         .map_err(|e| ConfigError(e.to_string()))?;
     let opts = crate::run::settings(campaign, true).sync;
     let limit = Arc::new(Semaphore::new(jobs.max(1)));
+    let rules = Arc::new((campaign.file.rules.clone(), include.to_vec()));
+    // Each task turns what it saw into its row at once: a mailbox's message list (dates and
+    // sizes) is dropped as soon as it is decided, so memory does not grow with the campaign.
     let mut set = tokio::task::JoinSet::new();
     for (i, entry) in entries.iter().enumerate() {
-        let Some(job) = entry.job.clone() else {
-            continue;
-        };
-        let (limit, state, opts) = (limit.clone(), state.clone(), opts.clone());
+        let (limit, state, opts, rules, entry) = (
+            limit.clone(),
+            state.clone(),
+            opts.clone(),
+            rules.clone(),
+            entry.clone(),
+        );
         set.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
-            let (src, tgt) = tokio::join!(inventory_source(&job.source, &state, &opts), async {
-                match &job.target {
-                    Target::Imap(side) => target_quota(side).await,
-                    Target::Archive(_) => Ok(None),
+            let seen = match &entry.job {
+                // No target address: nothing to look at; the entry says why it is blocked.
+                None => Err(String::new()),
+                Some(job) => {
+                    let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+                    let (src, tgt) =
+                        tokio::join!(inventory_source(&job.source, &state, &opts), async {
+                            match &job.target {
+                                Target::Imap(side) => target_quota(side).await,
+                                Target::Archive(_) => Ok(None),
+                            }
+                        });
+                    match (src, tgt) {
+                        (Ok(inv), Ok(q)) => Ok((inv, q)),
+                        (Err((_, why)), _) | (_, Err((_, why))) => Err(why),
+                    }
                 }
-            });
-            let seen = match (src, tgt) {
-                (Ok(inv), Ok(q)) => Ok((inv, q)),
-                (Err((_, why)), _) | (_, Err((_, why))) => Err(why),
             };
-            (i, seen)
+            (i, row_of(&entry, seen, &rules.0, &rules.1, now))
         });
     }
-    let mut seen: Vec<Option<Seen>> = entries.iter().map(|_| None).collect();
+    let mut rows: Vec<(usize, PlanRow)> = Vec::with_capacity(entries.len());
     while let Some(r) = set.join_next().await {
-        let (i, s) =
-            r.map_err(|e| ConfigError(format!("internal error: a plan task failed: {e}")))?;
-        seen[i] = Some(s);
+        rows.push(r.map_err(|e| ConfigError(format!("internal error: a plan task failed: {e}")))?);
     }
     state.close().await;
-    let mailboxes = entries
-        .iter()
-        .zip(seen)
-        .map(|(e, s)| {
-            let s = s.unwrap_or_else(|| Err(String::new()));
-            row_of(e, s, campaign, include, now)
-        })
-        .collect();
+    rows.sort_by_key(|(i, _)| *i);
+    let mailboxes = rows.into_iter().map(|(_, r)| r).collect();
     Ok(Plan {
         campaign: campaign.file.name.clone(),
         created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

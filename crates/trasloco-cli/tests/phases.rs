@@ -1,7 +1,7 @@
-//! A whole campaign against the real Dovecot pair: 13 mailboxes from two source domains into
+//! A whole campaign against the real Dovecot pair: 14 mailboxes from two source domains into
 //! one, with every rule of the campaign file — domain map with an override and a conflict,
 //! inactivity by message date and by last login (and an --include), over quota with each
-//! strategy (quota read from the target server), a role-excluded and a deferred folder — then
+//! strategy (quota read from the target server), a failed login, a role-excluded and a deferred folder — then
 //! plan, the window, each phase in order, catch-up after late mail, status, a second plan,
 //! verify finding a message the test deleted from the target, and the report rendered in
 //! headless Chromium.
@@ -228,7 +228,8 @@ async fn a_campaign_from_plan_to_report() {
              ilaria@beniculturali.it,,,archive-oldest\n\
              luca@beniculturali.it,,,keep-days 365\n\
              marta@ministero.it,,,\n\
-             nino@ministero.it,,,\n"
+             nino@ministero.it,,,\n\
+             zeno@ministero.it,,,\n"
         ),
     );
     write(
@@ -258,7 +259,7 @@ async fn a_campaign_from_plan_to_report() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let t = text(&out);
     assert!(
-        t.contains("13 mailboxes: 6 migrate, 2 migrate with archive, 2 skip, 3 blocked"),
+        t.contains("14 mailboxes: 6 migrate, 2 migrate with archive, 2 skip, 4 blocked"),
         "{t}"
     );
     let plan = plan_json(&pair);
@@ -328,11 +329,19 @@ async fn a_campaign_from_plan_to_report() {
             .collect();
     assert_eq!(anna_folders["Cestino"], "folder-excluded");
     assert_eq!(anna_folders["Archivio"], "folder-deferred");
+    let zeno = row(&plan, "zeno@ministero.it");
+    assert_eq!(zeno["decision"]["action"], "blocked");
+    assert_eq!(zeno["decision"]["rule"], "login");
+    assert!(
+        reasons(&plan, "zeno@ministero.it").contains("source zeno@ministero.it@127.0.0.1"),
+        "the failed login names its side and account: {}",
+        reasons(&plan, "zeno@ministero.it")
+    );
     for f in ["plan.csv", "plan.html"] {
         assert!(pair.dir.path().join("reports").join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(pair.dir.path().join("reports/plan.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 14, "{csv}");
+    assert_eq!(csv.lines().count(), 15, "{csv}");
 
     // 2. The window: outside it nothing starts (exit 75), nothing is written.
     let closed = format!(
@@ -372,7 +381,7 @@ async fn a_campaign_from_plan_to_report() {
         "trash role excluded"
     );
     let rep = report(&pair, &out);
-    assert_eq!(rep["left_out"].as_array().unwrap().len(), 5, "{rep}");
+    assert_eq!(rep["left_out"].as_array().unwrap().len(), 6, "{rep}");
     assert_eq!(rep["phase"], "prestage");
     assert_eq!(
         count(&pair, "target", "dario@cultura.gov.it", "INBOX").await,
@@ -549,7 +558,7 @@ async fn a_campaign_from_plan_to_report() {
                 );
             }
         }
-        assert_eq!(v["left_out"].as_array().unwrap().len(), 5);
+        assert_eq!(v["left_out"].as_array().unwrap().len(), 6);
     }
 
     // 10. The report, rendered by a real browser.
@@ -557,11 +566,11 @@ async fn a_campaign_from_plan_to_report() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let dir = pair.dir.path().join("reports");
     let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 14, "one row per mailbox: {csv}");
+    assert_eq!(csv.lines().count(), 15, "one row per mailbox: {csv}");
     assert!(csv.contains("blocked") && csv.contains("skip"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
-    assert_eq!(json["mailboxes"].as_array().unwrap().len(), 13);
+    assert_eq!(json["mailboxes"].as_array().unwrap().len(), 14);
     assert!(!json["progress"].as_array().unwrap().is_empty());
     let html = dir.join("report.html");
     let dom = std::process::Command::new("chromium-headless-shell")
@@ -574,7 +583,7 @@ async fn a_campaign_from_plan_to_report() {
         dom.contains("data-ready=\"yes\""),
         "the page's script ran: {dom}"
     );
-    assert!(dom.contains("13 / 13"), "the filter counted the rows");
+    assert!(dom.contains("14 / 14"), "the filter counted the rows");
     assert!(dom.contains("<svg"), "charts are inline");
     assert!(
         dom.contains("address conflict"),
