@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real migration on this machine: two local Dovecot instances, three mailboxes with Italian
-# folder names and a few hundred messages, one campaign run, the report, an unchanged re-run,
-# and status. Everything lives in ./demo-run (delete it to start over).
+# folder names and a few hundred messages: the plan, one campaign run, an unchanged re-run,
+# status, verify and the HTML report. Everything lives in ./demo-run (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -57,6 +57,9 @@ echo
 echo "== The campaign file ($demo/campaign.toml)"
 cat "$demo/campaign.toml"
 echo
+echo "== trasloco plan demo-run/campaign.toml (looks, touches nothing)"
+"$bin" --no-progress plan "$demo/campaign.toml"
+echo
 echo "== trasloco run demo-run/campaign.toml"
 "$bin" run "$demo/campaign.toml"
 echo
@@ -65,3 +68,9 @@ echo "== Running it again: nothing to copy"
 echo
 echo "== trasloco status demo-run/campaign.toml"
 "$bin" status "$demo/campaign.toml"
+echo
+echo "== trasloco verify demo-run/campaign.toml --full (every message, both sides, SHA-256)"
+"$bin" --no-progress verify "$demo/campaign.toml" --full
+echo
+echo "== trasloco report demo-run/campaign.toml"
+"$bin" report "$demo/campaign.toml"

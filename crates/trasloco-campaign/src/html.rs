@@ -194,13 +194,21 @@ pub fn line(title: &str, unit: &str, points: &[(i64, f64)]) -> String {
         .iter()
         .map(|p| format!("{:.1},{:.1}", sx(p.0), sy(p.1)))
         .collect();
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
     let _ = write!(
         h,
         "<polyline fill=\"none\" stroke=\"#2e8b57\" stroke-width=\"2\" points=\"{}\"/>\
-         <text x=\"44\" y=\"20\">{:.0} {}</text>",
+         <text x=\"44\" y=\"20\">{:.0} {}</text>\
+         <text x=\"40\" y=\"175\">{}</text><text x=\"550\" y=\"175\" text-anchor=\"end\">{}</text>",
         path.join(" "),
         ymax,
-        esc(unit)
+        esc(unit),
+        day(x0),
+        day(x1)
     );
     h.push_str("</svg>");
     h

@@ -112,6 +112,10 @@ pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, Config
             c.0 += m.buckets.copied;
             c.1 += m.bytes_copied;
         }
+        if progress.is_empty() {
+            // The curves start at zero when the first run started.
+            progress.push((report.started_at.clone(), 0, 0));
+        }
         msgs += report.totals.copied;
         bytes += report.bytes_copied;
         progress.push((report.finished_at.clone(), msgs, bytes));

@@ -294,6 +294,19 @@ pub fn quota_fit(
         }
         (on, ar)
     };
+    // Archive what is dated before `before`; a problem when the rest still does not fit.
+    let archive = |fit: &mut QuotaFit, before: i64, how: String| {
+        let (on, ar) = split(before);
+        fit.archive_before = (ar.0 > 0).then_some(before);
+        fit.online = on;
+        fit.archived = ar;
+        if on.1 > limit {
+            fit.problem = Some(format!(
+                "still over quota by {} {how}",
+                human_bytes(on.1 - limit)
+            ));
+        }
+    };
     match strategy {
         _ if fit.fits && !matches!(strategy, Strategy::KeepDays(_)) => {}
         Strategy::Report => {
@@ -334,16 +347,11 @@ pub fn quota_fit(
                 (None, Some(newest)) => newest.0 + 1,
                 (None, None) => i64::MIN,
             };
-            let (on, ar) = split(before);
-            fit.archive_before = (ar.0 > 0).then_some(before);
-            fit.online = on;
-            fit.archived = ar;
-            if on.1 > limit {
-                fit.problem = Some(format!(
-                    "still over quota by {} after archiving every dated message",
-                    human_bytes(on.1 - limit)
-                ));
-            }
+            archive(
+                &mut fit,
+                before,
+                "after archiving every dated message".into(),
+            );
         }
         Strategy::KeepDays(days) => {
             // From the start of that day, so plans made on the same day agree.
@@ -352,16 +360,11 @@ pub fn quota_fit(
                 .and_time(chrono::NaiveTime::MIN)
                 .and_utc()
                 .timestamp();
-            let (on, ar) = split(before);
-            fit.archive_before = (ar.0 > 0).then_some(before);
-            fit.online = on;
-            fit.archived = ar;
-            if on.1 > limit {
-                fit.problem = Some(format!(
-                    "still over quota by {} with only the last {days} days online",
-                    human_bytes(on.1 - limit)
-                ));
-            }
+            archive(
+                &mut fit,
+                before,
+                format!("with only the last {days} days online"),
+            );
         }
     }
     fit

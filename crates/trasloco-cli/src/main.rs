@@ -791,24 +791,33 @@ async fn plan_campaign(
     Ok(exit::OK)
 }
 
+/// The campaign's state store for reading; an empty scratch one (kept alive by the returned
+/// directory) when nothing has run yet, so reading never creates the campaign's file.
+async fn campaign_state(
+    campaign: &Campaign,
+) -> Result<(trasloco_state::State, tempfile::TempDir), ConfigError> {
+    let scratch = tempfile::tempdir()
+        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
+    let path = campaign.state_path();
+    let path = if path.exists() {
+        path
+    } else {
+        scratch.path().join("state.sqlite")
+    };
+    let state = trasloco_state::State::open(&path)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    Ok((state, scratch))
+}
+
 async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, ConfigError> {
     let campaign = Campaign::load(path)?;
     let entries = campaign_entries(&campaign)?;
     let plan = plan::load(&campaign.plan_path())?;
     let (jobs, left) = run::prepare(&campaign, entries, plan.as_ref(), &[])?;
     let settings = run::settings(&campaign, false);
-    let state_path = campaign.state_path();
     // Without a state file nothing has run: compare anyway (everything counts as missing).
-    let scratch = tempfile::tempdir()
-        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
-    let state_path = if state_path.exists() {
-        state_path
-    } else {
-        scratch.path().join("state.sqlite")
-    };
-    let state = trasloco_state::State::open(&state_path)
-        .await
-        .map_err(|e| ConfigError(e.to_string()))?;
+    let (state, _scratch) = campaign_state(&campaign).await?;
     let v = trasloco_campaign::verify::verify(
         jobs,
         left,
@@ -841,18 +850,8 @@ async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, Con
 
 async fn report_campaign(path: &Path, out: Option<PathBuf>) -> Result<i32, ConfigError> {
     let campaign = Campaign::load(path)?;
-    let state_path = campaign.state_path();
-    let scratch = tempfile::tempdir()
-        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
     // Before any run there is only the plan: report it from an empty store.
-    let state_path = if state_path.exists() {
-        state_path
-    } else {
-        scratch.path().join("state.sqlite")
-    };
-    let state = trasloco_state::State::open(&state_path)
-        .await
-        .map_err(|e| ConfigError(e.to_string()))?;
+    let (state, _scratch) = campaign_state(&campaign).await?;
     let r = trasloco_campaign::report::gather(&campaign, &state).await?;
     state.close().await;
     let dir = out.unwrap_or_else(|| campaign.reports_dir());
