@@ -125,6 +125,13 @@ pub struct RunSection {
     /// POP3 sources: mark copied messages as read (default true).
     #[serde(default = "yes")]
     pub pop3_seen: bool,
+    /// PEC messages: check signatures before upload and after read-back, and write the
+    /// evidence manifest (default true; ordinary mail is only glanced at).
+    #[serde(default = "yes")]
+    pub pec: bool,
+    /// Trust anchors (PEM) for PEC signatures, besides the system's.
+    #[serde(default)]
+    pub pec_trust: Vec<PathBuf>,
 }
 
 impl FoldersSection {
@@ -161,6 +168,8 @@ impl Default for RunSection {
             append_connections: None,
             leave_days: None,
             pop3_seen: true,
+            pec: true,
+            pec_trust: Vec::new(),
         }
     }
 }

@@ -9,13 +9,15 @@
 //! - [`plan`]: look at every mailbox, decide, write plan.json/csv/html;
 //! - [`run`]: run the mailboxes N at a time, write the JSON report, decide the exit code;
 //! - [`verify`]: compare source and target after the fact;
-//! - [`report`]: the HTML, CSV and JSON report for people.
+//! - [`report`]: the HTML, CSV and JSON report for people;
+//! - [`pec`]: PEC mailboxes as evidence (types, signatures, receipt links).
 #![deny(missing_docs)]
 
 pub mod accounts;
 pub mod config;
 pub mod exit;
 pub mod html;
+pub mod pec;
 pub mod phases;
 pub mod plan;
 pub mod report;

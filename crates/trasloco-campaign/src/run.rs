@@ -443,6 +443,25 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     }
 }
 
+/// The file PEC evidence lines go to, in a reports directory.
+pub const PEC_MANIFEST: &str = "pec-evidence.jsonl";
+
+/// The PEC checker for a run: the system's anchors plus `extra` PEM files, writing
+/// `reports/pec-evidence.jsonl`.
+pub fn pec_evidence(
+    extra: &[PathBuf],
+    reports: &Path,
+) -> Result<Arc<trasloco_sync::PecEvidence>, ConfigError> {
+    let mut trust = trasloco_pec::TrustStore::system();
+    for f in extra {
+        trust.add_pem_file(f).map_err(ConfigError)?;
+    }
+    Ok(Arc::new(trasloco_sync::PecEvidence::new(
+        trust,
+        Some(reports.join(PEC_MANIFEST)),
+    )))
+}
+
 /// The exit code for a set of mailbox outcomes: 0 when all are in sync; 2 when any needs
 /// another run; otherwise the code of the most common failure class.
 pub fn exit_code(reports: &[MailboxReport]) -> i32 {

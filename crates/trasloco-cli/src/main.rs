@@ -87,6 +87,94 @@ impl PhaseArg {
 }
 
 #[derive(Subcommand)]
+enum PecCommand {
+    /// Examine every message: counts by PEC type, signature status (valid, valid at signing
+    /// time, SHA-1, broken, unsigned), receipt-linking gaps; text, and pec-report.json/csv/html.
+    Report(Box<PecArgs>),
+    /// Check an evidence manifest (written by migrations, reports/pec-evidence.jsonl) against
+    /// the target copies now: every PEC message still at its UID, same SHA-256, same signature
+    /// verdict.
+    VerifyManifest(Box<ManifestArgs>),
+}
+
+#[derive(clap::Args)]
+struct ManifestArgs {
+    /// The manifest (JSON lines).
+    manifest: PathBuf,
+    /// The target mailbox: imap[s]://USER@HOST[:PORT] (lines for other targets are skipped).
+    #[arg(
+        long,
+        conflicts_with = "campaign",
+        required_unless_present = "campaign"
+    )]
+    against: Option<String>,
+    /// Or a campaign file: each line is checked with the campaign's target login.
+    #[arg(long)]
+    campaign: Option<PathBuf>,
+    /// Trust anchors (PEM), besides the system's (repeatable).
+    #[arg(long, value_name = "PEM")]
+    trust: Vec<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// File holding the target password (first line).
+    #[arg(long, env = "TRASLOCO_TO_PASSWORD_FILE")]
+    to_password_file: Option<PathBuf>,
+    /// Log in as this master user on behalf of the account.
+    #[arg(long)]
+    to_master: Option<String>,
+    /// How the master user logs in.
+    #[arg(long, value_enum, default_value = "sasl")]
+    master_login: MasterLogin,
+    /// TLS mode.
+    #[arg(long, value_enum)]
+    to_tls: Option<Tls>,
+    /// Extra CA certificate (PEM) for the server's TLS certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Skip TLS certificate verification (test setups only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+#[derive(clap::Args)]
+struct PecArgs {
+    /// What to examine: imap[s]://USER@HOST[:PORT] or pop3[s]://… (no password in the URL), a
+    /// campaign file (every source mailbox), or an archive directory.
+    source: String,
+    /// Trust anchors (PEM) the providers' chains must reach, besides the system's (repeatable).
+    #[arg(long, value_name = "PEM")]
+    trust: Vec<PathBuf>,
+    /// Do not use the system's anchors (/etc/ssl/certs), only --trust.
+    #[arg(long)]
+    no_system_trust: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Directory for pec-report.json, .csv and .html.
+    #[arg(long, value_name = "DIR", default_value = "trasloco-reports")]
+    out: PathBuf,
+    /// File holding the password (first line).
+    #[arg(long, env = "TRASLOCO_FROM_PASSWORD_FILE")]
+    from_password_file: Option<PathBuf>,
+    /// Log in as this master user on behalf of the account.
+    #[arg(long)]
+    from_master: Option<String>,
+    /// How the master user logs in.
+    #[arg(long, value_enum, default_value = "sasl")]
+    master_login: MasterLogin,
+    /// TLS mode (default: implicit for imaps://, STARTTLS required for imap://).
+    #[arg(long, value_enum)]
+    from_tls: Option<Tls>,
+    /// Extra CA certificate (PEM) for the server's TLS certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Skip TLS certificate verification (test setups only).
+    #[arg(long)]
+    insecure: bool,
+}
+
+#[derive(Subcommand)]
 enum ArchiveCommand {
     /// Back up a mailbox (IMAP or POP3) into a local archive with a manifest.
     Export {
@@ -184,6 +272,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// PEC (certified mail) mailboxes as evidence.
+    #[command(subcommand)]
+    Pec(PecCommand),
     /// Show each mailbox's state from the store.
     Status {
         /// The campaign file (its state file is read).
@@ -209,6 +300,13 @@ struct MigrateArgs {
     /// Maildir archives: folder layout.
     #[arg(long, value_enum)]
     layout: Option<MaildirLayout>,
+    /// PEC messages: trust anchors (PEM) for their signatures, besides the system's
+    /// (repeatable).
+    #[arg(long, value_name = "PEM")]
+    pec_trust: Vec<PathBuf>,
+    /// Do not check PEC signatures or write the PEC evidence manifest.
+    #[arg(long)]
+    no_pec: bool,
     /// Put the source's INBOX (a POP3 mailbox, a single mbox or EML file) into this target folder.
     #[arg(long)]
     into: Option<String>,
@@ -373,6 +471,8 @@ fn main() -> ExitCode {
                 json,
             } => verify_campaign(&campaign, full, json).await,
             Command::Report { campaign, out } => report_campaign(&campaign, out).await,
+            Command::Pec(PecCommand::Report(args)) => pec_report(*args).await,
+            Command::Pec(PecCommand::VerifyManifest(args)) => verify_manifest(*args).await,
             Command::Status {
                 campaign,
                 state,
@@ -472,24 +572,52 @@ fn password(side: &str, who: &str, file: Option<&Path>) -> Result<SecretString, 
     )))
 }
 
+/// What it takes to log in to one side, from whichever command's arguments.
+struct Login<'a> {
+    which: &'a str,
+    flag: &'a str,
+    url: &'a str,
+    tls: Option<Tls>,
+    master: &'a Option<String>,
+    file: Option<&'a Path>,
+    master_login: MasterLogin,
+    ca_file: &'a Option<PathBuf>,
+    insecure: bool,
+}
+
 fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
-    let (flag, url, tls, master, file) = if which == "source" {
-        (
-            "from",
-            &args.from,
-            args.from_tls,
-            &args.from_master,
-            args.from_password_file.as_deref(),
-        )
-    } else {
-        (
-            "to",
-            &args.to,
-            args.to_tls,
-            &args.to_master,
-            args.to_password_file.as_deref(),
-        )
-    };
+    let source = which == "source";
+    login_side(&Login {
+        which,
+        flag: if source { "from" } else { "to" },
+        url: if source { &args.from } else { &args.to },
+        tls: if source { args.from_tls } else { args.to_tls },
+        master: if source {
+            &args.from_master
+        } else {
+            &args.to_master
+        },
+        file: if source {
+            args.from_password_file.as_deref()
+        } else {
+            args.to_password_file.as_deref()
+        },
+        master_login: args.master_login,
+        ca_file: &args.ca_file,
+        insecure: args.insecure,
+    })
+}
+
+fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
+    let Login {
+        which,
+        flag,
+        url,
+        tls,
+        master,
+        file,
+        ..
+    } = *l;
     let (proto, implicit, user, host, port) = parse_url(flag, url)?;
     let protocol = match proto {
         Proto::Imap => Protocol::Imap,
@@ -510,7 +638,7 @@ fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
     let secret = password(which, &who, file)?;
     let master = master.as_ref().map(|m| Master {
         user: m.clone(),
-        style: match args.master_login {
+        style: match l.master_login {
             MasterLogin::Sasl => MasterStyle::Sasl,
             MasterLogin::Separator => MasterStyle::Separator('*'),
         },
@@ -524,8 +652,8 @@ fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
                 security,
             },
             tls: TlsOptions {
-                ca_file: args.ca_file.clone(),
-                insecure: args.insecure,
+                ca_file: l.ca_file.clone(),
+                insecure: l.insecure,
             },
             credentials: Credentials {
                 user,
@@ -551,17 +679,22 @@ fn source(args: &MigrateArgs) -> Result<Source, ConfigError> {
             Proto::Pop3 => Source::Pop3(side),
         });
     }
+    archive_source("--from", &args.from)
+}
+
+/// An archive as a source: `maildir:`/`mbox:`/`eml:`/`archive:` prefixes are optional.
+fn archive_source(what: &str, given: &str) -> Result<Source, ConfigError> {
     let path = ["maildir:", "mbox:", "eml:", "archive:"]
         .iter()
-        .find_map(|p| args.from.strip_prefix(p))
-        .unwrap_or(&args.from);
+        .find_map(|p| given.strip_prefix(p))
+        .unwrap_or(given);
     if path.contains("://") {
-        return Err(parse_url("from", &args.from)
+        return Err(parse_url("from", given)
             .err()
-            .unwrap_or_else(|| ConfigError(format!("--from {:?}: unknown scheme", args.from))));
+            .unwrap_or_else(|| ConfigError(format!("{what} {given:?}: unknown scheme"))));
     }
     let archive =
-        Archive::open(Path::new(path)).map_err(|e| ConfigError(format!("--from: {e}")))?;
+        Archive::open(Path::new(path)).map_err(|e| ConfigError(format!("{what}: {e}")))?;
     Ok(Source::Archive(Arc::new(archive)))
 }
 
@@ -662,7 +795,13 @@ async fn migrate(
     if let Some(f) = &args.into {
         renames.insert("INBOX".to_string(), f.clone());
     }
+    let pec = if args.no_pec {
+        None
+    } else {
+        Some(run::pec_evidence(&args.pec_trust, &args.reports)?)
+    };
     let sync = Options {
+        pec,
         dry_run: args.dry_run,
         verify: !args.no_verify,
         batch_messages: args.batch_messages.max(1),
@@ -728,6 +867,16 @@ async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i
     }
     let entries = campaign_entries(&campaign)?;
     let mut settings = run::settings(&campaign, how.dry_run);
+    if campaign.file.run.pec {
+        let extra: Vec<PathBuf> = campaign
+            .file
+            .run
+            .pec_trust
+            .iter()
+            .map(|p| campaign.resolve(p))
+            .collect();
+        settings.sync.pec = Some(run::pec_evidence(&extra, &campaign.reports_dir())?);
+    }
     if let Some(p) = how.phase {
         p.apply(
             &campaign.file.phases,
@@ -863,6 +1012,185 @@ async fn report_campaign(path: &Path, out: Option<PathBuf>) -> Result<i32, Confi
         r.mailboxes.len()
     );
     Ok(exit::OK)
+}
+
+async fn pec_report(args: PecArgs) -> Result<i32, ConfigError> {
+    let mut trust = if args.no_system_trust {
+        trasloco_pec::TrustStore::empty()
+    } else {
+        trasloco_pec::TrustStore::system()
+    };
+    for f in &args.trust {
+        trust.add_pem_file(f).map_err(ConfigError)?;
+    }
+    let sources: Vec<Source> = if is_server_url(&args.source) {
+        let (proto, side) = login_side(&Login {
+            which: "source",
+            flag: "from",
+            url: &args.source,
+            tls: args.from_tls,
+            master: &args.from_master,
+            file: args.from_password_file.as_deref(),
+            master_login: args.master_login,
+            ca_file: &args.ca_file,
+            insecure: args.insecure,
+        })?;
+        vec![match proto {
+            Proto::Imap => Source::Imap(side),
+            Proto::Pop3 => Source::Pop3(side),
+        }]
+    } else if args.source.ends_with(".toml") {
+        let campaign = Campaign::load(Path::new(&args.source))?;
+        campaign_entries(&campaign)?
+            .into_iter()
+            .filter_map(|e| e.job.map(|j| j.source))
+            .collect()
+    } else {
+        vec![archive_source("source", &args.source)?]
+    };
+    let scratch = tempfile::tempdir()
+        .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
+    let state = trasloco_state::State::open(&scratch.path().join("scan.sqlite"))
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let opts = Options::default();
+    let mut mailboxes = Vec::new();
+    let mut failures = Vec::new();
+    for s in &sources {
+        let (m, failure) = trasloco_campaign::pec::examine_source(s, &state, &opts, &trust).await;
+        mailboxes.push(m);
+        failures.extend(failure);
+    }
+    state.close().await;
+    let report = trasloco_campaign::pec::PecReport {
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        mailboxes,
+    };
+    let html = trasloco_campaign::pec::write(&args.out, &report)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report)
+                .map_err(|e| ConfigError(format!("internal error: {e}")))?
+        );
+    } else {
+        print!("{}", trasloco_campaign::pec::text(&report));
+        println!(
+            "Report written: {} (and .json, .csv beside it).",
+            html.display()
+        );
+    }
+    Ok(report.exit_code(&failures))
+}
+
+async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
+    let text = std::fs::read_to_string(&args.manifest).map_err(|e| {
+        ConfigError(format!(
+            "cannot read manifest {}: {e}",
+            args.manifest.display()
+        ))
+    })?;
+    let mut lines = Vec::new();
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        lines.push(
+            serde_json::from_str::<trasloco_sync::EvidenceLine>(l).map_err(|e| {
+                ConfigError(format!(
+                    "manifest {} line {}: not an evidence line ({e})",
+                    args.manifest.display(),
+                    i + 1
+                ))
+            })?,
+        );
+    }
+    let mut trust = trasloco_pec::TrustStore::system();
+    for f in &args.trust {
+        trust.add_pem_file(f).map_err(ConfigError)?;
+    }
+    // The target login per target label.
+    let mut sides: Vec<Side> = Vec::new();
+    if let Some(url) = &args.against {
+        let (_, side) = login_side(&Login {
+            which: "target",
+            flag: "to",
+            url,
+            tls: args.to_tls,
+            master: &args.to_master,
+            file: args.to_password_file.as_deref(),
+            master_login: args.master_login,
+            ca_file: &args.ca_file,
+            insecure: args.insecure,
+        })?;
+        sides.push(side);
+    } else if let Some(c) = &args.campaign {
+        let campaign = Campaign::load(c)?;
+        for e in campaign_entries(&campaign)? {
+            if let Some(run::Job {
+                target: Target::Imap(side),
+                ..
+            }) = e.job
+            {
+                sides.push(side);
+            }
+        }
+    }
+    let mut checks = Vec::new();
+    let mut failure = None;
+    for side in &sides {
+        let mine: Vec<trasloco_sync::EvidenceLine> = lines
+            .iter()
+            .filter(|l| l.target == side.label())
+            .cloned()
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        match trasloco_sync::check_manifest(side, &mine, &trust).await {
+            Ok(c) => checks.extend(c),
+            Err((class, why)) => {
+                eprintln!("trasloco: {why}");
+                failure.get_or_insert(class);
+            }
+        }
+    }
+    let bad: Vec<&trasloco_sync::LineCheck> =
+        checks.iter().filter(|c| c.problem.is_some()).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&checks)
+                .map_err(|e| ConfigError(format!("internal error: {e}")))?
+        );
+    } else {
+        for c in &bad {
+            println!(
+                "{} {:?} UID {} ({} {}): {}",
+                c.line.target,
+                c.line.target_folder,
+                c.line.target_uid,
+                c.line.kind,
+                c.line.identificativo.as_deref().unwrap_or("-"),
+                c.problem.as_deref().unwrap_or("")
+            );
+        }
+        println!(
+            "{} of {} manifest lines checked: {} as recorded, {} differ.",
+            checks.len(),
+            lines.len(),
+            checks.len() - bad.len(),
+            bad.len()
+        );
+    }
+    Ok(if !bad.is_empty() {
+        exit::INCOMPLETE
+    } else if let Some(class) = failure {
+        run::code_of(class)
+    } else {
+        exit::OK
+    })
 }
 
 async fn execute(

@@ -1,6 +1,7 @@
 //! One folder: list both sides, diff, copy in overlapped batches, update flags, verify.
 
 use crate::budget::Reservation;
+use crate::evidence::{Before, EvidenceLine, PecEvidence};
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use crate::source::SourceConn;
 use bytes::Bytes;
@@ -288,10 +289,19 @@ pub(crate) fn batches(
 /// A fetched batch: bodies, messages the source could not give, and the memory they hold.
 type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String)>, Reservation);
 
+/// A message handed to the target: source UID, size, SHA-256 of its bytes, and for PEC
+/// messages the source signature verdict.
+struct Sent {
+    uid: u32,
+    size: u64,
+    sha256: String,
+    pec: Option<Before>,
+}
+
 /// What one append worker did with one batch.
 struct Appended {
     fetched: u64,
-    results: Vec<(AppendOutcome, (u32, u64, String))>,
+    results: Vec<(AppendOutcome, Sent)>,
     dropped: Vec<(String, u64)>,
     unreadable: Vec<(u32, String)>,
 }
@@ -301,6 +311,7 @@ struct Appended {
 async fn append_worker(
     tgt: &mut Client,
     folder: &str,
+    pec: Option<&PecEvidence>,
     listed: &HashMap<u32, Listed>,
     permanent: &Permanent,
     queue: &tokio::sync::Mutex<mpsc::Receiver<Fetched>>,
@@ -321,8 +332,12 @@ async fn append_worker(
             for k in refused {
                 *dropped.entry(k).or_default() += 1;
             }
-            let digest = sha256_hex(&body);
-            meta.push((uid, body.len() as u64, digest));
+            meta.push(Sent {
+                uid,
+                size: body.len() as u64,
+                sha256: sha256_hex(&body),
+                pec: pec.and_then(|p| p.before(&body)),
+            });
             msgs.push(AppendMsg {
                 flags: kept.into_iter().collect(),
                 internal_date: l.internal_date.clone(),
@@ -435,9 +450,18 @@ async fn copy_messages(
         // Owning the queue: when the workers end (say a target dropped), the channel closes
         // and the producer stops instead of waiting forever for room.
         let queue = tokio::sync::Mutex::new(rx);
-        let all = pool
-            .iter_mut()
-            .map(|conn| append_worker(conn, &m.target, listed, permanent, &queue, done_tx.clone()));
+        let all = pool.iter_mut().map(|conn| {
+            let pec = opts.pec.as_deref();
+            append_worker(
+                conn,
+                &m.target,
+                pec,
+                listed,
+                permanent,
+                &queue,
+                done_tx.clone(),
+            )
+        });
         // Every worker runs until the queue is empty or its own connection fails, so a batch
         // another connection has in flight when one drops is still confirmed and recorded.
         let results = futures_util::future::join_all(all).await;
@@ -489,7 +513,7 @@ async fn stream_one(
     listed: &HashMap<u32, Listed>,
     permanent: &Permanent,
     report: &mut FolderReport,
-) -> Result<Option<(AppendOutcome, (u32, u64, String))>, SyncError> {
+) -> Result<Option<(AppendOutcome, Sent)>, SyncError> {
     let l = &listed[&uid];
     let (kept, dropped) = permanent.filter(&l.flags);
     for k in dropped {
@@ -536,7 +560,15 @@ async fn stream_one(
                 *report.dropped_keywords.entry(k.clone()).or_default() += 1;
             }
         }
-        return Ok(Some((outcome, (uid, size, hex::encode(sha.finalize())))));
+        // Streamed messages are never held whole, so their signature is not checked here;
+        // the read-back still compares every byte's SHA-256.
+        let sent = Sent {
+            uid,
+            size,
+            sha256: hex::encode(sha.finalize()),
+            pec: None,
+        };
+        return Ok(Some((outcome, sent)));
     }
 }
 
@@ -547,14 +579,20 @@ async fn settle(
     ctx: &FolderCtx<'_>,
     folder_id: i64,
     listed: &HashMap<u32, Listed>,
-    results: Vec<(AppendOutcome, (u32, u64, String))>,
+    results: Vec<(AppendOutcome, Sent)>,
     copied: &mut Vec<Copied>,
     report: &mut FolderReport,
 ) -> Result<(), SyncError> {
     let mut records = Vec::with_capacity(results.len());
     let mut bytes = 0;
     let mut stored = 0;
-    for (outcome, (uid, size, digest)) in results {
+    for (outcome, sent) in results {
+        let Sent {
+            uid,
+            size,
+            sha256: digest,
+            pec,
+        } = sent;
         match outcome {
             AppendOutcome::Stored { uid: tuid, .. } => {
                 stored += 1;
@@ -575,6 +613,7 @@ async fn settle(
                         target_uid: tuid,
                         size,
                         sha256: digest,
+                        pec,
                     });
                 }
             }
@@ -594,6 +633,15 @@ pub(crate) struct Copied {
     target_uid: u32,
     size: u64,
     sha256: String,
+    pec: Option<Before>,
+}
+
+/// Where the copies being verified came from, for the PEC evidence manifest.
+pub(crate) struct EvidenceCtx<'a> {
+    pub pec: &'a PecEvidence,
+    pub source: &'a str,
+    pub target: &'a str,
+    pub source_folder: &'a str,
 }
 
 /// What reading a folder's copies back found.
@@ -609,7 +657,25 @@ pub(crate) async fn verify_folder(
     tgt: &mut Client,
     folder: &str,
     copied: &[Copied],
+    evidence: Option<EvidenceCtx<'_>>,
 ) -> Result<Checked, SyncError> {
+    let line = |c: &Copied, before: &Before, after: &str| EvidenceLine {
+        checked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        source: evidence.as_ref().map_or("", |e| e.source).to_string(),
+        target: evidence.as_ref().map_or("", |e| e.target).to_string(),
+        folder: evidence
+            .as_ref()
+            .map_or("", |e| e.source_folder)
+            .to_string(),
+        target_folder: folder.to_string(),
+        source_uid: c.source_uid,
+        target_uid: c.target_uid,
+        kind: before.kind.to_string(),
+        identificativo: before.identificativo.clone(),
+        sha256: c.sha256.clone(),
+        before: before.status.name().to_string(),
+        after: after.to_string(),
+    };
     tgt.select(folder, true).await.on(SideName::Target)?;
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
@@ -637,6 +703,22 @@ pub(crate) async fn verify_folder(
     tgt.fetch_bodies(&tuids, &mut |tuid, body| {
         if let Some(c) = want.get(&tuid) {
             seen += 1;
+            // A PEC message's signature is checked again on the copy: the same verdict or the
+            // message fails, loudly.
+            if let (Some(before), Some(ev)) = (&c.pec, &evidence) {
+                let after = ev.pec.after(&body);
+                ev.pec.write(&line(c, before, after.name()));
+                if after != before.status {
+                    tracing::error!(
+                        "{folder}: PEC message (source UID {}) signature was {} on the source and is {} on the target copy",
+                        c.source_uid,
+                        before.status.name(),
+                        after.name()
+                    );
+                    mismatched.push((c.source_uid, body.len() as u64));
+                    return;
+                }
+            }
             if sha256_hex(&body) != c.sha256 {
                 mismatched.push((c.source_uid, body.len() as u64));
             }

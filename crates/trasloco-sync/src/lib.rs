@@ -12,18 +12,22 @@
 
 mod budget;
 mod compare;
+mod evidence;
 mod export;
 mod folder;
 mod inventory;
 mod mailbox;
 mod pop3_cleanup;
+mod scan;
 mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use compare::{ARCHIVED, ArchivePart, FolderComparison, MissingMessage, compare_mailbox};
+pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
 pub use mailbox::{DateRule, FolderSelect, Options, Progress, Side, SideName, sync_mailbox};
+pub use scan::{Scanned, scan};
 pub use source::Source;
 
 /// Where messages go.

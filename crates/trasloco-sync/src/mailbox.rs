@@ -1,7 +1,7 @@
 //! One mailbox: connect both sides, map folders, sync each folder, retry after drops.
 
 use crate::budget::MemoryBudget;
-use crate::folder::{Copied, FolderCtx, record_check, sync_folder, verify_folder};
+use crate::folder::{Copied, EvidenceCtx, FolderCtx, record_check, sync_folder, verify_folder};
 use crate::source::{Source, SourceConn, imap_folders};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -73,6 +73,8 @@ pub struct Options {
     pub only: Option<FolderSelect>,
     /// Messages left out by their INTERNALDATE (phases, quota archive cuts).
     pub date_rules: Vec<DateRule>,
+    /// PEC messages: signatures checked before upload and after read-back, evidence manifest.
+    pub pec: Option<std::sync::Arc<crate::PecEvidence>>,
     /// How many times a dropped connection is re-established before the mailbox is given up.
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
@@ -104,6 +106,7 @@ impl Default for Options {
             defer: Vec::new(),
             only: None,
             date_rules: Vec::new(),
+            pec: None,
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
@@ -501,6 +504,7 @@ async fn sync_once(
     let to_check = (!checkers.is_empty()).then_some(to_check);
     let verifier = async {
         let queue = tokio::sync::Mutex::new(&mut checks);
+        let (mappings, src_label, tgt_label) = (&mappings, &src_label, &tgt_label);
         let readers = checkers.iter_mut().map(|c| {
             let queue = &queue;
             async move {
@@ -510,7 +514,13 @@ async fn sync_once(
                     let Some((i, folder, copied)) = next else {
                         return Ok::<_, SyncError>(done);
                     };
-                    done.push((i, verify_folder(c, &folder, &copied).await?));
+                    let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
+                        pec,
+                        source: src_label,
+                        target: tgt_label,
+                        source_folder: &mappings[i].source,
+                    });
+                    done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
                 }
             }
         });

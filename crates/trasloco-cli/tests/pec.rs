@@ -1,0 +1,229 @@
+//! PEC mailboxes through the real Dovecot pair: `pec report` on a mailbox full of generated
+//! PEC messages (every verdict and the linking gaps), a migration that checks each PEC
+//! signature before upload and on the read-back copy and writes the evidence manifest, the
+//! same verdicts at the target, `pec verify-manifest` passing and then catching a message the
+//! test removed, and the report of an archive of the mailbox.
+
+mod support;
+
+use support::*;
+use trasloco_pec::Kind;
+use trasloco_pec::testkit::{Pki, Spec, sent_copy};
+
+fn report_json(pair: &Pair, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = pair.trasloco(args, "alice-pw", "alice-pw");
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    let v = serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (code(&out), v)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
+    let pair = Pair::start();
+    let pki = Pki::new();
+    let root = pair.dir.path().join("test-root.pem");
+    std::fs::write(&root, &pki.root_pem).unwrap();
+    let root = root.display().to_string();
+
+    // Sending 1: accepted, delivered to one recipient, not delivered to the other.
+    let s1 = Spec::new(Kind::Acceptance, 1);
+    let mut s1_ok = s1.clone();
+    s1_ok.kind = Kind::DeliveryComplete;
+    let mut s1_ko = s1.clone();
+    s1_ko.kind = Kind::NonDelivery;
+    s1_ko.consegna = Some("protocollo@pec.gamma.example".into());
+    // Sending 2: accepted, one delivery only (a gap), receipts signed with SHA-1.
+    let s2 = Spec::new(Kind::Acceptance, 2);
+    let mut s2_ok = s2.clone();
+    s2_ok.kind = Kind::DeliverySynthetic;
+    // Sending 3: an old one, signed in 2018 by a certificate expired since.
+    let s3 = Spec::new(Kind::Acceptance, 3);
+    let mut s3_ok = s3.clone();
+    s3_ok.kind = Kind::DeliveryShort;
+    s3_ok.recipients.truncate(1);
+    let mut s3_acc = s3.clone();
+    s3_acc.recipients.truncate(1);
+    // A received envelope, one from a provider nobody trusts, one altered, an anomaly.
+    let envelope = pki.current.message(&Spec::new(Kind::TransportEnvelope, 4));
+    let rogue = pki.rogue.message(&Spec::new(Kind::TransportEnvelope, 5));
+    let altered = String::from_utf8(pki.current.message(&Spec::new(Kind::TransportEnvelope, 6)))
+        .unwrap()
+        .replacen("l'offerta.  \r\n", "l'offerta!  \r\n", 1)
+        .into_bytes();
+    let anomaly = pki.current.message(&Spec::new(Kind::AnomalyEnvelope, 7));
+    let inbox: Vec<Vec<u8>> = vec![
+        pki.current.message(&s1),
+        pki.current.message(&s1_ok),
+        pki.current.message(&s1_ko),
+        pki.sha1.message(&s2),
+        pki.sha1.message(&s2_ok),
+        pki.expired.message(&s3_acc),
+        pki.expired.message(&s3_ok),
+        envelope,
+        rogue,
+        altered,
+        anomaly,
+        b"From: a@b.example\r\nSubject: ordinary\r\n\r\nhello\r\n".to_vec(),
+    ];
+    let sent: Vec<Vec<u8>> = vec![
+        sent_copy(&s1),
+        sent_copy(&s2),
+        sent_copy(&s3),
+        sent_copy(&Spec::new(Kind::Ordinary, 9)),
+    ];
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", inbox.into_iter().map(msg).collect()).await;
+    seed(&mut c, "Posta inviata", sent.into_iter().map(msg).collect()).await;
+    let url = pair.url("source", "alice");
+    let ca = pair.ca().display().to_string();
+
+    // 1. The report on the source mailbox.
+    let args = |u: &str| {
+        vec![
+            "pec".to_string(),
+            "report".into(),
+            u.to_string(),
+            "--trust".into(),
+            root.clone(),
+            "--no-system-trust".into(),
+            "--ca-file".into(),
+            ca.clone(),
+            "--json".into(),
+        ]
+    };
+    let a = args(&url);
+    let (code_src, v) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code_src, 2, "a broken signature is exit 2");
+    let m = &v["mailboxes"][0];
+    assert_eq!(m["messages"], 16);
+    assert_eq!(m["pec_messages"], 11);
+    let sig = &m["by_signature"];
+    assert_eq!(sig["valid"], 7, "{sig}");
+    assert_eq!(sig["valid-at-signing-time"], 2, "{sig}");
+    assert_eq!(sig["untrusted"], 1, "{sig}");
+    assert_eq!(sig["broken"], 1, "{sig}");
+    assert_eq!(
+        m["sha1"], 4,
+        "SHA-1: the two receipts of sending 2 and the two old ones"
+    );
+    let kinds = &m["by_kind"];
+    assert_eq!(kinds["acceptance"], 3);
+    assert_eq!(kinds["transport-envelope"], 3);
+    assert_eq!(kinds["ordinary"], 5);
+    assert_eq!(m["transactions"], 3);
+    let gaps: Vec<String> = m["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["gap"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            "anomaly",
+            "recipient-without-outcome",
+            "sent-without-acceptance"
+        ],
+        "{}",
+        m["gaps"]
+    );
+    for f in ["pec-report.html", "pec-report.csv", "pec-report.json"] {
+        assert!(
+            pair.dir.path().join("trasloco-reports").join(f).exists(),
+            "{f}"
+        );
+    }
+
+    // 2. Migrate: every PEC signature checked before upload and on the copy; the manifest.
+    let out = pair.migrate("alice", &["--pec-trust", &root]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let manifest = pair.dir.path().join("trasloco-reports/pec-evidence.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 11, "one line per PEC message");
+    for l in &lines {
+        assert_eq!(l["before"], l["after"], "{l}");
+        assert_eq!(l["source"], "alice@127.0.0.1");
+    }
+    assert!(
+        lines.iter().any(|l| l["before"] == "broken"),
+        "the altered one stays recorded as it was"
+    );
+
+    // 3. The same verdicts at the target.
+    let a = args(&pair.url("target", "alice"));
+    let (_, t) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(t["mailboxes"][0]["by_signature"], *sig);
+    assert_eq!(t["mailboxes"][0]["gaps"].as_array().unwrap().len(), 3);
+
+    // 4. The manifest against the target: as recorded; then a removed message is caught.
+    let check = |pair: &Pair| {
+        pair.trasloco(
+            &[
+                "pec",
+                "verify-manifest",
+                &manifest.display().to_string(),
+                "--against",
+                &pair.url("target", "alice"),
+                "--trust",
+                &root,
+                "--ca-file",
+                &ca,
+            ],
+            "",
+            "alice-pw",
+        )
+    };
+    let out = check(&pair);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("11 of 11 manifest lines checked: 11 as recorded, 0 differ"),
+        "{}",
+        text(&out)
+    );
+    pair.doveadm(
+        "target",
+        &[
+            "expunge",
+            "-u",
+            "alice",
+            "mailbox",
+            "INBOX",
+            "HEADER",
+            "X-Ricevuta",
+            "errore-consegna",
+        ],
+    );
+    let out = check(&pair);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+    assert!(text(&out).contains("1 differ"), "{}", text(&out));
+
+    // 5. An archive of the source mailbox reports the same.
+    let out = pair.trasloco(
+        &[
+            "--no-progress",
+            "archive",
+            "export",
+            "--from",
+            &url,
+            "--to",
+            "maildir:backup",
+            "--ca-file",
+            &ca,
+            "--no-pec",
+        ],
+        "alice-pw",
+        "",
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let a = args(&pair.dir.path().join("backup").display().to_string());
+    let (_, b) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(b["mailboxes"][0]["by_signature"], *sig);
+    assert_eq!(b["mailboxes"][0]["messages"], 16);
+}

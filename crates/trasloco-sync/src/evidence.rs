@@ -1,0 +1,213 @@
+//! PEC messages as evidence during a copy: each PEC message's signature is checked on the
+//! source bytes before upload and on the target copy read back after, a different verdict
+//! fails that message, and every checked message gets a line in an evidence manifest
+//! (JSON lines) that an auditor can check against the target later
+//! (`trasloco pec verify-manifest`).
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use trasloco_pec::{SignatureStatus, TrustStore};
+
+/// Checks PEC messages and writes the evidence manifest.
+pub struct PecEvidence {
+    trust: TrustStore,
+    manifest: Option<PathBuf>,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl std::fmt::Debug for PecEvidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PecEvidence")
+            .field("manifest", &self.manifest)
+            .finish()
+    }
+}
+
+/// The source side of a PEC message: its type, transaction id and signature verdict.
+#[derive(Debug, Clone)]
+pub(crate) struct Before {
+    pub kind: &'static str,
+    pub identificativo: Option<String>,
+    pub status: SignatureStatus,
+}
+
+/// One line of the evidence manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceLine {
+    /// When the copy was checked (RFC 3339).
+    pub checked_at: String,
+    /// Source account.
+    pub source: String,
+    /// Target account.
+    pub target: String,
+    /// Source folder.
+    pub folder: String,
+    /// Target folder.
+    pub target_folder: String,
+    /// Source UID.
+    pub source_uid: u32,
+    /// Target UID.
+    pub target_uid: u32,
+    /// PEC type.
+    pub kind: String,
+    /// The transaction's PEC id.
+    pub identificativo: Option<String>,
+    /// SHA-256 of the bytes (the same on both sides, or the message failed).
+    pub sha256: String,
+    /// Signature verdict on the source bytes.
+    pub before: String,
+    /// Signature verdict on the target copy (`same-bytes` when a large message was compared
+    /// by SHA-256 only).
+    pub after: String,
+}
+
+impl PecEvidence {
+    /// Check against `trust`; append manifest lines to `manifest` when given.
+    pub fn new(trust: TrustStore, manifest: Option<PathBuf>) -> PecEvidence {
+        PecEvidence {
+            trust,
+            manifest,
+            file: Mutex::new(None),
+        }
+    }
+
+    /// The trust anchors.
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// The source verdict, for PEC messages only (a cheap header look decides).
+    pub(crate) fn before(&self, body: &[u8]) -> Option<Before> {
+        let c = trasloco_pec::classify(body);
+        if !c.kind.is_pec() {
+            return None;
+        }
+        Some(Before {
+            kind: c.kind.name(),
+            identificativo: c.daticert.and_then(|d| d.identificativo),
+            status: trasloco_pec::verify(body, &self.trust).status,
+        })
+    }
+
+    /// The verdict on the target copy.
+    pub(crate) fn after(&self, body: &[u8]) -> SignatureStatus {
+        trasloco_pec::verify(body, &self.trust).status
+    }
+
+    /// Append a line to the manifest (opened on first use).
+    pub(crate) fn write(&self, line: &EvidenceLine) {
+        let Some(path) = &self.manifest else { return };
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.is_none() {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => *file = Some(f),
+                Err(e) => {
+                    tracing::error!(
+                        "cannot write the PEC evidence manifest {}: {e}",
+                        path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        if let (Some(f), Ok(json)) = (file.as_mut(), serde_json::to_string(line))
+            && let Err(e) = writeln!(f, "{json}").and_then(|()| f.flush())
+        {
+            tracing::error!(
+                "cannot write the PEC evidence manifest {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// One manifest line checked against the target now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineCheck {
+    /// The line.
+    pub line: EvidenceLine,
+    /// None when the copy is still exactly as recorded; else what differs.
+    pub problem: Option<String>,
+}
+
+/// Check manifest lines against the target copies now: the message is still at its UID, its
+/// SHA-256 is the recorded one, and its signature verdict is the recorded one.
+pub async fn check_manifest(
+    target: &crate::Side,
+    lines: &[EvidenceLine],
+    trust: &TrustStore,
+) -> Result<Vec<LineCheck>, crate::Failure> {
+    use crate::mailbox::{OnSide, SideName, SyncError, connect};
+    use sha2::Digest;
+    let label = target.label();
+    let run = async {
+        let mut tgt = connect(target, SideName::Target).await?;
+        let mut by_folder: std::collections::BTreeMap<&str, Vec<&EvidenceLine>> =
+            Default::default();
+        for l in lines {
+            by_folder
+                .entry(l.target_folder.as_str())
+                .or_default()
+                .push(l);
+        }
+        let mut out = Vec::with_capacity(lines.len());
+        for (folder, ls) in by_folder {
+            let mut bodies: std::collections::HashMap<u32, (String, SignatureStatus)> =
+                Default::default();
+            match tgt.select(folder, true).await {
+                Ok(_) => {
+                    let uids: Vec<u32> = ls.iter().map(|l| l.target_uid).collect();
+                    tgt.fetch_bodies(&uids, &mut |uid, b| {
+                        let sha = hex::encode(sha2::Sha256::digest(&b));
+                        bodies.insert(uid, (sha, trasloco_pec::verify(&b, trust).status));
+                    })
+                    .await
+                    .on(SideName::Target)?;
+                }
+                Err(e) if e.kind == trasloco_imap::ErrorKind::Refused => {}
+                Err(e) => {
+                    return Err(SyncError::Imap {
+                        side: SideName::Target,
+                        error: e,
+                    });
+                }
+            }
+            for l in ls {
+                let problem = match bodies.get(&l.target_uid) {
+                    None => Some(format!(
+                        "not found: folder {:?} has no UID {}",
+                        l.target_folder, l.target_uid
+                    )),
+                    Some((sha, _)) if *sha != l.sha256 => Some(format!(
+                        "bytes differ: SHA-256 {sha}, recorded {}",
+                        l.sha256
+                    )),
+                    Some((_, status)) if l.after != "same-bytes" && status.name() != l.after => {
+                        Some(format!(
+                            "signature is {} now, recorded {}",
+                            status.name(),
+                            l.after
+                        ))
+                    }
+                    Some(_) => None,
+                };
+                out.push(LineCheck {
+                    line: l.clone(),
+                    problem,
+                });
+            }
+        }
+        tgt.logout().await;
+        Ok::<_, SyncError>(out)
+    };
+    run.await.map_err(|e| e.describe("", &label))
+}
