@@ -390,6 +390,22 @@ pub fn verify(raw: &[u8], trust: &TrustStore) -> SignatureCheck {
     };
     check.signer = Some(signer.tbs_certificate.subject.to_string());
     check.signer_email = email_of(signer);
+    // Binding (reference §3.5 step 5): the certificate's address is the provider's From. A
+    // list wrapper has its own From, so only the signed message's own header counts.
+    let from = signed
+        .headers
+        .get("From")
+        .or_else(|| top.headers.get("From"))
+        .and_then(|f| f.rsplit('<').next())
+        .map(|f| f.trim_end_matches('>').trim().to_ascii_lowercase());
+    if let (Some(email), Some(from)) = (&check.signer_email, from)
+        && !from.is_empty()
+        && !email.eq_ignore_ascii_case(&from)
+    {
+        check.problems.push(format!(
+            "the signer certificate is for {email}, the message is From {from}"
+        ));
+    }
     check.signer_not_after = Some(rfc3339(time_of(&signer.tbs_certificate.validity.not_after)));
     let digest_oid = si.digest_alg.oid;
     let name = match digest_oid {

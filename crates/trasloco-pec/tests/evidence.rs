@@ -110,6 +110,25 @@ fn timeouts_rem_and_stripped_headers() {
 }
 
 #[test]
+fn a_pec_wrapped_by_a_mailing_list_still_verifies_and_says_so() {
+    let p = pki();
+    let raw =
+        String::from_utf8(p.current.message(&Spec::new(Kind::TransportEnvelope, 11))).unwrap();
+    let wrapped = format!(
+        "From: lista@lists.example\r\nSubject: [Osst-users] POSTA CERTIFICATA: x\r\nContent-Type: multipart/mixed; boundary=\"LIST\"\r\n\r\n--LIST\r\nContent-Type: text/plain\r\n\r\nlist footer\r\n--LIST\r\n{raw}\r\n--LIST--\r\n"
+    );
+    let c = classify(wrapped.as_bytes());
+    assert_eq!(c.kind, Kind::TransportEnvelope);
+    assert!(
+        c.findings.iter().any(|f| f.contains("wrapped")),
+        "{:?}",
+        c.findings
+    );
+    let v = verify(wrapped.as_bytes(), &p.trust());
+    assert_eq!(v.status, SignatureStatus::Valid, "{v:?}");
+}
+
+#[test]
 fn signatures_at_signing_time() {
     let p = pki();
     let trust = p.trust();
