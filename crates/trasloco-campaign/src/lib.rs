@@ -25,6 +25,26 @@ pub mod rules;
 pub mod run;
 pub mod verify;
 
+/// Write a report's files into `dir`: JSON, CSV and HTML renderings of one value. Each file is
+/// written beside and renamed, so a killed command never leaves half a file for the next one;
+/// the last file is written last (for the plan, the JSON `run` reads).
+pub(crate) fn write_files(
+    dir: &std::path::Path,
+    files: [(&str, Result<String, String>); 3],
+) -> Result<(), ConfigError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
+    for (name, text) in files {
+        let text = text.map_err(|e| ConfigError(format!("internal error: {name}: {e}")))?;
+        let p = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &p))
+            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
 /// A user mistake in a file: one line naming the file (and line) and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

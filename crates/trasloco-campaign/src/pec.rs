@@ -328,22 +328,16 @@ fn html_text(r: &PecReport) -> String {
 
 /// Write pec-report.json, pec-report.csv and pec-report.html into `dir`; returns the HTML path.
 pub fn write(dir: &Path, r: &PecReport) -> Result<PathBuf, ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
-    let put = |name: &str, text: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, text)
-            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))
-    };
-    put(
-        "pec-report.json",
-        serde_json::to_string_pretty(r)
-            .map_err(|e| ConfigError(format!("internal error: pec report: {e}")))?,
+    crate::write_files(
+        dir,
+        [
+            (
+                "pec-report.json",
+                serde_json::to_string_pretty(r).map_err(|e| e.to_string()),
+            ),
+            ("pec-report.csv", csv_text(r).map_err(|e| e.to_string())),
+            ("pec-report.html", Ok(html_text(r))),
+        ],
     )?;
-    put(
-        "pec-report.csv",
-        csv_text(r).map_err(|e| ConfigError(format!("internal error: pec report: {e}")))?,
-    )?;
-    put("pec-report.html", html_text(r))?;
     Ok(dir.join("pec-report.html"))
 }

@@ -566,24 +566,17 @@ fn html_text(plan: &Plan) -> String {
 
 /// Write plan.json, plan.csv and plan.html into `dir`; returns the JSON path.
 pub fn write(dir: &Path, plan: &Plan) -> Result<PathBuf, ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
-    let put = |name: &str, text: String| {
-        let p = dir.join(name);
-        // Written beside and renamed, so a killed plan never leaves half a file for `run`.
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &p))
-            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))
-    };
-    let json = serde_json::to_string_pretty(plan)
-        .map_err(|e| ConfigError(format!("internal error: plan: {e}")))?;
-    put(
-        "plan.csv",
-        csv_text(plan).map_err(|e| ConfigError(format!("internal error: plan.csv: {e}")))?,
+    crate::write_files(
+        dir,
+        [
+            ("plan.csv", csv_text(plan).map_err(|e| e.to_string())),
+            ("plan.html", Ok(html_text(plan))),
+            (
+                "plan.json",
+                serde_json::to_string_pretty(plan).map_err(|e| e.to_string()),
+            ),
+        ],
     )?;
-    put("plan.html", html_text(plan))?;
-    put("plan.json", json)?;
     Ok(dir.join("plan.json"))
 }
 

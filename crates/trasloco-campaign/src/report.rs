@@ -396,22 +396,16 @@ fn csv_text(r: &Report) -> Result<String, csv::Error> {
 
 /// Write report.html, report.csv and report.json into `dir`; returns the HTML path.
 pub fn write(dir: &Path, r: &Report) -> Result<PathBuf, ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
-    let put = |name: &str, text: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, text)
-            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))
-    };
-    put(
-        "report.csv",
-        csv_text(r).map_err(|e| ConfigError(format!("internal error: report.csv: {e}")))?,
+    crate::write_files(
+        dir,
+        [
+            ("report.csv", csv_text(r).map_err(|e| e.to_string())),
+            (
+                "report.json",
+                serde_json::to_string_pretty(r).map_err(|e| e.to_string()),
+            ),
+            ("report.html", Ok(html_text(r))),
+        ],
     )?;
-    put(
-        "report.json",
-        serde_json::to_string_pretty(r)
-            .map_err(|e| ConfigError(format!("internal error: report.json: {e}")))?,
-    )?;
-    put("report.html", html_text(r))?;
     Ok(dir.join("report.html"))
 }
