@@ -51,6 +51,11 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
         .replacen("l'offerta.  \r\n", "l'offerta!  \r\n", 1)
         .into_bytes();
     let anomaly = pki.current.message(&Spec::new(Kind::AnomalyEnvelope, 7));
+    // Over 1 MiB: streamed to the target, and still checked as evidence.
+    let mut big = Spec::new(Kind::TransportEnvelope, 8);
+    big.pad = 1_500_000;
+    let big = pki.current.message(&big);
+    assert!(big.len() > 1_500_000);
     let inbox: Vec<Vec<u8>> = vec![
         pki.current.message(&s1),
         pki.current.message(&s1_ok),
@@ -63,6 +68,7 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
         rogue,
         altered,
         anomaly,
+        big,
         b"From: a@b.example\r\nSubject: ordinary\r\n\r\nhello\r\n".to_vec(),
     ];
     let sent: Vec<Vec<u8>> = vec![
@@ -95,10 +101,10 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     let (code_src, v) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code_src, 2, "a broken signature is exit 2");
     let m = &v["mailboxes"][0];
-    assert_eq!(m["messages"], 16);
-    assert_eq!(m["pec_messages"], 11);
+    assert_eq!(m["messages"], 17);
+    assert_eq!(m["pec_messages"], 12);
     let sig = &m["by_signature"];
-    assert_eq!(sig["valid"], 7, "{sig}");
+    assert_eq!(sig["valid"], 8, "{sig}");
     assert_eq!(sig["valid-at-signing-time"], 2, "{sig}");
     assert_eq!(sig["untrusted"], 1, "{sig}");
     assert_eq!(sig["broken"], 1, "{sig}");
@@ -108,7 +114,7 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     );
     let kinds = &m["by_kind"];
     assert_eq!(kinds["acceptance"], 3);
-    assert_eq!(kinds["transport-envelope"], 3);
+    assert_eq!(kinds["transport-envelope"], 4);
     assert_eq!(kinds["ordinary"], 5);
     assert_eq!(m["transactions"], 3);
     let gaps: Vec<String> = m["gaps"]
@@ -145,7 +151,11 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 11, "one line per PEC message");
+    assert_eq!(
+        lines.len(),
+        12,
+        "one line per PEC message, the streamed one too"
+    );
     for l in &lines {
         assert_eq!(l["before"], l["after"], "{l}");
         assert_eq!(l["source"], "alice@127.0.0.1");
@@ -182,7 +192,7 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     let out = check(&pair);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
-        text(&out).contains("11 of 11 manifest lines checked: 11 as recorded, 0 differ"),
+        text(&out).contains("12 of 12 manifest lines checked: 12 as recorded, 0 differ"),
         "{}",
         text(&out)
     );
@@ -225,5 +235,5 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     let a = args(&pair.dir.path().join("backup").display().to_string());
     let (_, b) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(b["mailboxes"][0]["by_signature"], *sig);
-    assert_eq!(b["mailboxes"][0]["messages"], 16);
+    assert_eq!(b["mailboxes"][0]["messages"], 17);
 }

@@ -315,6 +315,8 @@ pub struct Spec {
     pub msgid: String,
     /// The recipient a delivery/failure notice is about.
     pub consegna: Option<String>,
+    /// Bytes of base64 padding in the original's attachment (to make large messages).
+    pub pad: usize,
 }
 
 impl Spec {
@@ -331,6 +333,7 @@ impl Spec {
             identificativo: format!("opec{n}.20260203091405.1234.5.1.7@pec.esempio.example"),
             msgid: format!("<client-{n}@client.alfa.example>"),
             consegna: Some("info@pec.beta.example".into()),
+            pad: 0,
         }
     }
 }
@@ -383,8 +386,10 @@ pub fn original_message(s: &Spec, short: bool) -> Vec<u8> {
         "Content-Type: text/plain; name=\"offerta.pdf.hash\"\r\nContent-Disposition: attachment; filename=\"offerta.pdf.hash\"\r\n\r\n3f786850e387550fdab836ed7e6dc881de23001b\r\n"
             .to_string()
     } else {
-        "Content-Type: application/pdf; name=\"offerta.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"offerta.pdf\"\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n"
-            .to_string()
+        format!(
+            "Content-Type: application/pdf; name=\"offerta.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"offerta.pdf\"\r\n\r\nJVBERi0xLjQKJcfsj6IK\r\n{}",
+            format!("{}\r\n", "A".repeat(76)).repeat(s.pad / 78)
+        )
     };
     format!(
         "Received: from client.alfa.example by pec.esempio.example\r\nMessage-ID: <{}>\r\nX-Riferimento-Message-ID: {}\r\nFrom: {}\r\nTo: {}\r\nSubject: {}\r\nDate: Tue, 3 Feb 2026 09:14:05 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"orig\"\r\n\r\n--orig\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nIn allegato l'offerta.  \r\n--orig\r\n{attachment}--orig--\r\n",

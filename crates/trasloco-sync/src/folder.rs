@@ -536,6 +536,10 @@ async fn stream_one(
             .await
             .on(SideName::Target)?;
         let mut sha = Sha256::new();
+        // A PEC message (its header, in the first piece, says so) is also kept whole, so its
+        // signature can be checked: evidence is worth the memory, ordinary mail is not.
+        let mut whole: Option<Vec<u8>> = None;
+        let mut first = true;
         let outcome = match start {
             AppendStart::Refused(outcome) => {
                 src.body_end(body).await.on(SideName::Source)?;
@@ -543,6 +547,15 @@ async fn stream_one(
             }
             AppendStart::Go(append) => {
                 while let Some(chunk) = src.body_chunk(&mut body).await.on(SideName::Source)? {
+                    if std::mem::take(&mut first)
+                        && ctx.opts.pec.is_some()
+                        && trasloco_pec::classify(&chunk).kind.is_pec()
+                    {
+                        whole = Some(Vec::with_capacity(size as usize));
+                    }
+                    if let Some(w) = whole.as_mut() {
+                        w.extend_from_slice(&chunk);
+                    }
                     sha.update(&chunk);
                     tgt.append_chunk(&chunk).await.on(SideName::Target)?;
                 }
@@ -560,13 +573,15 @@ async fn stream_one(
                 *report.dropped_keywords.entry(k.clone()).or_default() += 1;
             }
         }
-        // Streamed messages are never held whole, so their signature is not checked here;
-        // the read-back still compares every byte's SHA-256.
+        let pec = match (&ctx.opts.pec, &whole) {
+            (Some(p), Some(w)) => p.before(w),
+            _ => None,
+        };
         let sent = Sent {
             uid,
             size,
             sha256: hex::encode(sha.finalize()),
-            pec: None,
+            pec,
         };
         return Ok(Some((outcome, sent)));
     }
@@ -676,6 +691,25 @@ pub(crate) async fn verify_folder(
         before: before.status.name().to_string(),
         after: after.to_string(),
     };
+    // A PEC message's signature is checked again on the copy: the same verdict as on the
+    // source, or the message fails, loudly. Either way the manifest gets its line.
+    let pec_ok = |c: &Copied, body: &[u8]| {
+        let (Some(before), Some(ev)) = (&c.pec, &evidence) else {
+            return true;
+        };
+        let after = ev.pec.after(body);
+        ev.pec.write(&line(c, before, after.name()));
+        if after != before.status {
+            tracing::error!(
+                "{folder}: PEC message (source UID {}) signature was {} on the source and is {} on the target copy",
+                c.source_uid,
+                before.status.name(),
+                after.name()
+            );
+            return false;
+        }
+        true
+    };
     tgt.select(folder, true).await.on(SideName::Target)?;
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
@@ -686,12 +720,23 @@ pub(crate) async fn verify_folder(
             continue;
         };
         let mut sha = Sha256::new();
+        let mut whole: Option<Vec<u8>> =
+            c.pec.as_ref().map(|_| Vec::with_capacity(c.size as usize));
         while let Some(chunk) = tgt.body_chunk(&mut body).await.on(SideName::Target)? {
             sha.update(&chunk);
+            if let Some(w) = whole.as_mut() {
+                w.extend_from_slice(&chunk);
+            }
         }
         let len = body.size();
         tgt.body_end(body).await.on(SideName::Target)?;
         seen += 1;
+        if let Some(w) = &whole
+            && !pec_ok(c, w)
+        {
+            mismatched.push((c.source_uid, len));
+            continue;
+        }
         if hex::encode(sha.finalize()) != c.sha256 {
             mismatched.push((c.source_uid, len));
         }
@@ -703,21 +748,9 @@ pub(crate) async fn verify_folder(
     tgt.fetch_bodies(&tuids, &mut |tuid, body| {
         if let Some(c) = want.get(&tuid) {
             seen += 1;
-            // A PEC message's signature is checked again on the copy: the same verdict or the
-            // message fails, loudly.
-            if let (Some(before), Some(ev)) = (&c.pec, &evidence) {
-                let after = ev.pec.after(&body);
-                ev.pec.write(&line(c, before, after.name()));
-                if after != before.status {
-                    tracing::error!(
-                        "{folder}: PEC message (source UID {}) signature was {} on the source and is {} on the target copy",
-                        c.source_uid,
-                        before.status.name(),
-                        after.name()
-                    );
-                    mismatched.push((c.source_uid, body.len() as u64));
-                    return;
-                }
+            if !pec_ok(c, &body) {
+                mismatched.push((c.source_uid, body.len() as u64));
+                return;
             }
             if sha256_hex(&body) != c.sha256 {
                 mismatched.push((c.source_uid, body.len() as u64));
