@@ -214,7 +214,26 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     assert!(text(&out).contains("not found"), "{}", text(&out));
     assert!(text(&out).contains("1 differ"), "{}", text(&out));
 
-    // 5. An archive of the source mailbox reports the same.
+    // 5. A campaign reports every source mailbox.
+    std::fs::write(
+        pair.dir.path().join("accounts.csv"),
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pair.dir.path().join("campaign.toml"),
+        format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{ca}\"\n[target]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{ca}\"\n[accounts]\nfile = \"accounts.csv\"\n",
+            pair.port("SOURCE_IMAP_PORT"),
+            pair.port("TARGET_IMAP_PORT")
+        ),
+    )
+    .unwrap();
+    let a = args("campaign.toml");
+    let (_, cv) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(cv["mailboxes"][0]["by_signature"], *sig);
+
+    // 6. An archive of the source mailbox reports the same.
     let out = pair.trasloco(
         &[
             "--no-progress",
