@@ -17,6 +17,8 @@
 #   source: Maildir with LAYOUT=fs, hierarchy separator "/", Italian folder names, no SPECIAL-USE
 #   target: Maildir++ (separator "."), English special-use folders created on login, a quota
 #           (count backend) of 1 GiB per user, 2 MiB for user "tiny" whose messages may not exceed 200 KiB.
+# Sieve: both offer ManageSieve; the target leaves out the "regex" extension, so a test can see it
+# refuse a script the source accepted.
 # PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
 # (owners keep every right unless a dovecot-acl file says otherwise).
 # PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …);
@@ -193,6 +195,7 @@ plugin {
 $acl_block
 $quota_block
   sieve = file:~/sieve;active=~/.dovecot.sieve
+$( [ "$side" = target ] && echo "  sieve_extensions = -regex" )
 }
 protocol imap {
   mail_plugins = \$mail_plugins $imap_plugins

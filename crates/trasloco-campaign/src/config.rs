@@ -82,6 +82,9 @@ pub struct ServerSection {
     pub master_login: MasterLogin,
     /// Separator for `master_login = "separator"`.
     pub master_separator: Option<char>,
+    /// ManageSieve port (default 4190); STARTTLS as `tls` says (implicit TLS here means
+    /// STARTTLS required, as ManageSieve has no implicit-TLS port).
+    pub sieve_port: Option<u16>,
 }
 
 /// `[accounts]`.
@@ -227,6 +230,9 @@ pub struct CampaignFile {
     pub phases: crate::phases::PhasesSection,
     /// When runs may start.
     pub window: Option<crate::phases::Window>,
+    /// The domain transition on the old server (redirect + auto-reply).
+    #[serde(default)]
+    pub transition: crate::transition::TransitionSection,
 }
 
 /// A loaded campaign: the file plus the directory its relative paths start from.
@@ -397,6 +403,26 @@ impl Campaign {
                 .as_deref()
                 .unwrap_or(Path::new("trasloco-reports")),
         )
+    }
+
+    /// The ManageSieve endpoint of a side: its host (or an account's host override), the sieve
+    /// port, STARTTLS as the side's TLS mode says.
+    pub fn sieve_endpoint(&self, which: &str, host: &str) -> Endpoint {
+        let s = if which == "source" {
+            &self.file.source
+        } else {
+            &self.file.target
+        };
+        let (_, imap_security) = resolve_security(host, s.port, s.tls);
+        let security = match imap_security {
+            Security::Implicit | Security::StartTls => Security::StartTls,
+            other => other,
+        };
+        Endpoint {
+            host: host.to_string(),
+            port: s.sieve_port.unwrap_or(4190),
+            security,
+        }
     }
 
     /// Resolve a server section, reading the master password if there is a master user.

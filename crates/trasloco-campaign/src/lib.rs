@@ -10,7 +10,8 @@
 //! - [`run`]: run the mailboxes N at a time, write the JSON report, decide the exit code;
 //! - [`verify`]: compare source and target after the fact;
 //! - [`report`]: the HTML, CSV and JSON report for people;
-//! - [`pec`]: PEC mailboxes as evidence (types, signatures, receipt links).
+//! - [`pec`]: PEC mailboxes as evidence (types, signatures, receipt links);
+//! - [`transition`]: the renamed domain's redirect and auto-reply, and filters carried over.
 #![deny(missing_docs)]
 
 pub mod accounts;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod transition;
 pub mod verify;
 
 /// Write a report's files into `dir`: JSON, CSV and HTML renderings of one value. Each file is

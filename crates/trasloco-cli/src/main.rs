@@ -86,6 +86,29 @@ impl PhaseArg {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum TransitionArg {
+    Apply,
+    Status,
+    Remove,
+}
+
+#[derive(Subcommand)]
+enum FiltersCommand {
+    /// Copy every user's scripts (and which one is active), rewriting addresses of renamed
+    /// domains; scripts the target refuses are reported with its reason.
+    Migrate {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Check with the target (CHECKSCRIPT) but store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum PecCommand {
     /// Examine every message: counts by PEC type, signature status (valid, valid at signing
@@ -275,6 +298,21 @@ enum Command {
     /// PEC (certified mail) mailboxes as evidence.
     #[command(subcommand)]
     Pec(PecCommand),
+    /// A renamed domain on the old server: redirect to the new address and an auto-reply only
+    /// to senders outside the organisation (Sieve, over ManageSieve).
+    Transition {
+        /// apply, status or remove.
+        #[arg(value_enum)]
+        action: TransitionArg,
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Users' Sieve filters from the old server to the new one.
+    #[command(subcommand)]
+    Filters(FiltersCommand),
     /// Show each mailbox's state from the store.
     Status {
         /// The campaign file (its state file is read).
@@ -472,6 +510,35 @@ fn main() -> ExitCode {
             } => verify_campaign(&campaign, full, json).await,
             Command::Report { campaign, out } => report_campaign(&campaign, out).await,
             Command::Pec(PecCommand::Report(args)) => pec_report(*args).await,
+            Command::Transition {
+                action,
+                campaign,
+                json,
+            } => {
+                let action = match action {
+                    TransitionArg::Apply => trasloco_campaign::transition::Action::Apply,
+                    TransitionArg::Status => trasloco_campaign::transition::Action::Status,
+                    TransitionArg::Remove => trasloco_campaign::transition::Action::Remove,
+                };
+                sieve_command(&campaign, json, |c, e| {
+                    Box::pin(async move {
+                        trasloco_campaign::transition::transition_all(c, e, action).await
+                    })
+                })
+                .await
+            }
+            Command::Filters(FiltersCommand::Migrate {
+                campaign,
+                dry_run,
+                json,
+            }) => {
+                sieve_command(&campaign, json, |c, e| {
+                    Box::pin(async move {
+                        trasloco_campaign::transition::migrate_filters(c, e, dry_run).await
+                    })
+                })
+                .await
+            }
             Command::Pec(PecCommand::VerifyManifest(args)) => verify_manifest(*args).await,
             Command::Status {
                 campaign,
@@ -1191,6 +1258,36 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
     } else {
         exit::OK
     })
+}
+
+type Outcomes<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Vec<trasloco_campaign::transition::Outcome>> + Send + 'a>,
+>;
+
+/// Load a campaign, run a ManageSieve operation over its mailboxes, print the outcomes.
+async fn sieve_command(
+    path: &Path,
+    json: bool,
+    op: impl for<'a> FnOnce(&'a Campaign, &'a [run::Entry]) -> Outcomes<'a>,
+) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let entries = campaign_entries(&campaign)?;
+    let outcomes = op(&campaign, &entries).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcomes)
+                .map_err(|e| ConfigError(format!("internal error: {e}")))?
+        );
+    } else {
+        for o in &outcomes {
+            println!("{} → {}: {} {}", o.source, o.target, o.state, o.detail);
+        }
+        if outcomes.is_empty() {
+            println!("No mailbox changes its address in this campaign: nothing to do.");
+        }
+    }
+    Ok(trasloco_campaign::transition::exit_code(&outcomes))
 }
 
 async fn execute(

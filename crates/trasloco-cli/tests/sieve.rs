@@ -1,0 +1,265 @@
+//! The renamed domain's transition and users' filters, against Dovecot + Pigeonhole:
+//! `transition apply` installs and activates a script on the old server (the user's own script
+//! kept in force by include), `sieve-test` shows that an external sender gets a redirect and one
+//! auto-reply while an internal sender and a mailing list get the redirect only, `status` and
+//! `remove` (which makes the user's script active again); `filters migrate` copies scripts with
+//! addresses rewritten and reports the one the target refuses.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+use trasloco_imap::{Credentials, Endpoint, Security, TlsOptions};
+use trasloco_sieve::ManageSieve;
+
+const OLD: &str = "anna@beniculturali.it";
+const NEW: &str = "anna@cultura.gov.it";
+
+async fn sieve(pair: &Pair, side: &str, user: &str) -> ManageSieve {
+    let ep = Endpoint {
+        host: "127.0.0.1".into(),
+        port: pair.port(&format!("{}_SIEVE_PORT", side.to_uppercase())),
+        security: Security::StartTls,
+    };
+    let tls = TlsOptions {
+        ca_file: Some(pair.ca()),
+        insecure: false,
+    };
+    let mut s = ManageSieve::connect(&ep, &tls).await.unwrap();
+    s.login(&Credentials::new(user, format!("{user}-pw")))
+        .await
+        .unwrap();
+    s
+}
+
+/// Run `sieve-test` on a user's stored script with one message; its report of the actions.
+fn sieve_test(pair: &Pair, user: &str, script: &str, message: &str) -> String {
+    let home = pair.dir.path().join("source/home").join(user).join("sieve");
+    let conf = pair.dir.path().join("sieve-test.conf");
+    // The mail user the pair runs as; scripts are found in the user's sieve directory (include).
+    let (uid, gid) = if unsafe { libc::geteuid() } == 0 {
+        ("trasloco-mail".to_string(), "trasloco-mail".to_string())
+    } else {
+        let id = |f: &str| {
+            String::from_utf8(Command::new("id").arg(f).output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        (id("-u"), id("-g"))
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "mail_uid = {uid}\nmail_gid = {gid}\nmail_location = maildir:{}/sieve-test-mail\nplugin {{\n  sieve = file:{}\n}}\n",
+            pair.dir.path().display(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    let msg = pair.dir.path().join("message.eml");
+    std::fs::write(&msg, message).unwrap();
+    let out = Command::new("sieve-test")
+        .arg("-c")
+        .arg(&conf)
+        .args(["-f", "sender@example.com", "-r", OLD])
+        .arg(home.join(format!("{script}.sieve")))
+        .arg(&msg)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sieve-test: {text}");
+    text
+}
+
+fn message(from: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {OLD}\r\nSubject: prova\r\nMessage-ID: <{}@example>\r\n{extra}\r\nciao\r\n",
+        from.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transition_and_filters_over_managesieve() {
+    let pair = Pair::start_with(&[
+        (
+            "PAIR_SOURCE_USERS",
+            "anna@beniculturali.it luigi@beniculturali.it",
+        ),
+        (
+            "PAIR_TARGET_USERS",
+            "anna@cultura.gov.it luigi@cultura.gov.it",
+        ),
+    ]);
+    // Anna's own filters on the old server, one active.
+    let mut s = sieve(&pair, "source", OLD).await;
+    s.put(
+        "filtri",
+        "require [\"fileinto\"];\nif address :is \"from\" \"capo@beniculturali.it\" { fileinto \"Capo\"; }\n",
+    )
+    .await
+    .unwrap();
+    s.set_active(Some("filtri")).await.unwrap();
+    s.put(
+        "espressioni",
+        "require [\"regex\", \"fileinto\"];\nif header :regex \"subject\" \"^\\\\[fattura\\\\]\" { fileinto \"Fatture\"; }\n",
+    )
+    .await
+    .unwrap();
+    s.logout().await;
+    std::fs::write(pair.dir.path().join("master.txt"), "admin-secret\n").unwrap();
+    std::fs::write(
+        pair.dir.path().join("accounts.csv"),
+        "source_user,target_user\nanna@beniculturali.it,\nluigi@beniculturali.it,\n",
+    )
+    .unwrap();
+    let server = |port: &str| {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\nmaster_user = \"admin\"\nmaster_password_file = \"master.txt\"\nsieve_port = {}\n",
+            pair.port(&format!("{port}_IMAP_PORT")),
+            pair.ca().display(),
+            pair.port(&format!("{port}_SIEVE_PORT"))
+        )
+    };
+    let campaign = pair.dir.path().join("campaign.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n[rules]\ndomain_map = {{ \"beniculturali.it\" = \"cultura.gov.it\" }}\n[transition]\norganisation = \"Ministero della Cultura\"\ndays = 5\n",
+            server("SOURCE"),
+            server("TARGET")
+        ),
+    )
+    .unwrap();
+    let c = campaign.display().to_string();
+
+    // 1. Apply: installed and active for both renamed mailboxes.
+    let out = pair.trasloco(&["transition", "apply", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("anna@beniculturali.it@127.0.0.1 → anna@cultura.gov.it@127.0.0.1: installed redirects to anna@cultura.gov.it"), "{t}");
+    let mut s = sieve(&pair, "source", OLD).await;
+    let scripts = s.list().await.unwrap();
+    assert!(
+        scripts
+            .iter()
+            .any(|x| x.name == "trasloco-transition" && x.active),
+        "{scripts:?}"
+    );
+    assert!(scripts.iter().any(|x| x.name == "filtri" && !x.active));
+    let installed = s.get("trasloco-transition").await.unwrap();
+    assert!(
+        installed.contains("include :personal \"filtri\";"),
+        "{installed}"
+    );
+    s.logout().await;
+
+    // 2. What the script does, by Pigeonhole's own sieve-test.
+    let ext = sieve_test(
+        &pair,
+        OLD,
+        "trasloco-transition",
+        &message("Mario <mario@example.com>", ""),
+    );
+    assert!(ext.contains("send vacation message"), "{ext}");
+    assert!(
+        ext.contains("redirect message to: <anna@cultura.gov.it>"),
+        "{ext}"
+    );
+    assert!(
+        ext.contains("Dear sender") && ext.contains("Gentile mittente"),
+        "{ext}"
+    );
+    assert!(
+        ext.contains("seconds : 432000"),
+        "once per sender in 5 days: {ext}"
+    );
+    assert!(
+        ext.contains("store message in folder: INBOX"),
+        "a copy stays: {ext}"
+    );
+    let internal = sieve_test(
+        &pair,
+        OLD,
+        "trasloco-transition",
+        &message("Luigi <luigi@beniculturali.it>", ""),
+    );
+    assert!(!internal.contains("vacation"), "{internal}");
+    assert!(
+        internal.contains("redirect message to: <anna@cultura.gov.it>"),
+        "{internal}"
+    );
+    let list = sieve_test(
+        &pair,
+        OLD,
+        "trasloco-transition",
+        &message(
+            "news@lists.example.org",
+            "List-Id: <notizie.lists.example.org>\r\nPrecedence: list\r\n",
+        ),
+    );
+    assert!(!list.contains("vacation"), "{list}");
+    assert!(list.contains("redirect message to:"), "{list}");
+    let boss = sieve_test(
+        &pair,
+        OLD,
+        "trasloco-transition",
+        &message("capo@beniculturali.it", ""),
+    );
+    assert!(
+        boss.contains("store message in folder: Capo"),
+        "the user's filter still applies: {boss}"
+    );
+
+    // 3. Status, then remove: the user's script is active again.
+    let out = pair.trasloco(&["transition", "status", &c], "", "");
+    assert_eq!(code(&out), 0);
+    assert!(
+        text(&out).contains("anna@cultura.gov.it@127.0.0.1: active"),
+        "{}",
+        text(&out)
+    );
+    let out = pair.trasloco(&["transition", "remove", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("removed \"filtri\" is active again"),
+        "{}",
+        text(&out)
+    );
+    let mut s = sieve(&pair, "source", OLD).await;
+    let scripts = s.list().await.unwrap();
+    assert!(!scripts.iter().any(|x| x.name == "trasloco-transition"));
+    assert!(scripts.iter().any(|x| x.name == "filtri" && x.active));
+    s.logout().await;
+
+    // 4. Filters to the new server: addresses rewritten, the active one active, the script
+    // using an extension the target lacks reported with the target's reason.
+    let out = pair.trasloco(&["filters", "migrate", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(
+        t.contains("1 script(s) copied, 1 address(es) rewritten, \"filtri\" active"),
+        "{t}"
+    );
+    assert!(t.contains("refused by the target: \"espressioni\""), "{t}");
+    assert!(
+        t.to_lowercase().contains("regex"),
+        "the target's reason: {t}"
+    );
+    let mut s = sieve(&pair, "target", NEW).await;
+    let scripts = s.list().await.unwrap();
+    assert!(
+        scripts.iter().any(|x| x.name == "filtri" && x.active),
+        "{scripts:?}"
+    );
+    let copied = s.get("filtri").await.unwrap();
+    assert!(
+        copied.contains("capo@cultura.gov.it") && !copied.contains("beniculturali"),
+        "{copied}"
+    );
+    s.logout().await;
+}
