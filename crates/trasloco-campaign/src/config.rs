@@ -233,6 +233,8 @@ pub struct CampaignFile {
     /// The domain transition on the old server (redirect + auto-reply).
     #[serde(default)]
     pub transition: crate::transition::TransitionSection,
+    /// What mail clients are told about the new servers.
+    pub clients: Option<crate::clients::ClientsSection>,
 }
 
 /// A loaded campaign: the file plus the directory its relative paths start from.
@@ -350,6 +352,7 @@ impl Campaign {
             .check()
             .and_then(|()| file.folders.check())
             .and_then(|()| file.window.as_ref().map_or(Ok(()), |w| w.check()))
+            .and_then(|()| file.clients.as_ref().map_or(Ok(()), |c| c.check()))
             .map_err(|e| ConfigError(format!("campaign file {}: {e}", path.display())))?;
         Ok(Campaign {
             file,

@@ -11,10 +11,12 @@
 //! - [`verify`]: compare source and target after the fact;
 //! - [`report`]: the HTML, CSV and JSON report for people;
 //! - [`pec`]: PEC mailboxes as evidence (types, signatures, receipt links);
-//! - [`transition`]: the renamed domain's redirect and auto-reply, and filters carried over.
+//! - [`transition`]: the renamed domain's redirect and auto-reply, and filters carried over;
+//! - [`clients`]: autoconfig, Autodiscover, Apple profiles, DNS records, instruction pages.
 #![deny(missing_docs)]
 
 pub mod accounts;
+pub mod clients;
 pub mod config;
 pub mod exit;
 pub mod html;

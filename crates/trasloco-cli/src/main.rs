@@ -2,6 +2,7 @@
 //! resumably. See the README for the campaign file and exit codes.
 
 mod progress;
+mod serve;
 mod summary;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -84,6 +85,19 @@ impl PhaseArg {
             PhaseArg::Catchup => Phase::Catchup,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Write every file: autoconfig/<domain>/config-v1.1.xml, dns/<domain>.zone,
+    /// profiles/<address>.mobileconfig, guides/<address>.html, autodiscover/<address>.xml.
+    Generate {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -313,6 +327,23 @@ enum Command {
     /// Users' Sieve filters from the old server to the new one.
     #[command(subcommand)]
     Filters(FiltersCommand),
+    /// Client settings: autoconfig, Autodiscover, Apple profiles, DNS records, guides.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Serve the client settings over HTTP(S) where mail clients look for them.
+    Serve {
+        /// The campaign file (its [clients] section and accounts).
+        campaign: PathBuf,
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// TLS certificate chain (PEM) for HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
     /// Show each mailbox's state from the store.
     Status {
         /// The campaign file (its state file is read).
@@ -527,6 +558,23 @@ fn main() -> ExitCode {
                 })
                 .await
             }
+            Command::Clients(ClientsCommand::Generate { campaign, out }) => {
+                let site = client_site(&campaign)?;
+                let n = site.generate(&out)?;
+                println!(
+                    "Wrote {n} files for {} addresses in {} domain(s) to {}.",
+                    site.users.len(),
+                    site.domains.len(),
+                    out.display()
+                );
+                Ok(exit::OK)
+            }
+            Command::Serve {
+                campaign,
+                listen,
+                tls_cert,
+                tls_key,
+            } => serve::serve(client_site(&campaign)?, &listen, tls_cert.zip(tls_key)).await,
             Command::Filters(FiltersCommand::Migrate {
                 campaign,
                 dry_run,
@@ -1258,6 +1306,37 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
     } else {
         exit::OK
     })
+}
+
+/// The client-settings site of a campaign: its [clients] section and every account with a
+/// target address.
+fn client_site(path: &Path) -> Result<trasloco_campaign::clients::Site, ConfigError> {
+    use trasloco_campaign::clients::{Site, User};
+    let campaign = Campaign::load(path)?;
+    let Some(section) = campaign.file.clients.clone() else {
+        return Err(ConfigError(format!(
+            "campaign file {} has no [clients] section: add the new servers' host names and ports (see the README)",
+            path.display()
+        )));
+    };
+    let mut users = Vec::new();
+    for e in campaign_entries(&campaign)? {
+        let (Some(job), None) = (e.job, e.blocked) else {
+            continue;
+        };
+        let (Target::Imap(t), Source::Imap(s) | Source::Pop3(s)) = (&job.target, &job.source)
+        else {
+            continue;
+        };
+        let address = t.credentials.user.clone();
+        let old = &s.credentials.user;
+        users.push(User {
+            old_address: (old.contains('@') && !old.eq_ignore_ascii_case(&address))
+                .then(|| old.clone()),
+            address,
+        });
+    }
+    Ok(Site::new(section, users))
 }
 
 type Outcomes<'a> = std::pin::Pin<
