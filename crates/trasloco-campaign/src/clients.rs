@@ -72,6 +72,11 @@ pub struct ClientsSection {
     pub password_unchanged: bool,
     /// The host name `trasloco serve` is reached at (for the DNS records).
     pub serve_host: Option<String>,
+    /// Sign Apple profiles with this certificate (PEM; its chain may follow), relative to the
+    /// campaign file.
+    pub profile_sign_cert: Option<std::path::PathBuf>,
+    /// The private key for `profile_sign_cert` (PEM, unencrypted RSA).
+    pub profile_sign_key: Option<std::path::PathBuf>,
 }
 
 fn address_form() -> String {
@@ -470,6 +475,8 @@ mod tests {
             activation_url: Some("https://attiva.cultura.gov.it".into()),
             password_unchanged: true,
             serve_host: Some("config.cultura.gov.it".into()),
+            profile_sign_cert: None,
+            profile_sign_key: None,
         }
     }
 
@@ -489,7 +496,7 @@ mod tests {
             "",
         );
         assert_eq!(s, 200);
-        assert!(b.contains("<domain>cultura.gov.it</domain>"));
+        assert!(String::from_utf8_lossy(&b).contains("<domain>cultura.gov.it</domain>"));
         let (s, _, _) = site.respond(
             "GET",
             "/mail/config-v1.1.xml?emailaddress=eve%40evil.example",
@@ -503,9 +510,10 @@ mod tests {
             "cultura.gov.it",
             "",
         );
-        assert_eq!(s, 200, "{b}");
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
         let req = "<Autodiscover><Request><EMailAddress>eve@cultura.gov.it</EMailAddress></Request></Autodiscover>";
         let (_, _, b) = site.respond("POST", "/Autodiscover/Autodiscover.xml", "x", req);
+        let b = String::from_utf8_lossy(&b);
         assert!(b.contains("<ErrorCode>600</ErrorCode>") && !b.contains("imap.cultura"));
         assert_eq!(
             site.respond("GET", "/profile/eve@x.mobileconfig", "x", "")
@@ -567,10 +575,12 @@ pub struct Site {
     pub users: std::collections::BTreeMap<String, User>,
     /// The mail domains served.
     pub domains: Vec<String>,
+    /// Certificate chain and key (PEM) that sign the Apple profiles.
+    pub signer: Option<(Vec<u8>, String)>,
 }
 
 /// An HTTP answer: status, content type, body.
-pub type Answer = (u16, &'static str, String);
+pub type Answer = (u16, &'static str, Vec<u8>);
 
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -633,6 +643,16 @@ impl Site {
             clients,
             users,
             domains,
+            signer: None,
+        }
+    }
+
+    /// A user's profile: signed when a signer is configured.
+    pub fn profile(&self, address: &str) -> Result<Vec<u8>, String> {
+        let plist = mobileconfig(&self.clients, address);
+        match &self.signer {
+            None => Ok(plist.into_bytes()),
+            Some((cert, key)) => sign_profile(plist.as_bytes(), cert, key),
         }
     }
 
@@ -660,7 +680,7 @@ impl Site {
             })
         };
         let lower = path.to_ascii_lowercase();
-        let not_found = |what: String| (404, "text/plain; charset=utf-8", what);
+        let not_found = |what: String| (404, "text/plain; charset=utf-8", what.into_bytes());
         if lower == "/.well-known/autoconfig/mail/config-v1.1.xml"
             || lower == "/mail/config-v1.1.xml"
         {
@@ -675,7 +695,7 @@ impl Site {
                 Some(d) => (
                     200,
                     "application/xml; charset=utf-8",
-                    autoconfig(&self.clients, &d),
+                    autoconfig(&self.clients, &d).into_bytes(),
                 ),
                 None => not_found(format!("no mail domain for host {host}\n")),
             };
@@ -695,12 +715,12 @@ impl Site {
                 Some(u) => (
                     200,
                     "application/xml; charset=utf-8",
-                    autodiscover(&self.clients, &u.address),
+                    autodiscover(&self.clients, &u.address).into_bytes(),
                 ),
                 None => (
                     200,
                     "application/xml; charset=utf-8",
-                    autodiscover_error("Invalid Request: unknown e-mail address"),
+                    autodiscover_error("Invalid Request: unknown e-mail address").into_bytes(),
                 ),
             };
         }
@@ -709,17 +729,20 @@ impl Site {
             .and_then(|r| r.strip_suffix(".mobileconfig"))
         {
             return match self.user(&percent_decode(a)) {
-                Some(u) => (
-                    200,
-                    "application/x-apple-aspen-config",
-                    mobileconfig(&self.clients, &u.address),
-                ),
+                Some(u) => match self.profile(&u.address) {
+                    Ok(p) => (200, "application/x-apple-aspen-config", p),
+                    Err(e) => (500, "text/plain; charset=utf-8", e.into_bytes()),
+                },
                 None => not_found("unknown address\n".into()),
             };
         }
         if let Some(a) = lower.strip_prefix("/guide/") {
             return match self.user(&percent_decode(a)) {
-                Some(u) => (200, "text/html; charset=utf-8", guide(&self.clients, u)),
+                Some(u) => (
+                    200,
+                    "text/html; charset=utf-8",
+                    guide(&self.clients, u).into_bytes(),
+                ),
                 None => not_found("unknown address\n".into()),
             };
         }
@@ -730,7 +753,7 @@ impl Site {
     /// Autodiscover answer per user. Returns how many files.
     pub fn generate(&self, dir: &std::path::Path) -> Result<usize, crate::ConfigError> {
         let mut n = 0;
-        let mut put = |rel: String, text: String| {
+        let mut put = |rel: String, text: &[u8]| {
             let p = dir.join(&rel);
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| {
@@ -743,24 +766,138 @@ impl Site {
             Ok::<(), crate::ConfigError>(())
         };
         for d in &self.domains {
-            put(
-                format!("autoconfig/{d}/config-v1.1.xml"),
-                autoconfig(&self.clients, d),
-            )?;
-            put(format!("dns/{d}.zone"), dns(&self.clients, d))?;
+            let config = autoconfig(&self.clients, d);
+            put(format!("autoconfig/{d}/config-v1.1.xml"), config.as_bytes())?;
+            put(format!("dns/{d}.zone"), dns(&self.clients, d).as_bytes())?;
         }
         for u in self.users.values() {
             let a = &u.address;
+            let profile = self
+                .profile(a)
+                .map_err(|e| crate::ConfigError(format!("[clients] profile signing: {e}")))?;
+            put(format!("profiles/{a}.mobileconfig"), &profile)?;
             put(
-                format!("profiles/{a}.mobileconfig"),
-                mobileconfig(&self.clients, a),
+                format!("guides/{a}.html"),
+                guide(&self.clients, u).as_bytes(),
             )?;
-            put(format!("guides/{a}.html"), guide(&self.clients, u))?;
-            put(
-                format!("autodiscover/{a}.xml"),
-                autodiscover(&self.clients, a),
-            )?;
+            let answer = autodiscover(&self.clients, a);
+            put(format!("autodiscover/{a}.xml"), answer.as_bytes())?;
         }
         Ok(n)
     }
+}
+
+/// Sign a profile (CMS SignedData with the profile inside, RSA with SHA-256), as Apple devices
+/// expect a signed `.mobileconfig`: `cert_pem` holds the signer certificate first, then its
+/// chain; `key_pem` its private key (PKCS#8 or PKCS#1, unencrypted).
+pub fn sign_profile(profile: &[u8], cert_pem: &[u8], key_pem: &str) -> Result<Vec<u8>, String> {
+    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+    use cms::content_info::{CmsVersion, ContentInfo};
+    use cms::signed_data::{
+        CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
+        SignerInfos,
+    };
+    use der::asn1::{Any, ObjectIdentifier as Oid, OctetString, SetOfVec, UtcTime};
+    use der::{Decode, Encode};
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    use spki::AlgorithmIdentifierOwned;
+    use x509_cert::Certificate;
+    use x509_cert::attr::Attribute;
+
+    let text = String::from_utf8_lossy(cert_pem);
+    let certs: Vec<Certificate> = text
+        .split("-----BEGIN CERTIFICATE-----")
+        .skip(1)
+        .filter_map(|b| b.split_once("-----END CERTIFICATE-----"))
+        .filter_map(|(b, _)| {
+            let der = base64_decode(b);
+            Certificate::from_der(&der).ok()
+        })
+        .collect();
+    let signer = certs
+        .first()
+        .ok_or("the signing certificate file holds no PEM certificate")?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(key_pem))
+        .map_err(|_| "the signing key is not an unencrypted RSA key (PKCS#8 or PKCS#1 PEM)")?;
+    let oid = Oid::new_unwrap;
+    let id_data = oid("1.2.840.113549.1.7.1");
+    let sha256 = oid("2.16.840.1.101.3.4.2.1");
+    let e = |x: der::Error| x.to_string();
+    let now = UtcTime::from_system_time(std::time::SystemTime::now()).map_err(e)?;
+    let attr = |o: &str, v: Any| -> Result<Attribute, String> {
+        Ok(Attribute {
+            oid: oid(o),
+            values: SetOfVec::try_from(vec![v]).map_err(e)?,
+        })
+    };
+    let attrs = SetOfVec::try_from(vec![
+        attr(
+            "1.2.840.113549.1.9.3",
+            Any::encode_from(&id_data).map_err(e)?,
+        )?,
+        attr("1.2.840.113549.1.9.5", Any::encode_from(&now).map_err(e)?)?,
+        attr(
+            "1.2.840.113549.1.9.4",
+            Any::encode_from(&OctetString::new(Sha256::digest(profile).to_vec()).map_err(e)?)
+                .map_err(e)?,
+        )?,
+    ])
+    .map_err(e)?;
+    let signature = rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
+        .sign(&attrs.to_der().map_err(e)?)
+        .to_vec();
+    let alg = |o: Oid| AlgorithmIdentifierOwned {
+        oid: o,
+        parameters: None,
+    };
+    let si = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: signer.tbs_certificate.issuer.clone(),
+            serial_number: signer.tbs_certificate.serial_number.clone(),
+        }),
+        digest_alg: alg(sha256),
+        signed_attrs: Some(attrs),
+        signature_algorithm: alg(oid("1.2.840.113549.1.1.1")),
+        signature: OctetString::new(signature).map_err(e)?,
+        unsigned_attrs: None,
+    };
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![alg(sha256)]).map_err(e)?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: id_data,
+            econtent: Some(
+                Any::encode_from(&OctetString::new(profile.to_vec()).map_err(e)?).map_err(e)?,
+            ),
+        },
+        certificates: Some(CertificateSet(
+            SetOfVec::try_from(
+                certs
+                    .into_iter()
+                    .map(CertificateChoices::Certificate)
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(e)?,
+        )),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![si]).map_err(e)?),
+    };
+    ContentInfo {
+        content_type: oid("1.2.840.113549.1.7.2"),
+        content: Any::encode_from(&sd).map_err(e)?,
+    }
+    .to_der()
+    .map_err(e)
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .unwrap_or_default()
 }

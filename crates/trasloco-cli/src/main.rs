@@ -1336,7 +1336,22 @@ fn client_site(path: &Path) -> Result<trasloco_campaign::clients::Site, ConfigEr
             address,
         });
     }
-    Ok(Site::new(section, users))
+    let mut site = Site::new(section.clone(), users);
+    if let (Some(cert), Some(key)) = (&section.profile_sign_cert, &section.profile_sign_key) {
+        let read = |p: &Path| {
+            std::fs::read(campaign.resolve(p)).map_err(|e| {
+                ConfigError(format!(
+                    "[clients] cannot read {}: {e}",
+                    campaign.resolve(p).display()
+                ))
+            })
+        };
+        site.signer = Some((
+            read(cert)?,
+            String::from_utf8_lossy(&read(key)?).into_owned(),
+        ));
+    }
+    Ok(site)
 }
 
 type Outcomes<'a> = std::pin::Pin<

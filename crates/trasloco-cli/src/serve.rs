@@ -80,6 +80,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        500 => "Internal Server Error",
         _ => "Error",
     }
 }
@@ -94,11 +95,7 @@ async fn handle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             tracing::info!("{} {} → {}", r.method, r.target, a.0);
             a
         }
-        _ => (
-            400,
-            "text/plain; charset=utf-8",
-            "bad request\n".to_string(),
-        ),
+        _ => (400, "text/plain; charset=utf-8", b"bad request\n".to_vec()),
     };
     let (status, ctype, body) = answer;
     let head = format!(
@@ -107,7 +104,7 @@ async fn handle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
         body.len()
     );
     let _ = s.write_all(head.as_bytes()).await;
-    let _ = s.write_all(body.as_bytes()).await;
+    let _ = s.write_all(&body).await;
     let _ = s.shutdown().await;
 }
 

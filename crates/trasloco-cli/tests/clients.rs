@@ -356,4 +356,29 @@ fn generate_and_serve_client_settings() {
     });
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("b.verdi@cultura.gov.it"));
+
+    // Signed profiles: an RSA certificate from the test CA signs them; OpenSSL verifies the
+    // signature and the chain, and gets back the very profile.
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -subj '/CN=Profili MiC' -keyout sign.key -out sign.csr",
+    );
+    sh(
+        "openssl x509 -req -in sign.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out sign.pem",
+    );
+    let signed = std::fs::read_to_string(&c).unwrap().replace(
+        "serve_host = \"config.cultura.gov.it\"\n",
+        "serve_host = \"config.cultura.gov.it\"\nprofile_sign_cert = \"sign.pem\"\nprofile_sign_key = \"sign.key\"\n",
+    );
+    std::fs::write(d.join("signed.toml"), signed).unwrap();
+    let out =
+        run(command(d, "", "").args(["clients", "generate", "signed.toml", "--out", "signed"]));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    sh(
+        "openssl smime -verify -inform DER -in signed/profiles/anna@cultura.gov.it.mobileconfig -CAfile ca.pem -purpose any -out verified.plist",
+    );
+    assert_eq!(
+        std::fs::read(d.join("verified.plist")).unwrap(),
+        std::fs::read(site.join("profiles/anna@cultura.gov.it.mobileconfig")).unwrap(),
+        "the signed profile carries the same plist"
+    );
 }
