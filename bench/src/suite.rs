@@ -257,8 +257,12 @@ impl Ctx {
                 self.host
             )
         };
+        // BENCH_RUN_EXTRA adds lines to [run] (e.g. "parallel_folders = 3"), to try settings.
+        let extra = std::env::var("BENCH_RUN_EXTRA")
+            .map(|e| e.replace("\\n", "\n"))
+            .unwrap_or_default();
         let toml = format!(
-            "name = \"benchmark\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {parallel}\nverify = {verify}\n",
+            "name = \"benchmark\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {parallel}\nverify = {verify}\n{extra}\n",
             side(SOURCE_PORT),
             side(TARGET_PORT)
         );

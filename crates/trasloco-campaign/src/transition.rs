@@ -87,14 +87,21 @@ pub fn organisation_domains(c: &Campaign) -> Vec<String> {
     out
 }
 
-fn sides(e: &Entry) -> Option<(&Side, &Side)> {
-    match e.job.as_ref() {
-        Some(j) => match (&j.source, &j.target) {
-            (Source::Imap(s) | Source::Pop3(s), Target::Imap(t)) => Some((s, t)),
-            _ => None,
-        },
-        None => None,
-    }
+/// The two servers' logins of an account with a job; a "skipped" outcome when the address
+/// rules block it; None when there is nothing to talk to.
+fn movable(e: &Entry) -> Option<Result<(&Side, &Side), Outcome>> {
+    let pair = match e.job.as_ref().map(|j| (&j.source, &j.target)) {
+        Some((Source::Imap(s) | Source::Pop3(s), Target::Imap(t))) => (s, t),
+        _ => return None,
+    };
+    Some(match e.blocked {
+        Some(_) => Err(outcome(
+            e,
+            "skipped",
+            "blocked in the campaign (address rules)",
+        )),
+        None => Ok(pair),
+    })
 }
 
 fn address(side: &Side) -> &str {
@@ -132,17 +139,14 @@ pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> 
     let domains = organisation_domains(c);
     let mut out = Vec::new();
     for e in entries {
-        let Some((src, tgt)) = sides(e) else {
-            continue;
+        let (src, tgt) = match movable(e) {
+            None => continue,
+            Some(Err(skipped)) => {
+                out.push(skipped);
+                continue;
+            }
+            Some(Ok(pair)) => pair,
         };
-        if e.blocked.is_some() {
-            out.push(outcome(
-                e,
-                "skipped",
-                "blocked in the campaign (address rules)",
-            ));
-            continue;
-        }
         let (old, new) = (address(src), address(tgt));
         if old.eq_ignore_ascii_case(new) {
             continue; // not renamed
@@ -228,17 +232,14 @@ pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> 
 pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> Vec<Outcome> {
     let mut out = Vec::new();
     for e in entries {
-        let Some((src, tgt)) = sides(e) else {
-            continue;
+        let (src, tgt) = match movable(e) {
+            None => continue,
+            Some(Err(skipped)) => {
+                out.push(skipped);
+                continue;
+            }
+            Some(Ok(pair)) => pair,
         };
-        if e.blocked.is_some() {
-            out.push(outcome(
-                e,
-                "skipped",
-                "blocked in the campaign (address rules)",
-            ));
-            continue;
-        }
         let sep = c.sieve_endpoint("source", &src.endpoint.host);
         let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
         let r = async {

@@ -172,6 +172,21 @@ prestage_older_than_days = 30
     )
 }
 
+/// `trasloco plan`, with hugo included by request.
+fn plan(pair: &Pair, campaign: &str) -> std::process::Output {
+    pair.trasloco(
+        &[
+            "--no-progress",
+            "plan",
+            campaign,
+            "--include",
+            "hugo@ministero.it",
+        ],
+        "",
+        "",
+    )
+}
+
 fn plan_json(pair: &Pair) -> serde_json::Value {
     let t = std::fs::read_to_string(pair.dir.path().join("reports/plan.json")).unwrap();
     serde_json::from_str(&t).unwrap()
@@ -245,17 +260,7 @@ async fn a_campaign_from_plan_to_report() {
     assert!(text(&out).contains("trasloco plan"), "{}", text(&out));
 
     // 1. Plan.
-    let out = pair.trasloco(
-        &[
-            "--no-progress",
-            "plan",
-            &c,
-            "--include",
-            "hugo@ministero.it",
-        ],
-        "",
-        "",
-    );
+    let out = plan(&pair, &c);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let t = text(&out);
     assert!(
@@ -473,17 +478,7 @@ async fn a_campaign_from_plan_to_report() {
     }
 
     // 8. A second plan says what changed.
-    let out = pair.trasloco(
-        &[
-            "--no-progress",
-            "plan",
-            &c,
-            "--include",
-            "hugo@ministero.it",
-        ],
-        "",
-        "",
-    );
+    let out = plan(&pair, &c);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("Changed since the last plan"), "{t}");
