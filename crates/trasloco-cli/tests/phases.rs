@@ -173,7 +173,7 @@ prestage_older_than_days = 30
 }
 
 /// `trasloco plan`, with hugo included by request.
-fn plan(pair: &Pair, campaign: &str) -> std::process::Output {
+fn run_plan(pair: &Pair, campaign: &str) -> std::process::Output {
     pair.trasloco(
         &[
             "--no-progress",
@@ -260,7 +260,7 @@ async fn a_campaign_from_plan_to_report() {
     assert!(text(&out).contains("trasloco plan"), "{}", text(&out));
 
     // 1. Plan.
-    let out = plan(&pair, &c);
+    let out = run_plan(&pair, &c);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let t = text(&out);
     assert!(
@@ -478,7 +478,7 @@ async fn a_campaign_from_plan_to_report() {
     }
 
     // 8. A second plan says what changed.
-    let out = plan(&pair, &c);
+    let out = run_plan(&pair, &c);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("Changed since the last plan"), "{t}");
