@@ -527,6 +527,21 @@ mod tests {
     }
 
     #[test]
+    fn addresses_never_leave_the_output_directory() {
+        let dir = std::env::temp_dir().join(format!("trasloco-clients-{}", std::process::id()));
+        let site = Site::new(
+            section(),
+            vec![User {
+                address: "../../etc/x@cultura.gov.it".into(),
+                old_address: None,
+            }],
+        );
+        let e = site.generate(&dir).unwrap_err().0;
+        assert!(e.contains("cannot be a file name"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn generated_files_carry_the_settings() {
         let c = section();
         let a = autoconfig(&c, "cultura.gov.it");
@@ -772,6 +787,12 @@ impl Site {
         }
         for u in self.users.values() {
             let a = &u.address;
+            // File names come from addresses: nothing that could leave `dir`.
+            if a.contains(['/', '\\', '\0']) || a.starts_with('.') {
+                return Err(crate::ConfigError(format!(
+                    "address {a:?} cannot be a file name; fix it in the accounts file"
+                )));
+            }
             let profile = self
                 .profile(a)
                 .map_err(|e| crate::ConfigError(format!("[clients] profile signing: {e}")))?;
