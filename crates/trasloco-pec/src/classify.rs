@@ -3,7 +3,7 @@
 //! together, tolerating the variants real providers produce.
 
 use crate::daticert::{self, Daticert};
-use crate::mime::Part;
+use crate::mime::{Headers, Part};
 use serde::Serialize;
 
 /// The kinds of PEC (and REM) messages.
@@ -158,6 +158,19 @@ pub fn original(raw: &[u8]) -> Option<&[u8]> {
     let top = Part::parse(raw);
     let signed = signed_part(&top, 3)?;
     contents(&signed).1.map(|p| p.raw)
+}
+
+/// A cheap look at the top-level header only: PEC/REM type fields, or a `multipart/signed`
+/// top level (which may be a PEC whose type fields a tool stripped). Everything else is
+/// ordinary mail and needs no closer look — what a migration asks of every message.
+pub fn might_be_pec(raw: &[u8]) -> bool {
+    let (head, _) = crate::mime::split(raw);
+    let h = Headers::parse(head);
+    h.get("X-Ricevuta").is_some()
+        || h.get("X-Trasporto").is_some()
+        || h.get("REM-MessageType").is_some()
+        || h.get("REM-MetadataVersion").is_some()
+        || h.content_type().mime == "multipart/signed"
 }
 
 /// Classify one message.

@@ -21,7 +21,7 @@ pub mod signature;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use classify::{Classified, Kind, classify, original};
+pub use classify::{Classified, Kind, classify, might_be_pec, original};
 pub use daticert::Daticert;
 pub use signature::{SignatureCheck, SignatureStatus, TrustStore, verify};
 

@@ -78,7 +78,14 @@ fn every_type_is_classified_and_its_signature_verifies() {
         );
         assert_eq!(c.has_original, has_original, "{kind:?}");
     }
+    assert!(trasloco_pec::might_be_pec(
+        &p.current.message(&Spec::new(Kind::Acceptance, 98))
+    ));
     let plain = sent_copy(&Spec::new(Kind::Ordinary, 99));
+    assert!(
+        !trasloco_pec::might_be_pec(&plain),
+        "ordinary mail needs no closer look"
+    );
     let e = examine(&plain, &trust);
     assert_eq!(e.classified.kind, Kind::Ordinary);
     assert_eq!(e.signature.status, SignatureStatus::Unsigned);

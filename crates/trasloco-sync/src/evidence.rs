@@ -80,6 +80,9 @@ impl PecEvidence {
 
     /// The source verdict, for PEC messages only (a cheap header look decides).
     pub(crate) fn before(&self, body: &[u8]) -> Option<Before> {
+        if !trasloco_pec::might_be_pec(body) {
+            return None;
+        }
         let c = trasloco_pec::classify(body);
         if !c.kind.is_pec() {
             return None;

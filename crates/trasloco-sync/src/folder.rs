@@ -549,7 +549,7 @@ async fn stream_one(
                 while let Some(chunk) = src.body_chunk(&mut body).await.on(SideName::Source)? {
                     if std::mem::take(&mut first)
                         && ctx.opts.pec.is_some()
-                        && trasloco_pec::classify(&chunk).kind.is_pec()
+                        && trasloco_pec::might_be_pec(&chunk)
                     {
                         whole = Some(Vec::with_capacity(size as usize));
                     }
