@@ -812,113 +812,13 @@ impl Site {
 /// expect a signed `.mobileconfig`: `cert_pem` holds the signer certificate first, then its
 /// chain; `key_pem` its private key (PKCS#8 or PKCS#1, unencrypted).
 pub fn sign_profile(profile: &[u8], cert_pem: &[u8], key_pem: &str) -> Result<Vec<u8>, String> {
-    use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-    use cms::content_info::{CmsVersion, ContentInfo};
-    use cms::signed_data::{
-        CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo,
-        SignerInfos,
+    let (key, certs) = trasloco_pec::sign::load_pem(cert_pem, key_pem)?;
+    let signer = trasloco_pec::sign::Signer {
+        key: &key,
+        cert: &certs[0],
+        chain: &certs[1..],
+        sha1: false,
+        at: std::time::SystemTime::now(),
     };
-    use der::asn1::{Any, ObjectIdentifier as Oid, OctetString, SetOfVec, UtcTime};
-    use der::{Decode, Encode};
-    use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
-    use spki::AlgorithmIdentifierOwned;
-    use x509_cert::Certificate;
-    use x509_cert::attr::Attribute;
-
-    let text = String::from_utf8_lossy(cert_pem);
-    let certs: Vec<Certificate> = text
-        .split("-----BEGIN CERTIFICATE-----")
-        .skip(1)
-        .filter_map(|b| b.split_once("-----END CERTIFICATE-----"))
-        .filter_map(|(b, _)| {
-            let der = base64_decode(b);
-            Certificate::from_der(&der).ok()
-        })
-        .collect();
-    let signer = certs
-        .first()
-        .ok_or("the signing certificate file holds no PEM certificate")?;
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(key_pem)
-        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(key_pem))
-        .map_err(|_| "the signing key is not an unencrypted RSA key (PKCS#8 or PKCS#1 PEM)")?;
-    let oid = Oid::new_unwrap;
-    let id_data = oid("1.2.840.113549.1.7.1");
-    let sha256 = oid("2.16.840.1.101.3.4.2.1");
-    let e = |x: der::Error| x.to_string();
-    let now = UtcTime::from_system_time(std::time::SystemTime::now()).map_err(e)?;
-    let attr = |o: &str, v: Any| -> Result<Attribute, String> {
-        Ok(Attribute {
-            oid: oid(o),
-            values: SetOfVec::try_from(vec![v]).map_err(e)?,
-        })
-    };
-    let attrs = SetOfVec::try_from(vec![
-        attr(
-            "1.2.840.113549.1.9.3",
-            Any::encode_from(&id_data).map_err(e)?,
-        )?,
-        attr("1.2.840.113549.1.9.5", Any::encode_from(&now).map_err(e)?)?,
-        attr(
-            "1.2.840.113549.1.9.4",
-            Any::encode_from(&OctetString::new(Sha256::digest(profile).to_vec()).map_err(e)?)
-                .map_err(e)?,
-        )?,
-    ])
-    .map_err(e)?;
-    let signature = rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
-        .sign(&attrs.to_der().map_err(e)?)
-        .to_vec();
-    let alg = |o: Oid| AlgorithmIdentifierOwned {
-        oid: o,
-        parameters: None,
-    };
-    let si = SignerInfo {
-        version: CmsVersion::V1,
-        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: signer.tbs_certificate.issuer.clone(),
-            serial_number: signer.tbs_certificate.serial_number.clone(),
-        }),
-        digest_alg: alg(sha256),
-        signed_attrs: Some(attrs),
-        signature_algorithm: alg(oid("1.2.840.113549.1.1.1")),
-        signature: OctetString::new(signature).map_err(e)?,
-        unsigned_attrs: None,
-    };
-    let sd = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::try_from(vec![alg(sha256)]).map_err(e)?,
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: id_data,
-            econtent: Some(
-                Any::encode_from(&OctetString::new(profile.to_vec()).map_err(e)?).map_err(e)?,
-            ),
-        },
-        certificates: Some(CertificateSet(
-            SetOfVec::try_from(
-                certs
-                    .into_iter()
-                    .map(CertificateChoices::Certificate)
-                    .collect::<Vec<_>>(),
-            )
-            .map_err(e)?,
-        )),
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::try_from(vec![si]).map_err(e)?),
-    };
-    ContentInfo {
-        content_type: oid("1.2.840.113549.1.7.2"),
-        content: Any::encode_from(&sd).map_err(e)?,
-    }
-    .to_der()
-    .map_err(e)
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(clean)
-        .unwrap_or_default()
+    trasloco_pec::sign::sign(profile, &signer, true)
 }

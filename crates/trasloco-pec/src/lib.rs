@@ -8,7 +8,8 @@
 //!   signer certificate and its chain to a trust store **at signing time** (SHA-1 accepted for
 //!   historical evidence, and flagged);
 //! - [`original`]: the original message (`postacert.eml`) of envelopes and delivery receipts;
-//! - [`link`]: every sent message with its acceptance and per-recipient outcome, and the gaps.
+//! - [`link`]: every sent message with its acceptance and per-recipient outcome, and the gaps;
+//! - [`sign`]: making CMS signatures (the test PKI's messages, signed Apple profiles).
 //!
 //! The reference is `research/pec-spec.md` (RFC 6109 and what real providers send).
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod classify;
 pub mod daticert;
 pub mod link;
 pub mod mime;
+pub mod sign;
 pub mod signature;
 #[cfg(feature = "testkit")]
 pub mod testkit;

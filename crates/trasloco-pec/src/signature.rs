@@ -172,6 +172,11 @@ impl TrustStore {
         n
     }
 
+    /// The certificates, in the order they were added.
+    pub fn into_certificates(self) -> Vec<Certificate> {
+        self.anchors
+    }
+
     /// Add one DER certificate.
     pub fn add_der(&mut self, der: &[u8]) -> Result<(), String> {
         let c = Certificate::from_der(der).map_err(|e| e.to_string())?;

@@ -9,31 +9,21 @@
 use crate::Kind;
 use base64::Engine;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{
-    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
-};
-use der::asn1::{Any, Ia5String, ObjectIdentifier as Oid, OctetString, SetOfVec};
+use der::asn1::Ia5String;
 use der::{Decode, Encode};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
-use rsa::signature::{SignatureEncoding, Signer};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
-use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SubjectPublicKeyInfoOwned};
+use sha2::Sha256;
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use std::str::FromStr;
 use std::time::SystemTime;
 use x509_cert::Certificate;
-use x509_cert::attr::Attribute;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
-
-const ID_DATA: &str = "1.2.840.113549.1.7.1";
 
 fn key() -> RsaPrivateKey {
     let mut rng = rand_core::OsRng;
@@ -477,84 +467,14 @@ fn b64_lines(data: &[u8]) -> String {
 impl Provider {
     /// A detached CMS SignedData over `content`, made at this provider's signing time.
     pub fn sign(&self, content: &[u8]) -> Vec<u8> {
-        let oid = |s: &str| Oid::new_unwrap(s);
-        let digest_oid = if self.sha1 {
-            oid("1.3.14.3.2.26")
-        } else {
-            oid("2.16.840.1.101.3.4.2.1")
+        let signer = crate::sign::Signer {
+            key: &self.key,
+            cert: &self.cert,
+            chain: &self.chain,
+            sha1: self.sha1,
+            at: SystemTime::from(self.signs_at),
         };
-        let digest = if self.sha1 {
-            Sha1::digest(content).to_vec()
-        } else {
-            Sha256::digest(content).to_vec()
-        };
-        let sig = |k: &RsaPrivateKey, d: &[u8]| {
-            if self.sha1 {
-                SigningKey::<Sha1>::new(k.clone()).sign(d).to_vec()
-            } else {
-                SigningKey::<Sha256>::new(k.clone()).sign(d).to_vec()
-            }
-        };
-        let attr = |o: &str, v: Any| Attribute {
-            oid: oid(o),
-            values: SetOfVec::try_from(vec![v]).unwrap(),
-        };
-        let attrs = SetOfVec::try_from(vec![
-            attr(
-                "1.2.840.113549.1.9.3",
-                Any::encode_from(&oid(ID_DATA)).unwrap(),
-            ),
-            attr(
-                "1.2.840.113549.1.9.5",
-                Any::from_der(&time(self.signs_at).to_der().unwrap()).unwrap(),
-            ),
-            attr(
-                "1.2.840.113549.1.9.4",
-                Any::encode_from(&OctetString::new(digest).unwrap()).unwrap(),
-            ),
-        ])
-        .unwrap();
-        let signature = sig(&self.key, &attrs.to_der().unwrap());
-        let alg = |o: Oid| AlgorithmIdentifierOwned {
-            oid: o,
-            parameters: None,
-        };
-        let si = SignerInfo {
-            version: CmsVersion::V1,
-            sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-                issuer: self.cert.tbs_certificate.issuer.clone(),
-                serial_number: self.cert.tbs_certificate.serial_number.clone(),
-            }),
-            digest_alg: alg(digest_oid),
-            signed_attrs: Some(attrs),
-            signature_algorithm: alg(oid("1.2.840.113549.1.1.1")),
-            signature: OctetString::new(signature).unwrap(),
-            unsigned_attrs: None,
-        };
-        let mut certs = vec![CertificateChoices::Certificate(self.cert.clone())];
-        certs.extend(
-            self.chain
-                .iter()
-                .cloned()
-                .map(CertificateChoices::Certificate),
-        );
-        let sd = SignedData {
-            version: CmsVersion::V1,
-            digest_algorithms: SetOfVec::try_from(vec![alg(digest_oid)]).unwrap(),
-            encap_content_info: EncapsulatedContentInfo {
-                econtent_type: oid(ID_DATA),
-                econtent: None,
-            },
-            certificates: Some(CertificateSet(SetOfVec::try_from(certs).unwrap())),
-            crls: None,
-            signer_infos: SignerInfos(SetOfVec::try_from(vec![si]).unwrap()),
-        };
-        ContentInfo {
-            content_type: oid("1.2.840.113549.1.7.2"),
-            content: Any::encode_from(&sd).unwrap(),
-        }
-        .to_der()
-        .unwrap()
+        crate::sign::sign(content, &signer, false).expect("test signature")
     }
 
     /// A complete PEC message of the spec's kind, signed by this provider.
