@@ -87,21 +87,22 @@ pub fn organisation_domains(c: &Campaign) -> Vec<String> {
     out
 }
 
-/// The two servers' logins of an account with a job; a "skipped" outcome when the address
-/// rules block it; None when there is nothing to talk to.
-fn movable(e: &Entry) -> Option<Result<(&Side, &Side), Outcome>> {
+/// The two servers' logins of an account with a job. An account the address rules block gets
+/// a "skipped" outcome instead; one with nothing to talk to is passed over.
+fn movable<'e>(e: &'e Entry, out: &mut Vec<Outcome>) -> Option<(&'e Side, &'e Side)> {
     let pair = match e.job.as_ref().map(|j| (&j.source, &j.target)) {
         Some((Source::Imap(s) | Source::Pop3(s), Target::Imap(t))) => (s, t),
         _ => return None,
     };
-    Some(match e.blocked {
-        Some(_) => Err(outcome(
+    if e.blocked.is_some() {
+        out.push(outcome(
             e,
             "skipped",
             "blocked in the campaign (address rules)",
-        )),
-        None => Ok(pair),
-    })
+        ));
+        return None;
+    }
+    Some(pair)
 }
 
 fn address(side: &Side) -> &str {
@@ -139,13 +140,8 @@ pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> 
     let domains = organisation_domains(c);
     let mut out = Vec::new();
     for e in entries {
-        let (src, tgt) = match movable(e) {
-            None => continue,
-            Some(Err(skipped)) => {
-                out.push(skipped);
-                continue;
-            }
-            Some(Ok(pair)) => pair,
+        let Some((src, tgt)) = movable(e, &mut out) else {
+            continue;
         };
         let (old, new) = (address(src), address(tgt));
         if old.eq_ignore_ascii_case(new) {
@@ -232,13 +228,8 @@ pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> 
 pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> Vec<Outcome> {
     let mut out = Vec::new();
     for e in entries {
-        let (src, tgt) = match movable(e) {
-            None => continue,
-            Some(Err(skipped)) => {
-                out.push(skipped);
-                continue;
-            }
-            Some(Ok(pair)) => pair,
+        let Some((src, tgt)) = movable(e, &mut out) else {
+            continue;
         };
         let sep = c.sieve_endpoint("source", &src.endpoint.host);
         let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
