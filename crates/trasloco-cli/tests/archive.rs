@@ -199,6 +199,7 @@ async fn killed_export_and_killed_import_resume_with_every_message_once() {
     wait_for_target(&pair, "erin", 50, &mut child).await;
     child.kill().unwrap();
     child.wait().unwrap();
+    pair.wait_sessions_closed("target", "erin");
     let out = run(command(pair.dir.path(), "", pw)
         .args(["--no-progress", "archive", "import", "--from"])
         .arg(&dir)

@@ -288,6 +288,7 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
     wait_for_target(&pair, "erin", 300, &mut child).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    pair.wait_sessions_closed("target", "erin");
     let partial = count(&pair, "target", "erin", "INBOX").await;
     assert!(
         partial > 0 && partial < 2500,

@@ -178,6 +178,29 @@ impl Pair {
             .args(extra))
     }
 
+    /// After killing a trasloco run: wait until the server has no session of `user` left.
+    /// A killed client's last APPEND may still be committing on the server side; a resumed
+    /// run must see what it stored (within a few seconds, as a person restarting would).
+    pub fn wait_sessions_closed(&self, side: &str, user: &str) {
+        let conf = &self.env[&format!("{}_CONF", side.to_uppercase())];
+        for _ in 0..200 {
+            let out = Command::new("doveadm")
+                .arg("-c")
+                .arg(conf)
+                .args(["who", user])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(user))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("{user}.sqlite"))
     }
