@@ -170,6 +170,11 @@ pub struct Folder {
 }
 
 impl Folder {
+    /// Its role: declared by the server, else a well-known (localised) name.
+    pub fn role(&self) -> Option<Role> {
+        self.declared_role.or_else(|| role_from_name(&self.name))
+    }
+
     /// The path segments of this folder's name.
     pub fn segments(&self) -> Vec<&str> {
         match self.delimiter {

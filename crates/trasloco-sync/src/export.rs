@@ -128,7 +128,7 @@ async fn export_once(
     let folders = src.folders().await.on(SideName::Source)?;
     for f in folders
         .iter()
-        .filter(|f| f.selectable && opts.selected(&f.name, f.declared_role))
+        .filter(|f| f.selectable && opts.selected(&f.name, f.role()))
     {
         // Archive folder names use `/` between levels whatever the source's delimiter.
         let name = match f.delimiter {
@@ -143,7 +143,7 @@ async fn export_once(
         });
         let report = reports.last_mut().expect("just pushed");
         let t0 = Instant::now();
-        if let Some(rule) = opts.folder_rule(&f.name, f.declared_role) {
+        if let Some(rule) = opts.folder_rule(&f.name, f.role()) {
             let n = src.count(&f.name).await.on(SideName::Source)?;
             report.source_messages = u64::from(n);
             if n > 0 {

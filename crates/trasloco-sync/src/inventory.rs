@@ -5,7 +5,7 @@
 use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
 use crate::source::{Source, SourceConn};
 use trasloco_core::accounting::FailureClass;
-use trasloco_core::folder_map::{self, Role};
+use trasloco_core::folder_map::Role;
 use trasloco_state::State;
 
 /// One source folder as the plan sees it.
@@ -43,11 +43,7 @@ pub async fn inventory_source(
 ) -> Result<SourceInventory, Failure> {
     let label = source.label();
     let describe = |e: SyncError| e.describe(&label, "");
-    // Nothing is stored: POP3 UIDs are numbered for this look only.
-    let mut src = SourceConn::open(source, state, None, false, true)
-        .await
-        .on(SideName::Source)
-        .map_err(describe)?;
+    let mut src = SourceConn::read_only(source, state).await?;
     let result = async {
         let mut inv = SourceInventory::default();
         if let Some(c) = src.client() {
@@ -55,9 +51,7 @@ pub async fn inventory_source(
         }
         let folders = src.folders().await.on(SideName::Source)?;
         for f in folders.iter().filter(|f| f.selectable) {
-            let role = f
-                .declared_role
-                .or_else(|| folder_map::role_from_name(&f.name));
+            let role = f.role();
             let (_, meta) = src.select_and_list(&f.name).await.on(SideName::Source)?;
             inv.folders.push(FolderListing {
                 name: f.name.clone(),

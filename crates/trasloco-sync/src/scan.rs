@@ -6,7 +6,7 @@ use crate::folder::batches;
 use crate::mailbox::{OnSide, Options, SideName, SyncError};
 use crate::source::{Source, SourceConn};
 use std::collections::HashMap;
-use trasloco_core::folder_map::{self, Role};
+use trasloco_core::folder_map::Role;
 use trasloco_state::State;
 
 /// One message as the scan hands it over.
@@ -30,17 +30,12 @@ pub async fn scan(
 ) -> Result<u64, crate::Failure> {
     let label = source.label();
     let describe = |e: SyncError| e.describe(&label, "");
-    let mut src = SourceConn::open(source, state, None, false, true)
-        .await
-        .on(SideName::Source)
-        .map_err(describe)?;
+    let mut src = SourceConn::read_only(source, state).await?;
     let result = async {
         let mut n = 0u64;
         let folders = src.folders().await.on(SideName::Source)?;
         for f in folders.iter().filter(|f| f.selectable) {
-            let role = f
-                .declared_role
-                .or_else(|| folder_map::role_from_name(&f.name));
+            let role = f.role();
             if !opts.selected(&f.name, role) || opts.folder_rule(&f.name, role).is_some() {
                 continue;
             }

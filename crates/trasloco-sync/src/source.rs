@@ -150,6 +150,19 @@ impl SourceConn {
         })
     }
 
+    /// Open a source only to read it: nothing is stored (POP3 UIDs are numbered for this look
+    /// only), and a failure comes back described, naming the source.
+    pub(crate) async fn read_only(
+        source: &Source,
+        state: &State,
+    ) -> Result<SourceConn, crate::Failure> {
+        use crate::mailbox::{OnSide, SideName};
+        SourceConn::open(source, state, None, false, true)
+            .await
+            .on(SideName::Source)
+            .map_err(|e| e.describe(&source.label(), ""))
+    }
+
     /// The IMAP client when the source is IMAP: only IMAP streams large messages piece by piece.
     pub(crate) fn client(&mut self) -> Option<&mut Client> {
         match self {
