@@ -28,9 +28,6 @@ pub(crate) struct FolderCtx<'a> {
     pub state: &'a State,
     pub opts: &'a Options,
     pub progress: &'a dyn Progress,
-    /// Where each confirmed batch of copies goes to be read back (None without verification):
-    /// a batch is checked while the next ones are copied, not after the whole folder.
-    pub check: Option<&'a (dyn Fn(Vec<Copied>) + Sync)>,
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -77,7 +74,7 @@ pub(crate) async fn sync_folder(
     src: &mut SourceConn,
     tgts: &mut [Client],
     report: &mut FolderReport,
-) -> Result<(), SyncError> {
+) -> Result<Vec<Copied>, SyncError> {
     let started = Instant::now();
     let (tgt, _) = tgts
         .split_first_mut()
@@ -254,14 +251,15 @@ pub(crate) async fn sync_folder(
     // Copy.
     let to_copy_bytes: u64 = to_copy.iter().map(|u| listed[u].size).sum();
     ctx.progress.planned(to_copy.len() as u64, to_copy_bytes);
+    let mut copied = Vec::new();
     if opts.dry_run {
         report.buckets.copied += to_copy.len() as u64;
     } else if !to_copy.is_empty() {
         let fid = folder_id.expect("folder recorded outside dry runs");
-        copy_messages(ctx, src, tgts, &to_copy, &listed, &permanent, fid, report).await?;
+        copied = copy_messages(ctx, src, tgts, &to_copy, &listed, &permanent, fid, report).await?;
     }
     report.seconds += started.elapsed().as_secs_f64();
-    Ok(())
+    Ok(copied)
 }
 
 /// Cut (UID, size) pairs into batches bounded by bytes and message count; a message larger
@@ -405,7 +403,7 @@ async fn copy_messages(
     permanent: &Permanent,
     folder_id: i64,
     report: &mut FolderReport,
-) -> Result<(), SyncError> {
+) -> Result<Vec<Copied>, SyncError> {
     let m = ctx.mapping;
     let opts = ctx.opts;
     // Large messages are streamed one by one from an IMAP source to the target, never held
@@ -469,6 +467,7 @@ async fn copy_messages(
         let results = futures_util::future::join_all(all).await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     };
+    let mut copied: Vec<Copied> = Vec::new();
     let mut fetched = 0u64;
     let settler = async {
         while let Some(a) = done_rx.recv().await {
@@ -480,7 +479,7 @@ async fn copy_messages(
                 let size = listed[&uid].size;
                 fail(report, uid, size, "source: message unreadable".into(), why);
             }
-            settle(ctx, folder_id, listed, a.results, report).await?;
+            settle(ctx, folder_id, listed, a.results, &mut copied, report).await?;
         }
         Ok::<(), SyncError>(())
     };
@@ -496,10 +495,11 @@ async fn copy_messages(
         let tgt = &mut tgts[0];
         if let Some(result) = stream_one(ctx, src, tgt, uid, listed, permanent, report).await? {
             report.bodies_fetched += 1;
-            settle(ctx, folder_id, listed, vec![result], report).await?;
+            settle(ctx, folder_id, listed, vec![result], &mut copied, report).await?;
         }
     }
-    Ok(())
+
+    Ok(copied)
 }
 
 /// Copy one message by streaming: the source FETCH literal is written into the target APPEND
@@ -588,17 +588,17 @@ async fn stream_one(
 }
 
 /// What became of appended messages: the stored ones are recorded in the state at once,
-/// counted, and handed on to be read back; a refusal is that message's failure, with the
+/// counted, and remembered for verification; a refusal is that message's failure, with the
 /// server's words.
 async fn settle(
     ctx: &FolderCtx<'_>,
     folder_id: i64,
     listed: &HashMap<u32, Listed>,
     results: Vec<(AppendOutcome, Sent)>,
+    copied: &mut Vec<Copied>,
     report: &mut FolderReport,
 ) -> Result<(), SyncError> {
     let mut records = Vec::with_capacity(results.len());
-    let mut copied = Vec::new();
     let mut bytes = 0;
     let mut stored = 0;
     for (outcome, sent) in results {
@@ -622,7 +622,7 @@ async fn settle(
                     sha256: Some(digest.clone()),
                     flags: listed[&uid].flags.clone(),
                 });
-                if tuid != 0 && ctx.check.is_some() {
+                if tuid != 0 {
                     copied.push(Copied {
                         source_uid: uid,
                         target_uid: tuid,
@@ -639,10 +639,6 @@ async fn settle(
     report.buckets.copied += stored;
     report.bytes_copied += bytes;
     ctx.progress.copied(stored, bytes);
-    // Only once the state holds them: a copy is read back after it is on record.
-    if let (Some(check), false) = (ctx.check, copied.is_empty()) {
-        check(copied);
-    }
     Ok(())
 }
 
@@ -670,10 +666,8 @@ pub(crate) struct Checked {
     mismatched: Vec<(u32, u64)>,
 }
 
-/// Read copies in one target folder back (a batch as it was confirmed) and compare SHA-256
-/// with what was read from the source. Runs on a connection of its own, so it overlaps the
-/// copying of the next batches. The folder is opened again each time (EXAMINE): a session
-/// sees messages appended by another one only after a new SELECT or a NOOP.
+/// Read the copies in one target folder back and compare SHA-256 with what was read from the
+/// source. Runs on a connection of its own, so it overlaps the copying of the next folders.
 pub(crate) async fn verify_folder(
     tgt: &mut Client,
     folder: &str,

@@ -395,7 +395,7 @@ async fn sync_once(
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     // The two servers are independent: log in and list on both at once.
-    // With verification on, more connections read copies back while the next batches are
+    // With verification on, a third connection reads copies back while the next folders are
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
     let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
@@ -429,7 +429,7 @@ async fn sync_once(
             .collect::<Result<Vec<Client>, SyncError>>()?;
         Ok::<_, SyncError>((src, tgts))
     };
-    // With verification, one reader per lane reads each batch back while the next ones are
+    // With verification, one reader per lane reads copies back while the next folders are
     // copied (one reader fell behind two lanes over a slow link).
     let readers = if opts.verify && !opts.dry_run {
         lanes
@@ -540,10 +540,11 @@ async fn sync_once(
     let (mappings, slots, next, setup_errors) = (&mappings, &slots, &next, &setup_errors);
     let (tgt_existing, excluded, src_label, tgt_label) =
         (&tgt_existing, &excluded, &src_label, &tgt_label);
-    let folders = async {
-        // Owned here, so the senders drop when the folders are done and the verifier stops.
-        let to_check = to_check;
-        let lanes = conns.iter_mut().map(|(src, tgts)| {
+    let folders =
+        async {
+            // Owned here, so the senders drop when the folders are done and the verifier stops.
+            let to_check = to_check;
+            let lanes = conns.iter_mut().map(|(src, tgts)| {
             let to_check = to_check.clone();
             async move {
                 loop {
@@ -566,12 +567,9 @@ async fn sync_once(
                             let exists = src.count(&m.source).await.on(SideName::Source)?;
                             report.source_messages = u64::from(exists);
                             if exists > 0 {
-                                report
-                                    .buckets
-                                    .skipped
-                                    .insert(rule.into(), u64::from(exists));
+                                report.buckets.skipped.insert(rule.into(), u64::from(exists));
                             }
-                            return Ok(());
+                            return Ok(Vec::new());
                         }
                         if let Some(error) = setup_errors.get(&m.target) {
                             return Err(SyncError::Imap {
@@ -580,14 +578,6 @@ async fn sync_once(
                             });
                         }
                         let exists = tgt_existing.contains(&m.target);
-                        // Each confirmed batch goes to the readers at once. The verifier may
-                        // have stopped on an error of its own; that error is reported, not
-                        // this send.
-                        let send = |copied: Vec<Copied>| {
-                            if let Some(tx) = &to_check {
-                                let _ = tx.send((i, m.target.clone(), copied));
-                            }
-                        };
                         let ctx = FolderCtx {
                             mapping: m,
                             target_exists: exists || !opts.dry_run,
@@ -595,15 +585,18 @@ async fn sync_once(
                             state,
                             opts,
                             progress,
-                            check: to_check
-                                .as_ref()
-                                .map(|_| &send as &(dyn Fn(Vec<Copied>) + Sync)),
                         };
                         sync_folder(&ctx, src, tgts, report).await
                     }
                     .await;
                     match result {
-                        Ok(()) => {}
+                        Ok(copied) => {
+                            if let (Some(tx), false) = (&to_check, copied.is_empty()) {
+                                // The verifier may have stopped on an error of its own; that
+                                // error is reported, not this send.
+                                let _ = tx.send((i, m.target.clone(), copied));
+                            }
+                        }
                         // A server that refuses one folder (no right to read it, cannot create
                         // it) must not stop the others: the folder is reported, the mailbox
                         // ends incomplete.
@@ -626,10 +619,10 @@ async fn sync_once(
                 }
             }
         });
-        // Every lane runs until the folders run out or its own connection fails.
-        let results = futures_util::future::join_all(lanes).await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    };
+            // Every lane runs until the folders run out or its own connection fails.
+            let results = futures_util::future::join_all(lanes).await;
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        };
     let (folders, verified) = tokio::join!(folders, verifier);
     let mut filled: BTreeMap<usize, usize> = BTreeMap::new();
     for (i, slot) in slots.iter().enumerate() {
