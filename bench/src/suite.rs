@@ -257,8 +257,15 @@ impl Ctx {
                 self.host
             )
         };
-        // BENCH_RUN_EXTRA adds lines to [run] (e.g. "parallel_folders = 3"), to try settings.
-        let extra = std::env::var("BENCH_RUN_EXTRA")
+        // BENCH_RUN_EXTRA adds lines to [run] (e.g. "parallel_folders = 3"), to try settings;
+        // the `trasloco-alt` tool gets BENCH_ALT_EXTRA instead, to compare two settings in one
+        // invocation.
+        let var = if name.starts_with("trasloco-alt") {
+            "BENCH_ALT_EXTRA"
+        } else {
+            "BENCH_RUN_EXTRA"
+        };
+        let extra = std::env::var(var)
             .map(|e| e.replace("\\n", "\n"))
             .unwrap_or_default();
         let toml = format!(
@@ -274,11 +281,11 @@ impl Ctx {
     /// The command line of one tool.
     fn command(&self, tool: &str, parallel: usize, run: usize) -> Result<Vec<String>> {
         Ok(match tool {
-            "trasloco" | "trasloco-noverify" => {
+            "trasloco" | "trasloco-noverify" | "trasloco-alt" => {
                 let campaign = self.campaign(
                     &format!("{tool}-{parallel}-{run}"),
                     parallel,
-                    tool == "trasloco",
+                    tool != "trasloco-noverify",
                 )?;
                 // BENCH_WRAP runs trasloco under a profiler, e.g. "valgrind --tool=callgrind".
                 let mut v: Vec<String> = std::env::var("BENCH_WRAP")
@@ -324,7 +331,9 @@ exit $rc"#,
                 format!("--parallel={parallel}"),
             ],
             other => {
-                bail!("unknown tool {other:?} (trasloco, trasloco-noverify, doveadm, ceiling)")
+                bail!(
+                    "unknown tool {other:?} (trasloco, trasloco-noverify, trasloco-alt, doveadm, ceiling)"
+                )
             }
         })
     }
@@ -413,6 +422,7 @@ fn display_name(tool: &str) -> &str {
     match tool {
         "trasloco" => "trasloco",
         "trasloco-noverify" => "trasloco --no-verify",
+        "trasloco-alt" => "trasloco (BENCH_ALT_EXTRA)",
         "doveadm" => "doveadm backup (imapc)",
         "ceiling" => "MULTIAPPEND ceiling",
         other => other,

@@ -227,6 +227,8 @@ pub struct Client {
     next_tag: u32,
     caps: Vec<String>,
     host: String,
+    /// `host:port/local-port`, to tell connections apart in trace logs.
+    trace_id: String,
     /// Body bytes read from the server so far (for reports and benchmarks).
     pub bytes_read: u64,
 }
@@ -236,6 +238,8 @@ impl Client {
     /// capabilities.
     pub async fn connect(ep: &Endpoint, tls: &TlsOptions) -> Result<Client, Error> {
         let tcp = connect::tcp(ep).await?;
+        let local = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let trace_id = format!("{}:{}/{local}", ep.host, ep.port);
         let stream = match ep.security {
             Security::Implicit => connect::tls_wrap(tcp, &ep.host, tls).await?,
             _ => Stream::Plain(tcp),
@@ -249,6 +253,7 @@ impl Client {
             next_tag: 1,
             caps: Vec::new(),
             host: ep.host.clone(),
+            trace_id,
             bytes_read: 0,
         };
         let greeting = client.read_frame().await.map_err(|e| {
@@ -754,11 +759,55 @@ impl Client {
         uids: &[u32],
         on_msg: &mut (dyn FnMut(u32, Bytes) + Send),
     ) -> Result<(), Error> {
+        self.fetch_bodies_after(None, uids, true, on_msg).await
+    }
+
+    /// EXAMINE a folder and fetch whole messages from it, the EXAMINE and the first FETCH sent
+    /// at once: one round trip instead of two. For bodies that are looked at and dropped (read
+    /// back, hashed): unlike [`Client::fetch_bodies`], they are views into the read buffer even
+    /// when small, never copied.
+    pub async fn examine_and_fetch_bodies(
+        &mut self,
+        folder: &str,
+        uids: &[u32],
+        on_msg: &mut (dyn FnMut(u32, Bytes) + Send),
+    ) -> Result<(), Error> {
+        self.fetch_bodies_after(Some(folder), uids, false, on_msg)
+            .await
+    }
+
+    async fn fetch_bodies_after(
+        &mut self,
+        mut examine: Option<&str>,
+        uids: &[u32],
+        copy_small: bool,
+        on_msg: &mut (dyn FnMut(u32, Bytes) + Send),
+    ) -> Result<(), Error> {
+        if uids.is_empty() {
+            if let Some(folder) = examine {
+                self.select(folder, true).await?;
+            }
+            return Ok(());
+        }
         for chunk in uid_chunks(uids, MAX_RANGES) {
+            let opened = match examine.take() {
+                Some(folder) => Some((folder, self.select_send(folder, true).await?)),
+                None => None,
+            };
             let cmd = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&chunk));
+            let tag = self.send(&cmd).await?;
+            if let Some((folder, select)) = opened
+                && let Err(e) = self.select_finish(&select, folder, true).await
+            {
+                // The FETCH was sent too; its (failed) answer must be read before anything else.
+                if e.kind != ErrorKind::Dropped {
+                    self.wait_done(&tag, &mut |_, _| {}).await?;
+                }
+                return Err(e);
+            }
             let mut read = 0u64;
             let done = self
-                .run(&cmd, &mut |frame, resp| {
+                .finish(&tag, &mut |frame, resp| {
                     if let Response::Fetch(_, attrs) = resp {
                         let (mut uid, mut body) = (0, None);
                         for a in attrs {
@@ -779,7 +828,7 @@ impl Client {
                             // it arrived in alive while the batch waits for its APPEND (a batch
                             // held slices of many half-used buffers: 58 MB at 40 ms RTT). A
                             // large frame has a buffer of its own and is passed on as it is.
-                            let b = if frame.len() < KEEP_CAPACITY {
+                            let b = if copy_small && frame.len() < KEEP_CAPACITY {
                                 Bytes::copy_from_slice(&b)
                             } else {
                                 b
@@ -865,7 +914,7 @@ impl Client {
         msgs: &[AppendMsg],
     ) -> Result<Option<Done>, Error> {
         let plus = self.has_cap("LITERAL+");
-        tracing::trace!(host = %self.host, "> {tag} APPEND {folder} ({} messages)", msgs.len());
+        tracing::trace!(conn = %self.trace_id, "> {tag} APPEND {folder} ({} messages)", msgs.len());
         let mut head = format!("{tag} APPEND {}", mailbox_arg(folder));
         for (i, m) in msgs.iter().enumerate() {
             push_message_head(
@@ -1084,7 +1133,7 @@ impl Client {
     /// in the order the commands were sent: that is how commands are pipelined.
     async fn send(&mut self, cmd: &str) -> Result<String, Error> {
         let tag = self.tag();
-        tracing::trace!(host = %self.host, "> {tag} {cmd}");
+        tracing::trace!(conn = %self.trace_id, "> {tag} {cmd}");
         self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"])
             .await?;
         Ok(tag)
@@ -1108,7 +1157,7 @@ impl Client {
         loop {
             let frame = self.read_frame().await?;
             if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
-                tracing::trace!(host = %self.host, "< {tag} done");
+                tracing::trace!(conn = %self.trace_id, "< {tag} done");
                 return parse_done(&frame, tag).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,

@@ -710,11 +710,29 @@ pub(crate) async fn verify_folder(
         }
         true
     };
-    tgt.select(folder, true).await.on(SideName::Target)?;
     let mut mismatched: Vec<(u32, u64)> = Vec::new();
     let mut seen = 0u64;
     let (large, small): (Vec<&Copied>, Vec<&Copied>) =
         copied.iter().partition(|c| c.size > STREAM_ABOVE);
+    // The small ones in one FETCH, sent with the EXAMINE: each is hashed as it arrives and
+    // dropped, so memory stays at one message whatever the folder holds.
+    let want: HashMap<u32, &Copied> = small.iter().map(|c| (c.target_uid, *c)).collect();
+    let tuids: Vec<u32> = small.iter().map(|c| c.target_uid).collect();
+    tgt.examine_and_fetch_bodies(folder, &tuids, &mut |tuid, body| {
+        if let Some(c) = want.get(&tuid) {
+            seen += 1;
+            if !pec_ok(c, &body) {
+                mismatched.push((c.source_uid, body.len() as u64));
+                return;
+            }
+            if sha256_hex(&body) != c.sha256 {
+                mismatched.push((c.source_uid, body.len() as u64));
+            }
+        }
+    })
+    .await
+    .on(SideName::Target)?;
+    // The large ones one by one, streamed.
     for c in large {
         let Some(mut body) = tgt.body_begin(c.target_uid).await.on(SideName::Target)? else {
             continue;
@@ -741,24 +759,6 @@ pub(crate) async fn verify_folder(
             mismatched.push((c.source_uid, len));
         }
     }
-    // The small ones in one FETCH: each is hashed as it arrives and dropped, so memory stays at
-    // one message whatever the folder holds.
-    let want: HashMap<u32, &Copied> = small.iter().map(|c| (c.target_uid, *c)).collect();
-    let tuids: Vec<u32> = small.iter().map(|c| c.target_uid).collect();
-    tgt.fetch_bodies(&tuids, &mut |tuid, body| {
-        if let Some(c) = want.get(&tuid) {
-            seen += 1;
-            if !pec_ok(c, &body) {
-                mismatched.push((c.source_uid, body.len() as u64));
-                return;
-            }
-            if sha256_hex(&body) != c.sha256 {
-                mismatched.push((c.source_uid, body.len() as u64));
-            }
-        }
-    })
-    .await
-    .on(SideName::Target)?;
     Ok(Checked {
         expected: copied.len() as u64,
         seen,
