@@ -308,6 +308,18 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn target_refusals_are_recorded_and_the_run_goes_on() {
+    refusals_case(&[]).await;
+}
+
+/// The same refusals spread over many small batches: each batch's APPEND is written before
+/// the previous one is answered, and refused batches are retried one message at a time while
+/// the next one is already on the wire.
+#[tokio::test(flavor = "multi_thread")]
+async fn target_refusals_in_pipelined_batches() {
+    refusals_case(&["--batch-messages", "3"]).await;
+}
+
+async fn refusals_case(extra: &[&str]) {
     let pair = Pair::start();
     // "tiny" on the target: 2 MiB quota, 200 KiB per message.
     let mut src = pair.client("source", "tiny").await;
@@ -328,7 +340,7 @@ async fn target_refusals_are_recorded_and_the_run_goes_on() {
     });
     seed(&mut src, "INBOX", msgs).await;
 
-    let out = pair.migrate("tiny", &[]);
+    let out = pair.migrate("tiny", extra);
     assert_eq!(
         code(&out),
         2,

@@ -89,6 +89,15 @@ pub enum AppendOutcome {
     Rejected(String),
 }
 
+/// An APPEND written to the server whose answer is not read yet.
+#[derive(Debug)]
+#[must_use = "the answer must be read with append_finish"]
+pub struct PendingAppend {
+    tag: String,
+    folder: String,
+    count: usize,
+}
+
 /// A message body being read from a FETCH piece by piece.
 #[derive(Debug)]
 pub struct BodyStream {
@@ -863,24 +872,19 @@ impl Client {
                 Some(early) => early,
                 None => self.wait_done(&tag, &mut |_, _| {}).await?,
             };
-            if done.ok {
-                let (validity, uids) = done.code.as_deref().and_then(parse_appenduid).unzip();
-                let uids = uids.filter(|u| u.len() == msgs.len());
-                return Ok((0..msgs.len())
-                    .map(|i| AppendOutcome::Stored {
-                        uid_validity: validity,
-                        uid: uids.as_ref().map(|u| u[i]),
-                    })
-                    .collect());
-            }
-            if is_folder_missing(&done) {
-                return Err(Error::new(
-                    ErrorKind::Refused,
-                    format!("folder {folder:?} on {}: {}", self.host, done.describe()),
-                ));
+            if let Some(outcomes) = self.appended(folder, &done, msgs.len())? {
+                return Ok(outcomes);
             }
         }
-        // One APPEND per message; with LITERAL+ all are sent before any answer is read.
+        self.append_each(folder, msgs).await
+    }
+
+    /// One APPEND per message; with LITERAL+ all are sent before any answer is read.
+    pub async fn append_each(
+        &mut self,
+        folder: &str,
+        msgs: &[AppendMsg],
+    ) -> Result<Vec<AppendOutcome>, Error> {
         let pipelined = self.has_cap("LITERAL+");
         let mut out: Vec<Option<AppendOutcome>> = vec![None; msgs.len()];
         let mut pending = Vec::new();
@@ -902,6 +906,84 @@ impl Client {
             .into_iter()
             .map(|o| o.expect("every message has an outcome"))
             .collect())
+    }
+
+    /// Whether appends can be written one after another without waiting for answers: the
+    /// server takes non-synchronising literals (LITERAL+) and several messages per APPEND
+    /// (MULTIAPPEND).
+    pub fn pipelines_appends(&self) -> bool {
+        self.has_cap("LITERAL+") && self.has_cap("MULTIAPPEND")
+    }
+
+    /// Write one APPEND of `msgs` (a MULTIAPPEND for several) and return without reading the
+    /// answer, so the next batch can follow at once. Only where [`Client::pipelines_appends`];
+    /// answers are read with [`Client::append_finish`] in the order the appends were sent, and
+    /// no other command may be started while one is unread.
+    pub async fn append_send(
+        &mut self,
+        folder: &str,
+        msgs: &[AppendMsg],
+    ) -> Result<PendingAppend, Error> {
+        let tag = self.tag();
+        // With LITERAL+ nothing waits for a continuation, so there is no early answer.
+        if let Some(early) = self.send_append(&tag, folder, msgs).await? {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{} answered an APPEND before its literals: {}",
+                    self.host,
+                    early.describe()
+                ),
+            ));
+        }
+        Ok(PendingAppend {
+            tag,
+            folder: folder.to_string(),
+            count: msgs.len(),
+        })
+    }
+
+    /// Read the answer to an [`Client::append_send`]: one outcome per message, or `None` when
+    /// the server refused a MULTIAPPEND as a whole (retry with [`Client::append_each`], so only
+    /// the bad messages fail). A missing folder is an error, as for [`Client::append`].
+    pub async fn append_finish(
+        &mut self,
+        sent: PendingAppend,
+    ) -> Result<Option<Vec<AppendOutcome>>, Error> {
+        let done = self.wait_done(&sent.tag, &mut |_, _| {}).await?;
+        if sent.count == 1 && !done.ok && !is_folder_missing(&done) {
+            return Ok(Some(vec![append_outcome(&done)]));
+        }
+        self.appended(&sent.folder, &done, sent.count)
+    }
+
+    /// The outcomes of a (MULTI)APPEND of `count` messages that ended with `done`; `None` when
+    /// it was refused as a whole.
+    fn appended(
+        &self,
+        folder: &str,
+        done: &Done,
+        count: usize,
+    ) -> Result<Option<Vec<AppendOutcome>>, Error> {
+        if done.ok {
+            let (validity, uids) = done.code.as_deref().and_then(parse_appenduid).unzip();
+            let uids = uids.filter(|u| u.len() == count);
+            return Ok(Some(
+                (0..count)
+                    .map(|i| AppendOutcome::Stored {
+                        uid_validity: validity,
+                        uid: uids.as_ref().map(|u| u[i]),
+                    })
+                    .collect(),
+            ));
+        }
+        if is_folder_missing(done) {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                format!("folder {folder:?} on {}: {}", self.host, done.describe()),
+            ));
+        }
+        Ok(None)
     }
 
     /// Send an APPEND (one message, or several as MULTIAPPEND). Returns the completion if the

@@ -14,7 +14,7 @@ use trasloco_core::diff::{self, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent};
 use trasloco_core::folder_map::FolderMapping;
 use trasloco_core::identity::identity;
-use trasloco_imap::{AppendMsg, AppendOutcome, AppendStart, Client};
+use trasloco_imap::{AppendMsg, AppendOutcome, AppendStart, Client, PendingAppend};
 use trasloco_state::{Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
@@ -306,8 +306,152 @@ struct Appended {
     unreadable: Vec<(u32, String)>,
 }
 
+/// A fetched batch made ready to append: the messages with the flags the target keeps, what
+/// was hashed on the way, and the memory the bodies hold until the answer is in.
+struct Prepared {
+    msgs: Vec<AppendMsg>,
+    meta: Vec<Sent>,
+    dropped: BTreeMap<String, u64>,
+    fetched: u64,
+    unreadable: Vec<(u32, String)>,
+    held: Reservation,
+}
+
+fn prepare(
+    (batch, unreadable, held): Fetched,
+    pec: Option<&PecEvidence>,
+    listed: &HashMap<u32, Listed>,
+    permanent: &Permanent,
+) -> Prepared {
+    let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+    let fetched = batch.len() as u64;
+    let mut msgs = Vec::with_capacity(batch.len());
+    let mut meta = Vec::with_capacity(batch.len());
+    for (uid, body) in batch {
+        let l = &listed[&uid];
+        let (kept, refused) = permanent.filter(&l.flags);
+        for k in refused {
+            *dropped.entry(k).or_default() += 1;
+        }
+        meta.push(Sent {
+            uid,
+            size: body.len() as u64,
+            sha256: sha256_hex(&body),
+            pec: pec.and_then(|p| p.before(&body)),
+        });
+        msgs.push(AppendMsg {
+            flags: kept.into_iter().collect(),
+            internal_date: l.internal_date.clone(),
+            body,
+        });
+    }
+    Prepared {
+        msgs,
+        meta,
+        dropped,
+        fetched,
+        unreadable,
+        held,
+    }
+}
+
+/// Where a batch stands with the target.
+enum Answer {
+    /// Not sent yet.
+    Unsent,
+    /// Sent as one MULTIAPPEND and refused as a whole.
+    Refused,
+    /// One outcome per message.
+    Outcomes(Vec<AppendOutcome>),
+}
+
+impl From<Option<Vec<AppendOutcome>>> for Answer {
+    fn from(finished: Option<Vec<AppendOutcome>>) -> Answer {
+        finished.map_or(Answer::Refused, Answer::Outcomes)
+    }
+}
+
+/// Whether [`complete`] will send the target anything more for this answer: an APPEND to make
+/// (none yet, or refused as a whole), or messages refused with keywords to try again.
+fn needs_more(answer: &Answer, msgs: &[AppendMsg]) -> bool {
+    match answer {
+        Answer::Unsent | Answer::Refused => !msgs.is_empty(),
+        Answer::Outcomes(outcomes) => outcomes.iter().zip(msgs).any(|(o, m)| {
+            matches!(o, AppendOutcome::Rejected(_)) && m.flags.iter().any(|f| !f.starts_with('\\'))
+        }),
+    }
+}
+
+/// Finish one batch on `tgt` (nothing else may be in flight on it): append it if not sent yet,
+/// one by one if a MULTIAPPEND was refused as a whole, retry keyword refusals, and hand the
+/// outcome to the settler. False once the settler is gone.
+async fn complete(
+    tgt: &mut Client,
+    folder: &str,
+    p: Prepared,
+    answer: Answer,
+    done: &mpsc::UnboundedSender<Appended>,
+) -> Result<bool, SyncError> {
+    let Prepared {
+        msgs,
+        meta,
+        mut dropped,
+        fetched,
+        unreadable,
+        held,
+    } = p;
+    let mut outcomes = match answer {
+        Answer::Outcomes(outcomes) => outcomes,
+        _ if msgs.is_empty() => Vec::new(),
+        Answer::Unsent => tgt.append(folder, &msgs).await.on(SideName::Target)?,
+        Answer::Refused => tgt.append_each(folder, &msgs).await.on(SideName::Target)?,
+    };
+    // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
+    // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
+    // system flags only, and report the keywords as dropped rather than lose the message.
+    let retry: Vec<usize> = (0..msgs.len())
+        .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
+        .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
+        .collect();
+    if !retry.is_empty() {
+        let plain: Vec<AppendMsg> = retry
+            .iter()
+            .map(|&i| AppendMsg {
+                flags: msgs[i]
+                    .flags
+                    .iter()
+                    .filter(|f| f.starts_with('\\'))
+                    .cloned()
+                    .collect(),
+                ..msgs[i].clone()
+            })
+            .collect();
+        let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
+        for (&i, outcome) in retry.iter().zip(again) {
+            if matches!(outcome, AppendOutcome::Stored { .. }) {
+                for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
+                    *dropped.entry(k.clone()).or_default() += 1;
+                }
+                outcomes[i] = outcome;
+            }
+        }
+    }
+    drop(msgs);
+    drop(held);
+    let appended = Appended {
+        fetched,
+        results: outcomes.into_iter().zip(meta).collect(),
+        dropped: dropped.into_iter().collect(),
+        unreadable,
+    };
+    Ok(done.send(appended).is_ok())
+}
+
 /// Take batches from the shared queue and append them on one target connection until the
-/// queue closes.
+/// queue closes. Where the server allows it, the next batch's APPEND is written before the
+/// previous one's answer is read, so the connection never idles for a round trip and the
+/// server's commit between batches; a batch is only sent ahead when it is already waiting
+/// in the queue, never waited for while an answer is unread.
 async fn append_worker(
     tgt: &mut Client,
     folder: &str,
@@ -317,79 +461,56 @@ async fn append_worker(
     queue: &tokio::sync::Mutex<mpsc::Receiver<Fetched>>,
     done: mpsc::UnboundedSender<Appended>,
 ) -> Result<(), SyncError> {
+    let pipelined = tgt.pipelines_appends();
+    let mut inflight: Option<(Prepared, PendingAppend)> = None;
     loop {
-        let next = queue.lock().await.recv().await;
-        let Some((batch, unreadable, held)) = next else {
-            return Ok(());
-        };
-        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
-        let fetched = batch.len() as u64;
-        let mut msgs = Vec::with_capacity(batch.len());
-        let mut meta = Vec::with_capacity(batch.len());
-        for (uid, body) in batch {
-            let l = &listed[&uid];
-            let (kept, refused) = permanent.filter(&l.flags);
-            for k in refused {
-                *dropped.entry(k).or_default() += 1;
-            }
-            meta.push(Sent {
-                uid,
-                size: body.len() as u64,
-                sha256: sha256_hex(&body),
-                pec: pec.and_then(|p| p.before(&body)),
-            });
-            msgs.push(AppendMsg {
-                flags: kept.into_iter().collect(),
-                internal_date: l.internal_date.clone(),
-                body,
-            });
-        }
-        let mut outcomes = if msgs.is_empty() {
-            Vec::new()
+        let batch = if inflight.is_some() {
+            queue.lock().await.try_recv().ok()
         } else {
-            tgt.append(folder, &msgs).await.on(SideName::Target)?
+            match queue.lock().await.recv().await {
+                Some(b) => Some(b),
+                None => return Ok(()),
+            }
         };
-        // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
-        // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
-        // system flags only, and report the keywords as dropped rather than lose the message.
-        let retry: Vec<usize> = (0..msgs.len())
-            .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
-            .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
-            .collect();
-        if !retry.is_empty() {
-            let plain: Vec<AppendMsg> = retry
-                .iter()
-                .map(|&i| AppendMsg {
-                    flags: msgs[i]
-                        .flags
-                        .iter()
-                        .filter(|f| f.starts_with('\\'))
-                        .cloned()
-                        .collect(),
-                    ..msgs[i].clone()
-                })
-                .collect();
-            let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
-            for (&i, outcome) in retry.iter().zip(again) {
-                if matches!(outcome, AppendOutcome::Stored { .. }) {
-                    for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
-                        *dropped.entry(k.clone()).or_default() += 1;
-                    }
-                    outcomes[i] = outcome;
-                }
+        let mut ahead = None;
+        let mut now = None;
+        if let Some(b) = batch {
+            let p = prepare(b, pec, listed, permanent);
+            if pipelined && !p.msgs.is_empty() {
+                let sent = tgt
+                    .append_send(folder, &p.msgs)
+                    .await
+                    .on(SideName::Target)?;
+                ahead = Some((p, sent));
+            } else {
+                now = Some(p);
             }
         }
-        drop(msgs);
-        drop(held);
-        let appended = Appended {
-            fetched,
-            results: outcomes.into_iter().zip(meta).collect(),
-            dropped: dropped.into_iter().collect(),
-            unreadable,
-        };
-        if done.send(appended).is_err() {
+        if let Some((p, sent)) = inflight.take() {
+            let answer: Answer = tgt.append_finish(sent).await.on(SideName::Target)?.into();
+            // Anything more to send for this batch waits until the one sent ahead is answered.
+            if needs_more(&answer, &p.msgs)
+                && let Some((p2, sent2)) = ahead.take()
+            {
+                let answer2 = tgt.append_finish(sent2).await.on(SideName::Target)?.into();
+                if !complete(tgt, folder, p, answer, &done).await? {
+                    return Ok(());
+                }
+                if !complete(tgt, folder, p2, answer2, &done).await? {
+                    return Ok(());
+                }
+                continue;
+            }
+            if !complete(tgt, folder, p, answer, &done).await? {
+                return Ok(());
+            }
+        }
+        if let Some(p) = now
+            && !complete(tgt, folder, p, Answer::Unsent, &done).await?
+        {
             return Ok(());
         }
+        inflight = ahead;
     }
 }
 
