@@ -287,8 +287,14 @@ impl Ctx {
                     parallel,
                     tool != "trasloco-noverify",
                 )?;
-                // BENCH_WRAP runs trasloco under a profiler, e.g. "valgrind --tool=callgrind".
-                let mut v: Vec<String> = std::env::var("BENCH_WRAP")
+                // BENCH_WRAP runs trasloco under a profiler, e.g. "valgrind --tool=callgrind",
+                // or with an environment ("env TOKIO_WORKER_THREADS=1"); BENCH_ALT_WRAP, when
+                // set, replaces it for `trasloco-alt`.
+                let wrap = match std::env::var("BENCH_ALT_WRAP") {
+                    Ok(w) if tool == "trasloco-alt" => Ok(w),
+                    _ => std::env::var("BENCH_WRAP"),
+                };
+                let mut v: Vec<String> = wrap
                     .map(|w| w.split_whitespace().map(str::to_string).collect())
                     .unwrap_or_default();
                 v.extend([
@@ -422,7 +428,7 @@ fn display_name(tool: &str) -> &str {
     match tool {
         "trasloco" => "trasloco",
         "trasloco-noverify" => "trasloco --no-verify",
-        "trasloco-alt" => "trasloco (BENCH_ALT_EXTRA)",
+        "trasloco-alt" => "trasloco (alt)",
         "doveadm" => "doveadm backup (imapc)",
         "ceiling" => "MULTIAPPEND ceiling",
         other => other,
