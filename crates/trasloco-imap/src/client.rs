@@ -527,16 +527,9 @@ impl Client {
         let fetch = self
             .send(&format!("UID FETCH 1:* {}", meta_items(with_size_and_date)))
             .await?;
-        let sel = match self.select_finish(&select, name, read_only).await {
-            Ok(sel) => sel,
-            Err(e) => {
-                // The FETCH was sent too; its (failed) answer must be read before anything else.
-                if e.kind != ErrorKind::Dropped {
-                    self.wait_done(&fetch, &mut |_, _| {}).await?;
-                }
-                return Err(e);
-            }
-        };
+        let sel = self
+            .select_finish_before(&select, &fetch, name, read_only)
+            .await?;
         let metas = match self.meta_finish(&fetch).await {
             Ok(m) => m,
             // Some servers refuse `1:*` in an empty folder.
@@ -544,6 +537,25 @@ impl Client {
             Err(e) => return Err(e),
         };
         Ok((sel, metas))
+    }
+
+    /// Finish a SELECT/EXAMINE that was sent with the command `next` pipelined behind it. If
+    /// the folder cannot be opened, `next`'s (failed) answer is read too, so the connection is
+    /// ready for the next command.
+    async fn select_finish_before(
+        &mut self,
+        select: &str,
+        next: &str,
+        name: &str,
+        read_only: bool,
+    ) -> Result<Selected, Error> {
+        let result = self.select_finish(select, name, read_only).await;
+        if let Err(e) = &result
+            && e.kind != ErrorKind::Dropped
+        {
+            self.wait_done(next, &mut |_, _| {}).await?;
+        }
+        result
     }
 
     async fn select_send(&mut self, name: &str, read_only: bool) -> Result<String, Error> {
@@ -805,14 +817,9 @@ impl Client {
             };
             let cmd = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(&chunk));
             let tag = self.send(&cmd).await?;
-            if let Some((folder, select)) = opened
-                && let Err(e) = self.select_finish(&select, folder, true).await
-            {
-                // The FETCH was sent too; its (failed) answer must be read before anything else.
-                if e.kind != ErrorKind::Dropped {
-                    self.wait_done(&tag, &mut |_, _| {}).await?;
-                }
-                return Err(e);
+            if let Some((folder, select)) = opened {
+                self.select_finish_before(&select, &tag, folder, true)
+                    .await?;
             }
             let mut read = 0u64;
             let done = self
