@@ -246,13 +246,8 @@ impl Client {
     /// Connect, read the greeting, upgrade with STARTTLS as the endpoint says, and learn the
     /// capabilities.
     pub async fn connect(ep: &Endpoint, tls: &TlsOptions) -> Result<Client, Error> {
-        let tcp = connect::tcp(ep).await?;
-        let local = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+        let (stream, local) = connect::open(ep, tls).await?;
         let trace_id = format!("{}:{}/{local}", ep.host, ep.port);
-        let stream = match ep.security {
-            Security::Implicit => connect::tls_wrap(tcp, &ep.host, tls).await?,
-            _ => Stream::Plain(tcp),
-        };
         let mut client = Client {
             stream,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -300,14 +295,8 @@ impl Client {
                         format!("{} refused STARTTLS: {}", ep.host, done.describe()),
                     ));
                 }
-                let Stream::Plain(tcp) = std::mem::replace(&mut client.stream, Stream::Closed)
-                else {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        "STARTTLS on a connection that is not plain",
-                    ));
-                };
-                client.stream = connect::tls_wrap(tcp, &ep.host, tls).await?;
+                let plain = std::mem::replace(&mut client.stream, Stream::Closed);
+                client.stream = connect::start_tls(plain, &ep.host, tls).await?;
                 client.buf.clear();
                 client.refresh_capabilities().await?;
             } else if ep.security == Security::StartTls {

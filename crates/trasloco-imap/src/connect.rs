@@ -289,6 +289,31 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// Open the connection an endpoint names: TCP, with the TLS handshake at once for implicit
+/// TLS. Also returns the local port, to tell connections apart in logs.
+pub async fn open(ep: &Endpoint, tls: &TlsOptions) -> Result<(Stream, u16), Error> {
+    let tcp = tcp(ep).await?;
+    let local = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
+    let stream = match ep.security {
+        Security::Implicit => tls_wrap(tcp, &ep.host, tls).await?,
+        _ => Stream::Plain(tcp),
+    };
+    Ok((stream, local))
+}
+
+/// The TLS handshake on a plain connection whose server has just agreed to STARTTLS (STLS in
+/// POP3). The caller drops whatever it had buffered from before: nothing sent in clear may be
+/// read as if it came over TLS.
+pub async fn start_tls(plain: Stream, host: &str, tls: &TlsOptions) -> Result<Stream, Error> {
+    let Stream::Plain(tcp) = plain else {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            "STARTTLS on a connection that is not plain",
+        ));
+    };
+    tls_wrap(tcp, host, tls).await
+}
+
 /// Run the TLS handshake on `tcp`, verifying the certificate for `host` unless told not to.
 pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<Stream, Error> {
     let connector = tls_connector(opts)?;

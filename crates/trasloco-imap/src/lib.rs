@@ -37,5 +37,5 @@ pub use error::{Error, ErrorKind};
 /// Connection setup shared with the other protocol clients (POP3): TCP with one-line errors,
 /// and TLS with certificate verification on by default.
 pub mod net {
-    pub use crate::connect::{Stream, tcp, tls_wrap};
+    pub use crate::connect::{Stream, open, start_tls, tcp, tls_wrap};
 }

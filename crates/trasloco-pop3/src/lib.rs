@@ -11,7 +11,7 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
-use trasloco_imap::net::{Stream, tcp, tls_wrap};
+use trasloco_imap::net::{Stream, open, start_tls};
 use trasloco_imap::{Credentials, Endpoint, Error, ErrorKind, MasterStyle, Security, TlsOptions};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -46,11 +46,7 @@ fn dropped(host: &str, why: impl std::fmt::Display) -> Error {
 impl Pop3 {
     /// Connect, read the greeting, upgrade with STLS as the endpoint says, learn CAPA.
     pub async fn connect(ep: &Endpoint, tls: &TlsOptions) -> Result<Pop3, Error> {
-        let sock = tcp(ep).await?;
-        let stream = match ep.security {
-            Security::Implicit => tls_wrap(sock, &ep.host, tls).await?,
-            _ => Stream::Plain(sock),
-        };
+        let (stream, _) = open(ep, tls).await?;
         let mut p = Pop3 {
             io: BufStream::new(stream),
             caps: Vec::new(),
@@ -76,10 +72,8 @@ impl Pop3 {
             if p.has_cap("STLS") {
                 p.command("STLS").await?;
                 let plain = std::mem::replace(p.io.get_mut(), Stream::Closed);
-                let Stream::Plain(sock) = plain else {
-                    return Err(Error::new(ErrorKind::Protocol, "STLS on a TLS connection"));
-                };
-                p.io = BufStream::new(tls_wrap(sock, &ep.host, tls).await?);
+                // A fresh buffer: nothing read before the handshake counts after it.
+                p.io = BufStream::new(start_tls(plain, &ep.host, tls).await?);
                 p.capa().await?;
             } else if ep.security == Security::StartTls {
                 return Err(Error::new(

@@ -6,7 +6,7 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
-use trasloco_imap::net::{Stream, tcp, tls_wrap};
+use trasloco_imap::net::{Stream, open, start_tls};
 use trasloco_imap::{Credentials, Endpoint, Error, ErrorKind, MasterStyle, Security, TlsOptions};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,11 +40,7 @@ fn quote(s: &str) -> String {
 impl ManageSieve {
     /// Connect, read the capabilities, upgrade with STARTTLS as the endpoint says.
     pub async fn connect(ep: &Endpoint, tls: &TlsOptions) -> Result<ManageSieve, Error> {
-        let sock = tcp(ep).await?;
-        let stream = match ep.security {
-            Security::Implicit => tls_wrap(sock, &ep.host, tls).await?,
-            _ => Stream::Plain(sock),
-        };
+        let (stream, _) = open(ep, tls).await?;
         let mut s = ManageSieve {
             io: BufStream::new(stream),
             caps: Vec::new(),
@@ -73,13 +69,8 @@ impl ManageSieve {
                     ));
                 }
                 let plain = std::mem::replace(s.io.get_mut(), Stream::Closed);
-                let Stream::Plain(sock) = plain else {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        "STARTTLS on a TLS connection",
-                    ));
-                };
-                s.io = BufStream::new(tls_wrap(sock, &ep.host, tls).await?);
+                // A fresh buffer: nothing read before the handshake counts after it.
+                s.io = BufStream::new(start_tls(plain, &ep.host, tls).await?);
                 s.read_caps().await?;
             } else if ep.security == Security::StartTls {
                 return Err(Error::new(
