@@ -864,11 +864,19 @@ fn target(args: &MigrateArgs, export: Option<ArchiveFormat>) -> Result<Target, C
     Ok(Target::Imap(side(args, "target")?.1))
 }
 
+/// Print a value as pretty JSON on standard output (`--json`).
+fn print_json(v: &impl serde::Serialize) -> Result<(), ConfigError> {
+    let text =
+        serde_json::to_string_pretty(v).map_err(|e| ConfigError(format!("internal error: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// `trasloco archive verify`: 0 when the archive matches its manifest, 2 when it does not.
 fn verify_archive(path: &Path, json: bool) -> Result<i32, ConfigError> {
     let r = trasloco_archive::verify(path).map_err(|e| ConfigError(e.to_string()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        print_json(&r)?;
     } else {
         println!(
             "{}: {} of {} messages intact{}",
@@ -1183,11 +1191,7 @@ async fn pec_report(args: PecArgs) -> Result<i32, ConfigError> {
     };
     let html = trasloco_campaign::pec::write(&args.out, &report)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report)
-                .map_err(|e| ConfigError(format!("internal error: {e}")))?
-        );
+        print_json(&report)?;
     } else {
         print!("{}", trasloco_campaign::pec::text(&report));
         println!(
@@ -1274,11 +1278,7 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
     let bad: Vec<&trasloco_sync::LineCheck> =
         checks.iter().filter(|c| c.problem.is_some()).collect();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&checks)
-                .map_err(|e| ConfigError(format!("internal error: {e}")))?
-        );
+        print_json(&checks)?;
     } else {
         for c in &bad {
             println!(
@@ -1368,11 +1368,7 @@ async fn sieve_command(
     let entries = campaign_entries(&campaign)?;
     let outcomes = op(&campaign, &entries).await;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&outcomes)
-                .map_err(|e| ConfigError(format!("internal error: {e}")))?
-        );
+        print_json(&outcomes)?;
     } else {
         for o in &outcomes {
             println!("{} → {}: {} {}", o.source, o.target, o.state, o.detail);
