@@ -126,7 +126,7 @@ pub fn to_mbox_headers(flags: &[String]) -> String {
     }
     let kw: Vec<&str> = flags
         .iter()
-        .filter(|f| !f.starts_with('\\'))
+        .filter(|f| trasloco_core::flags::is_keyword(f))
         .map(String::as_str)
         .collect();
     if !kw.is_empty() {

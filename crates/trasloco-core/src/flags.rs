@@ -24,6 +24,11 @@ pub fn from_server<'a>(flags: impl IntoIterator<Item = &'a str>) -> FlagSet {
         .collect()
 }
 
+/// Whether a flag is a keyword (`$Label1`, `Work`) rather than a system flag (`\\Seen`).
+pub fn is_keyword(flag: &str) -> bool {
+    !flag.starts_with('\\')
+}
+
 /// What a target folder accepts (its PERMANENTFLAGS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permanent {
@@ -71,7 +76,7 @@ impl Permanent {
 
     /// Whether the target keeps this flag.
     pub fn accepts(&self, flag: &str) -> bool {
-        self.listed.contains(flag) || (self.any_keyword && !flag.starts_with('\\'))
+        self.listed.contains(flag) || (self.any_keyword && is_keyword(flag))
     }
 
     /// Split flags into (kept, dropped).

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FolderReport, MessageError};
 use trasloco_core::diff::{self, SourceMsg, TargetMsg};
-use trasloco_core::flags::{self, FlagSet, Permanent};
+use trasloco_core::flags::{self, FlagSet, Permanent, is_keyword};
 use trasloco_core::folder_map::FolderMapping;
 use trasloco_core::identity::identity;
 use trasloco_imap::{AppendMsg, AppendOutcome, AppendStart, Client, PendingAppend};
@@ -376,10 +376,17 @@ impl From<Option<Vec<AppendOutcome>>> for Answer {
 fn needs_more(answer: &Answer, msgs: &[AppendMsg]) -> bool {
     match answer {
         Answer::Unsent | Answer::Refused => !msgs.is_empty(),
-        Answer::Outcomes(outcomes) => outcomes.iter().zip(msgs).any(|(o, m)| {
-            matches!(o, AppendOutcome::Rejected(_)) && m.flags.iter().any(|f| !f.starts_with('\\'))
-        }),
+        Answer::Outcomes(outcomes) => outcomes
+            .iter()
+            .zip(msgs)
+            .any(|(o, m)| refused_with_keywords(o, &m.flags)),
     }
+}
+
+/// A refusal worth one more try with system flags only: the message carried keywords, which a
+/// target may refuse although it seemed to accept them.
+fn refused_with_keywords(outcome: &AppendOutcome, flags: &[String]) -> bool {
+    matches!(outcome, AppendOutcome::Rejected(_)) && flags.iter().any(|f| is_keyword(f))
 }
 
 /// Finish one batch on `tgt` (nothing else may be in flight on it): append it if not sent yet,
@@ -410,8 +417,7 @@ async fn complete(
     // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
     // system flags only, and report the keywords as dropped rather than lose the message.
     let retry: Vec<usize> = (0..msgs.len())
-        .filter(|&i| matches!(outcomes[i], AppendOutcome::Rejected(_)))
-        .filter(|&i| msgs[i].flags.iter().any(|f| !f.starts_with('\\')))
+        .filter(|&i| refused_with_keywords(&outcomes[i], &msgs[i].flags))
         .collect();
     if !retry.is_empty() {
         let plain: Vec<AppendMsg> = retry
@@ -420,7 +426,7 @@ async fn complete(
                 flags: msgs[i]
                     .flags
                     .iter()
-                    .filter(|f| f.starts_with('\\'))
+                    .filter(|f| !is_keyword(f))
                     .cloned()
                     .collect(),
                 ..msgs[i].clone()
@@ -429,7 +435,7 @@ async fn complete(
         let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
         for (&i, outcome) in retry.iter().zip(again) {
             if matches!(outcome, AppendOutcome::Stored { .. }) {
-                for k in msgs[i].flags.iter().filter(|f| !f.starts_with('\\')) {
+                for k in msgs[i].flags.iter().filter(|f| is_keyword(f)) {
                     *dropped.entry(k.clone()).or_default() += 1;
                 }
                 outcomes[i] = outcome;
@@ -684,13 +690,12 @@ async fn stream_one(
                 tgt.append_end(append).await.on(SideName::Target)?
             }
         };
-        let has_keywords = flags.iter().any(|f| !f.starts_with('\\'));
-        if matches!(outcome, AppendOutcome::Rejected(_)) && has_keywords {
-            flags.retain(|f| f.starts_with('\\'));
+        if refused_with_keywords(&outcome, &flags) {
+            flags.retain(|f| !is_keyword(f));
             continue;
         }
         if matches!(outcome, AppendOutcome::Stored { .. }) && flags.len() < kept.len() {
-            for k in kept.iter().filter(|f| !f.starts_with('\\')) {
+            for k in kept.iter().filter(|f| is_keyword(f)) {
                 *report.dropped_keywords.entry(k.clone()).or_default() += 1;
             }
         }
