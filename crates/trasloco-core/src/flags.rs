@@ -24,7 +24,7 @@ pub fn from_server<'a>(flags: impl IntoIterator<Item = &'a str>) -> FlagSet {
         .collect()
 }
 
-/// Whether a flag is a keyword (`$Label1`, `Work`) rather than a system flag (`\\Seen`).
+/// Whether a flag is a keyword (`$Label1`, `Work`) rather than a system flag (`\Seen`).
 pub fn is_keyword(flag: &str) -> bool {
     !flag.starts_with('\\')
 }
