@@ -14,10 +14,11 @@
 //! ```
 #![deny(missing_docs)]
 
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Row, Sqlite};
 use std::path::Path;
 use std::time::Duration;
 use trasloco_core::diff::Mapped;
@@ -114,6 +115,29 @@ pub struct RunRow {
     pub exit_code: Option<i32>,
     /// Its JSON report.
     pub report_path: Option<String>,
+}
+
+/// Rows per multi-row INSERT or UPDATE: six values a row stays under the 999 variables of the
+/// oldest SQLite builds.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Run one statement per chunk of `rows`, built by `build` (an INSERT or `UPDATE … FROM
+/// (VALUES …)`, where SQLite names the list's columns column1, column2, …). Every statement is
+/// a round trip to the database thread: one per row cost a context switch per message copied.
+async fn in_chunks<T>(
+    conn: &mut SqliteConnection,
+    rows: &[T],
+    build: impl Fn(&[T]) -> QueryBuilder<Sqlite>,
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        build(chunk)
+            .build()
+            // Only the full-sized statement recurs; the last, shorter one is not kept prepared.
+            .persistent(chunk.len() == ROWS_PER_STATEMENT)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 const SCHEMA: &str = r#"
@@ -269,22 +293,29 @@ impl State {
                 known.insert(r.get::<String, _>(0), (uid, r.get::<Option<String>, _>(2)));
             }
         }
-        let fresh: Vec<&String> = uidls.iter().filter(|u| !known.contains_key(*u)).collect();
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for u in fresh {
-            if assign && let Some(mb) = mailbox_id {
-                sqlx::query("INSERT INTO pop3_message (mailbox_id, uidl, uid) VALUES (?1, ?2, ?3)")
-                    .bind(mb)
-                    .bind(u)
-                    .bind(i64::from(next))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
+        let mut fresh: Vec<(&String, u32)> = Vec::new();
+        for u in uidls {
+            if !known.contains_key(u) {
+                known.insert(u.clone(), (next, None));
+                fresh.push((u, next));
+                next += 1;
             }
-            known.insert(u.clone(), (next, None));
-            next += 1;
         }
-        tx.commit().await.map_err(|e| self.err(e))?;
+        if assign && let Some(mb) = mailbox_id {
+            let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+            in_chunks(&mut tx, &fresh, |chunk| {
+                let mut q = QueryBuilder::new("INSERT INTO pop3_message (mailbox_id, uidl, uid) ");
+                q.push_values(chunk, |mut row, (uidl, uid)| {
+                    row.push_bind(mb)
+                        .push_bind((*uidl).clone())
+                        .push_bind(i64::from(*uid));
+                });
+                q
+            })
+            .await
+            .map_err(|e| self.err(e))?;
+            tx.commit().await.map_err(|e| self.err(e))?;
+        }
         Ok(known)
     }
 
@@ -295,15 +326,18 @@ impl State {
         dates: &[(u32, String)],
     ) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for (uid, d) in dates {
-            sqlx::query("UPDATE pop3_message SET received = ?3 WHERE mailbox_id = ?1 AND uid = ?2")
-                .bind(mailbox_id)
-                .bind(i64::from(*uid))
-                .bind(d)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        in_chunks(&mut tx, dates, |chunk| {
+            let mut q = QueryBuilder::new("UPDATE pop3_message SET received = v.column2 FROM (");
+            q.push_values(chunk, |mut row, (uid, d)| {
+                row.push_bind(i64::from(*uid)).push_bind(d.clone());
+            });
+            q.push(") AS v WHERE pop3_message.mailbox_id = ")
+                .push_bind(mailbox_id)
+                .push(" AND pop3_message.uid = v.column1");
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -402,22 +436,26 @@ impl State {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, size = excluded.size, \
+        in_chunks(&mut tx, records, |chunk| {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags) ",
+            );
+            q.push_values(chunk, |mut row, r| {
+                row.push_bind(folder_id)
+                    .push_bind(i64::from(r.source_uid))
+                    .push_bind(i64::from(r.target_uid))
+                    .push_bind(r.size as i64)
+                    .push_bind(r.sha256.clone())
+                    .push_bind(flags_text(&r.flags));
+            });
+            q.push(
+                " ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, size = excluded.size, \
                  sha256 = COALESCE(excluded.sha256, message.sha256), flags = excluded.flags",
-            )
-            .bind(folder_id)
-            .bind(i64::from(r.source_uid))
-            .bind(i64::from(r.target_uid))
-            .bind(r.size as i64)
-            .bind(r.sha256.as_deref())
-            .bind(flags_text(&r.flags))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
+            );
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -431,15 +469,18 @@ impl State {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        for (uid, flags) in updates {
-            sqlx::query("UPDATE message SET flags = ?3 WHERE folder_id = ?1 AND source_uid = ?2")
-                .bind(folder_id)
-                .bind(i64::from(*uid))
-                .bind(flags_text(flags))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
+        in_chunks(&mut tx, updates, |chunk| {
+            let mut q = QueryBuilder::new("UPDATE message SET flags = v.column2 FROM (");
+            q.push_values(chunk, |mut row, (uid, flags)| {
+                row.push_bind(i64::from(*uid)).push_bind(flags_text(flags));
+            });
+            q.push(") AS v WHERE message.folder_id = ")
+                .push_bind(folder_id)
+                .push(" AND message.source_uid = v.column1");
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -652,6 +693,82 @@ mod tests {
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
         assert!(state.mappings(f.id).await.unwrap().is_empty());
+    }
+
+    /// Rows go in many per statement: every row of every chunk lands once, a second record of
+    /// the same source UID updates it (keeping a known SHA-256 when the new one is unknown), and
+    /// flag updates reach exactly their rows, in this folder only.
+    #[tokio::test]
+    async fn multi_row_records_and_flag_updates_cross_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let mb = state.mailbox_id("bob@src", "bob@tgt").await.unwrap();
+        let (f, other) = (
+            state.folder(mb, "INBOX").await.unwrap(),
+            state.folder(mb, "Sent").await.unwrap(),
+        );
+        let n = 2 * ROWS_PER_STATEMENT as u32 + 7;
+        let rows = |uids: std::ops::RangeInclusive<u32>, shift: u32, sha: bool| -> Vec<Record> {
+            uids.map(|u| Record {
+                source_uid: u,
+                target_uid: u + shift,
+                size: u64::from(u) * 10,
+                sha256: sha.then(|| format!("{u:064x}")),
+                flags: set(&["\\Seen"]),
+            })
+            .collect()
+        };
+        state.record(f.id, &rows(1..=n, 1000, true)).await.unwrap();
+        state.record(other.id, &rows(1..=3, 0, true)).await.unwrap();
+        // Matched again later, by identity: new target UIDs, no bytes read this time.
+        state
+            .record(f.id, &rows(5..=150, 5000, false))
+            .await
+            .unwrap();
+        let flagged: Vec<(u32, FlagSet)> = (100..=n).map(|u| (u, set(&["\\Flagged"]))).collect();
+        state.update_flags(f.id, &flagged).await.unwrap();
+
+        let mut m = state.mappings(f.id).await.unwrap();
+        m.sort_by_key(|x| x.source_uid);
+        assert_eq!(m.len(), n as usize);
+        for x in &m {
+            let u = x.source_uid;
+            let shift = if (5..=150).contains(&u) { 5000 } else { 1000 };
+            assert_eq!(x.target_uid, u + shift, "source UID {u}");
+            let want = if u >= 100 { "\\Flagged" } else { "\\Seen" };
+            assert_eq!(x.synced_flags, set(&[want]), "source UID {u}");
+        }
+        let shas: Vec<(i64, String)> =
+            sqlx::query_as("SELECT source_uid, sha256 FROM message WHERE folder_id = ?1")
+                .bind(f.id)
+                .fetch_all(&state.pool)
+                .await
+                .unwrap();
+        assert!(shas.iter().all(|(u, s)| *s == format!("{u:064x}")));
+        // POP3 numbering and receipt dates go in the same way.
+        let uidls: Vec<String> = (0..n).map(|i| format!("uidl-{i}")).collect();
+        let first = state.pop3_uids(Some(mb), &uidls, true).await.unwrap();
+        let dates: Vec<(u32, String)> = first
+            .values()
+            .map(|(uid, _)| (*uid, format!("2026-01-{:02}", uid % 28 + 1)))
+            .collect();
+        state.set_pop3_received(mb, &dates).await.unwrap();
+        let again = state.pop3_uids(Some(mb), &uidls, true).await.unwrap();
+        assert_eq!(again.len(), n as usize);
+        let mut numbers: Vec<u32> = again.values().map(|(uid, _)| *uid).collect();
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=n).collect::<Vec<_>>());
+        for (uidl, (uid, received)) in &again {
+            assert_eq!(first[uidl].0, *uid);
+            assert_eq!(
+                received.as_deref(),
+                Some(format!("2026-01-{:02}", uid % 28 + 1).as_str())
+            );
+        }
+
+        let untouched = state.mappings(other.id).await.unwrap();
+        assert_eq!(untouched.len(), 3);
+        assert!(untouched.iter().all(|x| x.synced_flags == set(&["\\Seen"])));
     }
 
     #[tokio::test]
