@@ -262,8 +262,7 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
             if let (Some(a), false) = (&active, dry_run) {
                 to.set_active(Some(a)).await.map_err(|e| e.to_string())?;
             }
-            from.logout().await;
-            to.logout().await;
+            tokio::join!(from.logout(), to.logout());
             let mut detail = format!(
                 "{copied} script(s) {}, {rewritten} address(es) rewritten{}",
                 if dry_run { "would be copied" } else { "copied" },

@@ -22,6 +22,8 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const KEEP_CAPACITY: usize = 256 * 1024;
 /// Sequence-set ranges per command, to stay under servers' line-length limits.
 const MAX_RANGES: usize = 500;
+/// Every subscribed folder.
+const LSUB_ALL: &str = r#"LSUB "" "*""#;
 
 /// A folder as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +196,28 @@ fn parse_done(line: &[u8], tag: &str) -> Option<Done> {
     })
 }
 
+/// The list of a `CAPABILITY …` response code (the text inside `[…]`), if that is what it is.
+fn caps_in_code(code: &str) -> Option<Vec<String>> {
+    let (name, rest) = code.split_once(' ')?;
+    if !name.eq_ignore_ascii_case("CAPABILITY") {
+        return None;
+    }
+    let caps: Vec<String> = rest.split_whitespace().map(str::to_string).collect();
+    caps.iter()
+        .any(|c| c.eq_ignore_ascii_case("IMAP4rev1") || c.eq_ignore_ascii_case("IMAP4rev2"))
+        .then_some(caps)
+}
+
+/// The capabilities a greeting (`* OK [CAPABILITY …] …`) lists, if it lists them.
+fn caps_in_greeting(greeting: &[u8]) -> Option<Vec<String>> {
+    let line = std::str::from_utf8(greeting).ok()?;
+    let rest = line
+        .strip_prefix("* OK ")
+        .or_else(|| line.strip_prefix("* PREAUTH "))?;
+    let (code, _) = rest.strip_prefix('[')?.split_once(']')?;
+    caps_in_code(code)
+}
+
 /// Expand a uid-set (`4:6,8`) in order.
 fn expand_uid_set(s: &str) -> Option<Vec<u32>> {
     let mut out = Vec::new();
@@ -281,7 +305,11 @@ impl Client {
                 ),
             ));
         }
-        client.refresh_capabilities().await?;
+        // Most servers list their capabilities in the greeting: no CAPABILITY round trip then.
+        match caps_in_greeting(&greeting) {
+            Some(caps) => client.caps = caps,
+            None => client.refresh_capabilities().await?,
+        }
         let wants_tls = matches!(
             ep.security,
             Security::StartTls | Security::StartTlsIfOffered
@@ -425,18 +453,42 @@ impl Client {
                 ),
             ));
         }
-        self.refresh_capabilities().await
+        // The login's OK usually carries the post-login capabilities (RFC 3501 §7.1): when it
+        // does, they are the ones to use, and asking again would cost a round trip.
+        match done.code.as_deref().and_then(caps_in_code) {
+            Some(caps) => {
+                self.caps = caps;
+                Ok(())
+            }
+            None => self.refresh_capabilities().await,
+        }
     }
 
     /// LIST every folder, with special-use attributes when the server can return them.
     pub async fn list(&mut self) -> Result<Vec<ListEntry>, Error> {
-        let cmd = if self.has_cap("SPECIAL-USE") && self.has_cap("LIST-EXTENDED") {
+        let cmd = self.list_all();
+        let tag = self.send(cmd).await?;
+        self.list_finish(cmd, &tag).await
+    }
+
+    /// LIST every folder and LSUB the subscribed ones, both commands sent at once: one round
+    /// trip instead of two.
+    pub async fn list_and_lsub(&mut self) -> Result<(Vec<ListEntry>, Vec<String>), Error> {
+        let cmd = self.list_all();
+        let list = self.send(cmd).await?;
+        let lsub = self.send(LSUB_ALL).await?;
+        let listed = self.list_finish(cmd, &list).await;
+        // The LSUB answer is read even when LIST failed, so the connection stays usable.
+        let subscribed = self.list_finish(LSUB_ALL, &lsub).await;
+        Ok((listed?, subscribed?.into_iter().map(|e| e.name).collect()))
+    }
+
+    fn list_all(&self) -> &'static str {
+        if self.has_cap("SPECIAL-USE") && self.has_cap("LIST-EXTENDED") {
             r#"LIST "" "*" RETURN (SPECIAL-USE)"#
         } else {
             r#"LIST "" "*""#
-        };
-        let out = self.list_command(cmd).await?;
-        Ok(out)
+        }
     }
 
     /// The storage quota of the INBOX's quota root (RFC 2087 GETQUOTAROOT): (used, limit) in
@@ -466,18 +518,20 @@ impl Client {
 
     /// LSUB: the subscribed folders' Unicode names.
     pub async fn lsub(&mut self) -> Result<Vec<String>, Error> {
+        let tag = self.send(LSUB_ALL).await?;
         Ok(self
-            .list_command(r#"LSUB "" "*""#)
+            .list_finish(LSUB_ALL, &tag)
             .await?
             .into_iter()
             .map(|e| e.name)
             .collect())
     }
 
-    async fn list_command(&mut self, cmd: &str) -> Result<Vec<ListEntry>, Error> {
+    /// Read the answer to a LIST or LSUB `cmd` sent as `tag`.
+    async fn list_finish(&mut self, cmd: &str, tag: &str) -> Result<Vec<ListEntry>, Error> {
         let mut out = Vec::new();
         let done = self
-            .run(cmd, &mut |_, resp| {
+            .finish(tag, &mut |_, resp| {
                 if let Response::MailboxData(MailboxDatum::List(l)) = resp {
                     let wire = l.name.to_string();
                     out.push(ListEntry {
@@ -1448,6 +1502,36 @@ fn mailbox_arg(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_from_greeting_and_login_codes() {
+        let caps = caps_in_greeting(
+            b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN] Dovecot ready.\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            caps,
+            ["IMAP4rev1", "SASL-IR", "LITERAL+", "STARTTLS", "AUTH=PLAIN"]
+        );
+        let login = parse_done(
+            b"t2 OK [CAPABILITY IMAP4rev1 MULTIAPPEND UIDPLUS QUOTA] Logged in\r\n",
+            "t2",
+        )
+        .unwrap();
+        let caps = login.code.as_deref().and_then(caps_in_code).unwrap();
+        assert!(caps.iter().any(|c| c == "MULTIAPPEND"));
+        // Anything else means: ask with CAPABILITY.
+        for greeting in [
+            &b"* OK IMAP server ready\r\n"[..],
+            b"* OK [ALERT] maintenance tonight\r\n",
+            b"* OK [CAPABILITY] empty\r\n",
+            b"* OK [CAPABILITY STARTTLS AUTH=PLAIN] no IMAP4rev1 in it\r\n",
+            b"* BYE too many connections\r\n",
+        ] {
+            assert_eq!(caps_in_greeting(greeting), None, "{greeting:?}");
+        }
+        assert_eq!(caps_in_code("APPENDUID 7 1:3"), None);
+    }
 
     #[test]
     fn completion_with_unknown_code() {

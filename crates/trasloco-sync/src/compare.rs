@@ -103,8 +103,7 @@ pub async fn compare_mailbox(
             .on(SideName::Source)?;
         let mut tgt = connect(target, SideName::Target).await?;
         let out = compare_folders(&mut src, &mut tgt, opts, archive, full).await;
-        src.logout().await;
-        tgt.logout().await;
+        tokio::join!(src.logout(), tgt.logout());
         out
     }
     .await;

@@ -638,14 +638,17 @@ async fn sync_once(
         }
     }
     folders?;
-    for (src, tgts) in conns {
-        src.logout().await;
-        for t in tgts {
-            t.logout().await;
-        }
-    }
-    for c in checkers {
-        c.logout().await;
-    }
+    // Every connection says goodbye at once: over a 40 ms link, six LOGOUTs one after the
+    // other added a quarter of a second to every mailbox.
+    let lanes = conns.into_iter().map(|(src, tgts)| async move {
+        tokio::join!(
+            src.logout(),
+            futures_util::future::join_all(tgts.into_iter().map(Client::logout))
+        );
+    });
+    tokio::join!(
+        futures_util::future::join_all(lanes),
+        futures_util::future::join_all(checkers.into_iter().map(Client::logout))
+    );
     Ok(())
 }

@@ -94,8 +94,8 @@ fn folders_of_imap(
 pub(crate) async fn imap_folders(
     c: &mut Client,
 ) -> Result<(Vec<Folder>, BTreeSet<String>, Option<char>), Error> {
-    let list = c.list().await?;
-    let subs: BTreeSet<String> = c.lsub().await?.into_iter().collect();
+    let (list, subs) = c.list_and_lsub().await?;
+    let subs: BTreeSet<String> = subs.into_iter().collect();
     let delim = list.iter().find_map(|e| e.delimiter);
     Ok((folders_of_imap(&list, &subs), subs, delim))
 }
