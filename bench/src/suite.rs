@@ -217,8 +217,20 @@ fn versions(trasloco: &Path) -> Vec<String> {
             })
             .unwrap_or_default()
     };
+    // The commit measured, so that a table can be traced to its code ("-dirty" when the
+    // working tree had changes). Empty outside a git checkout.
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let commit = run("git", &["-C", repo, "describe", "--always", "--dirty"]);
     vec![
-        run(&trasloco.display().to_string(), &["--version"]),
+        format!(
+            "{}{}",
+            run(&trasloco.display().to_string(), &["--version"]),
+            if commit.is_empty() {
+                String::new()
+            } else {
+                format!(" (commit {commit})")
+            }
+        ),
         format!("dovecot {}", run("dovecot", &["--version"])),
         format!("linux {}", run("uname", &["-r"])),
         format!("{} cores", run("nproc", &[])),
