@@ -60,7 +60,9 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
         "subscriptions carried: {subs:?}"
     );
 
-    // Unchanged re-run: nothing copied, no body fetched.
+    // Unchanged re-run: nothing copied, no body fetched, and nothing to read back, so no
+    // reader connects: the target sees the two lanes' connections only.
+    let before = pair.imap_sessions_closed("target", "alice");
     let out = pair.migrate("alice", &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
@@ -68,6 +70,11 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     assert_eq!(mb["buckets"]["already_present"], 42);
     let fetched = folder_sum(mb, "bodies_fetched");
     assert_eq!(fetched, 0);
+    assert_eq!(
+        pair.imap_sessions_closed("target", "alice") - before,
+        2,
+        "target sessions of an unchanged re-run"
+    );
 
     // New mail and a flag change on the source; a flag set by the user on the target stays.
     seed(

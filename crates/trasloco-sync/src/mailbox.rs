@@ -429,21 +429,18 @@ async fn sync_once(
             .collect::<Result<Vec<Client>, SyncError>>()?;
         Ok::<_, SyncError>((src, tgts))
     };
-    // With verification, one reader per lane reads copies back while the next folders are
-    // copied (one reader fell behind two lanes over a slow link).
+    // With verification, up to one reader per lane reads copies back while the next folders
+    // are copied (one reader fell behind two lanes over a slow link). Readers connect when
+    // there is something to read back: a run that copies nothing opens none, and a second
+    // reader opens only when a copied folder waits while the first is busy (each connection
+    // costs the server a process and a login).
     let readers = if opts.verify && !opts.dry_run {
         lanes
     } else {
         0
     };
-    let (opened, checkers) = tokio::join!(
-        futures_util::future::join_all((0..lanes).map(|_| open_lane())),
-        futures_util::future::join_all((0..readers).map(|_| connect(target, SideName::Target)))
-    );
+    let opened = futures_util::future::join_all((0..lanes).map(|_| open_lane())).await;
     let mut conns = opened.into_iter().collect::<Result<Vec<_>, SyncError>>()?;
-    let mut checkers = checkers
-        .into_iter()
-        .collect::<Result<Vec<Client>, SyncError>>()?;
     let (src, tgts) = &mut conns[0];
     let tgt = &mut tgts[0];
     let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(tgt));
@@ -501,27 +498,44 @@ async fn sync_once(
     }
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
     // Without verification nothing is queued.
-    let to_check = (!checkers.is_empty()).then_some(to_check);
+    let to_check = (readers > 0).then_some(to_check);
+    // The readers' connections, kept for the common LOGOUT at the end.
+    let checkers: std::sync::Mutex<Vec<Client>> = std::sync::Mutex::new(Vec::new());
     let verifier = async {
         let queue = tokio::sync::Mutex::new(&mut checks);
         let (mappings, src_label, tgt_label) = (&mappings, &src_label, &tgt_label);
-        let readers = checkers.iter_mut().map(|c| {
+        let checkers = &checkers;
+        // The queue's lock is fair: an idle reader waits for the next folder holding it, so
+        // the next reader in line receives a folder only while every reader before it is busy.
+        let readers = (0..readers).map(|_| {
             let queue = &queue;
             async move {
                 let mut done = Vec::new();
-                loop {
-                    let next = queue.lock().await.recv().await;
-                    let Some((i, folder, copied)) = next else {
-                        return Ok::<_, SyncError>(done);
-                    };
-                    let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
-                        pec,
-                        source: src_label,
-                        target: tgt_label,
-                        source_folder: &mappings[i].source,
-                    });
-                    done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
+                let mut conn: Option<Client> = None;
+                let result = async {
+                    loop {
+                        let next = queue.lock().await.recv().await;
+                        let Some((i, folder, copied)) = next else {
+                            return Ok::<_, SyncError>(());
+                        };
+                        let c = match &mut conn {
+                            Some(c) => c,
+                            None => conn.insert(connect(target, SideName::Target).await?),
+                        };
+                        let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
+                            pec,
+                            source: src_label,
+                            target: tgt_label,
+                            source_folder: &mappings[i].source,
+                        });
+                        done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
+                    }
                 }
+                .await;
+                if let Some(c) = conn {
+                    checkers.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                }
+                result.map(|()| done)
             }
         });
         let mut done = Vec::new();
@@ -648,7 +662,13 @@ async fn sync_once(
     });
     tokio::join!(
         futures_util::future::join_all(lanes),
-        futures_util::future::join_all(checkers.into_iter().map(Client::logout))
+        futures_util::future::join_all(
+            checkers
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .into_iter()
+                .map(Client::logout)
+        )
     );
     Ok(())
 }

@@ -201,6 +201,29 @@ impl Pair {
         }
     }
 
+    /// How many IMAP sessions of `user` the server has closed so far, from its log, once the
+    /// count has stayed the same for a quarter of a second (the log is written a moment after
+    /// the client has gone).
+    pub fn imap_sessions_closed(&self, side: &str, user: &str) -> usize {
+        let log = self.dir.path().join(side).join("log/dovecot.log");
+        let needle = format!("imap({user})<");
+        let count = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(&needle) && l.contains("Disconnected"))
+                .count()
+        };
+        let (mut last, mut same) = (count(), 0);
+        while same < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = count();
+            same = if now == last { same + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("{user}.sqlite"))
     }
