@@ -195,11 +195,11 @@ CREATE TABLE IF NOT EXISTS run (
 "#;
 
 fn flags_text(f: &FlagSet) -> String {
-    f.iter().cloned().collect::<Vec<_>>().join(" ")
+    f.iter().collect::<Vec<_>>().join(" ")
 }
 
 fn flags_parse(s: &str) -> FlagSet {
-    s.split_whitespace().map(str::to_string).collect()
+    s.split_whitespace().collect()
 }
 
 impl State {
@@ -414,20 +414,22 @@ impl State {
 
     /// The recorded copies of a folder.
     pub async fn mappings(&self, folder_id: i64) -> Result<Vec<Mapped>, Error> {
-        let rows =
+        use futures_util::TryStreamExt;
+        // Row by row: a folder of 100,000 messages must not sit in memory twice, once as rows
+        // and once as mappings.
+        let mut out = Vec::new();
+        let mut rows =
             sqlx::query("SELECT source_uid, target_uid, flags FROM message WHERE folder_id = ?1")
                 .bind(folder_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| Mapped {
+                .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await.map_err(|e| self.err(e))? {
+            out.push(Mapped {
                 source_uid: r.get::<i64, _>(0) as u32,
                 target_uid: r.get::<i64, _>(1) as u32,
                 synced_flags: flags_parse(r.get::<&str, _>(2)),
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     /// Record copies (or matches), in one transaction.

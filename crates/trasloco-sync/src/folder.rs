@@ -208,7 +208,7 @@ pub(crate) async fn sync_folder(
         .collect();
     for p in &pass.present {
         if let Some(f) = &p.set_flags {
-            store.push((p.target_uid, f.iter().cloned().collect()));
+            store.push((p.target_uid, f.to_vec()));
         }
         if p.set_flags.is_some() || recorded.get(&p.source_uid) != Some(&&p.synced_flags) {
             synced.push((p.source_uid, p.synced_flags.clone()));
