@@ -135,10 +135,6 @@ pub(crate) async fn sync_folder(
         ),
         None => Permanent::anything(),
     };
-    let target_flags: HashMap<u32, FlagSet> = target_msgs
-        .iter()
-        .map(|t| (t.uid, t.flags.clone()))
-        .collect();
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
     let (folder_id, mapped) = match (ctx.mailbox_id, &tsel) {
@@ -215,10 +211,17 @@ pub(crate) async fn sync_folder(
         }
     }
     let mut records = Vec::with_capacity(matched.len());
+    // Built only when the identity pass matched something (a lost state, a first contact with
+    // a non-empty target); it borrows the listing instead of copying every message's flags.
+    let target_flags: HashMap<u32, &FlagSet> = if matched.is_empty() {
+        HashMap::new()
+    } else {
+        target_msgs.iter().map(|t| (t.uid, &t.flags)).collect()
+    };
     for (s, t) in &matched {
         let l = &listed[s];
         let wanted = diff::initial_target_flags(&l.flags, &permanent);
-        if target_flags.get(t) != Some(&wanted) {
+        if target_flags.get(t).copied() != Some(&wanted) {
             store.push((*t, wanted.into_iter().collect()));
         }
         records.push(Record {
