@@ -499,12 +499,11 @@ async fn sync_once(
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
     // Without verification nothing is queued.
     let to_check = (readers > 0).then_some(to_check);
-    // The readers' connections, kept for the common LOGOUT at the end.
-    let checkers: std::sync::Mutex<Vec<Client>> = std::sync::Mutex::new(Vec::new());
+    // The verifier returns what it checked and the readers' connections, for the common LOGOUT
+    // at the end.
     let verifier = async {
         let queue = tokio::sync::Mutex::new(&mut checks);
         let (mappings, src_label, tgt_label) = (&mappings, &src_label, &tgt_label);
-        let checkers = &checkers;
         // The queue's lock is fair: an idle reader waits for the next folder holding it, so
         // the next reader in line receives a folder only while every reader before it is busy.
         let readers = (0..readers).map(|_| {
@@ -512,37 +511,32 @@ async fn sync_once(
             async move {
                 let mut done = Vec::new();
                 let mut conn: Option<Client> = None;
-                let result = async {
-                    loop {
-                        let next = queue.lock().await.recv().await;
-                        let Some((i, folder, copied)) = next else {
-                            return Ok::<_, SyncError>(());
-                        };
-                        let c = match &mut conn {
-                            Some(c) => c,
-                            None => conn.insert(connect(target, SideName::Target).await?),
-                        };
-                        let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
-                            pec,
-                            source: src_label,
-                            target: tgt_label,
-                            source_folder: &mappings[i].source,
-                        });
-                        done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
-                    }
+                loop {
+                    let next = queue.lock().await.recv().await;
+                    let Some((i, folder, copied)) = next else {
+                        return Ok::<_, SyncError>((done, conn));
+                    };
+                    let c = match &mut conn {
+                        Some(c) => c,
+                        None => conn.insert(connect(target, SideName::Target).await?),
+                    };
+                    let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
+                        pec,
+                        source: src_label,
+                        target: tgt_label,
+                        source_folder: &mappings[i].source,
+                    });
+                    done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
                 }
-                .await;
-                if let Some(c) = conn {
-                    checkers.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-                }
-                result.map(|()| done)
             }
         });
-        let mut done = Vec::new();
+        let (mut done, mut checkers) = (Vec::new(), Vec::new());
         for r in futures_util::future::join_all(readers).await {
-            done.extend(r?);
+            let (checked, conn) = r?;
+            done.extend(checked);
+            checkers.extend(conn);
         }
-        Ok::<_, SyncError>(done)
+        Ok::<_, SyncError>((done, checkers))
     };
     // One slot per folder, filled when a lane takes the folder: what was copied before a
     // dropped connection still counts, and the reports keep the folders' order.
@@ -645,7 +639,7 @@ async fn sync_once(
             reports.push(r);
         }
     }
-    let verified = verified?;
+    let (verified, checkers) = verified?;
     for (i, checked) in verified {
         if let Some(&at) = filled.get(&i) {
             record_check(&mut reports[at], checked);
@@ -662,13 +656,7 @@ async fn sync_once(
     });
     tokio::join!(
         futures_util::future::join_all(lanes),
-        futures_util::future::join_all(
-            checkers
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .into_iter()
-                .map(Client::logout)
-        )
+        futures_util::future::join_all(checkers.into_iter().map(Client::logout))
     );
     Ok(())
 }
