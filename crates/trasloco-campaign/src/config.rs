@@ -122,6 +122,8 @@ pub struct RunSection {
     pub parallel_folders: Option<usize>,
     /// Target connections appending at once, per folder being copied.
     pub append_connections: Option<usize>,
+    /// Messages of a folder listed and compared at a time.
+    pub listing_window: Option<usize>,
     /// POP3 sources: after a verified copy, delete from the server mail received more than this
     /// many days ago.
     pub leave_days: Option<u32>,
@@ -169,6 +171,7 @@ impl Default for RunSection {
             max_reconnects: None,
             parallel_folders: None,
             append_connections: None,
+            listing_window: None,
             leave_days: None,
             pop3_seen: true,
             pec: true,

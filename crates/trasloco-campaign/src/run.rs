@@ -425,6 +425,9 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     if let Some(n) = r.parallel_folders {
         sync.lanes = n.clamp(1, 8);
     }
+    if let Some(n) = r.listing_window {
+        sync.listing_window = n.max(1);
+    }
     sync.leave_days = r.leave_days;
     sync.pop3_seen = r.pop3_seen;
     sync.exclude = campaign.file.folders.exclude.clone();

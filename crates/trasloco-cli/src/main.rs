@@ -438,6 +438,10 @@ struct MigrateArgs {
     /// Target connections appending at once for each of those folders (1–8).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     append_connections: u8,
+    /// Messages of a folder listed and compared at a time (at least 1): memory follows this,
+    /// not the folder's size.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    listing_window: u32,
 }
 
 /// Keep the C allocator from holding on to freed message buffers.
@@ -930,6 +934,7 @@ async fn migrate(
         batch_messages: args.batch_messages.max(1),
         append_connections: usize::from(args.append_connections),
         lanes: usize::from(args.parallel_folders),
+        listing_window: args.listing_window as usize,
         exclude: args.exclude.clone(),
         renames,
         pop3_seen: !args.pop3_unseen,

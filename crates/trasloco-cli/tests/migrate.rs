@@ -6,6 +6,17 @@ use support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
+    whole_mailbox_case(&[]).await;
+}
+
+/// The same with folders listed and compared four messages at a time: both INBOXes span
+/// several listing windows, so flags, new mail and copies are found window by window.
+#[tokio::test(flavor = "multi_thread")]
+async fn folders_larger_than_a_listing_window() {
+    whole_mailbox_case(&["--listing-window", "4"]).await;
+}
+
+async fn whole_mailbox_case(extra: &[&str]) {
     let pair = Pair::start();
     let mut src = pair.client("source", "alice").await;
     for (folder, msgs) in italian_mailbox() {
@@ -13,7 +24,7 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     }
     src.subscribe("Progetti/Società").await.unwrap();
 
-    let out = pair.migrate("alice", &[]);
+    let out = pair.migrate("alice", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let r = report(&pair, &out);
     let mb = &r["mailboxes"][0];
@@ -63,7 +74,7 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     // Unchanged re-run: nothing copied, no body fetched, and nothing to read back, so no
     // reader connects: the target sees the two lanes' connections only.
     let before = pair.imap_sessions_closed("target", "alice");
-    let out = pair.migrate("alice", &[]);
+    let out = pair.migrate("alice", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 0);
@@ -94,7 +105,7 @@ async fn whole_mailbox_is_copied_byte_exact_then_reruns_are_incremental() {
     )])
     .await
     .unwrap();
-    let out = pair.migrate("alice", &[]);
+    let out = pair.migrate("alice", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 2);
@@ -216,6 +227,18 @@ async fn thirty_megabyte_message_is_copied_exactly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
+    lost_state_case(&[]).await;
+}
+
+/// The same, listed five messages at a time: the identity pool built in one window still
+/// holds the target copies later windows match, and the three identical messages span two
+/// windows.
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_state_is_reconciled_window_by_window() {
+    lost_state_case(&["--listing-window", "5"]).await;
+}
+
+async fn lost_state_case(extra: &[&str]) {
     let pair = Pair::start();
     let mut src = pair.client("source", "dave").await;
     let mut msgs: Vec<Msg> = (0..30).map(|i| msg(simple(i, "INBOX"))).collect();
@@ -224,7 +247,7 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
         msgs.push(msg("Subject: uguale\r\n\r\nsame bytes\r\n"));
     }
     seed(&mut src, "INBOX", msgs).await;
-    let out = pair.migrate("dave", &[]);
+    let out = pair.migrate("dave", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
 
     // The source folder gets a new UIDVALIDITY (as after a server move or restore).
@@ -240,7 +263,7 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
             "INBOX",
         ],
     );
-    let out = pair.migrate("dave", &[]);
+    let out = pair.migrate("dave", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 0, "{}", text(&out));
@@ -261,7 +284,7 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
         &["expunge", "-u", "dave", "mailbox", "INBOX", "DELETED"],
     );
     assert_eq!(count(&pair, "target", "dave", "INBOX").await, 16);
-    let out = pair.migrate("dave", &[]);
+    let out = pair.migrate("dave", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["copied"], 17);

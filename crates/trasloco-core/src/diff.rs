@@ -139,23 +139,55 @@ pub fn by_identity(
     unmapped: &[(u32, IdentityKey)],
     unclaimed: &[(u32, IdentityKey)],
 ) -> IdentityPass {
-    let mut pool: BTreeMap<IdentityKey, Vec<u32>> = BTreeMap::new();
-    for (uid, key) in unclaimed {
-        pool.entry(*key).or_default().push(*uid);
-    }
-    for uids in pool.values_mut() {
-        uids.sort_unstable_by(|a, b| b.cmp(a)); // pop() yields the lowest UID first
-    }
-    let mut sorted: Vec<&(u32, IdentityKey)> = unmapped.iter().collect();
-    sorted.sort_unstable_by_key(|(uid, _)| *uid);
-    let mut pass = IdentityPass::default();
-    for (uid, key) in sorted {
-        match pool.get_mut(key).and_then(Vec::pop) {
-            Some(t) => pass.matched.push((*uid, t)),
-            None => pass.to_copy.push(*uid),
+    IdentityPool::new(unclaimed.iter().copied()).take(unmapped)
+}
+
+/// The unclaimed target messages of a folder by content identity, matched against the source
+/// one listing window at a time: a target message matched in one window is gone for the next.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityPool {
+    /// Target UIDs per identity, highest first, so `pop()` yields the lowest.
+    pool: BTreeMap<IdentityKey, Vec<u32>>,
+    left: usize,
+}
+
+impl IdentityPool {
+    /// A pool of (target UID, identity) pairs.
+    pub fn new(unclaimed: impl IntoIterator<Item = (u32, IdentityKey)>) -> IdentityPool {
+        let mut pool: BTreeMap<IdentityKey, Vec<u32>> = BTreeMap::new();
+        let mut left = 0;
+        for (uid, key) in unclaimed {
+            pool.entry(key).or_default().push(uid);
+            left += 1;
         }
+        for uids in pool.values_mut() {
+            uids.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        IdentityPool { pool, left }
     }
-    pass
+
+    /// Whether no target message is left to match.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Match source messages (lowest UID first) and take the matched target messages out of
+    /// the pool; the unmatched ones are to be copied.
+    pub fn take(&mut self, unmapped: &[(u32, IdentityKey)]) -> IdentityPass {
+        let mut sorted: Vec<&(u32, IdentityKey)> = unmapped.iter().collect();
+        sorted.sort_unstable_by_key(|(uid, _)| *uid);
+        let mut pass = IdentityPass::default();
+        for (uid, key) in sorted {
+            match self.pool.get_mut(key).and_then(Vec::pop) {
+                Some(t) => {
+                    self.left -= 1;
+                    pass.matched.push((*uid, t));
+                }
+                None => pass.to_copy.push(*uid),
+            }
+        }
+        pass
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +316,28 @@ mod tests {
                 let m = pass.matched.iter().filter(|(su, _)| src_keys[*su as usize - 1] == k).count();
                 prop_assert_eq!(m, s.min(t));
             }
+        }
+
+        /// Matching window by window against one pool finds the same pairs as one pass over
+        /// the whole folder, whatever the window size.
+        #[test]
+        fn windows_of_one_pool_match_like_one_pass(
+            src_keys in proptest::collection::vec(0u8..4, 0..40),
+            tgt_keys in proptest::collection::vec(0u8..4, 0..40),
+            window in 1usize..12,
+        ) {
+            let unmapped: Vec<_> = src_keys.iter().enumerate().map(|(i, k)| (i as u32 + 1, key(*k))).collect();
+            let unclaimed: Vec<_> = tgt_keys.iter().enumerate().map(|(i, k)| (i as u32 + 100, key(*k))).collect();
+            let whole = by_identity(&unmapped, &unclaimed);
+            let mut pool = IdentityPool::new(unclaimed.iter().copied());
+            let mut windowed = IdentityPass::default();
+            for w in unmapped.chunks(window) {
+                let p = pool.take(w);
+                windowed.matched.extend(p.matched);
+                windowed.to_copy.extend(p.to_copy);
+            }
+            prop_assert_eq!(windowed, whole.clone());
+            prop_assert_eq!(pool.is_empty(), whole.matched.len() == unclaimed.len());
         }
 
         /// The state pass never loses a source message and never claims a target twice.

@@ -66,6 +66,123 @@ pub struct FetchedMeta {
     pub internal_date: Option<String>,
 }
 
+/// A range of UIDs in a folder: `from` up to `to` included, or to the end of the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UidWindow {
+    /// The first UID of the range.
+    pub from: u32,
+    /// The last UID of the range; `None` runs to the end of the folder.
+    pub to: Option<u32>,
+}
+
+impl UidWindow {
+    /// The whole folder.
+    pub const ALL: UidWindow = UidWindow { from: 1, to: None };
+
+    /// Whether `uid` lies in the range.
+    pub fn contains(&self, uid: u32) -> bool {
+        uid >= self.from && self.to.is_none_or(|t| uid <= t)
+    }
+
+    fn wire(&self) -> String {
+        match self.to {
+            Some(t) => format!("{}:{t}", self.from),
+            None => format!("{}:*", self.from),
+        }
+    }
+}
+
+/// A folder listed a window at a time: the messages of the first window, in UID order, and
+/// the UID ranges that hold the others, each about as many messages as the first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The first window's messages (the whole folder when `rest` is empty).
+    pub first: Vec<FetchedMeta>,
+    /// The UID ranges after the first window, ascending; together with the first window they
+    /// cover every UID, so a message expunged or added meanwhile cannot fall between two.
+    pub rest: Vec<UidWindow>,
+}
+
+impl Listing {
+    /// The UID range of the first window.
+    pub fn first_window(&self) -> UidWindow {
+        match self.rest.first() {
+            Some(next) => UidWindow {
+                from: 1,
+                to: Some(next.from - 1),
+            },
+            None => UidWindow::ALL,
+        }
+    }
+}
+
+/// Collects a listing that arrives in UID order, keeping at most `window` messages and the
+/// UIDs where the next windows start.
+struct Windowing {
+    window: usize,
+    seen: usize,
+    last_uid: u32,
+    starts: Vec<u32>,
+    first: Vec<FetchedMeta>,
+    /// A server that answered out of UID order: the windows cannot be cut from the stream.
+    unordered: bool,
+}
+
+impl Windowing {
+    fn new(window: usize) -> Windowing {
+        Windowing {
+            window: window.max(1),
+            seen: 0,
+            last_uid: 0,
+            starts: Vec::new(),
+            first: Vec::new(),
+            unordered: false,
+        }
+    }
+
+    fn push(&mut self, m: FetchedMeta) {
+        let uid = m.uid;
+        if uid <= self.last_uid {
+            self.unordered = true;
+        }
+        if self.seen < self.window {
+            self.first.push(m);
+        } else if self.seen.is_multiple_of(self.window) {
+            // The first message of a new window: that window starts right after the previous
+            // message, so no UID in between is left out.
+            self.starts.push(self.last_uid.saturating_add(1));
+        }
+        self.last_uid = self.last_uid.max(uid);
+        self.seen += 1;
+    }
+
+    /// The listing, or `None` when the server's order made it impossible to cut.
+    fn finish(mut self) -> Option<Listing> {
+        if self.unordered {
+            if self.seen > self.window {
+                return None;
+            }
+            self.first.sort_by_key(|m| m.uid);
+        }
+        let ends = self
+            .starts
+            .iter()
+            .skip(1)
+            .map(|s| Some(s - 1))
+            .chain(std::iter::once(None));
+        let rest = self
+            .starts
+            .iter()
+            .zip(ends)
+            .map(|(&from, to)| UidWindow { from, to })
+            .collect();
+        Some(Listing {
+            first: self.first,
+            rest,
+        })
+    }
+}
+
 /// One message to append.
 #[derive(Debug, Clone)]
 pub struct AppendMsg {
@@ -743,6 +860,17 @@ impl Client {
 
     async fn meta_finish(&mut self, tag: &str) -> Result<Vec<FetchedMeta>, Error> {
         let mut out = Vec::new();
+        self.meta_each(tag, &mut |m| out.push(m)).await?;
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    /// Hand every message of a listing FETCH to `sink` as it arrives.
+    async fn meta_each(
+        &mut self,
+        tag: &str,
+        sink: &mut (dyn FnMut(FetchedMeta) + Send),
+    ) -> Result<(), Error> {
         let done = self
             .finish(tag, &mut |_, resp| {
                 if let Response::Fetch(_, attrs) = resp {
@@ -766,7 +894,7 @@ impl Client {
                         }
                     }
                     if m.uid != 0 {
-                        out.push(m);
+                        sink(m);
                     }
                 }
             })
@@ -774,7 +902,79 @@ impl Client {
         if !done.ok {
             return Err(self.fetch_failed(&done));
         }
+        Ok(())
+    }
+
+    /// SELECT/EXAMINE a folder and list it like [`Client::select_and_list`], both commands in
+    /// one round trip, but keep only the first `window` messages: a folder of any size costs
+    /// the memory of one window. The other windows are listed with [`Client::list_window`].
+    pub async fn select_and_list_window(
+        &mut self,
+        name: &str,
+        read_only: bool,
+        with_size_and_date: bool,
+        window: usize,
+    ) -> Result<(Selected, Listing), Error> {
+        let select = self.select_send(name, read_only).await?;
+        let items = meta_items(with_size_and_date);
+        let fetch = self.send(&format!("UID FETCH 1:* {items}")).await?;
+        let sel = self
+            .select_finish_before(&select, &fetch, name, read_only)
+            .await?;
+        let mut cut = Windowing::new(window);
+        match self.meta_each(&fetch, &mut |m| cut.push(m)).await {
+            Ok(()) => {}
+            // Some servers refuse `1:*` in an empty folder.
+            Err(e) if e.kind == ErrorKind::Refused && sel.exists == 0 => {}
+            Err(e) => return Err(e),
+        }
+        let listing = match cut.finish() {
+            Some(l) => l,
+            // Out of UID order and too long to keep: listed again, whole.
+            None => Listing {
+                first: self.fetch_all_meta(with_size_and_date).await?,
+                rest: Vec::new(),
+            },
+        };
+        Ok((sel, listing))
+    }
+
+    /// The messages of one UID range of the selected folder, in UID order.
+    pub async fn list_window(
+        &mut self,
+        window: UidWindow,
+        with_size_and_date: bool,
+    ) -> Result<Vec<FetchedMeta>, Error> {
+        let items = meta_items(with_size_and_date);
+        let tag = self
+            .send(&format!("UID FETCH {} {items}", window.wire()))
+            .await?;
+        let mut out = self.meta_finish(&tag).await?;
+        // `N:*` names the last message even when its UID is below N.
+        out.retain(|m| window.contains(m.uid));
+        Ok(out)
+    }
+
+    /// UID and FLAGS of the given messages of the selected folder (those that still exist).
+    pub async fn fetch_flags(&mut self, uids: &[u32]) -> Result<Vec<FetchedMeta>, Error> {
+        let mut out = Vec::with_capacity(uids.len());
+        for chunk in uid_chunks(uids, MAX_RANGES) {
+            let tag = self
+                .send(&format!("UID FETCH {} (UID FLAGS)", uid_set(&chunk)))
+                .await?;
+            self.meta_each(&tag, &mut |m| out.push(m)).await?;
+        }
         out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+
+    /// Every UID of the selected folder, ascending. Some servers refuse `1:*` in an empty
+    /// folder: ask only when SELECT counted messages.
+    pub async fn fetch_uids(&mut self) -> Result<Vec<u32>, Error> {
+        let tag = self.send("UID FETCH 1:* (UID)").await?;
+        let mut out = Vec::new();
+        self.meta_each(&tag, &mut |m| out.push(m.uid)).await?;
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -1502,6 +1702,66 @@ fn mailbox_arg(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listed(uids: &[u32]) -> Listing {
+        let mut w = Windowing::new(3);
+        for &uid in uids {
+            w.push(FetchedMeta {
+                uid,
+                size: 1,
+                flags: Vec::new(),
+                internal_date: None,
+            });
+        }
+        w.finish().expect("cut")
+    }
+
+    #[test]
+    fn listing_windows_cover_every_uid_once() {
+        let small = listed(&[4, 9, 12]);
+        assert_eq!(small.first.len(), 3);
+        assert!(small.rest.is_empty());
+        assert_eq!(small.first_window(), UidWindow::ALL);
+
+        let l = listed(&[2, 3, 5, 8, 13, 21, 34]);
+        assert_eq!(l.first.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 3, 5]);
+        let w = |from, to| UidWindow { from, to };
+        assert_eq!(l.first_window(), w(1, Some(5)));
+        assert_eq!(l.rest, [w(6, Some(21)), w(22, None)]);
+        // Each message is in exactly one window, and so is every UID in between.
+        for uid in 1..40 {
+            let n = std::iter::once(l.first_window())
+                .chain(l.rest.iter().copied())
+                .filter(|w| w.contains(uid))
+                .count();
+            assert_eq!(n, 1, "UID {uid}");
+        }
+        // Exactly one window's worth: nothing further to ask for.
+        assert!(listed(&[1, 2, 3]).rest.is_empty());
+        assert!(listed(&[]).first.is_empty());
+    }
+
+    #[test]
+    fn an_unordered_listing_is_cut_only_when_it_fits_one_window() {
+        assert_eq!(
+            listed(&[9, 4, 7])
+                .first
+                .iter()
+                .map(|m| m.uid)
+                .collect::<Vec<_>>(),
+            [4, 7, 9]
+        );
+        let mut w = Windowing::new(2);
+        for uid in [5, 3, 8] {
+            w.push(FetchedMeta {
+                uid,
+                size: 0,
+                flags: Vec::new(),
+                internal_date: None,
+            });
+        }
+        assert!(w.finish().is_none());
+    }
 
     #[test]
     fn capabilities_from_greeting_and_login_codes() {

@@ -28,7 +28,7 @@ pub mod framing;
 
 pub use client::{
     AppendMsg, AppendOutcome, AppendStart, AppendStream, BodyStream, Client, FetchedMeta,
-    ListEntry, PendingAppend, Selected,
+    ListEntry, Listing, PendingAppend, Selected, UidWindow,
 };
 pub use command::{quote_astring, uid_set};
 pub use connect::{Credentials, Endpoint, Master, MasterStyle, Security, TlsOptions};

@@ -414,14 +414,28 @@ impl State {
 
     /// The recorded copies of a folder.
     pub async fn mappings(&self, folder_id: i64) -> Result<Vec<Mapped>, Error> {
+        self.mappings_between(folder_id, 1, u32::MAX).await
+    }
+
+    /// The recorded copies of a folder's source UIDs `from..=to`: one listing window's.
+    pub async fn mappings_between(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<Mapped>, Error> {
         use futures_util::TryStreamExt;
         // Row by row: a folder of 100,000 messages must not sit in memory twice, once as rows
         // and once as mappings.
         let mut out = Vec::new();
-        let mut rows =
-            sqlx::query("SELECT source_uid, target_uid, flags FROM message WHERE folder_id = ?1")
-                .bind(folder_id)
-                .fetch(&self.pool);
+        let mut rows = sqlx::query(
+            "SELECT source_uid, target_uid, flags FROM message \
+             WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3",
+        )
+        .bind(folder_id)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch(&self.pool);
         while let Some(r) = rows.try_next().await.map_err(|e| self.err(e))? {
             out.push(Mapped {
                 source_uid: r.get::<i64, _>(0) as u32,
@@ -429,6 +443,21 @@ impl State {
                 synced_flags: flags_parse(r.get::<&str, _>(2)),
             });
         }
+        Ok(out)
+    }
+
+    /// Every target UID a recorded copy of the folder claims, ascending (4 bytes each).
+    pub async fn claimed_target_uids(&self, folder_id: i64) -> Result<Vec<u32>, Error> {
+        use futures_util::TryStreamExt;
+        let mut out = Vec::new();
+        let mut rows = sqlx::query("SELECT target_uid FROM message WHERE folder_id = ?1")
+            .bind(folder_id)
+            .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await.map_err(|e| self.err(e))? {
+            out.push(r.get::<i64, _>(0) as u32);
+        }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 
@@ -695,6 +724,38 @@ mod tests {
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
         assert!(state.mappings(f.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn mappings_by_window_and_claimed_target_uids() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let mb = state.mailbox_id("a@src", "a@tgt").await.unwrap();
+        let f = state.folder(mb, "INBOX").await.unwrap();
+        state.bind_folder(&f, "INBOX", 1, 1).await.unwrap();
+        let records: Vec<Record> = [(3, 30), (1, 10), (7, 70), (5, 10)]
+            .into_iter()
+            .map(|(s, t)| Record {
+                source_uid: s,
+                target_uid: t,
+                size: 1,
+                sha256: None,
+                flags: FlagSet::default(),
+            })
+            .collect();
+        state.record(f.id, &records).await.unwrap();
+        let mut got: Vec<u32> = state
+            .mappings_between(f.id, 2, 5)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.source_uid)
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [3, 5]);
+        assert_eq!(state.mappings_between(f.id, 8, u32::MAX).await.unwrap(), []);
+        assert_eq!(state.mappings(f.id).await.unwrap().len(), 4);
+        assert_eq!(state.claimed_target_uids(f.id).await.unwrap(), [10, 30, 70]);
     }
 
     /// Rows go in many per statement: every row of every chunk lands once, a second record of

@@ -10,11 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FolderReport, MessageError};
-use trasloco_core::diff::{self, SourceMsg, TargetMsg};
+use trasloco_core::diff::{self, IdentityPool, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent, is_keyword};
 use trasloco_core::folder_map::FolderMapping;
 use trasloco_core::identity::identity;
-use trasloco_imap::{AppendMsg, AppendOutcome, AppendStart, Client, PendingAppend};
+use trasloco_imap::{
+    AppendMsg, AppendOutcome, AppendStart, Client, FetchedMeta, PendingAppend, UidWindow,
+};
 use trasloco_state::{Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
@@ -68,64 +70,137 @@ struct Listed {
     internal_date: Option<String>,
 }
 
-/// `tgts[0]` lists, matches and updates flags; every connection in `tgts` appends.
+/// What the target folder's listing gave: every message with its flags when the folder fits
+/// one listing window; for a larger folder only its size, and flags are asked for the
+/// messages a window needs.
+enum Targets {
+    Whole(Vec<TargetMsg>),
+    Large,
+}
+
+impl Targets {
+    /// The target messages among `uids` that still exist, with their flags.
+    async fn flags_of(&self, tgt: &mut Client, uids: &[u32]) -> Result<Vec<TargetMsg>, SyncError> {
+        let mut wanted = uids.to_vec();
+        wanted.sort_unstable();
+        let known = |u: &u32| wanted.binary_search(u).is_ok();
+        Ok(match self {
+            Targets::Whole(all) => all.iter().filter(|t| known(&t.uid)).cloned().collect(),
+            Targets::Large if wanted.is_empty() => Vec::new(),
+            Targets::Large => tgt
+                .fetch_flags(&wanted)
+                .await
+                .on(SideName::Target)?
+                .into_iter()
+                // An unsolicited FETCH (another session changed a flag) is not an answer.
+                .filter(|t| known(&t.uid))
+                .map(|t| TargetMsg {
+                    uid: t.uid,
+                    flags: flags::from_server(t.flags.iter().map(String::as_str)),
+                })
+                .collect(),
+        })
+    }
+
+    /// Every target UID.
+    async fn uids(&self, tgt: &mut Client) -> Result<Vec<u32>, SyncError> {
+        match self {
+            Targets::Whole(all) => Ok(all.iter().map(|t| t.uid).collect()),
+            Targets::Large => tgt.fetch_uids().await.on(SideName::Target),
+        }
+    }
+}
+
+/// Identity headers are fetched this many target messages at a time.
+const IDENTITY_CHUNK: usize = 2000;
+
+/// The target messages no recorded copy claims, by content identity: what a source message
+/// without a valid mapping may already have on the target (a lost state, a first contact with
+/// a non-empty target, a run killed between APPEND and record).
+async fn identity_pool(
+    ctx: &FolderCtx<'_>,
+    tgt: &mut Client,
+    targets: &Targets,
+    folder_id: Option<i64>,
+) -> Result<IdentityPool, SyncError> {
+    let all = targets.uids(tgt).await?;
+    if all.is_empty() {
+        return Ok(IdentityPool::default());
+    }
+    let claimed = match folder_id {
+        Some(fid) => ctx.state.claimed_target_uids(fid).await?,
+        None => Vec::new(),
+    };
+    let unclaimed: Vec<u32> = all
+        .into_iter()
+        .filter(|u| claimed.binary_search(u).is_err())
+        .collect();
+    drop(claimed);
+    let mut keys = Vec::with_capacity(unclaimed.len());
+    for chunk in unclaimed.chunks(IDENTITY_CHUNK) {
+        let headers = tgt
+            .fetch_identity_headers(chunk)
+            .await
+            .on(SideName::Target)?;
+        keys.extend(
+            headers
+                .iter()
+                .map(|(uid, size, h)| (*uid, identity(h, *size))),
+        );
+    }
+    Ok(IdentityPool::new(keys))
+}
+
+/// `tgts[0]` lists, matches and updates flags; every connection in `tgts` appends. The folder
+/// is listed and synced one window of messages at a time (`Options::listing_window`), so its
+/// size does not decide the memory it takes; each window's copies are handed to `hand_off`
+/// to be read back while the next window is copied.
 pub(crate) async fn sync_folder(
     ctx: &FolderCtx<'_>,
     src: &mut SourceConn,
     tgts: &mut [Client],
     report: &mut FolderReport,
-) -> Result<Vec<Copied>, SyncError> {
+    hand_off: &mut (dyn FnMut(Vec<Copied>) + Send),
+) -> Result<(), SyncError> {
     let started = Instant::now();
-    let (tgt, _) = tgts
-        .split_first_mut()
-        .expect("at least one target connection");
     let m = ctx.mapping;
     let opts = ctx.opts;
+    let window = opts.listing_window;
 
     // Both sides are listed at once, each with its select and fetch in one round trip. The
     // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
-    let (source_side, target_side) = tokio::join!(src.select_and_list(&m.source), async {
-        if ctx.target_exists {
-            Some(tgt.select_and_list(&m.target, opts.dry_run, false).await)
-        } else {
-            None
-        }
-    });
-    let (source_uv, meta) = source_side.on(SideName::Source)?;
-    let target_side = target_side.transpose().on(SideName::Target)?;
-    let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());
-    let mut source_msgs = Vec::with_capacity(meta.len());
-    for x in meta {
-        let f = flags::from_server(x.flags.iter().map(String::as_str));
-        source_msgs.push(SourceMsg {
-            uid: x.uid,
-            size: x.size,
-            flags: f.clone(),
+    let tgt = &mut tgts[0];
+    let (source_side, target_side) =
+        tokio::join!(src.select_and_list_window(&m.source, window), async {
+            if ctx.target_exists {
+                Some(
+                    tgt.select_and_list_window(&m.target, opts.dry_run, false, window)
+                        .await,
+                )
+            } else {
+                None
+            }
         });
-        listed.insert(
-            x.uid,
-            Listed {
-                size: x.size,
-                flags: f,
-                internal_date: x.internal_date,
-            },
-        );
-    }
-    report.source_messages = source_msgs.len() as u64;
-    report.source_bytes = source_msgs.iter().map(|s| s.size).sum();
-
-    let (tsel, target_msgs) = match target_side {
-        Some((tsel, tmeta)) => {
-            let msgs: Vec<TargetMsg> = tmeta
-                .into_iter()
-                .map(|t| TargetMsg {
-                    uid: t.uid,
-                    flags: flags::from_server(t.flags.iter().map(String::as_str)),
-                })
-                .collect();
-            (Some(tsel), msgs)
+    let (source_uv, listing) = source_side.on(SideName::Source)?;
+    let target_side = target_side.transpose().on(SideName::Target)?;
+    let (tsel, targets) = match target_side {
+        Some((tsel, tl)) => {
+            let targets = if tl.rest.is_empty() {
+                Targets::Whole(
+                    tl.first
+                        .into_iter()
+                        .map(|t| TargetMsg {
+                            uid: t.uid,
+                            flags: flags::from_server(t.flags.iter().map(String::as_str)),
+                        })
+                        .collect(),
+                )
+            } else {
+                Targets::Large
+            };
+            (Some(tsel), targets)
         }
-        None => (None, Vec::new()),
+        None => (None, Targets::Whole(Vec::new())),
     };
     let permanent = match &tsel {
         Some(t) => Permanent::from_list(
@@ -137,7 +212,7 @@ pub(crate) async fn sync_folder(
     };
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
-    let (folder_id, mapped) = match (ctx.mailbox_id, &tsel) {
+    let folder_id = match (ctx.mailbox_id, &tsel) {
         (Some(mb), Some(tsel)) => {
             let fs = ctx.state.folder(mb, &m.source).await?;
             let reset = ctx
@@ -150,119 +225,207 @@ pub(crate) async fn sync_folder(
                     m.source
                 );
             }
-            (Some(fs.id), ctx.state.mappings(fs.id).await?)
+            Some(fs.id)
         }
-        _ => (None, Vec::new()),
+        _ => None,
     };
 
-    let mut pass = diff::by_state(&source_msgs, &target_msgs, &mapped, &permanent);
-    report.buckets.already_present += pass.present.len() as u64;
-    // Messages a date rule leaves out (a phase, a quota archive cut) are counted under the
-    // rule and never looked for on the target.
-    pass.unmapped.retain(
-        |u| match opts.date_rule(listed[u].internal_date.as_deref()) {
-            Some(rule) => {
-                report.buckets.skip(rule);
-                false
-            }
-            None => true,
-        },
-    );
-
-    // Identity pass only when it can match something.
-    let (matched, to_copy) = if pass.unmapped.is_empty() || pass.unclaimed.is_empty() {
-        (Vec::new(), pass.unmapped.clone())
-    } else {
-        let s = src
-            .identity_headers(&pass.unmapped)
-            .await
-            .on(SideName::Source)?;
-        let t = tgt
-            .fetch_identity_headers(&pass.unclaimed)
-            .await
-            .on(SideName::Target)?;
-        let skeys: Vec<_> = s
-            .iter()
-            .map(|(uid, size, h)| (*uid, identity(h, *size)))
-            .collect();
-        let tkeys: Vec<_> = t
-            .iter()
-            .map(|(uid, size, h)| (*uid, identity(h, *size)))
-            .collect();
-        let ip = diff::by_identity(&skeys, &tkeys);
-        (ip.matched, ip.to_copy)
+    let mut win = Window {
+        ctx,
+        permanent: &permanent,
+        folder_id,
+        targets: &targets,
+        pool: None,
     };
-
-    // Flag updates: mapped messages whose source flags changed, and newly matched ones whose
-    // target flags differ from the source's.
-    let mut store: Vec<(u32, Vec<String>)> = Vec::new();
-    let mut synced: Vec<(u32, FlagSet)> = Vec::new();
-    // A lookup table per folder, not a scan per message: folders hold 100,000 messages.
-    let recorded: HashMap<u32, &FlagSet> = mapped
-        .iter()
-        .map(|x| (x.source_uid, &x.synced_flags))
-        .collect();
-    for p in &pass.present {
-        if let Some(f) = &p.set_flags {
-            store.push((p.target_uid, f.to_vec()));
+    let first_window = listing.first_window();
+    let mut first = Some(listing.first);
+    for w in std::iter::once(first_window).chain(listing.rest) {
+        let meta = match first.take() {
+            Some(meta) => meta,
+            None => src.list_window(w).await.on(SideName::Source)?,
+        };
+        let copied = win.sync(src, tgts, w, meta, report).await?;
+        if !copied.is_empty() {
+            hand_off(copied);
         }
-        if p.set_flags.is_some() || recorded.get(&p.source_uid) != Some(&&p.synced_flags) {
-            synced.push((p.source_uid, p.synced_flags.clone()));
-        }
-    }
-    let mut records = Vec::with_capacity(matched.len());
-    // Built only when the identity pass matched something (a lost state, a first contact with
-    // a non-empty target); it borrows the listing instead of copying every message's flags.
-    let target_flags: HashMap<u32, &FlagSet> = if matched.is_empty() {
-        HashMap::new()
-    } else {
-        target_msgs.iter().map(|t| (t.uid, &t.flags)).collect()
-    };
-    for (s, t) in &matched {
-        let l = &listed[s];
-        let wanted = diff::initial_target_flags(&l.flags, &permanent);
-        if target_flags.get(t).copied() != Some(&wanted) {
-            store.push((*t, wanted.into_iter().collect()));
-        }
-        records.push(Record {
-            source_uid: *s,
-            target_uid: *t,
-            size: l.size,
-            sha256: None,
-            flags: l.flags.clone(),
-        });
-    }
-    report.buckets.already_present += matched.len() as u64;
-    if !opts.dry_run {
-        if !store.is_empty() {
-            let results = tgt.store_flags(&store).await.on(SideName::Target)?;
-            report.flags_updated += results.iter().filter(|r| r.is_none()).count() as u64;
-            for (r, (uid, _)) in results.iter().zip(&store) {
-                if let Some(why) = r {
-                    tracing::warn!("{}: flags of target UID {uid} not updated: {why}", m.target);
-                }
-            }
-        }
-        if let Some(fid) = folder_id {
-            ctx.state.record(fid, &records).await?;
-            ctx.state.update_flags(fid, &synced).await?;
-        }
-    } else {
-        report.flags_updated += store.len() as u64;
-    }
-
-    // Copy.
-    let to_copy_bytes: u64 = to_copy.iter().map(|u| listed[u].size).sum();
-    ctx.progress.planned(to_copy.len() as u64, to_copy_bytes);
-    let mut copied = Vec::new();
-    if opts.dry_run {
-        report.buckets.copied += to_copy.len() as u64;
-    } else if !to_copy.is_empty() {
-        let fid = folder_id.expect("folder recorded outside dry runs");
-        copied = copy_messages(ctx, src, tgts, &to_copy, &listed, &permanent, fid, report).await?;
     }
     report.seconds += started.elapsed().as_secs_f64();
-    Ok(copied)
+    Ok(())
+}
+
+/// What the windows of one folder share.
+struct Window<'a> {
+    ctx: &'a FolderCtx<'a>,
+    permanent: &'a Permanent,
+    /// None in a dry run.
+    folder_id: Option<i64>,
+    targets: &'a Targets,
+    /// Built when a window first has a message without a valid mapping.
+    pool: Option<IdentityPool>,
+}
+
+impl Window<'_> {
+    /// Diff, match, update flags and copy the source messages of one listing window.
+    async fn sync(
+        &mut self,
+        src: &mut SourceConn,
+        tgts: &mut [Client],
+        w: UidWindow,
+        meta: Vec<FetchedMeta>,
+        report: &mut FolderReport,
+    ) -> Result<Vec<Copied>, SyncError> {
+        let (ctx, permanent) = (self.ctx, self.permanent);
+        let m = ctx.mapping;
+        let opts = ctx.opts;
+        let mut listed: HashMap<u32, Listed> = HashMap::with_capacity(meta.len());
+        let mut source_msgs = Vec::with_capacity(meta.len());
+        for x in meta {
+            let f = flags::from_server(x.flags.iter().map(String::as_str));
+            report.source_messages += 1;
+            report.source_bytes += x.size;
+            source_msgs.push(SourceMsg {
+                uid: x.uid,
+                size: x.size,
+                flags: f.clone(),
+            });
+            listed.insert(
+                x.uid,
+                Listed {
+                    size: x.size,
+                    flags: f,
+                    internal_date: x.internal_date,
+                },
+            );
+        }
+
+        let mapped = match self.folder_id {
+            Some(fid) => {
+                ctx.state
+                    .mappings_between(fid, w.from, w.to.unwrap_or(u32::MAX))
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let tuids: Vec<u32> = mapped.iter().map(|x| x.target_uid).collect();
+        let target_msgs = self.targets.flags_of(&mut tgts[0], &tuids).await?;
+        drop(tuids);
+        let mut pass = diff::by_state(&source_msgs, &target_msgs, &mapped, permanent);
+        drop((source_msgs, target_msgs));
+        report.buckets.already_present += pass.present.len() as u64;
+        // Messages a date rule leaves out (a phase, a quota archive cut) are counted under the
+        // rule and never looked for on the target.
+        pass.unmapped.retain(
+            |u| match opts.date_rule(listed[u].internal_date.as_deref()) {
+                Some(rule) => {
+                    report.buckets.skip(rule);
+                    false
+                }
+                None => true,
+            },
+        );
+
+        // Identity pass only when it can match something.
+        if !pass.unmapped.is_empty() && self.pool.is_none() {
+            self.pool = Some(identity_pool(ctx, &mut tgts[0], self.targets, self.folder_id).await?);
+        }
+        let (matched, to_copy) = match self.pool.as_mut() {
+            Some(pool) if !pass.unmapped.is_empty() && !pool.is_empty() => {
+                let s = src
+                    .identity_headers(&pass.unmapped)
+                    .await
+                    .on(SideName::Source)?;
+                let skeys: Vec<_> = s
+                    .iter()
+                    .map(|(uid, size, h)| (*uid, identity(h, *size)))
+                    .collect();
+                let ip = pool.take(&skeys);
+                (ip.matched, ip.to_copy)
+            }
+            _ => (Vec::new(), std::mem::take(&mut pass.unmapped)),
+        };
+
+        // Flag updates: mapped messages whose source flags changed, and newly matched ones
+        // whose target flags differ from the source's.
+        let mut store: Vec<(u32, Vec<String>)> = Vec::new();
+        let mut synced: Vec<(u32, FlagSet)> = Vec::new();
+        // A lookup table per window, not a scan per message.
+        let recorded: HashMap<u32, &FlagSet> = mapped
+            .iter()
+            .map(|x| (x.source_uid, &x.synced_flags))
+            .collect();
+        for p in &pass.present {
+            if let Some(f) = &p.set_flags {
+                store.push((p.target_uid, f.to_vec()));
+            }
+            if p.set_flags.is_some() || recorded.get(&p.source_uid) != Some(&&p.synced_flags) {
+                synced.push((p.source_uid, p.synced_flags.clone()));
+            }
+        }
+        drop(recorded);
+        let mut records = Vec::with_capacity(matched.len());
+        // Asked for only when the identity pass matched something (a lost state, a first
+        // contact with a non-empty target).
+        let target_flags: HashMap<u32, FlagSet> = if matched.is_empty() {
+            HashMap::new()
+        } else {
+            let tuids: Vec<u32> = matched.iter().map(|(_, t)| *t).collect();
+            self.targets
+                .flags_of(&mut tgts[0], &tuids)
+                .await?
+                .into_iter()
+                .map(|t| (t.uid, t.flags))
+                .collect()
+        };
+        for (s, t) in &matched {
+            let l = &listed[s];
+            let wanted = diff::initial_target_flags(&l.flags, permanent);
+            if target_flags.get(t) != Some(&wanted) {
+                store.push((*t, wanted.into_iter().collect()));
+            }
+            records.push(Record {
+                source_uid: *s,
+                target_uid: *t,
+                size: l.size,
+                sha256: None,
+                flags: l.flags.clone(),
+            });
+        }
+        report.buckets.already_present += matched.len() as u64;
+        let tgt = &mut tgts[0];
+        if !opts.dry_run {
+            if !store.is_empty() {
+                let results = tgt.store_flags(&store).await.on(SideName::Target)?;
+                report.flags_updated += results.iter().filter(|r| r.is_none()).count() as u64;
+                for (r, (uid, _)) in results.iter().zip(&store) {
+                    if let Some(why) = r {
+                        tracing::warn!(
+                            "{}: flags of target UID {uid} not updated: {why}",
+                            m.target
+                        );
+                    }
+                }
+            }
+            if let Some(fid) = self.folder_id {
+                ctx.state.record(fid, &records).await?;
+                ctx.state.update_flags(fid, &synced).await?;
+            }
+        } else {
+            report.flags_updated += store.len() as u64;
+        }
+
+        // Copy.
+        let to_copy_bytes: u64 = to_copy.iter().map(|u| listed[u].size).sum();
+        ctx.progress.planned(to_copy.len() as u64, to_copy_bytes);
+        if opts.dry_run {
+            report.buckets.copied += to_copy.len() as u64;
+            return Ok(Vec::new());
+        }
+        if to_copy.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fid = self.folder_id.expect("folder recorded outside dry runs");
+        copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await
+    }
 }
 
 /// Cut (UID, size) pairs into batches bounded by bytes and message count; a message larger

@@ -86,6 +86,9 @@ pub struct Options {
     /// Folders synced at once per mailbox, each lane with its own source and target
     /// connections. On a slow link a folder spends most of its time waiting for round trips.
     pub lanes: usize,
+    /// Messages of a folder listed, compared and copied at a time: a folder's listing costs
+    /// the memory of this many messages, whatever the folder holds.
+    pub listing_window: usize,
     /// POP3 sources: mark copied messages `\Seen` (their owner's client downloaded them).
     pub pop3_seen: bool,
     /// POP3 sources: after a verified copy, delete from the server the messages received more
@@ -112,6 +115,7 @@ impl Default for Options {
             memory: MemoryBudget::default(),
             append_connections: 1,
             lanes: 2,
+            listing_window: 10_000,
             pop3_seen: true,
             leave_days: None,
         }
@@ -577,7 +581,7 @@ async fn sync_once(
                             if exists > 0 {
                                 report.buckets.skipped.insert(rule.into(), u64::from(exists));
                             }
-                            return Ok(Vec::new());
+                            return Ok(());
                         }
                         if let Some(error) = setup_errors.get(&m.target) {
                             return Err(SyncError::Imap {
@@ -594,17 +598,19 @@ async fn sync_once(
                             opts,
                             progress,
                         };
-                        sync_folder(&ctx, src, tgts, report).await
+                        // Each listing window's copies are read back while the next
+                        // window is copied. The verifier may have stopped on an error of its
+                        // own; that error is reported, not this send.
+                        let mut hand_off = |copied: Vec<Copied>| {
+                            if let Some(tx) = &to_check {
+                                let _ = tx.send((i, m.target.clone(), copied));
+                            }
+                        };
+                        sync_folder(&ctx, src, tgts, report, &mut hand_off).await
                     }
                     .await;
                     match result {
-                        Ok(copied) => {
-                            if let (Some(tx), false) = (&to_check, copied.is_empty()) {
-                                // The verifier may have stopped on an error of its own; that
-                                // error is reported, not this send.
-                                let _ = tx.send((i, m.target.clone(), copied));
-                            }
-                        }
+                        Ok(()) => {}
                         // A server that refuses one folder (no right to read it, cannot create
                         // it) must not stop the others: the folder is reported, the mailbox
                         // ends incomplete.

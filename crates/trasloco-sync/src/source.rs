@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use trasloco_archive::Archive;
 use trasloco_core::folder_map::{Folder, Role};
-use trasloco_imap::{Client, Error, ErrorKind, FetchedMeta};
+use trasloco_imap::{Client, Error, ErrorKind, FetchedMeta, Listing, UidWindow};
 use trasloco_pop3::Pop3;
 use trasloco_state::State;
 
@@ -236,6 +236,44 @@ impl SourceConn {
                     .collect();
                 Ok((uid_validity_of(f.items.iter().map(|i| i.key.clone())), meta))
             }
+        }
+    }
+
+    /// Open a folder read-only and list its first `window` messages, with the UID ranges that
+    /// hold the rest ([`SourceConn::list_window`]). POP3 and archives are listed whole: their
+    /// listings are in memory anyway.
+    pub(crate) async fn select_and_list_window(
+        &mut self,
+        name: &str,
+        window: usize,
+    ) -> Result<(u32, Listing), Error> {
+        match self {
+            SourceConn::Imap(c) => {
+                let (sel, listing) = c.select_and_list_window(name, true, true, window).await?;
+                Ok((sel.uid_validity, listing))
+            }
+            _ => {
+                let (uv, first) = self.select_and_list(name).await?;
+                Ok((
+                    uv,
+                    Listing {
+                        first,
+                        rest: Vec::new(),
+                    },
+                ))
+            }
+        }
+    }
+
+    /// The messages of one further listing window of the folder last opened.
+    pub(crate) async fn list_window(
+        &mut self,
+        window: UidWindow,
+    ) -> Result<Vec<FetchedMeta>, Error> {
+        match self {
+            SourceConn::Imap(c) => c.list_window(window, true).await,
+            // Listed whole: there is no further window.
+            _ => Ok(Vec::new()),
         }
     }
 
