@@ -230,12 +230,12 @@ async fn uidvalidity_change_and_lost_state_do_not_duplicate() {
     lost_state_case(&[]).await;
 }
 
-/// The same, listed five messages at a time: the identity pool built in one window still
+/// The same, listed four messages at a time: the identity pool built in one window still
 /// holds the target copies later windows match, and the three identical messages span two
 /// windows.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_state_is_reconciled_window_by_window() {
-    lost_state_case(&["--listing-window", "5"]).await;
+    lost_state_case(&["--listing-window", "4"]).await;
 }
 
 async fn lost_state_case(extra: &[&str]) {

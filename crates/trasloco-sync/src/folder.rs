@@ -122,8 +122,13 @@ async fn identity_pool(
     tgt: &mut Client,
     targets: &Targets,
     folder_id: Option<i64>,
+    uid_next: u32,
 ) -> Result<IdentityPool, SyncError> {
-    let all = targets.uids(tgt).await?;
+    let mut all = targets.uids(tgt).await?;
+    // Only what was there when the folder was opened: a copy made by this run in an earlier
+    // window is never matched to another source message, even where the server gave no
+    // APPENDUID to record it by.
+    all.retain(|&u| u < uid_next);
     if all.is_empty() {
         return Ok(IdentityPool::default());
     }
@@ -235,6 +240,7 @@ pub(crate) async fn sync_folder(
         permanent: &permanent,
         folder_id,
         targets: &targets,
+        uid_next: tsel.as_ref().and_then(|t| t.uid_next).unwrap_or(u32::MAX),
         pool: None,
     };
     let first_window = listing.first_window();
@@ -260,6 +266,8 @@ struct Window<'a> {
     /// None in a dry run.
     folder_id: Option<i64>,
     targets: &'a Targets,
+    /// The target's UIDNEXT when the folder was opened.
+    uid_next: u32,
     /// Built when a window first has a message without a valid mapping.
     pool: Option<IdentityPool>,
 }
@@ -326,7 +334,14 @@ impl Window<'_> {
 
         // Identity pass only when it can match something.
         if !pass.unmapped.is_empty() && self.pool.is_none() {
-            self.pool = Some(identity_pool(ctx, &mut tgts[0], self.targets, self.folder_id).await?);
+            let pool = identity_pool(
+                ctx,
+                &mut tgts[0],
+                self.targets,
+                self.folder_id,
+                self.uid_next,
+            );
+            self.pool = Some(pool.await?);
         }
         let (matched, to_copy) = match self.pool.as_mut() {
             Some(pool) if !pass.unmapped.is_empty() && !pool.is_empty() => {
