@@ -683,20 +683,10 @@ impl Client {
         read_only: bool,
         with_size_and_date: bool,
     ) -> Result<(Selected, Vec<FetchedMeta>), Error> {
-        let select = self.select_send(name, read_only).await?;
-        let fetch = self
-            .send(&format!("UID FETCH 1:* {}", meta_items(with_size_and_date)))
+        let (sel, listing) = self
+            .select_and_list_window(name, read_only, with_size_and_date, usize::MAX)
             .await?;
-        let sel = self
-            .select_finish_before(&select, &fetch, name, read_only)
-            .await?;
-        let metas = match self.meta_finish(&fetch).await {
-            Ok(m) => m,
-            // Some servers refuse `1:*` in an empty folder.
-            Err(e) if e.kind == ErrorKind::Refused && sel.exists == 0 => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        Ok((sel, metas))
+        Ok((sel, listing.first))
     }
 
     /// Finish a SELECT/EXAMINE that was sent with the command `next` pipelined behind it. If

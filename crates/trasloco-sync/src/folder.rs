@@ -6,6 +6,7 @@ use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use crate::source::SourceConn;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -13,9 +14,9 @@ use trasloco_core::accounting::{FolderReport, MessageError};
 use trasloco_core::diff::{self, IdentityPool, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent, is_keyword};
 use trasloco_core::folder_map::FolderMapping;
-use trasloco_core::identity::identity;
+use trasloco_core::identity::{IdentityKey, identity};
 use trasloco_imap::{
-    AppendMsg, AppendOutcome, AppendStart, Client, FetchedMeta, PendingAppend, UidWindow,
+    AppendMsg, AppendOutcome, AppendStart, Client, FetchedMeta, Listing, PendingAppend, UidWindow,
 };
 use trasloco_state::{Record, State};
 
@@ -70,44 +71,94 @@ struct Listed {
     internal_date: Option<String>,
 }
 
-/// What the target folder's listing gave: every message with its flags when the folder fits
-/// one listing window; for a larger folder only its size, and flags are asked for the
-/// messages a window needs.
-enum Targets {
-    Whole(Vec<TargetMsg>),
-    Large,
+/// What the target folder's listing gave: its first listing window's messages with their
+/// flags (the whole folder when it fits one window), and what the rest is asked for.
+struct Targets {
+    /// The listed messages, in UID order.
+    listed: Vec<TargetMsg>,
+    /// `None`: `listed` is the whole folder. `Some(u)`: it holds every message up to UID `u`,
+    /// and the flags of later ones are asked for when a window needs them.
+    listed_to: Option<u32>,
+    /// UIDNEXT when the folder was opened: UIDs from here on are this run's own copies.
+    uid_next: u32,
+}
+
+/// A listed target message.
+fn target_msg(t: FetchedMeta) -> TargetMsg {
+    TargetMsg {
+        uid: t.uid,
+        flags: flags::from_server(t.flags.iter().map(String::as_str)),
+    }
+}
+
+/// (UID, content identity) of fetched identity headers.
+fn identities(headers: &[(u32, u64, Bytes)]) -> impl Iterator<Item = (u32, IdentityKey)> + '_ {
+    headers
+        .iter()
+        .map(|(uid, size, h)| (*uid, identity(h, *size)))
 }
 
 impl Targets {
-    /// The target messages among `uids` that still exist, with their flags.
-    async fn flags_of(&self, tgt: &mut Client, uids: &[u32]) -> Result<Vec<TargetMsg>, SyncError> {
+    fn new(sel: &trasloco_imap::Selected, listing: Listing) -> Targets {
+        Targets {
+            listed_to: listing.first_window().to,
+            listed: listing.first.into_iter().map(target_msg).collect(),
+            uid_next: sel.uid_next.unwrap_or(u32::MAX),
+        }
+    }
+
+    /// A target folder that does not exist (a dry run).
+    fn none() -> Targets {
+        Targets {
+            listed: Vec::new(),
+            listed_to: None,
+            uid_next: u32::MAX,
+        }
+    }
+
+    /// The target messages among `uids` that still exist, with their flags; there may be
+    /// others besides (a listing held whole is lent as it is), so look them up by UID.
+    async fn flags_of(
+        &self,
+        tgt: &mut Client,
+        uids: &[u32],
+    ) -> Result<Cow<'_, [TargetMsg]>, SyncError> {
+        let Some(to) = self.listed_to else {
+            return Ok(Cow::Borrowed(&self.listed));
+        };
         let mut wanted = uids.to_vec();
         wanted.sort_unstable();
         let known = |u: &u32| wanted.binary_search(u).is_ok();
-        Ok(match self {
-            Targets::Whole(all) => all.iter().filter(|t| known(&t.uid)).cloned().collect(),
-            Targets::Large if wanted.is_empty() => Vec::new(),
-            Targets::Large => tgt
-                .fetch_flags(&wanted)
-                .await
-                .on(SideName::Target)?
-                .into_iter()
-                // An unsolicited FETCH (another session changed a flag) is not an answer.
-                .filter(|t| known(&t.uid))
-                .map(|t| TargetMsg {
-                    uid: t.uid,
-                    flags: flags::from_server(t.flags.iter().map(String::as_str)),
-                })
-                .collect(),
-        })
+        let mut out: Vec<TargetMsg> = self
+            .listed
+            .iter()
+            .filter(|t| known(&t.uid))
+            .cloned()
+            .collect();
+        let later: Vec<u32> = wanted.iter().copied().filter(|&u| u > to).collect();
+        if !later.is_empty() {
+            let fetched = tgt.fetch_flags(&later).await.on(SideName::Target)?;
+            // An unsolicited FETCH (another session changed a flag) is not an answer.
+            out.extend(
+                fetched
+                    .into_iter()
+                    .filter(|t| known(&t.uid))
+                    .map(target_msg),
+            );
+        }
+        Ok(Cow::Owned(out))
     }
 
-    /// Every target UID.
+    /// Every target UID there was when the folder was opened.
     async fn uids(&self, tgt: &mut Client) -> Result<Vec<u32>, SyncError> {
-        match self {
-            Targets::Whole(all) => Ok(all.iter().map(|t| t.uid).collect()),
-            Targets::Large => tgt.fetch_uids().await.on(SideName::Target),
-        }
+        let mut all = match self.listed_to {
+            None => self.listed.iter().map(|t| t.uid).collect(),
+            Some(_) => tgt.fetch_uids().await.on(SideName::Target)?,
+        };
+        // A copy made by this run in an earlier window is never matched to another source
+        // message, even where the server gave no APPENDUID to record it by.
+        all.retain(|&u| u < self.uid_next);
+        Ok(all)
     }
 }
 
@@ -122,13 +173,8 @@ async fn identity_pool(
     tgt: &mut Client,
     targets: &Targets,
     folder_id: Option<i64>,
-    uid_next: u32,
 ) -> Result<IdentityPool, SyncError> {
-    let mut all = targets.uids(tgt).await?;
-    // Only what was there when the folder was opened: a copy made by this run in an earlier
-    // window is never matched to another source message, even where the server gave no
-    // APPENDUID to record it by.
-    all.retain(|&u| u < uid_next);
+    let all = targets.uids(tgt).await?;
     if all.is_empty() {
         return Ok(IdentityPool::default());
     }
@@ -147,11 +193,7 @@ async fn identity_pool(
             .fetch_identity_headers(chunk)
             .await
             .on(SideName::Target)?;
-        keys.extend(
-            headers
-                .iter()
-                .map(|(uid, size, h)| (*uid, identity(h, *size))),
-        );
+        keys.extend(identities(&headers));
     }
     Ok(IdentityPool::new(keys))
 }
@@ -190,22 +232,10 @@ pub(crate) async fn sync_folder(
     let target_side = target_side.transpose().on(SideName::Target)?;
     let (tsel, targets) = match target_side {
         Some((tsel, tl)) => {
-            let targets = if tl.rest.is_empty() {
-                Targets::Whole(
-                    tl.first
-                        .into_iter()
-                        .map(|t| TargetMsg {
-                            uid: t.uid,
-                            flags: flags::from_server(t.flags.iter().map(String::as_str)),
-                        })
-                        .collect(),
-                )
-            } else {
-                Targets::Large
-            };
+            let targets = Targets::new(&tsel, tl);
             (Some(tsel), targets)
         }
-        None => (None, Targets::Whole(Vec::new())),
+        None => (None, Targets::none()),
     };
     let permanent = match &tsel {
         Some(t) => Permanent::from_list(
@@ -240,7 +270,6 @@ pub(crate) async fn sync_folder(
         permanent: &permanent,
         folder_id,
         targets: &targets,
-        uid_next: tsel.as_ref().and_then(|t| t.uid_next).unwrap_or(u32::MAX),
         pool: None,
     };
     let first_window = listing.first_window();
@@ -266,8 +295,6 @@ struct Window<'a> {
     /// None in a dry run.
     folder_id: Option<i64>,
     targets: &'a Targets,
-    /// The target's UIDNEXT when the folder was opened.
-    uid_next: u32,
     /// Built when a window first has a message without a valid mapping.
     pool: Option<IdentityPool>,
 }
@@ -334,13 +361,7 @@ impl Window<'_> {
 
         // Identity pass only when it can match something.
         if !pass.unmapped.is_empty() && self.pool.is_none() {
-            let pool = identity_pool(
-                ctx,
-                &mut tgts[0],
-                self.targets,
-                self.folder_id,
-                self.uid_next,
-            );
+            let pool = identity_pool(ctx, &mut tgts[0], self.targets, self.folder_id);
             self.pool = Some(pool.await?);
         }
         let (matched, to_copy) = match self.pool.as_mut() {
@@ -349,10 +370,7 @@ impl Window<'_> {
                     .identity_headers(&pass.unmapped)
                     .await
                     .on(SideName::Source)?;
-                let skeys: Vec<_> = s
-                    .iter()
-                    .map(|(uid, size, h)| (*uid, identity(h, *size)))
-                    .collect();
+                let skeys: Vec<_> = identities(&s).collect();
                 let ip = pool.take(&skeys);
                 (ip.matched, ip.to_copy)
             }
@@ -380,21 +398,18 @@ impl Window<'_> {
         let mut records = Vec::with_capacity(matched.len());
         // Asked for only when the identity pass matched something (a lost state, a first
         // contact with a non-empty target).
-        let target_flags: HashMap<u32, FlagSet> = if matched.is_empty() {
-            HashMap::new()
+        let matched_targets = if matched.is_empty() {
+            Cow::Borrowed(&[][..])
         } else {
             let tuids: Vec<u32> = matched.iter().map(|(_, t)| *t).collect();
-            self.targets
-                .flags_of(&mut tgts[0], &tuids)
-                .await?
-                .into_iter()
-                .map(|t| (t.uid, t.flags))
-                .collect()
+            self.targets.flags_of(&mut tgts[0], &tuids).await?
         };
+        let target_flags: HashMap<u32, &FlagSet> =
+            matched_targets.iter().map(|t| (t.uid, &t.flags)).collect();
         for (s, t) in &matched {
             let l = &listed[s];
             let wanted = diff::initial_target_flags(&l.flags, permanent);
-            if target_flags.get(t) != Some(&wanted) {
+            if target_flags.get(t).copied() != Some(&wanted) {
                 store.push((*t, wanted.into_iter().collect()));
             }
             records.push(Record {
