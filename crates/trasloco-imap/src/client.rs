@@ -96,8 +96,9 @@ impl UidWindow {
 /// the UID ranges that hold the others, each about as many messages as the first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
-    /// The first window's messages (the whole folder when `rest` is empty).
-    pub first: Vec<FetchedMeta>,
+    /// The first window's messages (the whole folder when `rest` is empty); `None` when only
+    /// UIDs were asked for: the first window is then listed like the others.
+    pub first: Option<Vec<FetchedMeta>>,
     /// The UID ranges after the first window, ascending; together with the first window they
     /// cover every UID, so a message expunged or added meanwhile cannot fall between two.
     pub rest: Vec<UidWindow>,
@@ -177,7 +178,7 @@ impl Windowing {
             .map(|(&from, to)| UidWindow { from, to })
             .collect();
         Some(Listing {
-            first: self.first,
+            first: Some(self.first),
             rest,
         })
     }
@@ -684,9 +685,9 @@ impl Client {
         with_size_and_date: bool,
     ) -> Result<(Selected, Vec<FetchedMeta>), Error> {
         let (sel, listing) = self
-            .select_and_list_window(name, read_only, with_size_and_date, usize::MAX)
+            .select_and_list_window(name, read_only, with_size_and_date, usize::MAX, false)
             .await?;
-        Ok((sel, listing.first))
+        Ok((sel, listing.first.unwrap_or_default()))
     }
 
     /// Finish a SELECT/EXAMINE that was sent with the command `next` pipelined behind it. If
@@ -898,15 +899,23 @@ impl Client {
     /// SELECT/EXAMINE a folder and list it like [`Client::select_and_list`], both commands in
     /// one round trip, but keep only the first `window` messages: a folder of any size costs
     /// the memory of one window. The other windows are listed with [`Client::list_window`].
+    /// With `uids_first` (for a folder expected to span several windows) the first FETCH asks
+    /// for UIDs only, which is all the windows are cut by, and the first window is listed like
+    /// the others: a large folder's listing then travels and is parsed once, not twice.
     pub async fn select_and_list_window(
         &mut self,
         name: &str,
         read_only: bool,
         with_size_and_date: bool,
         window: usize,
+        uids_first: bool,
     ) -> Result<(Selected, Listing), Error> {
         let select = self.select_send(name, read_only).await?;
-        let items = meta_items(with_size_and_date);
+        let items = if uids_first {
+            "(UID)"
+        } else {
+            meta_items(with_size_and_date)
+        };
         let fetch = self.send(&format!("UID FETCH 1:* {items}")).await?;
         let sel = self
             .select_finish_before(&select, &fetch, name, read_only)
@@ -919,10 +928,11 @@ impl Client {
             Err(e) => return Err(e),
         }
         let listing = match cut.finish() {
+            Some(l) if uids_first => Listing { first: None, ..l },
             Some(l) => l,
             // Out of UID order and too long to keep: listed again, whole.
             None => Listing {
-                first: self.fetch_all_meta(with_size_and_date).await?,
+                first: Some(self.fetch_all_meta(with_size_and_date).await?),
                 rest: Vec::new(),
             },
         };
@@ -1709,12 +1719,13 @@ mod tests {
     #[test]
     fn listing_windows_cover_every_uid_once() {
         let small = listed(&[4, 9, 12]);
-        assert_eq!(small.first.len(), 3);
+        assert_eq!(small.first.as_ref().map(Vec::len), Some(3));
         assert!(small.rest.is_empty());
         assert_eq!(small.first_window(), UidWindow::ALL);
 
         let l = listed(&[2, 3, 5, 8, 13, 21, 34]);
-        assert_eq!(l.first.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 3, 5]);
+        let uids = |l: &Listing| l.first.iter().flatten().map(|m| m.uid).collect::<Vec<_>>();
+        assert_eq!(uids(&l), [2, 3, 5]);
         let w = |from, to| UidWindow { from, to };
         assert_eq!(l.first_window(), w(1, Some(5)));
         assert_eq!(l.rest, [w(6, Some(21)), w(22, None)]);
@@ -1728,7 +1739,7 @@ mod tests {
         }
         // Exactly one window's worth: nothing further to ask for.
         assert!(listed(&[1, 2, 3]).rest.is_empty());
-        assert!(listed(&[]).first.is_empty());
+        assert_eq!(listed(&[]).first, Some(Vec::new()));
     }
 
     #[test]
@@ -1737,6 +1748,7 @@ mod tests {
             listed(&[9, 4, 7])
                 .first
                 .iter()
+                .flatten()
                 .map(|m| m.uid)
                 .collect::<Vec<_>>(),
             [4, 7, 9]

@@ -446,6 +446,16 @@ impl State {
         Ok(out)
     }
 
+    /// How many copies of the folder are recorded.
+    pub async fn recorded_count(&self, folder_id: i64) -> Result<u64, Error> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message WHERE folder_id = ?1")
+            .bind(folder_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
     /// Every target UID a recorded copy of the folder claims, ascending (4 bytes each).
     pub async fn claimed_target_uids(&self, folder_id: i64) -> Result<Vec<u32>, Error> {
         use futures_util::TryStreamExt;
@@ -755,6 +765,7 @@ mod tests {
         assert_eq!(got, [3, 5]);
         assert_eq!(state.mappings_between(f.id, 8, u32::MAX).await.unwrap(), []);
         assert_eq!(state.mappings(f.id).await.unwrap().len(), 4);
+        assert_eq!(state.recorded_count(f.id).await.unwrap(), 4);
         assert_eq!(state.claimed_target_uids(f.id).await.unwrap(), [10, 30, 70]);
     }
 

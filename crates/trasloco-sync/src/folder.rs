@@ -100,9 +100,15 @@ fn identities(headers: &[(u32, u64, Bytes)]) -> impl Iterator<Item = (u32, Ident
 
 impl Targets {
     fn new(sel: &trasloco_imap::Selected, listing: Listing) -> Targets {
+        let first_to = listing.first_window().to;
+        let (listed, listed_to) = match listing.first {
+            Some(first) => (first.into_iter().map(target_msg).collect(), first_to),
+            // Only UIDs were listed: every flag is asked for when a window needs it.
+            None => (Vec::new(), Some(0)),
+        };
         Targets {
-            listed_to: listing.first_window().to,
-            listed: listing.first.into_iter().map(target_msg).collect(),
+            listed,
+            listed_to,
             uid_next: sel.uid_next.unwrap_or(u32::MAX),
         }
     }
@@ -213,21 +219,32 @@ pub(crate) async fn sync_folder(
     let m = ctx.mapping;
     let opts = ctx.opts;
     let window = opts.listing_window;
+    let recorded = match ctx.mailbox_id {
+        Some(mb) => Some(ctx.state.folder(mb, &m.source).await?),
+        None => None,
+    };
+    // A folder that had more than a window's worth of copies last time will span several
+    // windows again: its first FETCH asks for UIDs only, so the listing is not read twice.
+    let uids_first = match &recorded {
+        Some(fs) => ctx.state.recorded_count(fs.id).await? > window as u64,
+        None => false,
+    };
 
     // Both sides are listed at once, each with its select and fetch in one round trip. The
     // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
     let tgt = &mut tgts[0];
-    let (source_side, target_side) =
-        tokio::join!(src.select_and_list_window(&m.source, window), async {
+    let (source_side, target_side) = tokio::join!(
+        src.select_and_list_window(&m.source, window, uids_first),
+        async {
             if ctx.target_exists {
-                Some(
-                    tgt.select_and_list_window(&m.target, opts.dry_run, false, window)
-                        .await,
-                )
+                let listed =
+                    tgt.select_and_list_window(&m.target, opts.dry_run, false, window, uids_first);
+                Some(listed.await)
             } else {
                 None
             }
-        });
+        }
+    );
     let (source_uv, listing) = source_side.on(SideName::Source)?;
     let target_side = target_side.transpose().on(SideName::Target)?;
     let (tsel, targets) = match target_side {
@@ -247,9 +264,8 @@ pub(crate) async fn sync_folder(
     };
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
-    let folder_id = match (ctx.mailbox_id, &tsel) {
-        (Some(mb), Some(tsel)) => {
-            let fs = ctx.state.folder(mb, &m.source).await?;
+    let folder_id = match (recorded, &tsel) {
+        (Some(fs), Some(tsel)) => {
             let reset = ctx
                 .state
                 .bind_folder(&fs, &m.target, source_uv, tsel.uid_validity)
@@ -273,7 +289,7 @@ pub(crate) async fn sync_folder(
         pool: None,
     };
     let first_window = listing.first_window();
-    let mut first = Some(listing.first);
+    let mut first = listing.first;
     for w in std::iter::once(first_window).chain(listing.rest) {
         let meta = match first.take() {
             Some(meta) => meta,
