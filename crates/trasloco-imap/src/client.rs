@@ -96,8 +96,8 @@ impl UidWindow {
 /// the UID ranges that hold the others, each about as many messages as the first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
-    /// The first window's messages (the whole folder when `rest` is empty); `None` when only
-    /// UIDs were asked for: the first window is then listed like the others.
+    /// The first window's messages (the whole folder when `rest` is empty); `None` when the
+    /// folder was only cut into windows: the first window is then listed like the others.
     pub first: Option<Vec<FetchedMeta>>,
     /// The UID ranges after the first window, ascending; together with the first window they
     /// cover every UID, so a message expunged or added meanwhile cannot fall between two.
@@ -165,23 +165,26 @@ impl Windowing {
             }
             self.first.sort_by_key(|m| m.uid);
         }
-        let ends = self
-            .starts
-            .iter()
-            .skip(1)
-            .map(|s| Some(s - 1))
-            .chain(std::iter::once(None));
-        let rest = self
-            .starts
-            .iter()
-            .zip(ends)
-            .map(|(&from, to)| UidWindow { from, to })
-            .collect();
         Some(Listing {
             first: Some(self.first),
-            rest,
+            rest: windows_from(&self.starts),
         })
     }
+}
+
+/// The UID ranges that start at each of `starts` (ascending), each up to the next one, the
+/// last to the end of the folder.
+fn windows_from(starts: &[u32]) -> Vec<UidWindow> {
+    let ends = starts
+        .iter()
+        .skip(1)
+        .map(|s| Some(s - 1))
+        .chain(std::iter::once(None));
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&from, to)| UidWindow { from, to })
+        .collect()
 }
 
 /// One message to append.
@@ -899,23 +902,27 @@ impl Client {
     /// SELECT/EXAMINE a folder and list it like [`Client::select_and_list`], both commands in
     /// one round trip, but keep only the first `window` messages: a folder of any size costs
     /// the memory of one window. The other windows are listed with [`Client::list_window`].
-    /// With `uids_first` (for a folder expected to span several windows) the first FETCH asks
-    /// for UIDs only, which is all the windows are cut by, and the first window is listed like
-    /// the others: a large folder's listing then travels and is parsed once, not twice.
+    ///
+    /// With `large` (a folder expected to span several windows) nothing is listed yet: after
+    /// the SELECT, one FETCH asks for the UIDs of the messages that start each window, by
+    /// sequence number, and the first window is listed like the others. A large folder's
+    /// listing then travels and is parsed once, not once whole and again window by window.
     pub async fn select_and_list_window(
         &mut self,
         name: &str,
         read_only: bool,
         with_size_and_date: bool,
         window: usize,
-        uids_first: bool,
+        large: bool,
     ) -> Result<(Selected, Listing), Error> {
+        if large {
+            let sel = self.select(name, read_only).await?;
+            let starts = self.window_starts(sel.exists, window).await?;
+            let rest = windows_from(&starts);
+            return Ok((sel, Listing { first: None, rest }));
+        }
         let select = self.select_send(name, read_only).await?;
-        let items = if uids_first {
-            "(UID)"
-        } else {
-            meta_items(with_size_and_date)
-        };
+        let items = meta_items(with_size_and_date);
         let fetch = self.send(&format!("UID FETCH 1:* {items}")).await?;
         let sel = self
             .select_finish_before(&select, &fetch, name, read_only)
@@ -928,7 +935,6 @@ impl Client {
             Err(e) => return Err(e),
         }
         let listing = match cut.finish() {
-            Some(l) if uids_first => Listing { first: None, ..l },
             Some(l) => l,
             // Out of UID order and too long to keep: listed again, whole.
             None => Listing {
@@ -937,6 +943,27 @@ impl Client {
             },
         };
         Ok((sel, listing))
+    }
+
+    /// The UIDs of messages `window + 1`, `2 × window + 1`, … of the selected folder, which
+    /// holds `exists` messages: where each window after the first starts.
+    async fn window_starts(&mut self, exists: u32, window: usize) -> Result<Vec<u32>, Error> {
+        let window = window.max(1);
+        let seqs: Vec<String> = (window + 1..=exists as usize)
+            .step_by(window)
+            .map(|n| n.to_string())
+            .collect();
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tag = self
+            .send(&format!("FETCH {} (UID)", seqs.join(",")))
+            .await?;
+        let mut starts = Vec::with_capacity(seqs.len());
+        self.meta_each(&tag, &mut |m| starts.push(m.uid)).await?;
+        starts.sort_unstable();
+        starts.dedup();
+        Ok(starts)
     }
 
     /// The messages of one UID range of the selected folder, in UID order.

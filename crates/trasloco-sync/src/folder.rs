@@ -103,7 +103,7 @@ impl Targets {
         let first_to = listing.first_window().to;
         let (listed, listed_to) = match listing.first {
             Some(first) => (first.into_iter().map(target_msg).collect(), first_to),
-            // Only UIDs were listed: every flag is asked for when a window needs it.
+            // Only cut into windows: every flag is asked for when a window needs it.
             None => (Vec::new(), Some(0)),
         };
         Targets {
@@ -224,8 +224,9 @@ pub(crate) async fn sync_folder(
         None => None,
     };
     // A folder that had more than a window's worth of copies last time will span several
-    // windows again: its first FETCH asks for UIDs only, so the listing is not read twice.
-    let uids_first = match &recorded {
+    // windows again: it is cut into windows first and then listed window by window, so its
+    // listing is not read twice (whole with the SELECT, then again by window).
+    let large = match &recorded {
         Some(fs) => ctx.state.recorded_count(fs.id).await? > window as u64,
         None => false,
     };
@@ -234,11 +235,11 @@ pub(crate) async fn sync_folder(
     // source is opened with EXAMINE, so nothing on the old server changes (not even \Recent).
     let tgt = &mut tgts[0];
     let (source_side, target_side) = tokio::join!(
-        src.select_and_list_window(&m.source, window, uids_first),
+        src.select_and_list_window(&m.source, window, large),
         async {
             if ctx.target_exists {
                 let listed =
-                    tgt.select_and_list_window(&m.target, opts.dry_run, false, window, uids_first);
+                    tgt.select_and_list_window(&m.target, opts.dry_run, false, window, large);
                 Some(listed.await)
             } else {
                 None

@@ -240,19 +240,19 @@ impl SourceConn {
     }
 
     /// Open a folder read-only and list its first `window` messages, with the UID ranges that
-    /// hold the rest ([`SourceConn::list_window`]); `uids_first` as for
+    /// hold the rest ([`SourceConn::list_window`]); `large` as for
     /// [`Client::select_and_list_window`]. POP3 and archives are listed whole: their listings
     /// are in memory anyway.
     pub(crate) async fn select_and_list_window(
         &mut self,
         name: &str,
         window: usize,
-        uids_first: bool,
+        large: bool,
     ) -> Result<(u32, Listing), Error> {
         match self {
             SourceConn::Imap(c) => {
                 let (sel, listing) = c
-                    .select_and_list_window(name, true, true, window, uids_first)
+                    .select_and_list_window(name, true, true, window, large)
                     .await?;
                 Ok((sel.uid_validity, listing))
             }
