@@ -446,14 +446,18 @@ impl State {
         Ok(out)
     }
 
-    /// How many copies of the folder are recorded.
-    pub async fn recorded_count(&self, folder_id: i64) -> Result<u64, Error> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message WHERE folder_id = ?1")
-            .bind(folder_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(n as u64)
+    /// Whether more than `n` copies of the folder are recorded (reads at most `n + 1` rows).
+    pub async fn recorded_more_than(&self, folder_id: i64, n: u64) -> Result<bool, Error> {
+        let limit = i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX);
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM message WHERE folder_id = ?1 LIMIT ?2)",
+        )
+        .bind(folder_id)
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(found as u64 > n)
     }
 
     /// Every target UID a recorded copy of the folder claims, ascending (4 bytes each).
@@ -765,7 +769,8 @@ mod tests {
         assert_eq!(got, [3, 5]);
         assert_eq!(state.mappings_between(f.id, 8, u32::MAX).await.unwrap(), []);
         assert_eq!(state.mappings(f.id).await.unwrap().len(), 4);
-        assert_eq!(state.recorded_count(f.id).await.unwrap(), 4);
+        assert!(state.recorded_more_than(f.id, 3).await.unwrap());
+        assert!(!state.recorded_more_than(f.id, 4).await.unwrap());
         assert_eq!(state.claimed_target_uids(f.id).await.unwrap(), [10, 30, 70]);
     }
 

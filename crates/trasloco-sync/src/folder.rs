@@ -227,7 +227,7 @@ pub(crate) async fn sync_folder(
     // windows again: it is cut into windows first and then listed window by window, so its
     // listing is not read twice (whole with the SELECT, then again by window).
     let large = match &recorded {
-        Some(fs) => ctx.state.recorded_count(fs.id).await? > window as u64,
+        Some(fs) => ctx.state.recorded_more_than(fs.id, window as u64).await?,
         None => false,
     };
 
