@@ -336,6 +336,60 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
     assert_eq!(s["Altro"], t["Altro"]);
 }
 
+/// A run that dies with a MULTIAPPEND in the target's hands (written whole, its answer never
+/// read), resumed at once: the target commits that batch after the resume has started, and
+/// the resume must find those copies instead of making them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_at_once_after_dying_mid_append_copies_nothing_twice() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "carol").await;
+    seed(&mut src, "INBOX", padded(900, 12_000)).await;
+    let out = command(pair.dir.path(), "carol-pw", "carol-pw")
+        .args(pair.migrate_args("carol"))
+        .args(["--batch-messages", "150"])
+        .env("TRASLOCO_TEST_EXIT_AFTER_APPENDS", "3")
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&out),
+        137,
+        "died after its third APPEND: {}",
+        text(&out)
+    );
+    // No waiting for the target's sessions to end: a supervisor restarting a crashed worker
+    // does not wait either.
+    let out = pair.migrate("carol", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("ended before the target answered every APPEND"),
+        "the resume says why it waits: {}",
+        text(&out)
+    );
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    let bucket = |b: &str| mb["buckets"][b].as_u64().unwrap();
+    assert!(bucket("already_present") > 0, "{mb}");
+    assert_eq!(bucket("copied") + bucket("already_present"), 900, "{mb}");
+    assert_eq!(
+        count(&pair, "target", "carol", "INBOX").await,
+        900,
+        "no copy made twice"
+    );
+    // A clean run leaves no mark: the next one starts at once and finds nothing to do.
+    let out = pair.migrate("carol", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        !text(&out).contains("answered every APPEND"),
+        "{}",
+        text(&out)
+    );
+    let mut tgt = pair.client("target", "carol").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"],
+        "every message exactly once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn target_refusals_are_recorded_and_the_run_goes_on() {
     refusals_case(&[]).await;

@@ -184,6 +184,10 @@ CREATE TABLE IF NOT EXISTS phase (
     copied INTEGER NOT NULL,
     PRIMARY KEY (mailbox_id, phase)
 );
+CREATE TABLE IF NOT EXISTS appending (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailbox(id),
+    since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -529,6 +533,44 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// Note, before a mailbox's first APPEND of a run goes out, that the target may hold
+    /// APPENDs it received whole but whose answers this process never read. A server commits
+    /// such an APPEND even after the connection is gone, so a process that dies with one in
+    /// flight leaves copies that no state row knows of, and that appear only a moment later.
+    pub async fn mark_appending(&self, mailbox_id: i64, since: &str) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO appending (mailbox_id, since) VALUES (?1, ?2) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET since = excluded.since",
+        )
+        .bind(mailbox_id)
+        .bind(since)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// When an earlier run marked the mailbox with [`State::mark_appending`] and never got to
+    /// [`State::appending_done`]: it ended with APPENDs perhaps unanswered.
+    pub async fn appending_since(&self, mailbox_id: i64) -> Result<Option<String>, Error> {
+        let row = sqlx::query("SELECT since FROM appending WHERE mailbox_id = ?1")
+            .bind(mailbox_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// Every APPEND of the mailbox was answered: remove the mark.
+    pub async fn appending_done(&self, mailbox_id: i64) -> Result<(), Error> {
+        sqlx::query("DELETE FROM appending WHERE mailbox_id = ?1")
+            .bind(mailbox_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// Store a mailbox's outcome and report.
     pub async fn finish_mailbox(
         &self,
@@ -738,6 +780,40 @@ mod tests {
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
         assert!(state.mappings(f.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn appending_mark_outlives_the_process_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let state = State::open(&path).await.unwrap();
+        let (a, b) = (
+            state.mailbox_id("a@src", "a@tgt").await.unwrap(),
+            state.mailbox_id("b@src", "b@tgt").await.unwrap(),
+        );
+        assert_eq!(state.appending_since(a).await.unwrap(), None);
+        state
+            .mark_appending(a, "2026-12-01T10:00:00Z")
+            .await
+            .unwrap();
+        state
+            .mark_appending(a, "2026-12-01T11:00:00Z")
+            .await
+            .unwrap();
+        state
+            .mark_appending(b, "2026-12-01T12:00:00Z")
+            .await
+            .unwrap();
+        state.close().await;
+
+        let state = State::open(&path).await.unwrap();
+        assert_eq!(
+            state.appending_since(a).await.unwrap().as_deref(),
+            Some("2026-12-01T11:00:00Z")
+        );
+        state.appending_done(a).await.unwrap();
+        assert_eq!(state.appending_since(a).await.unwrap(), None);
+        assert!(state.appending_since(b).await.unwrap().is_some());
     }
 
     #[tokio::test]

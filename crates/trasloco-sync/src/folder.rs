@@ -1,5 +1,6 @@
 //! One folder: list both sides, diff, copy in overlapped batches, update flags, verify.
 
+use crate::appends::{Appends, Unanswered};
 use crate::budget::Reservation;
 use crate::evidence::{Before, EvidenceLine, PecEvidence};
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
@@ -31,6 +32,15 @@ pub(crate) struct FolderCtx<'a> {
     pub state: &'a State,
     pub opts: &'a Options,
     pub progress: &'a dyn Progress,
+    /// The mailbox's APPENDs, answered or not, over all attempts.
+    pub appends: &'a Appends,
+}
+
+impl FolderCtx<'_> {
+    /// Before an APPEND is written to the target.
+    async fn sending(&self) -> Result<Unanswered<'_>, SyncError> {
+        self.appends.sending(self.state, self.mailbox_id).await
+    }
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -606,6 +616,7 @@ fn refused_with_keywords(outcome: &AppendOutcome, flags: &[String]) -> bool {
 /// one by one if a MULTIAPPEND was refused as a whole, retry keyword refusals, and hand the
 /// outcome to the settler. False once the settler is gone.
 async fn complete(
+    ctx: &FolderCtx<'_>,
     tgt: &mut Client,
     folder: &str,
     p: Prepared,
@@ -623,8 +634,18 @@ async fn complete(
     let mut outcomes = match answer {
         Answer::Outcomes(outcomes) => outcomes,
         _ if msgs.is_empty() => Vec::new(),
-        Answer::Unsent => tgt.append(folder, &msgs).await.on(SideName::Target)?,
-        Answer::Refused => tgt.append_each(folder, &msgs).await.on(SideName::Target)?,
+        Answer::Unsent => {
+            let sending = ctx.sending().await?;
+            let outcomes = tgt.append(folder, &msgs).await.on(SideName::Target)?;
+            sending.answered();
+            outcomes
+        }
+        Answer::Refused => {
+            let sending = ctx.sending().await?;
+            let outcomes = tgt.append_each(folder, &msgs).await.on(SideName::Target)?;
+            sending.answered();
+            outcomes
+        }
     };
     // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
     // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
@@ -645,7 +666,9 @@ async fn complete(
                 ..msgs[i].clone()
             })
             .collect();
+        let sending = ctx.sending().await?;
         let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
+        sending.answered();
         for (&i, outcome) in retry.iter().zip(again) {
             if matches!(outcome, AppendOutcome::Stored { .. }) {
                 for k in msgs[i].flags.iter().filter(|f| is_keyword(f)) {
@@ -672,16 +695,17 @@ async fn complete(
 /// server's commit between batches; a batch is only sent ahead when it is already waiting
 /// in the queue, never waited for while an answer is unread.
 async fn append_worker(
+    ctx: &FolderCtx<'_>,
     tgt: &mut Client,
-    folder: &str,
-    pec: Option<&PecEvidence>,
     listed: &HashMap<u32, Listed>,
     permanent: &Permanent,
     queue: &tokio::sync::Mutex<mpsc::Receiver<Fetched>>,
     done: mpsc::UnboundedSender<Appended>,
 ) -> Result<(), SyncError> {
+    let folder = ctx.mapping.target.as_str();
+    let pec = ctx.opts.pec.as_deref();
     let pipelined = tgt.pipelines_appends();
-    let mut inflight: Option<(Prepared, PendingAppend)> = None;
+    let mut inflight: Option<(Prepared, PendingAppend, Unanswered<'_>)> = None;
     loop {
         let batch = if inflight.is_some() {
             queue.lock().await.try_recv().ok()
@@ -696,40 +720,72 @@ async fn append_worker(
         if let Some(b) = batch {
             let p = prepare(b, pec, listed, permanent);
             if pipelined && !p.msgs.is_empty() {
+                let sending = ctx.sending().await?;
                 let sent = tgt
                     .append_send(folder, &p.msgs)
                     .await
                     .on(SideName::Target)?;
-                ahead = Some((p, sent));
+                #[cfg(debug_assertions)]
+                test_hook::append_written();
+                ahead = Some((p, sent, sending));
             } else {
                 now = Some(p);
             }
         }
-        if let Some((p, sent)) = inflight.take() {
+        if let Some((p, sent, sending)) = inflight.take() {
             let answer: Answer = tgt.append_finish(sent).await.on(SideName::Target)?.into();
+            sending.answered();
             // Anything more to send for this batch waits until the one sent ahead is answered.
             if needs_more(&answer, &p.msgs)
-                && let Some((p2, sent2)) = ahead.take()
+                && let Some((p2, sent2, sending2)) = ahead.take()
             {
                 let answer2 = tgt.append_finish(sent2).await.on(SideName::Target)?.into();
-                if !complete(tgt, folder, p, answer, &done).await? {
+                sending2.answered();
+                if !complete(ctx, tgt, folder, p, answer, &done).await? {
                     return Ok(());
                 }
-                if !complete(tgt, folder, p2, answer2, &done).await? {
+                if !complete(ctx, tgt, folder, p2, answer2, &done).await? {
                     return Ok(());
                 }
                 continue;
             }
-            if !complete(tgt, folder, p, answer, &done).await? {
+            if !complete(ctx, tgt, folder, p, answer, &done).await? {
                 return Ok(());
             }
         }
         if let Some(p) = now
-            && !complete(tgt, folder, p, Answer::Unsent, &done).await?
+            && !complete(ctx, tgt, folder, p, Answer::Unsent, &done).await?
         {
             return Ok(());
         }
         inflight = ahead;
+    }
+}
+
+/// Debug builds only: `TRASLOCO_TEST_EXIT_AFTER_APPENDS=N` ends the process once the Nth
+/// pipelined APPEND has been written whole and before its answer is read, as a crash at that
+/// moment would: the target has the batch and commits it, the state never hears of it.
+#[cfg(debug_assertions)]
+mod test_hook {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) fn append_written() {
+        static AT: OnceLock<Option<usize>> = OnceLock::new();
+        static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+        let at = AT.get_or_init(|| {
+            std::env::var("TRASLOCO_TEST_EXIT_AFTER_APPENDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        if let Some(at) = *at
+            && WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= at
+        {
+            // Long enough for loopback to deliver what the socket holds, far shorter than
+            // the server's commit of a batch.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::process::exit(137);
+        }
     }
 }
 
@@ -744,7 +800,6 @@ async fn copy_messages(
     folder_id: i64,
     report: &mut FolderReport,
 ) -> Result<Vec<Copied>, SyncError> {
-    let m = ctx.mapping;
     let opts = ctx.opts;
     // Large messages are streamed one by one from an IMAP source to the target, never held
     // whole; the rest (and everything from POP3 or an archive) travels in batches.
@@ -790,18 +845,9 @@ async fn copy_messages(
         // Owning the queue: when the workers end (say a target dropped), the channel closes
         // and the producer stops instead of waiting forever for room.
         let queue = tokio::sync::Mutex::new(rx);
-        let all = pool.iter_mut().map(|conn| {
-            let pec = opts.pec.as_deref();
-            append_worker(
-                conn,
-                &m.target,
-                pec,
-                listed,
-                permanent,
-                &queue,
-                done_tx.clone(),
-            )
-        });
+        let all = pool
+            .iter_mut()
+            .map(|conn| append_worker(ctx, conn, listed, permanent, &queue, done_tx.clone()));
         // Every worker runs until the queue is empty or its own connection fails, so a batch
         // another connection has in flight when one drops is still confirmed and recorded.
         let results = futures_util::future::join_all(all).await;
@@ -866,6 +912,7 @@ async fn stream_one(
             return Ok(None);
         };
         let size = body.size();
+        let sending = ctx.sending().await?;
         let start = tgt
             .append_begin(
                 &ctx.mapping.target,
@@ -903,6 +950,7 @@ async fn stream_one(
                 tgt.append_end(append).await.on(SideName::Target)?
             }
         };
+        sending.answered();
         if refused_with_keywords(&outcome, &flags) {
             flags.retain(|f| !is_keyword(f));
             continue;

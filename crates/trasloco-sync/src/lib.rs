@@ -10,6 +10,7 @@
 //! the state, so nothing is copied twice.
 #![deny(missing_docs)]
 
+mod appends;
 mod budget;
 mod compare;
 mod evidence;

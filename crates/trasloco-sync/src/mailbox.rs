@@ -1,5 +1,6 @@
 //! One mailbox: connect both sides, map folders, sync each folder, retry after drops.
 
+use crate::appends::Appends;
 use crate::budget::MemoryBudget;
 use crate::folder::{Copied, EvidenceCtx, FolderCtx, record_check, sync_folder, verify_folder};
 use crate::source::{Source, SourceConn, imap_folders};
@@ -79,6 +80,10 @@ pub struct Options {
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
     pub backoff: Duration,
+    /// How long an attempt waits, before it lists anything, after APPENDs left unanswered by
+    /// a process that died or a connection that dropped: the target may still commit them,
+    /// and what it commits by then is found instead of copied twice.
+    pub orphan_grace: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
     pub memory: MemoryBudget,
     /// Target connections that append at once in each lane (each takes whole batches).
@@ -112,6 +117,7 @@ impl Default for Options {
             pec: None,
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
+            orphan_grace: Duration::from_secs(10),
             memory: MemoryBudget::default(),
             append_connections: 1,
             lanes: 2,
@@ -322,11 +328,22 @@ pub async fn sync_mailbox(
     // present, but this run copied them.
     let mut copied_earlier: BTreeMap<String, u64> = BTreeMap::new();
     let mut delay = opts.backoff;
+    let appends = Appends::default();
     loop {
         let mut partial: Vec<FolderReport> = Vec::new();
-        let result = sync_once(source, target, state, opts, progress, &mut partial).await;
+        let result = sync_once(
+            source,
+            target,
+            state,
+            opts,
+            progress,
+            &appends,
+            &mut partial,
+        )
+        .await;
         match result {
             Ok(()) => {
+                appends.finish(state).await;
                 for f in &mut partial {
                     if let Some(n) = copied_earlier.get(&f.source) {
                         let n = (*n).min(f.buckets.already_present);
@@ -364,6 +381,13 @@ pub async fn sync_mailbox(
                     *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
                 }
                 reconnects += 1;
+                // An APPEND whose answer never came may still be committed by the target:
+                // the next attempt lists the folder only once that had time to happen.
+                let wait = if appends.take_unanswered() {
+                    delay.max(opts.orphan_grace)
+                } else {
+                    delay
+                };
                 if let SyncError::Imap { side, error } = &e {
                     let who = if *side == SideName::Source {
                         &src_label
@@ -371,14 +395,15 @@ pub async fn sync_mailbox(
                         &tgt_label
                     };
                     tracing::warn!(
-                        "{side} {who}: {error}; reconnecting in {delay:?} ({reconnects}/{})",
+                        "{side} {who}: {error}; reconnecting in {wait:?} ({reconnects}/{})",
                         opts.max_reconnects
                     );
                 }
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(60));
             }
             Err(e) => {
+                appends.finish(state).await;
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
@@ -396,6 +421,7 @@ async fn sync_once(
     state: &State,
     opts: &Options,
     progress: &dyn Progress,
+    appends: &Appends,
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     // The two servers are independent: log in and list on both at once.
@@ -403,6 +429,15 @@ async fn sync_once(
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
     let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
+    if let Some(id) = mailbox_id
+        && let Some(since) = appends.left_by_earlier_run(state, id).await?
+    {
+        tracing::warn!(
+            "target {tgt_label}: the run that started appending at {since} ended before the target answered every APPEND; waiting {:?} so that what the target still commits is found there, not copied again",
+            opts.orphan_grace
+        );
+        tokio::time::sleep(opts.orphan_grace).await;
+    }
     // Folders are synced on `lanes` connection sets at once (one source connection and
     // `append_connections` target connections each); POP3 has one folder and an archive needs
     // no connection, so they use one lane.
@@ -597,6 +632,7 @@ async fn sync_once(
                             state,
                             opts,
                             progress,
+                            appends,
                         };
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its
