@@ -18,6 +18,8 @@ use crate::verify::{self, Manifest};
 
 const SOURCE_PORT: u16 = 51143;
 const TARGET_PORT: u16 = 52143;
+/// How `doveadm backup` is named in results.
+const DOVEADM: &str = "doveadm backup (imapc)";
 
 /// `suite` arguments.
 #[derive(clap::Args, Debug)]
@@ -441,7 +443,7 @@ fn display_name(tool: &str) -> &str {
         "trasloco" => "trasloco",
         "trasloco-noverify" => "trasloco --no-verify",
         "trasloco-alt" => "trasloco (alt)",
-        "doveadm" => "doveadm backup (imapc)",
+        "doveadm" => DOVEADM,
         "ceiling" => "MULTIAPPEND ceiling",
         other => other,
     }
@@ -660,8 +662,49 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
                 } else {
                     format!("{:.0}", rss.iter().cloned().fold(0.0, f64::max))
                 },
-                ratio("doveadm backup (imapc)"),
+                ratio(DOVEADM),
                 ratio("MULTIAPPEND ceiling"),
+            )?;
+        }
+    }
+    // Run by run: each repetition runs every tool once, one after the other, so two rows of
+    // the same repetition saw the machine in the same mood. The spread of these pairs says
+    // how much a median's ratio can be trusted.
+    let mut paired: Vec<((String, String, usize), Vec<f64>)> = Vec::new();
+    for s in &suites {
+        for r in s.rows.iter().filter(|r| r.tool != DOVEADM && r.wall > 0.0) {
+            let Some(d) = s.rows.iter().find(|d| {
+                d.tool == DOVEADM
+                    && d.scenario == r.scenario
+                    && d.parallel == r.parallel
+                    && d.run == r.run
+            }) else {
+                continue;
+            };
+            if r.scenario.ends_with("(unchanged re-run)") {
+                continue;
+            }
+            let key = (r.scenario.clone(), r.tool.clone(), r.parallel);
+            let ratio = d.wall / r.wall;
+            match paired.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(ratio),
+                None => paired.push((key, vec![ratio])),
+            }
+        }
+    }
+    if !paired.is_empty() {
+        writeln!(
+            md,
+            "\nAgainst `doveadm backup` run by run (each pair from the same repetition):"
+        )?;
+        for ((scenario, tool, p), ratios) in &paired {
+            let faster = ratios.iter().filter(|r| **r >= 1.0).count();
+            let list: Vec<String> = ratios.iter().map(|r| format!("{r:.2}×")).collect();
+            writeln!(
+                md,
+                "- {scenario}, {tool} ×{p}: {} (at least as fast in {faster} of {})",
+                list.join(", "),
+                ratios.len()
             )?;
         }
     }
