@@ -474,9 +474,19 @@ pub fn exit_code(reports: &[MailboxReport]) -> i32 {
     {
         return exit::INCOMPLETE;
     }
+    most_common_failure(
+        reports
+            .iter()
+            .filter(|r| r.status == MailboxStatus::Failed)
+            .map(|r| r.failure.unwrap_or(FailureClass::Protocol)),
+    )
+    .unwrap_or(exit::OK)
+}
+
+/// The exit code of the most common of these failures; `None` when there is none.
+pub fn most_common_failure(classes: impl IntoIterator<Item = FailureClass>) -> Option<i32> {
     let mut counts: Vec<(FailureClass, usize)> = Vec::new();
-    for r in reports.iter().filter(|r| r.status == MailboxStatus::Failed) {
-        let class = r.failure.unwrap_or(FailureClass::Protocol);
+    for class in classes {
         match counts.iter_mut().find(|(c, _)| *c == class) {
             Some((_, n)) => *n += 1,
             None => counts.push((class, 1)),
@@ -485,7 +495,7 @@ pub fn exit_code(reports: &[MailboxReport]) -> i32 {
     counts
         .iter()
         .max_by_key(|(_, n)| *n)
-        .map_or(exit::OK, |(class, _)| code_of(*class))
+        .map(|(class, _)| code_of(*class))
 }
 
 /// The exit code of a failure class.

@@ -12,6 +12,7 @@
 use crate::config::Campaign;
 use crate::run::Entry;
 use serde::{Deserialize, Serialize};
+use trasloco_core::accounting::FailureClass;
 use trasloco_imap::{Credentials, Endpoint, Error, TlsOptions};
 use trasloco_sieve::ManageSieve;
 use trasloco_sieve::script::{
@@ -68,6 +69,9 @@ pub struct Outcome {
     pub state: String,
     /// Details: the server's reason, scripts copied, addresses rewritten.
     pub detail: String,
+    /// For `failed`: what kind of failure, which decides the exit code.
+    #[serde(skip)]
+    pub failure: Option<FailureClass>,
 }
 
 /// The organisation's domains: configured, else both sides of the domain map.
@@ -121,6 +125,20 @@ fn outcome(e: &Entry, state: &str, detail: impl Into<String>) -> Outcome {
         target: e.target.clone(),
         state: state.into(),
         detail: detail.into(),
+        failure: None,
+    }
+}
+
+/// A mailbox that could not be handled: the line names the side and account.
+fn failed(e: &Entry, side: &str, err: &Error) -> Outcome {
+    let account = if side == "source" {
+        &e.source
+    } else {
+        &e.target
+    };
+    Outcome {
+        failure: Some(trasloco_sync::failure_class(err.kind)),
+        ..outcome(e, "failed", format!("{side} {account}: {err}"))
     }
 }
 
@@ -218,7 +236,7 @@ pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> 
         .await;
         out.push(match r {
             Ok(o) => o,
-            Err::<_, Error>(err) => outcome(e, "failed", format!("source {}: {err}", e.source)),
+            Err::<_, Error>(err) => failed(e, "source", &err),
         });
     }
     out
@@ -234,24 +252,26 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
         let sep = c.sieve_endpoint("source", &src.endpoint.host);
         let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
         let r = async {
+            let on_source = |err: Error| failed(e, "source", &err);
+            let on_target = |err: Error| failed(e, "target", &err);
             let mut from = open(&sep, &src.tls, &src.credentials)
                 .await
-                .map_err(|err| format!("source {}: {err}", e.source))?;
+                .map_err(on_source)?;
             let mut to = open(&tep, &tgt.tls, &tgt.credentials)
                 .await
-                .map_err(|err| format!("target {}: {err}", e.target))?;
-            let scripts = from.list().await.map_err(|e| e.to_string())?;
+                .map_err(on_target)?;
+            let scripts = from.list().await.map_err(on_source)?;
             let (mut copied, mut rewritten, mut refused) = (0, 0, Vec::new());
             let mut active = None;
             for x in scripts.iter().filter(|x| x.name != TRANSITION_SCRIPT) {
-                let text = from.get(&x.name).await.map_err(|e| e.to_string())?;
+                let text = from.get(&x.name).await.map_err(on_source)?;
                 let (text, n) = rewrite_addresses(&text, &c.file.rules.domain_map);
-                if let Some(why) = to.check_script(&text).await.map_err(|e| e.to_string())? {
+                if let Some(why) = to.check_script(&text).await.map_err(on_target)? {
                     refused.push(format!("{:?}: {why}", x.name));
                     continue;
                 }
                 if !dry_run {
-                    to.put(&x.name, &text).await.map_err(|e| e.to_string())?;
+                    to.put(&x.name, &text).await.map_err(on_target)?;
                 }
                 copied += 1;
                 rewritten += n;
@@ -260,7 +280,7 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
                 }
             }
             if let (Some(a), false) = (&active, dry_run) {
-                to.set_active(Some(a)).await.map_err(|e| e.to_string())?;
+                to.set_active(Some(a)).await.map_err(on_target)?;
             }
             tokio::join!(from.logout(), to.logout());
             let mut detail = format!(
@@ -273,7 +293,7 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
             if !refused.is_empty() {
                 detail.push_str(&format!("; refused by the target: {}", refused.join("; ")));
             }
-            Ok::<_, String>((
+            Ok::<_, Outcome>((
                 if refused.is_empty() {
                     "copied"
                 } else {
@@ -285,20 +305,55 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
         .await;
         out.push(match r {
             Ok((state, detail)) => outcome(e, state, detail),
-            Err(why) => outcome(e, "failed", why),
+            Err(failed) => failed,
         });
     }
     out
 }
 
-/// The exit code: 0 when every mailbox is as asked, 2 when a script was refused, 10 when a
-/// server could not be reached or refused a login.
+/// The exit code: 0 when every mailbox is as asked; when one failed, the code of the most
+/// common failure (10 no connection, 11 TLS, 12 login refused, 13 a command refused); else 2
+/// when a script was refused.
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
-    if outcomes.iter().any(|o| o.state == "failed") {
-        crate::exit::CONNECTION
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.state == "failed")
+        .map(|o| o.failure.unwrap_or(FailureClass::Protocol));
+    if let Some(code) = crate::run::most_common_failure(failed) {
+        code
     } else if outcomes.iter().any(|o| o.state == "refused") {
         crate::exit::INCOMPLETE
     } else {
         crate::exit::OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(state: &str, failure: Option<FailureClass>) -> Outcome {
+        Outcome {
+            source: "a@old".into(),
+            target: "a@new".into(),
+            state: state.into(),
+            detail: String::new(),
+            failure,
+        }
+    }
+
+    #[test]
+    fn exit_code_is_the_most_common_failure_then_refusals() {
+        use FailureClass::*;
+        assert_eq!(exit_code(&[o("installed", None), o("absent", None)]), 0);
+        assert_eq!(exit_code(&[o("copied", None), o("refused", None)]), 2);
+        let failures = [
+            o("refused", None),
+            o("failed", Some(Authentication)),
+            o("failed", Some(Connection)),
+            o("failed", Some(Authentication)),
+        ];
+        assert_eq!(exit_code(&failures), crate::exit::AUTHENTICATION);
+        assert_eq!(exit_code(&[o("failed", Some(Tls))]), crate::exit::TLS);
     }
 }

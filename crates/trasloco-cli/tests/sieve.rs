@@ -262,4 +262,38 @@ async fn transition_and_filters_over_managesieve() {
         "{copied}"
     );
     s.logout().await;
+
+    // 5. Failures exit with the code of what failed, and the line names the side: a refused
+    // login on the target is 12, a source ManageSieve port that nobody listens on is 10.
+    std::fs::write(pair.dir.path().join("wrong.txt"), "not-the-secret\n").unwrap();
+    let wrong_target = std::fs::read_to_string(&campaign).unwrap().replacen(
+        "master_password_file = \"master.txt\"\nsieve_port",
+        "master_password_file = \"wrong.txt\"\nsieve_port",
+        2,
+    );
+    let (source_part, target_part) = wrong_target.split_once("[target]").unwrap();
+    let wrong_target = format!(
+        "{}[target]{}",
+        source_part.replace("wrong.txt", "master.txt"),
+        target_part
+    );
+    std::fs::write(&campaign, &wrong_target).unwrap();
+    let out = pair.trasloco(&["filters", "migrate", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 12, "{t}");
+    assert!(t.contains("failed target anna@cultura.gov.it"), "{t}");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let no_source = wrong_target.replacen(
+        &format!("sieve_port = {}", pair.port("SOURCE_SIEVE_PORT")),
+        &format!("sieve_port = {closed}"),
+        1,
+    );
+    std::fs::write(&campaign, no_source).unwrap();
+    let out = pair.trasloco(&["transition", "status", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 10, "{t}");
+    assert!(t.contains("failed source anna@beniculturali.it"), "{t}");
 }

@@ -27,7 +27,9 @@ pub use compare::{ARCHIVED, ArchivePart, FolderComparison, MissingMessage, compa
 pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
-pub use mailbox::{DateRule, FolderSelect, Options, Progress, Side, SideName, sync_mailbox};
+pub use mailbox::{
+    DateRule, FolderSelect, Options, Progress, Side, SideName, failure_class, sync_mailbox,
+};
 pub use scan::{Scanned, scan};
 pub use source::Source;
 

@@ -243,7 +243,7 @@ impl SyncError {
                     "" => format!("{side} {who}: {error}"),
                     h => format!("{side} {who}: {error}; {h}"),
                 };
-                (class_of(error.kind), line)
+                (failure_class(error.kind), line)
             }
             SyncError::State(e) => (FailureClass::State, e.to_string()),
         }
@@ -265,7 +265,8 @@ impl<T> OnSide<T> for Result<T, Error> {
     }
 }
 
-fn class_of(kind: ErrorKind) -> FailureClass {
+/// The failure class of a server error, as reports and exit codes count it.
+pub fn failure_class(kind: ErrorKind) -> FailureClass {
     match kind {
         ErrorKind::Connect | ErrorKind::Dropped => FailureClass::Connection,
         ErrorKind::Tls => FailureClass::Tls,
