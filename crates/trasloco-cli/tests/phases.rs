@@ -501,7 +501,13 @@ async fn a_campaign_from_plan_to_report() {
             "anna@beniculturali.it INBOX-new 1",
         ],
     );
-    for full in [false, true] {
+    // The same again with windows of two messages: what verify holds of a folder at a time.
+    for (full, window) in [(false, false), (true, false), (false, true), (true, true)] {
+        let file = std::fs::read_to_string(&c).unwrap();
+        if window && !file.contains("listing_window") {
+            let file = file.replacen("jobs = 4\n", "jobs = 4\nlisting_window = 2\n", 1);
+            std::fs::write(&c, file).unwrap();
+        }
         let mut args = vec!["--no-progress", "verify", c.as_str()];
         if full {
             args.push("--full");

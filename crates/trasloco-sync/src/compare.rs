@@ -2,7 +2,8 @@
 //! every source message — on the target (matched with multiplicity by content identity, or
 //! with `full` by SHA-256 of the bytes), left out by a named rule (folder rule, phase, quota
 //! archive — the archived ones looked up in the archive's manifest), or missing. Read-only on
-//! both sides.
+//! both sides. Headers and bodies are read one listing window at a time and reduced to 32-byte
+//! keys, so a folder costs its listing and one key per target message.
 
 use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
 use crate::source::{Source, SourceConn, imap_folders};
@@ -78,10 +79,6 @@ fn header_value(block: &[u8], name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn sha_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
 /// Compare one mailbox. `opts` carries the folder rules, renames and the date rules that
 /// applied (phases); `archive` the quota archive, if any.
 pub async fn compare_mailbox(
@@ -151,52 +148,36 @@ async fn compare_folders(
             out.push(fc);
             continue;
         }
-        let uids: Vec<u32> = meta.iter().map(|x| x.uid).collect();
-        let heads = src.identity_headers(&uids).await.on(SideName::Source)?;
-        // The target side: its messages as a multiset of keys.
-        let mut on_target: HashMap<Vec<u8>, u64> = HashMap::new();
+        // The target side first, as a multiset of 32-byte keys. Its headers (or bodies) are
+        // fetched a listing window at a time and reduced to keys at once, so what a folder
+        // costs in memory is its UIDs and keys, not its headers.
+        let window = opts.listing_window.max(1);
+        let mut on_target: HashMap<[u8; 32], u32> = HashMap::new();
         if tgt_names.contains(m.target.as_str()) {
             let (_, tmeta) = tgt
                 .select_and_list(&m.target, true, false)
                 .await
                 .on(SideName::Target)?;
             fc.target_messages = tmeta.len() as u64;
-            let tuids: Vec<u32> = tmeta.iter().map(|x| x.uid).collect();
-            if full {
-                let mut keys = Vec::new();
-                tgt.fetch_bodies(&tuids, &mut |_, b: Bytes| keys.push(sha_hex(&b)))
+            let tuids: Vec<u32> = tmeta.into_iter().map(|x| x.uid).collect();
+            for chunk in tuids.chunks(window) {
+                if full {
+                    tgt.fetch_bodies(chunk, &mut |_, b: Bytes| {
+                        *on_target.entry(Sha256::digest(&b).into()).or_default() += 1;
+                    })
                     .await
                     .on(SideName::Target)?;
-                for k in keys {
-                    *on_target.entry(k.into_bytes()).or_default() += 1;
-                }
-            } else {
-                for (_, size, h) in tgt
-                    .fetch_identity_headers(&tuids)
-                    .await
-                    .on(SideName::Target)?
-                {
-                    *on_target.entry(identity(&h, size).0.to_vec()).or_default() += 1;
+                } else {
+                    for (_, size, h) in tgt
+                        .fetch_identity_headers(chunk)
+                        .await
+                        .on(SideName::Target)?
+                    {
+                        *on_target.entry(identity(&h, size).0).or_default() += 1;
+                    }
                 }
             }
         }
-        let source_keys: HashMap<u32, Vec<u8>> = if full {
-            let mut keys = HashMap::new();
-            src.bodies(&uids, &mut |u, r| {
-                if let Ok(b) = r {
-                    keys.insert(u, sha_hex(&b).into_bytes());
-                }
-            })
-            .await
-            .on(SideName::Source)?;
-            keys
-        } else {
-            heads
-                .iter()
-                .map(|(u, size, h)| (*u, identity(h, *size).0.to_vec()))
-                .collect()
-        };
-        let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
         let archive_folder = m.source.replace(
             src_folders
                 .iter()
@@ -205,48 +186,71 @@ async fn compare_folders(
                 .unwrap_or('/'),
             "/",
         );
-        for x in &meta {
-            let found = source_keys
-                .get(&x.uid)
-                .and_then(|k| on_target.get_mut(k))
-                .filter(|n| **n > 0);
-            if let Some(n) = found {
-                *n -= 1;
-                fc.matched += 1;
-                continue;
-            }
-            let date = x
-                .internal_date
-                .as_deref()
-                .and_then(trasloco_archive::dates::parse_imap)
-                .map(|t| t.timestamp());
-            let mut expected_in = "target";
-            if let Some(a) = archive
-                && date.is_some_and(|d| d < a.before)
-            {
-                let id = format!("{uv}:{}", x.uid);
-                if manifest
-                    .get(&archive_folder)
-                    .is_some_and(|ids| ids.contains(&id))
-                {
-                    *fc.skipped.entry(ARCHIVED.into()).or_default() += 1;
+        // Then the source, a window at a time: each message matched, left out by a rule, or
+        // missing (named by its headers).
+        for chunk in meta.chunks(window) {
+            let uids: Vec<u32> = chunk.iter().map(|x| x.uid).collect();
+            let heads = src.identity_headers(&uids).await.on(SideName::Source)?;
+            let source_keys: HashMap<u32, [u8; 32]> = if full {
+                let mut keys = HashMap::new();
+                src.bodies(&uids, &mut |u, r| {
+                    if let Ok(b) = r {
+                        keys.insert(u, Sha256::digest(&b).into());
+                    }
+                })
+                .await
+                .on(SideName::Source)?;
+                keys
+            } else {
+                heads
+                    .iter()
+                    .map(|(u, size, h)| (*u, identity(h, *size).0))
+                    .collect()
+            };
+            let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
+            for x in chunk {
+                let found = source_keys
+                    .get(&x.uid)
+                    .and_then(|k| on_target.get_mut(k))
+                    .filter(|n| **n > 0);
+                if let Some(n) = found {
+                    *n -= 1;
+                    fc.matched += 1;
                     continue;
                 }
-                expected_in = "archive";
-            } else if let Some(rule) = opts.date_rule(x.internal_date.as_deref()) {
-                *fc.skipped.entry(rule.to_string()).or_default() += 1;
-                continue;
+                let date = x
+                    .internal_date
+                    .as_deref()
+                    .and_then(trasloco_archive::dates::parse_imap)
+                    .map(|t| t.timestamp());
+                let mut expected_in = "target";
+                if let Some(a) = archive
+                    && date.is_some_and(|d| d < a.before)
+                {
+                    let id = format!("{uv}:{}", x.uid);
+                    if manifest
+                        .get(&archive_folder)
+                        .is_some_and(|ids| ids.contains(&id))
+                    {
+                        *fc.skipped.entry(ARCHIVED.into()).or_default() += 1;
+                        continue;
+                    }
+                    expected_in = "archive";
+                } else if let Some(rule) = opts.date_rule(x.internal_date.as_deref()) {
+                    *fc.skipped.entry(rule.to_string()).or_default() += 1;
+                    continue;
+                }
+                let h = head_of.get(&x.uid).map(|h| h.as_ref()).unwrap_or(&[][..]);
+                fc.missing.push(MissingMessage {
+                    folder: m.source.clone(),
+                    uid: x.uid,
+                    date: header_value(h, "Date"),
+                    from: header_value(h, "From"),
+                    subject: header_value(h, "Subject"),
+                    size: x.size,
+                    expected_in: expected_in.into(),
+                });
             }
-            let h = head_of.get(&x.uid).map(|h| h.as_ref()).unwrap_or(&[][..]);
-            fc.missing.push(MissingMessage {
-                folder: m.source.clone(),
-                uid: x.uid,
-                date: header_value(h, "Date"),
-                from: header_value(h, "From"),
-                subject: header_value(h, "Subject"),
-                size: x.size,
-                expected_in: expected_in.into(),
-            });
         }
         out.push(fc);
     }
