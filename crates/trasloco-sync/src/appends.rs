@@ -4,16 +4,16 @@
 //! longer there to read the answer: Dovecot commits a 300-message MULTIAPPEND some 50–200 ms
 //! after the client died. A run that dies (or loses its connection) at that moment has not
 //! recorded those copies, and an attempt that lists the target folder before they land copies
-//! them a second time. So a mailbox is marked in the state before its first APPEND of a run,
-//! the mark is removed when every APPEND has been answered, and an attempt that starts after
-//! unanswered APPENDs (a mark left by an earlier process, or an unanswered command in this
-//! process's previous attempt) first waits [`Options::orphan_grace`]: what the target
-//! commits in the meantime is then found by content and counted as already present.
+//! them a second time. So a mailbox is marked in the state before it copies anything in a run,
+//! and the mark is removed when the mailbox ends without a failure that could have left an
+//! APPEND unanswered. An attempt that starts after such a failure (a mark left by an earlier
+//! process, or this process's previous attempt) first waits [`Options::orphan_grace`]: what
+//! the target commits in the meantime is then found by content and counted as already present.
 //!
 //! [`Options::orphan_grace`]: crate::Options::orphan_grace
 
-use crate::mailbox::SyncError;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use crate::mailbox::{SideName, SyncError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use trasloco_state::State;
 
 /// One mailbox's APPENDs over all attempts of a run.
@@ -23,29 +23,16 @@ pub(crate) struct Appends {
     marked: tokio::sync::OnceCell<i64>,
     /// Whether an earlier process's mark was looked for.
     checked: AtomicBool,
-    /// APPEND commands written whose answers were not read (yet).
-    unanswered: AtomicUsize,
-}
-
-/// An APPEND being sent: call [`Unanswered::answered`] once its tagged answer was read. One
-/// that is dropped instead (the connection failed first) stays counted.
-#[must_use]
-pub(crate) struct Unanswered<'a>(&'a AtomicUsize);
-
-impl Unanswered<'_> {
-    pub(crate) fn answered(self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 impl Appends {
-    /// Before an APPEND is written: the mailbox is marked in the state (once per run).
+    /// Before a folder's messages are copied: the mailbox is marked in the state, once per run.
     /// `mailbox_id` is `None` in a dry run, which appends nothing.
-    pub(crate) async fn sending(
+    pub(crate) async fn before_copying(
         &self,
         state: &State,
         mailbox_id: Option<i64>,
-    ) -> Result<Unanswered<'_>, SyncError> {
+    ) -> Result<(), SyncError> {
         if let Some(id) = mailbox_id {
             self.marked
                 .get_or_try_init(|| async {
@@ -54,12 +41,11 @@ impl Appends {
                 })
                 .await?;
         }
-        self.unanswered.fetch_add(1, Ordering::SeqCst);
-        Ok(Unanswered(&self.unanswered))
+        Ok(())
     }
 
     /// At the start of the first attempt: when an earlier process left the mark, the time of
-    /// that run's first APPEND. The mark then stays until this run has answered everything.
+    /// that run's first copy. The mark then stays until this run ends.
     pub(crate) async fn left_by_earlier_run(
         &self,
         state: &State,
@@ -75,15 +61,25 @@ impl Appends {
         Ok(since)
     }
 
-    /// After a failed attempt: whether an APPEND was left unanswered. The count starts again
-    /// for the next attempt.
-    pub(crate) fn take_unanswered(&self) -> bool {
-        self.unanswered.swap(0, Ordering::SeqCst) > 0
+    /// Whether an attempt that ended with `e` may have left an APPEND the target still
+    /// commits. A source failure cannot: the APPENDs already written are answered before the
+    /// attempt ends, and a message streamed from the source stops mid-literal, which the
+    /// target discards.
+    pub(crate) fn may_be_unanswered(&self, e: &SyncError) -> bool {
+        let source = matches!(
+            e,
+            SyncError::Imap {
+                side: SideName::Source,
+                ..
+            }
+        );
+        self.marked.get().is_some() && !source
     }
 
-    /// When the mailbox ends: the mark goes unless an APPEND is still unanswered.
-    pub(crate) async fn finish(&self, state: &State) {
-        if self.unanswered.load(Ordering::SeqCst) > 0 {
+    /// When the mailbox ends: the mark goes unless the failure it ended with may have left an
+    /// APPEND unanswered.
+    pub(crate) async fn finish(&self, state: &State, failure: Option<&SyncError>) {
+        if failure.is_some_and(|e| self.may_be_unanswered(e)) {
             return;
         }
         if let Some(&id) = self.marked.get()

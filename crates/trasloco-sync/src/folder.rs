@@ -1,6 +1,6 @@
 //! One folder: list both sides, diff, copy in overlapped batches, update flags, verify.
 
-use crate::appends::{Appends, Unanswered};
+use crate::appends::Appends;
 use crate::budget::Reservation;
 use crate::evidence::{Before, EvidenceLine, PecEvidence};
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
@@ -34,13 +34,6 @@ pub(crate) struct FolderCtx<'a> {
     pub progress: &'a dyn Progress,
     /// The mailbox's APPENDs, answered or not, over all attempts.
     pub appends: &'a Appends,
-}
-
-impl FolderCtx<'_> {
-    /// Before an APPEND is written to the target.
-    async fn sending(&self) -> Result<Unanswered<'_>, SyncError> {
-        self.appends.sending(self.state, self.mailbox_id).await
-    }
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -616,7 +609,6 @@ fn refused_with_keywords(outcome: &AppendOutcome, flags: &[String]) -> bool {
 /// one by one if a MULTIAPPEND was refused as a whole, retry keyword refusals, and hand the
 /// outcome to the settler. False once the settler is gone.
 async fn complete(
-    ctx: &FolderCtx<'_>,
     tgt: &mut Client,
     folder: &str,
     p: Prepared,
@@ -634,18 +626,8 @@ async fn complete(
     let mut outcomes = match answer {
         Answer::Outcomes(outcomes) => outcomes,
         _ if msgs.is_empty() => Vec::new(),
-        Answer::Unsent => {
-            let sending = ctx.sending().await?;
-            let outcomes = tgt.append(folder, &msgs).await.on(SideName::Target)?;
-            sending.answered();
-            outcomes
-        }
-        Answer::Refused => {
-            let sending = ctx.sending().await?;
-            let outcomes = tgt.append_each(folder, &msgs).await.on(SideName::Target)?;
-            sending.answered();
-            outcomes
-        }
+        Answer::Unsent => tgt.append(folder, &msgs).await.on(SideName::Target)?,
+        Answer::Refused => tgt.append_each(folder, &msgs).await.on(SideName::Target)?,
     };
     // A target may refuse a keyword it seemed to accept (`\*` in PERMANENTFLAGS, yet
     // Dovecot refuses keywords over mail_max_keyword_length): retry such messages with
@@ -666,9 +648,7 @@ async fn complete(
                 ..msgs[i].clone()
             })
             .collect();
-        let sending = ctx.sending().await?;
         let again = tgt.append(folder, &plain).await.on(SideName::Target)?;
-        sending.answered();
         for (&i, outcome) in retry.iter().zip(again) {
             if matches!(outcome, AppendOutcome::Stored { .. }) {
                 for k in msgs[i].flags.iter().filter(|f| is_keyword(f)) {
@@ -705,7 +685,7 @@ async fn append_worker(
     let folder = ctx.mapping.target.as_str();
     let pec = ctx.opts.pec.as_deref();
     let pipelined = tgt.pipelines_appends();
-    let mut inflight: Option<(Prepared, PendingAppend, Unanswered<'_>)> = None;
+    let mut inflight: Option<(Prepared, PendingAppend)> = None;
     loop {
         let batch = if inflight.is_some() {
             queue.lock().await.try_recv().ok()
@@ -720,41 +700,38 @@ async fn append_worker(
         if let Some(b) = batch {
             let p = prepare(b, pec, listed, permanent);
             if pipelined && !p.msgs.is_empty() {
-                let sending = ctx.sending().await?;
                 let sent = tgt
                     .append_send(folder, &p.msgs)
                     .await
                     .on(SideName::Target)?;
                 #[cfg(debug_assertions)]
                 test_hook::append_written();
-                ahead = Some((p, sent, sending));
+                ahead = Some((p, sent));
             } else {
                 now = Some(p);
             }
         }
-        if let Some((p, sent, sending)) = inflight.take() {
+        if let Some((p, sent)) = inflight.take() {
             let answer: Answer = tgt.append_finish(sent).await.on(SideName::Target)?.into();
-            sending.answered();
             // Anything more to send for this batch waits until the one sent ahead is answered.
             if needs_more(&answer, &p.msgs)
-                && let Some((p2, sent2, sending2)) = ahead.take()
+                && let Some((p2, sent2)) = ahead.take()
             {
                 let answer2 = tgt.append_finish(sent2).await.on(SideName::Target)?.into();
-                sending2.answered();
-                if !complete(ctx, tgt, folder, p, answer, &done).await? {
+                if !complete(tgt, folder, p, answer, &done).await? {
                     return Ok(());
                 }
-                if !complete(ctx, tgt, folder, p2, answer2, &done).await? {
+                if !complete(tgt, folder, p2, answer2, &done).await? {
                     return Ok(());
                 }
                 continue;
             }
-            if !complete(ctx, tgt, folder, p, answer, &done).await? {
+            if !complete(tgt, folder, p, answer, &done).await? {
                 return Ok(());
             }
         }
         if let Some(p) = now
-            && !complete(ctx, tgt, folder, p, Answer::Unsent, &done).await?
+            && !complete(tgt, folder, p, Answer::Unsent, &done).await?
         {
             return Ok(());
         }
@@ -801,6 +778,10 @@ async fn copy_messages(
     report: &mut FolderReport,
 ) -> Result<Vec<Copied>, SyncError> {
     let opts = ctx.opts;
+    // Before the first APPEND goes out, the state knows that some may go unanswered.
+    ctx.appends
+        .before_copying(ctx.state, ctx.mailbox_id)
+        .await?;
     // Large messages are streamed one by one from an IMAP source to the target, never held
     // whole; the rest (and everything from POP3 or an archive) travels in batches.
     let streams = src.client().is_some();
@@ -912,7 +893,6 @@ async fn stream_one(
             return Ok(None);
         };
         let size = body.size();
-        let sending = ctx.sending().await?;
         let start = tgt
             .append_begin(
                 &ctx.mapping.target,
@@ -950,7 +930,6 @@ async fn stream_one(
                 tgt.append_end(append).await.on(SideName::Target)?
             }
         };
-        sending.answered();
         if refused_with_keywords(&outcome, &flags) {
             flags.retain(|f| !is_keyword(f));
             continue;

@@ -344,7 +344,7 @@ pub async fn sync_mailbox(
         .await;
         match result {
             Ok(()) => {
-                appends.finish(state).await;
+                appends.finish(state, None).await;
                 for f in &mut partial {
                     if let Some(n) = copied_earlier.get(&f.source) {
                         let n = (*n).min(f.buckets.already_present);
@@ -383,8 +383,9 @@ pub async fn sync_mailbox(
                 }
                 reconnects += 1;
                 // An APPEND whose answer never came may still be committed by the target:
-                // the next attempt lists the folder only once that had time to happen.
-                let wait = if appends.take_unanswered() {
+                // after a target failure the next attempt lists the folder only once that had
+                // time to happen.
+                let wait = if appends.may_be_unanswered(&e) {
                     delay.max(opts.orphan_grace)
                 } else {
                     delay
@@ -404,7 +405,7 @@ pub async fn sync_mailbox(
                 delay = (delay * 2).min(Duration::from_secs(60));
             }
             Err(e) => {
-                appends.finish(state).await;
+                appends.finish(state, Some(&e)).await;
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
