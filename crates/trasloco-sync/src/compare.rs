@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use trasloco_core::folder_map::{self, MapOptions};
 use trasloco_core::identity::identity;
-use trasloco_imap::Client;
+use trasloco_imap::{Client, FetchedMeta};
 
 /// The bucket of source messages that went to a quota archive.
 pub const ARCHIVED: &str = "archived";
@@ -190,7 +190,13 @@ async fn compare_folders(
         // missing (named by its headers).
         for chunk in meta.chunks(window) {
             let uids: Vec<u32> = chunk.iter().map(|x| x.uid).collect();
-            let heads = src.identity_headers(&uids).await.on(SideName::Source)?;
+            // By content identity the headers are the keys; with `full` the keys are the
+            // bodies' SHA-256 and headers are fetched only to name what is missing.
+            let mut heads = if full {
+                Vec::new()
+            } else {
+                src.identity_headers(&uids).await.on(SideName::Source)?
+            };
             let source_keys: HashMap<u32, [u8; 32]> = if full {
                 let mut keys = HashMap::new();
                 src.bodies(&uids, &mut |u, r| {
@@ -207,7 +213,7 @@ async fn compare_folders(
                     .map(|(u, size, h)| (*u, identity(h, *size).0))
                     .collect()
             };
-            let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
+            let mut missing: Vec<(&FetchedMeta, &str)> = Vec::new();
             for x in chunk {
                 let found = source_keys
                     .get(&x.uid)
@@ -223,7 +229,6 @@ async fn compare_folders(
                     .as_deref()
                     .and_then(trasloco_archive::dates::parse_imap)
                     .map(|t| t.timestamp());
-                let mut expected_in = "target";
                 if let Some(a) = archive
                     && date.is_some_and(|d| d < a.before)
                 {
@@ -235,11 +240,19 @@ async fn compare_folders(
                         *fc.skipped.entry(ARCHIVED.into()).or_default() += 1;
                         continue;
                     }
-                    expected_in = "archive";
+                    missing.push((x, "archive"));
                 } else if let Some(rule) = opts.date_rule(x.internal_date.as_deref()) {
                     *fc.skipped.entry(rule.to_string()).or_default() += 1;
-                    continue;
+                } else {
+                    missing.push((x, "target"));
                 }
+            }
+            if full && !missing.is_empty() {
+                let uids: Vec<u32> = missing.iter().map(|(x, _)| x.uid).collect();
+                heads = src.identity_headers(&uids).await.on(SideName::Source)?;
+            }
+            let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
+            for (x, expected_in) in missing {
                 let h = head_of.get(&x.uid).map(|h| h.as_ref()).unwrap_or(&[][..]);
                 fc.missing.push(MissingMessage {
                     folder: m.source.clone(),
