@@ -80,7 +80,11 @@ impl Error {
 
     /// An I/O error on a file.
     pub fn io(path: &Path, e: std::io::Error) -> Error {
-        Error::new(format!("{}: {e}", path.display()))
+        Error::new(format!(
+            "{}: {}",
+            path.display(),
+            trasloco_core::words::io_error(&e)
+        ))
     }
 }
 

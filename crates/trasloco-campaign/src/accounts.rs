@@ -64,8 +64,13 @@ fn detect(first: &str) -> Option<Format> {
 
 /// Read an account list.
 pub fn load(path: &Path, format: Format) -> Result<Vec<Account>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read accounts file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "cannot read accounts file {}: {}",
+            path.display(),
+            trasloco_core::words::io_error(&e)
+        ))
+    })?;
     parse(&text, format, &path.display().to_string())
 }
 

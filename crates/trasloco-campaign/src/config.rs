@@ -311,8 +311,9 @@ pub fn resolve_security_for(
 pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
+            "cannot read the {what} file {}: {}",
+            path.display(),
+            trasloco_core::words::io_error(&e)
         ))
     })?;
     let line = text
@@ -334,7 +335,11 @@ impl Campaign {
     /// Load and check a campaign file.
     pub fn load(path: &Path) -> Result<Campaign, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(format!("cannot read campaign file {}: {e}", path.display()))
+            ConfigError(format!(
+                "cannot read campaign file {}: {}",
+                path.display(),
+                trasloco_core::words::io_error(&e)
+            ))
         })?;
         let file: CampaignFile = toml::from_str(&text).map_err(|e| {
             let msg = e.message().to_string();

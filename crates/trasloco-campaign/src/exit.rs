@@ -5,6 +5,9 @@ pub const OK: i32 = 0;
 /// The run finished but not every message is on the target (a message failed, a mailbox was
 /// interrupted): run again; it resumes.
 pub const INCOMPLETE: i32 = 2;
+/// Every message has a copy on the target, but the target stored some with other bytes than
+/// the source's (listed): nothing to retry; keep the originals on the source or in an archive.
+pub const ALTERED: i32 = 3;
 /// Could not connect to a server (unknown host, refused, timeout, connection lost for good).
 pub const CONNECTION: i32 = 10;
 /// TLS failed (certificate not trusted, handshake, STARTTLS missing).

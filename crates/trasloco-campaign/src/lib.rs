@@ -36,15 +36,26 @@ pub(crate) fn write_files(
     dir: &std::path::Path,
     files: [(&str, Result<String, String>); 3],
 ) -> Result<(), ConfigError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ConfigError(format!("cannot create directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        ConfigError(format!(
+            "cannot create directory {}: {}",
+            dir.display(),
+            trasloco_core::words::io_error(&e)
+        ))
+    })?;
     for (name, text) in files {
         let text = text.map_err(|e| ConfigError(format!("internal error: {name}: {e}")))?;
         let p = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &p))
-            .map_err(|e| ConfigError(format!("cannot write {}: {e}", p.display())))?;
+            .map_err(|e| {
+                ConfigError(format!(
+                    "cannot write {}: {}",
+                    p.display(),
+                    trasloco_core::words::io_error(&e)
+                ))
+            })?;
     }
     Ok(())
 }

@@ -108,6 +108,9 @@ pub struct RunReport {
     pub messages_per_second: f64,
     /// Mailboxes by status.
     pub mailboxes_in_sync: usize,
+    /// Mailboxes whose every message has a copy, some of them altered by the target.
+    #[serde(default)]
+    pub mailboxes_altered: usize,
     /// Mailboxes that need another run.
     pub mailboxes_incomplete: usize,
     /// Mailboxes that failed (login, connection…).
@@ -372,8 +375,9 @@ fn last_logins(
 ) -> Result<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(format!(
-            "cannot read last_login_file {}: {e}",
-            path.display()
+            "cannot read last_login_file {}: {}",
+            path.display(),
+            trasloco_core::words::io_error(&e)
         ))
     })?;
     let mut out = std::collections::HashMap::new();
@@ -466,7 +470,8 @@ pub fn pec_evidence(
 }
 
 /// The exit code for a set of mailbox outcomes: 0 when all are in sync; 2 when any needs
-/// another run; otherwise the code of the most common failure class.
+/// another run; otherwise the code of the most common failure class; otherwise 3 when the
+/// target altered some copies.
 pub fn exit_code(reports: &[MailboxReport]) -> i32 {
     if reports
         .iter()
@@ -480,7 +485,13 @@ pub fn exit_code(reports: &[MailboxReport]) -> i32 {
             .filter(|r| r.status == MailboxStatus::Failed)
             .map(|r| r.failure.unwrap_or(FailureClass::Protocol)),
     )
-    .unwrap_or(exit::OK)
+    .unwrap_or(
+        if reports.iter().any(|r| r.status == MailboxStatus::Altered) {
+            exit::ALTERED
+        } else {
+            exit::OK
+        },
+    )
 }
 
 /// The exit code of the most common of these failures; `None` when there is none.
@@ -653,6 +664,10 @@ pub async fn run(
             .iter()
             .filter(|m| matches!(m.status, MailboxStatus::InSync | MailboxStatus::DryRun))
             .count(),
+        mailboxes_altered: mailboxes
+            .iter()
+            .filter(|m| m.status == MailboxStatus::Altered)
+            .count(),
         mailboxes_incomplete: mailboxes
             .iter()
             .filter(|m| m.status == MailboxStatus::Incomplete)
@@ -736,6 +751,21 @@ mod tests {
                 report(MailboxStatus::Failed, Some(FailureClass::Tls)),
             ]),
             exit::CONNECTION
+        );
+        assert_eq!(
+            exit_code(&[
+                report(MailboxStatus::InSync, None),
+                report(MailboxStatus::Altered, None)
+            ]),
+            exit::ALTERED,
+            "an altered copy never turns green"
+        );
+        assert_eq!(
+            exit_code(&[
+                report(MailboxStatus::Altered, None),
+                report(MailboxStatus::Incomplete, None)
+            ]),
+            exit::INCOMPLETE
         );
     }
 }

@@ -10,9 +10,11 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
+use trasloco_core::words;
 use trasloco_state::State;
 use trasloco_sync::{
-    ArchivePart, FolderComparison, MissingMessage, Options, Source, Target, compare_mailbox,
+    AlteredMessage, ArchivePart, FolderComparison, MissingMessage, Options, Source, Target,
+    compare_mailbox,
 };
 
 /// One mailbox verified.
@@ -22,7 +24,8 @@ pub struct MailboxCheck {
     pub source: String,
     /// Target account.
     pub target: String,
-    /// `nothing-lost`, `missing` or `failed`.
+    /// `nothing-lost`, `altered` (nothing lost, but the target altered some copies), `missing`
+    /// or `failed`.
     pub verdict: String,
     /// Messages on the source.
     pub source_messages: u64,
@@ -32,6 +35,8 @@ pub struct MailboxCheck {
     pub skipped: BTreeMap<String, u64>,
     /// What is missing, message by message.
     pub missing: Vec<MissingMessage>,
+    /// Copies the target altered, message by message.
+    pub altered: Vec<AlteredMessage>,
     /// Why it could not be compared, when so.
     pub error: Option<String>,
     /// The class of that failure (decides the exit code).
@@ -50,7 +55,8 @@ pub struct Verification {
     pub mailboxes: Vec<MailboxCheck>,
     /// Mailboxes the plan keeps out (not compared).
     pub left_out: Vec<LeftOut>,
-    /// 0 when nothing is lost anywhere, 2 when something is missing, else a failure's code.
+    /// 0 when nothing is lost anywhere, 2 when something is missing, else a failure's code,
+    /// else 3 when the target altered some copies.
     pub exit_code: i32,
 }
 
@@ -126,10 +132,14 @@ pub async fn verify(
     let exit_code = if mailboxes.iter().any(|m| m.verdict == "missing") {
         exit::INCOMPLETE
     } else {
-        mailboxes
-            .iter()
-            .find_map(|m| m.failure)
-            .map_or(exit::OK, crate::run::code_of)
+        mailboxes.iter().find_map(|m| m.failure).map_or(
+            if mailboxes.iter().any(|m| m.verdict == "altered") {
+                exit::ALTERED
+            } else {
+                exit::OK
+            },
+            crate::run::code_of,
+        )
     };
     Ok(Verification {
         full,
@@ -152,6 +162,7 @@ fn check(
         matched: 0,
         skipped: BTreeMap::new(),
         missing: Vec::new(),
+        altered: Vec::new(),
         error: None,
         failure: None,
         folders: Vec::new(),
@@ -170,15 +181,21 @@ fn check(
                     *c.skipped.entry(k.clone()).or_default() += v;
                 }
                 c.missing.extend(f.missing.iter().cloned());
+                c.altered.extend(f.altered.iter().cloned());
             }
             if !c.missing.is_empty() {
                 c.verdict = "missing".into();
+            } else if !c.altered.is_empty() {
+                c.verdict = "altered".into();
             }
             c.folders = folders;
         }
     }
     c
 }
+
+/// Messages listed per mailbox on the terminal; verify.json has them all.
+const SHOWN: usize = 20;
 
 /// The text people read.
 pub fn text(v: &Verification) -> String {
@@ -194,22 +211,62 @@ pub fn text(v: &Verification) -> String {
             )),
             verdict => {
                 out.push_str(&format!(
-                    "{} → {}: {}: {} on the source = {} on the target + {} left out by rules + {} missing\n",
+                    "{} → {}: {}: {} on the source = {} on the target{} + {} left out by rules + {} missing\n",
                     m.source,
                     m.target,
-                    if verdict == "missing" { "MISSING MESSAGES" } else { "nothing lost" },
+                    match verdict {
+                        "missing" => "MISSING MESSAGES",
+                        "altered" => "nothing lost, but COPIES ALTERED BY THE TARGET",
+                        _ => "nothing lost",
+                    },
                     m.source_messages,
                     m.matched,
+                    if m.altered.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" + {} altered by the target", m.altered.len())
+                    },
                     skipped,
                     m.missing.len()
                 ));
                 for (rule, n) in &m.skipped {
                     out.push_str(&format!("    {n} {rule}\n"));
                 }
-                for x in &m.missing {
+                for x in m.altered.iter().take(SHOWN) {
+                    out.push_str(&format!(
+                        "    altered by the target {}: folder {:?}, source UID {} → target UID {}{}; nothing to retry, keep the original on the source or in an archive\n",
+                        x.server,
+                        x.folder,
+                        x.uid,
+                        x.target_uid,
+                        x.first_difference
+                            .map(|o| format!(", first difference at byte {o}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                if m.altered.len() > SHOWN {
+                    out.push_str(&format!(
+                        "    … and {} more altered copies (all in verify.json)\n",
+                        m.altered.len() - SHOWN
+                    ));
+                }
+                // Header values as people read them; verify.json keeps them as written.
+                for x in m.missing.iter().take(SHOWN) {
                     out.push_str(&format!(
                         "    missing from the {}: folder {:?}, date {:?}, from {:?}, subject {:?}, {} bytes (source UID {})\n",
-                        x.expected_in, x.folder, x.date, x.from, x.subject, x.size, x.uid
+                        x.expected_in,
+                        x.folder,
+                        x.date,
+                        words::decode(&x.from),
+                        words::decode(&x.subject),
+                        x.size,
+                        x.uid
+                    ));
+                }
+                if m.missing.len() > SHOWN {
+                    out.push_str(&format!(
+                        "    … and {} more missing messages (all in verify.json)\n",
+                        m.missing.len() - SHOWN
                     ));
                 }
             }
@@ -226,10 +283,11 @@ pub fn text(v: &Verification) -> String {
     }
     let lost: usize = v.mailboxes.iter().map(|m| m.missing.len()).sum();
     out.push_str(&format!(
-        "\n{} mailboxes compared{}: {} with nothing lost, {} with missing messages ({} messages), {} not verified\n",
+        "\n{} mailboxes compared{}: {} with nothing lost, {} with copies altered by the target, {} with missing messages ({} messages), {} not verified\n",
         v.mailboxes.len(),
         if v.full { " byte by byte (SHA-256)" } else { " by content identity" },
         v.mailboxes.iter().filter(|m| m.verdict == "nothing-lost").count(),
+        v.mailboxes.iter().filter(|m| m.verdict == "altered").count(),
         v.mailboxes.iter().filter(|m| m.verdict == "missing").count(),
         lost,
         v.mailboxes.iter().filter(|m| m.verdict == "failed").count(),

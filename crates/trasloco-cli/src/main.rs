@@ -463,7 +463,22 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
+/// Writing to a pipe whose reader has gone (`trasloco run … | head`) ends the process quietly,
+/// as it does for other Unix tools, instead of a panic in `println!` with exit 101. Network
+/// sockets are unaffected: they are written with MSG_NOSIGNAL.
+#[cfg(unix)]
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_on_closed_pipe() {}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -1114,8 +1129,9 @@ async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, Con
         .and_then(|()| std::fs::write(dir.join("verify.json"), &out))
         .map_err(|e| {
             ConfigError(format!(
-                "cannot write {}: {e}",
-                dir.join("verify.json").display()
+                "cannot write {}: {}",
+                dir.join("verify.json").display(),
+                trasloco_core::words::io_error(&e)
             ))
         })?;
     if json {
@@ -1210,8 +1226,9 @@ async fn pec_report(args: PecArgs) -> Result<i32, ConfigError> {
 async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
     let text = std::fs::read_to_string(&args.manifest).map_err(|e| {
         ConfigError(format!(
-            "cannot read manifest {}: {e}",
-            args.manifest.display()
+            "cannot read manifest {}: {}",
+            args.manifest.display(),
+            trasloco_core::words::io_error(&e)
         ))
     })?;
     let mut lines = Vec::new();

@@ -8,6 +8,7 @@ use trasloco_state::{MailboxRow, PhaseRow};
 fn status_word(s: MailboxStatus) -> &'static str {
     match s {
         MailboxStatus::InSync => "in sync",
+        MailboxStatus::Altered => "ALTERED BY THE TARGET",
         MailboxStatus::Incomplete => "INCOMPLETE",
         MailboxStatus::DryRun => "dry run",
         MailboxStatus::Failed => "FAILED",
@@ -26,6 +27,9 @@ fn buckets_line(b: &Buckets, dry_run: bool) -> String {
     let skipped: u64 = b.skipped.values().sum();
     if skipped > 0 {
         parts.push(format!("{skipped} skipped"));
+    }
+    if b.altered > 0 {
+        parts.push(format!("{} altered by the target", b.altered));
     }
     if b.failed_total() > 0 {
         parts.push(format!("{} failed", b.failed_total()));
@@ -89,6 +93,16 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
                 f.source, e.uid, e.size, e.reason
             );
         }
+        for a in f.altered.iter().take(5) {
+            println!("      {} {}", f.source, a.describe());
+        }
+        if f.buckets.altered > 5 {
+            println!(
+                "      {}: {} more altered copies in the JSON report",
+                f.source,
+                f.buckets.altered - 5
+            );
+        }
         if !f.dropped_keywords.is_empty() {
             let list: Vec<String> = f
                 .dropped_keywords
@@ -107,11 +121,19 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
 pub fn print(r: &RunReport, path: &Path) {
     println!();
     println!(
-        "trasloco: {} finished in {:.1} s — {} mailboxes: {} in sync, {} incomplete, {} failed",
+        "trasloco: {} finished in {:.1} s — {} mailboxes: {} in sync, {}{} incomplete, {} failed",
         if r.dry_run { "dry run" } else { "run" },
         r.seconds,
         r.mailboxes.len(),
         r.mailboxes_in_sync,
+        if r.mailboxes_altered > 0 {
+            format!(
+                "{} with copies altered by the target, ",
+                r.mailboxes_altered
+            )
+        } else {
+            String::new()
+        },
         r.mailboxes_incomplete,
         r.mailboxes_failed
     );
@@ -148,10 +170,15 @@ pub fn print(r: &RunReport, path: &Path) {
     }
     let t = &r.totals;
     println!(
-        "Messages on the sources: {} = {} copied + {} already present + {} skipped + {} failed",
+        "Messages on the sources: {} = {} copied + {} already present + {}{} skipped + {} failed",
         r.source_messages,
         t.copied,
         t.already_present,
+        if t.altered > 0 {
+            format!("{} altered by the target + ", t.altered)
+        } else {
+            String::new()
+        },
         t.skipped.values().sum::<u64>(),
         t.failed_total()
     );
@@ -170,6 +197,10 @@ pub fn print(r: &RunReport, path: &Path) {
                 "Everything is in sync.".to_string()
             } else if r.exit_code == 2 {
                 "Not everything was copied: run the same command again; it resumes.".to_string()
+            } else if r.exit_code == 3 {
+                "Every message has a copy, but the target stored some with other bytes (listed above): \
+                 copying again would not help; keep the originals on the source or in an archive."
+                    .to_string()
             } else {
                 "Some mailboxes could not be synchronised; see above.".to_string()
             }

@@ -194,3 +194,141 @@ async fn accounts_without_passwords_need_a_master_user() {
         text(&out)
     );
 }
+
+/// Issue 18, points 1 and 15: `verify` names the copies the target altered (not "on the
+/// target", not "missing"), decodes RFC 2047 headers for people (verify.json keeps them as
+/// written), and caps long lists on the terminal with the count of the rest.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_names_altered_copies_decodes_headers_and_caps_lists() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", vec![msg(simple(1, "INBOX"))]).await;
+    c.logout().await;
+    let odd = b"Message-ID: <cr@test.example>\r\nDate: Mon, 1 Jan 2024 11:00:00 +0100\r\nFrom: Anna <anna@example.org>\r\nSubject: ends in a bare CR\r\n\r\nlast line\r";
+    deliver_raw(&pair, "source", "alice", "1704103200.M1P1.test", odd);
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+
+    // 25 messages arrive after the run, with encoded From and Subject.
+    let mut c = pair.client("source", "alice").await;
+    let late: Vec<Msg> = (0..25)
+        .map(|i| {
+            msg(format!(
+                "Message-ID: <late{i}@test.example>\r\nDate: Tue, 2 Jan 2024 10:{i:02}:00 +0100\r\nFrom: =?UTF-8?B?VWZmaWNpbyBTb2NpZXTDoA==?= <u@example.org>\r\nSubject: =?iso-8859-1?Q?Citt=E0_n=B0_{i}?=\r\n\r\nbody\r\n"
+            ))
+        })
+        .collect();
+    seed(&mut c, "INBOX", late).await;
+    c.logout().await;
+    let out = pair.trasloco(&["--no-progress", "verify", &camp], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(t.contains("1 altered by the target"), "{t}");
+    assert!(
+        t.contains("altered by the target alice@127.0.0.1: folder \"INBOX\"")
+            && t.contains(&format!("first difference at byte {}", odd.len() - 1)),
+        "{t}"
+    );
+    assert!(
+        t.contains("from \"Ufficio Società <u@example.org>\""),
+        "{t}"
+    );
+    assert!(t.contains("subject \"Città n° 0\""), "{t}");
+    assert!(!t.contains("=?UTF-8?"), "{t}");
+    assert_eq!(t.matches("missing from the target").count(), 20, "{t}");
+    assert!(
+        t.contains("… and 5 more missing messages (all in verify.json)"),
+        "{t}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pair.dir.path().join("reports/verify.json")).unwrap(),
+    )
+    .unwrap();
+    let m = &json["mailboxes"][0];
+    assert_eq!(m["missing"].as_array().unwrap().len(), 25);
+    assert!(
+        m["missing"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("=?iso-8859-1?Q?"),
+        "raw in JSON: {m}"
+    );
+
+    // Once the late mail is copied, nothing is lost, but the altered copy still counts: 3.
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    for full in [false, true] {
+        let mut args = vec!["--no-progress", "verify", &camp];
+        if full {
+            args.push("--full");
+        }
+        let out = pair.trasloco(&args, "", "");
+        let t = text(&out);
+        assert_eq!(code(&out), 3, "{t}");
+        assert!(
+            t.contains("nothing lost, but COPIES ALTERED BY THE TARGET: 27 on the source = 26 on the target + 1 altered by the target"),
+            "{t}"
+        );
+    }
+}
+
+/// Issue 18, point 18: a folder rule covers the folder's subtree. `defer = ["Archivio"]`
+/// defers `Archivio/2019` too, which must not reach the target before its parent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deferred_folder_defers_its_subfolders() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", vec![msg(simple(1, "INBOX"))]).await;
+    seed(&mut c, "Archivio", vec![msg(simple(2, "Archivio"))]).await;
+    seed(
+        &mut c,
+        "Archivio/2019",
+        vec![msg(simple(3, "Archivio/2019"))],
+    )
+    .await;
+    c.logout().await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let text_of = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        text_of.replace(
+            "exclude = [\"Cestino*\"]",
+            "exclude = [\"Cestino*\"]\ndefer = [\"Archivio\"]",
+        ),
+    )
+    .unwrap();
+    let out = pair.trasloco(&["--no-progress", "run", &camp, "--phase", "delta"], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    assert_eq!(
+        r["totals"]["skipped"]["folder-deferred"], 2,
+        "Archivio and Archivio/2019: {r}"
+    );
+    let mut t = pair.client("target", "alice").await;
+    let names: Vec<String> = t
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("2019")),
+        "the subfolder waits for its parent: {names:?}"
+    );
+    t.logout().await;
+    let out = pair.trasloco(&["--no-progress", "run", &camp, "--phase", "final"], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(report(&pair, &out)["totals"]["copied"], 2);
+}

@@ -176,3 +176,34 @@ fn unreachable_servers_and_bad_arguments() {
     assert_eq!(code(&out), 64);
     assert!(text(&out).contains("missing.txt"), "{}", text(&out));
 }
+
+/// `trasloco … | head`: the reader goes away; trasloco ends quietly (SIGPIPE, as `cat` or
+/// `grep` do), never with a panic and exit 101.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        std::fs::write(
+            dir.path().join(format!("{i}.eml")),
+            format!("From: a@example.org\r\nSubject: {i}\r\n\r\nbody {i}\r\n"),
+        )
+        .unwrap();
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_trasloco"))
+        .args(["--no-progress", "pec", "report"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before trasloco writes its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(stderr.trim().is_empty(), "nothing said on stderr: {stderr}");
+}

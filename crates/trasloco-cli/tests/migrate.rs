@@ -660,3 +660,86 @@ async fn several_appenders_and_one_lane_give_the_same_mailbox() {
     let out = pair.migrate("dave", &["--parallel-folders", "0"]);
     assert_eq!(code(&out), 64, "{}", text(&out));
 }
+
+/// Issue 18, points 1 and 2: a copy whose bytes the target changed (Dovecot drops a final bare
+/// CR; a byte changed on the way) is never "already present" or "in sync": its own bucket on
+/// every run, after a lost state too, with where it differs, exit 3, and never a second copy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_the_target_altered_never_turns_green_and_is_never_copied_twice() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(
+        &mut src,
+        "INBOX",
+        vec![msg(simple(1, "INBOX")), msg(simple(2, "INBOX"))],
+    )
+    .await;
+    src.logout().await;
+    let odd = b"Message-ID: <cr@test.example>\r\nDate: Mon, 1 Jan 2024 11:00:00 +0100\r\nFrom: Anna <anna@example.org>\r\nSubject: ends in a bare CR\r\n\r\nlast line\r";
+    deliver_raw(&pair, "source", "alice", "1704103200.M1P1.test", odd);
+
+    let check = |out: &std::process::Output, copied: u64, present: u64| {
+        assert_eq!(code(out), 3, "{}", text(out));
+        assert!(text(out).contains("ALTERED BY THE TARGET"), "{}", text(out));
+        assert!(
+            !text(out).contains("Everything is in sync"),
+            "{}",
+            text(out)
+        );
+        let r = report(&pair, out);
+        let m = &r["mailboxes"][0];
+        assert_eq!(m["status"], "altered", "{m}");
+        assert_eq!(m["buckets"]["altered"], 1, "{m}");
+        assert_eq!(m["buckets"]["copied"], copied, "{m}");
+        assert_eq!(m["buckets"]["already_present"], present, "{m}");
+        let a = &m["folders"][0]["altered"][0];
+        assert_eq!(a["first_difference"], odd.len() as u64 - 1, "{a}");
+        assert_eq!(a["server"], "alice@127.0.0.1", "{a}");
+    };
+    let out = pair.migrate("alice", &[]);
+    check(&out, 2, 0);
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 3);
+
+    // The next run remembers it: not "already present", not copied again.
+    let out = pair.migrate("alice", &[]);
+    check(&out, 0, 2);
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 3);
+
+    // A lost state: the copy is found by its headers and bytes, not appended a second time.
+    std::fs::remove_file(pair.state_file("alice")).unwrap();
+    let out = pair.migrate("alice", &[]);
+    check(&out, 0, 2);
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 3);
+
+    // A byte changed in a copy (same size, same headers) and a lost state again: the content
+    // identity matches, the bytes do not.
+    let maildir = pair.dir.path().join("target/home/alice/Maildir");
+    let changed = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.windows(18).any(|w| w == b"Body of message 1.")
+        })
+        .expect("the copy of message 1");
+    // Dovecot keeps LF line ends in its files: the body's digit is the third byte from the end.
+    let mut bytes = std::fs::read(&changed).unwrap();
+    let at = bytes
+        .windows(18)
+        .position(|w| w == b"Body of message 1.")
+        .unwrap()
+        + 16;
+    bytes[at] = b'7';
+    std::fs::write(&changed, &bytes).unwrap();
+    std::fs::remove_file(pair.state_file("alice")).unwrap();
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let r = report(&pair, &out);
+    assert_eq!(r["mailboxes"][0]["buckets"]["altered"], 2, "{r}");
+    assert_eq!(r["mailboxes"][0]["buckets"]["already_present"], 1, "{r}");
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 3);
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert_eq!(report(&pair, &out)["mailboxes"][0]["buckets"]["altered"], 2);
+}

@@ -18,6 +18,11 @@ pub struct Buckets {
     pub skipped: BTreeMap<String, u64>,
     /// Not copied because something went wrong: reason → count. A re-run retries these.
     pub failed: BTreeMap<String, u64>,
+    /// On the target, but the target server stored other bytes than the source's (some
+    /// servers rewrite NUL bytes or a final bare CR). Not retried: appending again would only
+    /// make a second altered copy. The original stays on the source (or in an archive).
+    #[serde(default)]
+    pub altered: u64,
 }
 
 impl Buckets {
@@ -25,6 +30,7 @@ impl Buckets {
     pub fn total(&self) -> u64 {
         self.copied
             + self.already_present
+            + self.altered
             + self.skipped.values().sum::<u64>()
             + self.failed.values().sum::<u64>()
     }
@@ -38,6 +44,7 @@ impl Buckets {
     pub fn add(&mut self, other: &Buckets) {
         self.copied += other.copied;
         self.already_present += other.already_present;
+        self.altered += other.altered;
         for (k, v) in &other.skipped {
             *self.skipped.entry(k.clone()).or_default() += v;
         }
@@ -66,6 +73,39 @@ pub struct MessageError {
     pub size: u64,
     /// What happened, with the server's words where there were any.
     pub reason: String,
+}
+
+/// A copy on the target whose bytes differ from the source message's: the target server
+/// rewrote it when it was stored (or it was changed on the way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlteredCopy {
+    /// Source UID.
+    pub uid: u32,
+    /// Target UID of the altered copy.
+    pub target_uid: u32,
+    /// Size of the source message.
+    pub size: u64,
+    /// The server that holds the copy (`user@host`).
+    pub server: String,
+    /// Byte offset of the first difference, when both copies could be read to find it.
+    pub first_difference: Option<u64>,
+    /// SHA-256 of the target's copy.
+    pub target_sha256: String,
+}
+
+impl AlteredCopy {
+    /// One line for people: what differs and what to do about it.
+    pub fn describe(&self) -> String {
+        let at = match self.first_difference {
+            Some(o) => format!("first difference at byte {o}"),
+            None => "bytes differ".into(),
+        };
+        format!(
+            "UID {} ({} bytes): the copy the target {} stored (UID {}) differs from the source message ({at}); \
+             the target rewrote it, so copying again would not help: keep the original on the source or in an archive",
+            self.uid, self.size, self.server, self.target_uid
+        )
+    }
 }
 
 /// The result for one folder.
@@ -98,6 +138,9 @@ pub struct FolderReport {
     /// Why the folder as a whole could not be synchronised (e.g. no right to read it), if so.
     #[serde(default)]
     pub error: Option<String>,
+    /// The copies counted under `buckets.altered` (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub altered: Vec<AlteredCopy>,
 }
 
 /// How a mailbox ended.
@@ -108,6 +151,9 @@ pub enum MailboxStatus {
     InSync,
     /// The run finished but some messages failed: run again.
     Incomplete,
+    /// Every source message has a copy on the target, but the target altered the bytes of
+    /// some copies ([`Buckets::altered`]): nothing to retry, the originals stay on the source.
+    Altered,
     /// Nothing was written (dry run); the report says what would be copied.
     DryRun,
     /// The mailbox could not be synchronised (login, connection, TLS…); see `error`.
@@ -253,7 +299,11 @@ impl MailboxReport {
             && self.buckets.total() == self.source_messages
             && self.folders.iter().all(|f| f.error.is_none())
         {
-            MailboxStatus::InSync
+            if self.buckets.altered > 0 {
+                MailboxStatus::Altered
+            } else {
+                MailboxStatus::InSync
+            }
         } else {
             MailboxStatus::Incomplete
         };
@@ -299,6 +349,15 @@ mod tests {
         r.folders[0].buckets.copied = 2;
         r.finish(false);
         assert_eq!(r.status, MailboxStatus::InSync);
+        r.folders[0].buckets.copied = 1;
+        r.folders[0].buckets.altered = 1;
+        r.finish(false);
+        assert_eq!(
+            r.status,
+            MailboxStatus::Altered,
+            "an altered copy is neither in sync nor a failure to retry"
+        );
+        assert_eq!(r.buckets.total(), 2);
         r.folders.push(FolderReport {
             error: Some("source: NO [NOPERM]".into()),
             ..Default::default()

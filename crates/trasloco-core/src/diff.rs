@@ -149,6 +149,11 @@ pub struct IdentityPool {
     /// Target UIDs per identity, highest first, so `pop()` yields the lowest.
     pool: BTreeMap<IdentityKey, Vec<u32>>,
     left: usize,
+    /// By headers alone ([`crate::identity::loose_identity`]): (target UID, size, identity).
+    /// Filled only when copies are read back, to find copies the target rewrote.
+    loose: HashMap<IdentityKey, Vec<(u32, u64, IdentityKey)>>,
+    /// Target UIDs matched so far (the loose index is not pruned as the pool is).
+    taken: HashSet<u32>,
 }
 
 impl IdentityPool {
@@ -163,7 +168,48 @@ impl IdentityPool {
         for uids in pool.values_mut() {
             uids.sort_unstable_by(|a, b| b.cmp(a));
         }
-        IdentityPool { pool, left }
+        IdentityPool {
+            pool,
+            left,
+            ..IdentityPool::default()
+        }
+    }
+
+    /// Also index a target message by its headers alone (`loose`), with its size.
+    pub fn add_loose(&mut self, uid: u32, size: u64, strict: IdentityKey, loose: IdentityKey) {
+        self.loose
+            .entry(loose)
+            .or_default()
+            .push((uid, size, strict));
+    }
+
+    /// Target messages still unmatched whose headers are `loose` and whose size is within
+    /// `slack` bytes of `size`: perhaps a copy the target rewrote. Nothing is taken; confirm
+    /// by the bytes, then [`IdentityPool::claim`].
+    pub fn near(&self, loose: &IdentityKey, size: u64, slack: u64) -> Vec<u32> {
+        self.loose.get(loose).map_or_else(Vec::new, |v| {
+            v.iter()
+                .filter(|(u, s, _)| !self.taken.contains(u) && s.abs_diff(size) <= slack)
+                .map(|(u, _, _)| *u)
+                .collect()
+        })
+    }
+
+    /// Take one target message out of the pool (found by [`IdentityPool::near`]).
+    pub fn claim(&mut self, uid: u32) {
+        let strict = self
+            .loose
+            .values()
+            .flatten()
+            .find(|(u, _, _)| *u == uid)
+            .map(|(_, _, k)| *k);
+        if let Some(uids) = strict.and_then(|k| self.pool.get_mut(&k))
+            && let Some(at) = uids.iter().position(|u| *u == uid)
+        {
+            uids.remove(at);
+            self.left -= 1;
+            self.taken.insert(uid);
+        }
     }
 
     /// Whether no target message is left to match.
@@ -181,6 +227,9 @@ impl IdentityPool {
             match self.pool.get_mut(key).and_then(Vec::pop) {
                 Some(t) => {
                     self.left -= 1;
+                    if !self.loose.is_empty() {
+                        self.taken.insert(t);
+                    }
                     pass.matched.push((*uid, t));
                 }
                 None => pass.to_copy.push(*uid),
@@ -338,6 +387,25 @@ mod tests {
             }
             prop_assert_eq!(windowed, whole.clone());
             prop_assert_eq!(pool.is_empty(), whole.matched.len() == unclaimed.len());
+        }
+
+        /// A target message found by its headers alone and claimed is never matched again,
+        /// by either index.
+        #[test]
+        fn a_claimed_message_leaves_both_indexes(n in 1u32..6, pick in 0u32..6) {
+            let strict = |u: u32| key(u as u8);
+            let loose = key(200);
+            let mut pool = IdentityPool::new((1..=n).map(|u| (u, strict(u))));
+            for u in 1..=n {
+                pool.add_loose(u, 100 + u as u64, strict(u), loose);
+            }
+            let pick = pick % n + 1;
+            prop_assert!(pool.near(&loose, 100, 8).contains(&pick));
+            pool.claim(pick);
+            prop_assert!(!pool.near(&loose, 100, 8).contains(&pick));
+            let p = pool.take(&[(50, strict(pick))]);
+            prop_assert_eq!(p.to_copy, vec![50]);
+            prop_assert_eq!(pool.is_empty(), n == 1);
         }
 
         /// The state pass never loses a source message and never claims a target twice.

@@ -197,6 +197,8 @@ pub struct FolderMapping {
     pub selectable: bool,
     /// Whether the source folder is subscribed.
     pub subscribed: bool,
+    /// The source's hierarchy delimiter for this name.
+    pub delimiter: Option<char>,
 }
 
 /// Folder-mapping options from the campaign.
@@ -351,6 +353,7 @@ pub fn map_folders(
             role,
             selectable: f.selectable,
             subscribed: f.subscribed,
+            delimiter: f.delimiter,
         })
         .collect()
 }

@@ -50,6 +50,31 @@ pub fn identity(header_block: &[u8], size: u64) -> IdentityKey {
     IdentityKey(h.finalize().into())
 }
 
+/// The identity without the size: the same headers. Used only to find a copy the target
+/// server rewrote (a dropped final CR changes the size), always confirmed by the bytes
+/// ([`rewritten_alike`]) before it counts.
+pub fn loose_identity(header_block: &[u8]) -> IdentityKey {
+    identity(header_block, u64::MAX)
+}
+
+/// Whether `stored` is `original` as a server rewrites a message it stores: NUL bytes turned
+/// into 0x80, bare LF into CRLF, a final bare CR dropped. Nothing else may differ.
+pub fn rewritten_alike(original: &[u8], stored: &[u8]) -> bool {
+    fn canonical(b: &[u8]) -> Vec<u8> {
+        let b = b.strip_suffix(b"\r").unwrap_or(b);
+        let mut out = Vec::with_capacity(b.len() + b.len() / 32);
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                0 => out.push(0x80),
+                b'\n' if i == 0 || b[i - 1] != b'\r' => out.extend_from_slice(b"\r\n"),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+    canonical(original) == canonical(stored)
+}
+
 /// Split a header block into (name, unfolded raw value) pairs. Tolerant: lines without a colon
 /// are ignored, bare LF is accepted, 8-bit bytes are kept.
 fn header_fields(block: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
@@ -155,6 +180,23 @@ mod tests {
         assert_eq!(identity(a, 5), identity(a, 5));
         let b = b"Subject: Citt\xe0 \xfe\r\n\r\n";
         assert_ne!(identity(a, 5), identity(b, 5));
+    }
+
+    #[test]
+    fn server_rewrites_are_recognised_and_nothing_else() {
+        let original = b"Subject: x\r\n\r\nbefore\0after\nlast\r";
+        assert!(rewritten_alike(
+            original,
+            b"Subject: x\r\n\r\nbefore\x80after\r\nlast"
+        ));
+        assert!(rewritten_alike(original, original));
+        assert!(!rewritten_alike(
+            original,
+            b"Subject: x\r\n\r\nbefore\x80afteR\r\nlast"
+        ));
+        assert!(!rewritten_alike(b"a\r\n", b"a\r\n\r\nfooter\r\n"));
+        assert_eq!(loose_identity(A), loose_identity(A));
+        assert_ne!(loose_identity(A), identity(A, 100));
     }
 
     #[test]

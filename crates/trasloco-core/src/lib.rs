@@ -8,7 +8,8 @@
 //!   changes without ever touching the message bytes;
 //! - [`flags`]: which flags a target accepts, and how a source flag change is carried over;
 //! - [`diff`]: what to copy, what is already there, what flags to update;
-//! - [`accounting`]: the buckets every source message ends in, which always add up.
+//! - [`accounting`]: the buckets every source message ends in, which always add up;
+//! - [`words`]: RFC 2047 encoded words in header values, decoded for display.
 //!
 //! ```
 //! use trasloco_core::mutf7;
@@ -23,3 +24,4 @@ pub mod flags;
 pub mod folder_map;
 pub mod identity;
 pub mod mutf7;
+pub mod words;

@@ -68,6 +68,25 @@ pub struct Record {
     pub flags: FlagSet,
 }
 
+/// A recorded copy whose bytes on the target differ from the source's (the target rewrote
+/// it): remembered so that every later run and `verify` report it instead of calling it
+/// present, and so that it is never appended a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Altered {
+    /// Source UID.
+    pub source_uid: u32,
+    /// Target UID of the altered copy.
+    pub target_uid: u32,
+    /// SHA-256 of the target's copy.
+    pub target_sha256: String,
+    /// Byte offset of the first difference, if it was found.
+    pub first_difference: Option<u64>,
+    /// The server holding the copy (`user@host`).
+    pub server: String,
+    /// When it was found (RFC 3339).
+    pub found_at: String,
+}
+
 /// One mailbox pair as `status` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MailboxRow {
@@ -166,6 +185,16 @@ CREATE TABLE IF NOT EXISTS message (
     size INTEGER NOT NULL,
     sha256 TEXT,
     flags TEXT NOT NULL,
+    PRIMARY KEY (folder_id, source_uid)
+);
+CREATE TABLE IF NOT EXISTS altered (
+    folder_id INTEGER NOT NULL REFERENCES folder(id),
+    source_uid INTEGER NOT NULL,
+    target_uid INTEGER NOT NULL,
+    target_sha256 TEXT NOT NULL,
+    first_difference INTEGER,
+    server TEXT NOT NULL,
+    found_at TEXT NOT NULL,
     PRIMARY KEY (folder_id, source_uid)
 );
 CREATE TABLE IF NOT EXISTS pop3_message (
@@ -399,11 +428,15 @@ impl State {
             return Ok(false);
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        sqlx::query("DELETE FROM message WHERE folder_id = ?1")
+        for table in ["message", "altered"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE folder_id = ?1"
+            )))
             .bind(folder.id)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
+        }
         sqlx::query("UPDATE folder SET source_uid_validity = ?2, target_uid_validity = ?3, target_name = ?4 WHERE id = ?1")
             .bind(folder.id)
             .bind(i64::from(source_uv))
@@ -501,6 +534,84 @@ impl State {
                 " ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, size = excluded.size, \
                  sha256 = COALESCE(excluded.sha256, message.sha256), flags = excluded.flags",
             );
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Remember copies the target altered (replacing what was known of the same source UIDs).
+    pub async fn mark_altered(&self, folder_id: i64, rows: &[Altered]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        in_chunks(&mut tx, rows, |chunk| {
+            let mut q = QueryBuilder::new(
+                "INSERT OR REPLACE INTO altered (folder_id, source_uid, target_uid, target_sha256, first_difference, server, found_at) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(folder_id)
+                    .push_bind(i64::from(a.source_uid))
+                    .push_bind(i64::from(a.target_uid))
+                    .push_bind(a.target_sha256.clone())
+                    .push_bind(a.first_difference.map(|o| o as i64))
+                    .push_bind(a.server.clone())
+                    .push_bind(a.found_at.clone());
+            });
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// The altered copies recorded for a folder's source UIDs `from..=to`.
+    pub async fn altered_between(
+        &self,
+        folder_id: i64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<Altered>, Error> {
+        let rows = sqlx::query(
+            "SELECT source_uid, target_uid, target_sha256, first_difference, server, found_at \
+             FROM altered WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3 ORDER BY source_uid",
+        )
+        .bind(folder_id)
+        .bind(i64::from(from))
+        .bind(i64::from(to))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Altered {
+                source_uid: r.get::<i64, _>(0) as u32,
+                target_uid: r.get::<i64, _>(1) as u32,
+                target_sha256: r.get(2),
+                first_difference: r.get::<Option<i64>, _>(3).map(|o| o as u64),
+                server: r.get(4),
+                found_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Forget altered copies that are no longer there (the copy was deleted, the source
+    /// message expunged, or a new copy made).
+    pub async fn forget_altered(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
+        if source_uids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        in_chunks(&mut tx, source_uids, |chunk| {
+            let mut q = QueryBuilder::new("DELETE FROM altered WHERE folder_id = ");
+            q.push_bind(folder_id).push(" AND source_uid IN (");
+            let mut sep = q.separated(", ");
+            for u in chunk {
+                sep.push_bind(i64::from(*u));
+            }
+            q.push(")");
             q
         })
         .await
@@ -780,6 +891,44 @@ mod tests {
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
         assert!(state.mappings(f.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn altered_copies_are_remembered_until_forgotten_or_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let state = State::open(&path).await.unwrap();
+        let mb = state.mailbox_id("a@src", "a@tgt").await.unwrap();
+        let f = state.folder(mb, "INBOX").await.unwrap();
+        state.bind_folder(&f, "INBOX", 1, 1).await.unwrap();
+        let altered = |s: u32, t: u32| Altered {
+            source_uid: s,
+            target_uid: t,
+            target_sha256: "ff".into(),
+            first_difference: Some(41),
+            server: "a@tgt".into(),
+            found_at: "2026-12-02T10:00:00Z".into(),
+        };
+        state
+            .mark_altered(f.id, &[altered(3, 30), altered(9, 90)])
+            .await
+            .unwrap();
+        // Found again: replaced, not doubled.
+        state.mark_altered(f.id, &[altered(3, 31)]).await.unwrap();
+        state.close().await;
+        let state = State::open(&path).await.unwrap();
+        let f = state.folder(mb, "INBOX").await.unwrap();
+        let got = state.altered_between(f.id, 1, u32::MAX).await.unwrap();
+        assert_eq!(got, vec![altered(3, 31), altered(9, 90)]);
+        assert_eq!(state.altered_between(f.id, 4, 8).await.unwrap(), []);
+        state.forget_altered(f.id, &[9]).await.unwrap();
+        assert_eq!(
+            state.altered_between(f.id, 1, u32::MAX).await.unwrap(),
+            vec![altered(3, 31)]
+        );
+        // A new UIDVALIDITY voids them with the mappings.
+        state.bind_folder(&f, "INBOX", 2, 1).await.unwrap();
+        assert_eq!(state.altered_between(f.id, 1, u32::MAX).await.unwrap(), []);
     }
 
     #[tokio::test]

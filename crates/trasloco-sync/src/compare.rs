@@ -38,6 +38,22 @@ pub struct MissingMessage {
     pub expected_in: String,
 }
 
+/// A source message whose copy on the target has other bytes: the target rewrote it when it
+/// was stored (found by a run's read-back and remembered in the state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlteredMessage {
+    /// Source folder.
+    pub folder: String,
+    /// Source UID.
+    pub uid: u32,
+    /// Target UID of the altered copy.
+    pub target_uid: u32,
+    /// Byte offset of the first difference, when known.
+    pub first_difference: Option<u64>,
+    /// The server holding the copy.
+    pub server: String,
+}
+
 /// One folder compared.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FolderComparison {
@@ -55,12 +71,17 @@ pub struct FolderComparison {
     pub skipped: BTreeMap<String, u64>,
     /// Source messages missing.
     pub missing: Vec<MissingMessage>,
+    /// Source messages whose copy the target altered.
+    pub altered: Vec<AlteredMessage>,
 }
 
 impl FolderComparison {
-    /// Matched + skipped + missing: always the source count.
+    /// Matched + altered + skipped + missing: always the source count.
     pub fn accounted(&self) -> u64 {
-        self.matched + self.skipped.values().sum::<u64>() + self.missing.len() as u64
+        self.matched
+            + self.altered.len() as u64
+            + self.skipped.values().sum::<u64>()
+            + self.missing.len() as u64
     }
 }
 
@@ -99,12 +120,40 @@ pub async fn compare_mailbox(
             .await
             .on(SideName::Source)?;
         let mut tgt = connect(target, SideName::Target).await?;
-        let out = compare_folders(&mut src, &mut tgt, opts, archive, full).await;
+        let known = Known { state, owner };
+        let out = compare_folders(&mut src, &mut tgt, opts, archive, full, known).await;
         tokio::join!(src.logout(), tgt.logout());
         out
     }
     .await;
     result.map_err(|e| e.describe(&sl, &tl))
+}
+
+/// What the state knows of the mailbox: the copies the target altered.
+struct Known<'a> {
+    state: &'a trasloco_state::State,
+    owner: Option<i64>,
+}
+
+impl Known<'_> {
+    /// The altered copies recorded for a folder, by source UID, while its UIDVALIDITY holds.
+    async fn altered(
+        &self,
+        folder: &str,
+        uid_validity: u32,
+    ) -> Result<HashMap<u32, trasloco_state::Altered>, SyncError> {
+        let Some(mb) = self.owner else {
+            return Ok(HashMap::new());
+        };
+        let Some(f) = self.state.find_folder(mb, folder).await? else {
+            return Ok(HashMap::new());
+        };
+        if f.source_uid_validity != Some(uid_validity) {
+            return Ok(HashMap::new());
+        }
+        let rows = self.state.altered_between(f.id, 1, u32::MAX).await?;
+        Ok(rows.into_iter().map(|a| (a.source_uid, a)).collect())
+    }
 }
 
 async fn compare_folders(
@@ -113,6 +162,7 @@ async fn compare_folders(
     opts: &Options,
     archive: Option<&ArchivePart>,
     full: bool,
+    known: Known<'_>,
 ) -> Result<Vec<FolderComparison>, SyncError> {
     let src_folders = src.folders().await.on(SideName::Source)?;
     let (tgt_folders, _, delim) = imap_folders(tgt).await.on(SideName::Target)?;
@@ -141,7 +191,7 @@ async fn compare_folders(
         };
         let (uv, meta) = src.select_and_list(&m.source).await.on(SideName::Source)?;
         fc.source_messages = meta.len() as u64;
-        if let Some(rule) = opts.folder_rule(&m.source, m.role) {
+        if let Some(rule) = opts.folder_rule(&m.source, m.role, m.delimiter) {
             if !meta.is_empty() {
                 fc.skipped.insert(rule.into(), meta.len() as u64);
             }
@@ -153,6 +203,7 @@ async fn compare_folders(
         // costs in memory is its UIDs and keys, not its headers.
         let window = opts.listing_window.max(1);
         let mut on_target: HashMap<[u8; 32], u32> = HashMap::new();
+        let mut altered = known.altered(&m.source, uv).await?;
         if tgt_names.contains(m.target.as_str()) {
             let (_, tmeta) = tgt
                 .select_and_list(&m.target, true, false)
@@ -160,6 +211,11 @@ async fn compare_folders(
                 .on(SideName::Target)?;
             fc.target_messages = tmeta.len() as u64;
             let tuids: Vec<u32> = tmeta.into_iter().map(|x| x.uid).collect();
+            // An altered copy counts as long as it is there.
+            if !altered.is_empty() {
+                let there: HashSet<u32> = tuids.iter().copied().collect();
+                altered.retain(|_, a| there.contains(&a.target_uid));
+            }
             for chunk in tuids.chunks(window) {
                 if full {
                     tgt.fetch_bodies(chunk, &mut |_, b: Bytes| {
@@ -177,6 +233,8 @@ async fn compare_folders(
                     }
                 }
             }
+        } else {
+            altered.clear();
         }
         let archive_folder = m.source.replace(
             src_folders
@@ -219,6 +277,21 @@ async fn compare_folders(
                     .get(&x.uid)
                     .and_then(|k| on_target.get_mut(k))
                     .filter(|n| **n > 0);
+                if let Some(a) = altered.get(&x.uid) {
+                    // Its copy may still match by content identity (a NUL rewritten keeps the
+                    // size): it is that copy, not another message's.
+                    if let Some(n) = found {
+                        *n -= 1;
+                    }
+                    fc.altered.push(AlteredMessage {
+                        folder: m.source.clone(),
+                        uid: x.uid,
+                        target_uid: a.target_uid,
+                        first_difference: a.first_difference,
+                        server: a.server.clone(),
+                    });
+                    continue;
+                }
                 if let Some(n) = found {
                     *n -= 1;
                     fc.matched += 1;

@@ -143,7 +143,7 @@ async fn export_once(
         });
         let report = reports.last_mut().expect("just pushed");
         let t0 = Instant::now();
-        if let Some(rule) = opts.folder_rule(&f.name, f.role()) {
+        if let Some(rule) = opts.folder_rule(&f.name, f.role(), f.delimiter) {
             let n = src.count(&f.name).await.on(SideName::Source)?;
             report.source_messages = u64::from(n);
             if n > 0 {

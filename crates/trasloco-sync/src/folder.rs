@@ -11,15 +11,15 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use tokio::sync::mpsc;
-use trasloco_core::accounting::{FolderReport, MessageError};
+use trasloco_core::accounting::{AlteredCopy, FolderReport, MessageError};
 use trasloco_core::diff::{self, IdentityPool, SourceMsg, TargetMsg};
 use trasloco_core::flags::{self, FlagSet, Permanent, is_keyword};
 use trasloco_core::folder_map::FolderMapping;
-use trasloco_core::identity::{IdentityKey, identity};
+use trasloco_core::identity::{IdentityKey, identity, loose_identity, rewritten_alike};
 use trasloco_imap::{
     AppendMsg, AppendOutcome, AppendStart, Client, FetchedMeta, Listing, PendingAppend, UidWindow,
 };
-use trasloco_state::{Record, State};
+use trasloco_state::{Altered, Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
 
@@ -34,6 +34,8 @@ pub(crate) struct FolderCtx<'a> {
     pub progress: &'a dyn Progress,
     /// The mailbox's APPENDs, answered or not, over all attempts.
     pub appends: &'a Appends,
+    /// The target account (`user@host`), named where a copy turns out altered.
+    pub target_label: &'a str,
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -196,15 +198,30 @@ async fn identity_pool(
         .filter(|u| claimed.binary_search(u).is_err())
         .collect();
     drop(claimed);
+    // With read-back on, the pool also knows each message by its headers alone, to find a copy
+    // the target rewrote (its size changed) instead of appending a second one.
+    let loose = ctx.opts.verify && !ctx.opts.dry_run;
     let mut keys = Vec::with_capacity(unclaimed.len());
+    let mut by_headers = Vec::new();
     for chunk in unclaimed.chunks(IDENTITY_CHUNK) {
         let headers = tgt
             .fetch_identity_headers(chunk)
             .await
             .on(SideName::Target)?;
         keys.extend(identities(&headers));
+        if loose {
+            by_headers.extend(
+                headers
+                    .iter()
+                    .map(|(uid, size, h)| (*uid, *size, identity(h, *size), loose_identity(h))),
+            );
+        }
     }
-    Ok(IdentityPool::new(keys))
+    let mut pool = IdentityPool::new(keys);
+    for (uid, size, strict, by_head) in by_headers {
+        pool.add_loose(uid, size, strict, by_head);
+    }
+    Ok(pool)
 }
 
 /// `tgts[0]` lists, matches and updates flags; every connection in `tgts` appends. The folder
@@ -319,6 +336,73 @@ struct Window<'a> {
     pool: Option<IdentityPool>,
 }
 
+/// Note an altered copy in the folder's report (the first 100 are listed).
+pub(crate) fn note_altered(report: &mut FolderReport, copy: AlteredCopy) {
+    report.buckets.altered += 1;
+    if report.altered.len() < MAX_LISTED_ERRORS {
+        report.altered.push(copy);
+    }
+}
+
+fn altered_copy(a: &Altered, size: u64) -> AlteredCopy {
+    AlteredCopy {
+        uid: a.source_uid,
+        target_uid: a.target_uid,
+        size,
+        server: a.server.clone(),
+        first_difference: a.first_difference,
+        target_sha256: a.target_sha256.clone(),
+    }
+}
+
+/// The whole bytes of one message on each side, both folders already open.
+async fn both_bodies(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    source_uid: u32,
+    target_uid: u32,
+) -> Result<(Option<Bytes>, Option<Bytes>), SyncError> {
+    let mut s = None;
+    src.bodies(&[source_uid], &mut |_, r| s = r.ok())
+        .await
+        .on(SideName::Source)?;
+    let mut t = None;
+    tgt.fetch_bodies(&[target_uid], &mut |_, b| t = Some(b))
+        .await
+        .on(SideName::Target)?;
+    Ok((s, t))
+}
+
+/// Where two copies of a message first differ (the shorter one's length when one is a prefix
+/// of the other).
+pub(crate) fn first_difference(a: &[u8], b: &[u8]) -> Option<u64> {
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => Some(i as u64),
+        None if a.len() != b.len() => Some(a.len().min(b.len()) as u64),
+        None => None,
+    }
+}
+
+/// Find the first differing byte of copies the read-back found altered, opening both folders
+/// (a rare path: one message each, read whole).
+pub(crate) async fn locate_differences(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    mapping: &FolderMapping,
+    found: &mut [AlteredCopy],
+) -> Result<(), SyncError> {
+    src.count(&mapping.source).await.on(SideName::Source)?;
+    tgt.select(&mapping.target, true)
+        .await
+        .on(SideName::Target)?;
+    for a in found {
+        if let (Some(s), Some(t)) = both_bodies(src, tgt, a.uid, a.target_uid).await? {
+            a.first_difference = first_difference(&s, &t);
+        }
+    }
+    Ok(())
+}
+
 impl Window<'_> {
     /// Diff, match, update flags and copy the source messages of one listing window.
     async fn sync(
@@ -367,6 +451,33 @@ impl Window<'_> {
         let mut pass = diff::by_state(&source_msgs, &target_msgs, &mapped, permanent);
         drop((source_msgs, target_msgs));
         report.buckets.already_present += pass.present.len() as u64;
+        // Copies the target altered on an earlier run stay in their own bucket as long as they
+        // are there: never "already present", never appended again.
+        if let Some(fid) = self.folder_id {
+            let known = ctx
+                .state
+                .altered_between(fid, w.from, w.to.unwrap_or(u32::MAX))
+                .await?;
+            if !known.is_empty() {
+                let present: HashMap<u32, u32> = pass
+                    .present
+                    .iter()
+                    .map(|p| (p.source_uid, p.target_uid))
+                    .collect();
+                let mut gone = Vec::new();
+                for a in &known {
+                    if present.get(&a.source_uid) == Some(&a.target_uid) {
+                        report.buckets.already_present -= 1;
+                        note_altered(report, altered_copy(a, listed[&a.source_uid].size));
+                    } else {
+                        gone.push(a.source_uid);
+                    }
+                }
+                if !opts.dry_run {
+                    ctx.state.forget_altered(fid, &gone).await?;
+                }
+            }
+        }
         // Messages a date rule leaves out (a phase, a quota archive cut) are counted under the
         // rule and never looked for on the target.
         pass.unmapped.retain(
@@ -392,7 +503,13 @@ impl Window<'_> {
                     .on(SideName::Source)?;
                 let skeys: Vec<_> = identities(&s).collect();
                 let ip = pool.take(&skeys);
-                (ip.matched, ip.to_copy)
+                let (mut matched, mut to_copy) = (ip.matched, ip.to_copy);
+                if opts.verify && !opts.dry_run && !to_copy.is_empty() && !pool.is_empty() {
+                    let rewritten = find_rewritten(src, &mut tgts[0], pool, &s, &to_copy).await?;
+                    to_copy.retain(|u| !rewritten.iter().any(|(s, _)| s == u));
+                    matched.extend(rewritten);
+                }
+                (matched, to_copy)
             }
             _ => (Vec::new(), std::mem::take(&mut pass.unmapped)),
         };
@@ -441,6 +558,19 @@ impl Window<'_> {
             });
         }
         report.buckets.already_present += matched.len() as u64;
+        // A match by content identity says nothing of the body: with verification on, the
+        // target copy's bytes are compared with the source's before it is called present.
+        if opts.verify && !opts.dry_run && !matched.is_empty() {
+            let found =
+                check_matches(src, &mut tgts[0], &matched, &listed, ctx.target_label).await?;
+            if let (Some(fid), false) = (self.folder_id, found.is_empty()) {
+                ctx.state.mark_altered(fid, &found).await?;
+            }
+            for a in &found {
+                report.buckets.already_present -= 1;
+                note_altered(report, altered_copy(a, listed[&a.source_uid].size));
+            }
+        }
         let tgt = &mut tgts[0];
         if !opts.dry_run {
             if !store.is_empty() {
@@ -953,6 +1083,97 @@ async fn stream_one(
     }
 }
 
+/// How far a rewritten copy's size may be from the source's for it to be looked at.
+const REWRITE_SLACK: u64 = 64;
+
+/// Source messages about to be copied that the target already holds in a rewritten form (same
+/// headers, a size a little off, the bytes equal but for a server's rewrites): (source UID,
+/// target UID) pairs, taken out of the pool. Without this, a copy the target altered by
+/// dropping a final CR would be appended again after a lost state, and altered again.
+async fn find_rewritten(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    pool: &mut IdentityPool,
+    headers: &[(u32, u64, Bytes)],
+    to_copy: &[u32],
+) -> Result<Vec<(u32, u32)>, SyncError> {
+    let mut out = Vec::new();
+    for (uid, size, h) in headers {
+        if to_copy.binary_search(uid).is_err() {
+            continue;
+        }
+        for t in pool.near(&loose_identity(h), *size, REWRITE_SLACK) {
+            if let (Some(a), Some(b)) = both_bodies(src, tgt, *uid, t).await?
+                && rewritten_alike(&a, &b)
+            {
+                pool.claim(t);
+                out.push((*uid, t));
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Compare the bytes of identity matches on both sides; the altered ones, with where they
+/// first differ.
+async fn check_matches(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    matched: &[(u32, u32)],
+    listed: &HashMap<u32, Listed>,
+    server: &str,
+) -> Result<Vec<Altered>, SyncError> {
+    let suids: Vec<u32> = matched.iter().map(|(s, _)| *s).collect();
+    let tuids: Vec<u32> = matched.iter().map(|(_, t)| *t).collect();
+    let mut source: HashMap<u32, [u8; 32]> = HashMap::with_capacity(suids.len());
+    // One batch's worth of bodies at a time on each side, hashed and dropped as they arrive.
+    for chunk in suids.chunks(IDENTITY_CHUNK) {
+        src.bodies(chunk, &mut |u, r| {
+            if let Ok(b) = r {
+                source.insert(u, Sha256::digest(&b).into());
+            }
+        })
+        .await
+        .on(SideName::Source)?;
+    }
+    let mut target: HashMap<u32, [u8; 32]> = HashMap::with_capacity(tuids.len());
+    for chunk in tuids.chunks(IDENTITY_CHUNK) {
+        tgt.fetch_bodies(chunk, &mut |u, b| {
+            target.insert(u, Sha256::digest(&b).into());
+        })
+        .await
+        .on(SideName::Target)?;
+    }
+    let found_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut out = Vec::new();
+    for &(s, t) in matched {
+        let (Some(sd), Some(td)) = (source.get(&s), target.get(&t)) else {
+            continue;
+        };
+        if sd == td {
+            continue;
+        }
+        let offset = match both_bodies(src, tgt, s, t).await? {
+            (Some(a), Some(b)) => first_difference(&a, &b),
+            _ => None,
+        };
+        tracing::warn!(
+            "source UID {s} ({} bytes): the copy found on the target (UID {t}) has the same headers but other bytes",
+            listed[&s].size
+        );
+        out.push(Altered {
+            source_uid: s,
+            target_uid: t,
+            target_sha256: hex::encode(td),
+            first_difference: offset,
+            server: server.to_string(),
+            found_at: found_at.clone(),
+        });
+    }
+    Ok(out)
+}
+
 /// What became of appended messages: the stored ones are recorded in the state at once,
 /// counted, and remembered for verification; a refusal is that message's failure, with the
 /// server's words.
@@ -1029,7 +1250,15 @@ pub(crate) struct EvidenceCtx<'a> {
 pub(crate) struct Checked {
     expected: u64,
     seen: u64,
-    mismatched: Vec<(u32, u64)>,
+    mismatched: Vec<Mismatch>,
+}
+
+/// A copy read back with other bytes than the source's.
+struct Mismatch {
+    source_uid: u32,
+    target_uid: u32,
+    size: u64,
+    target_sha256: String,
 }
 
 /// Read the copies in one target folder back and compare SHA-256 with what was read from the
@@ -1076,7 +1305,13 @@ pub(crate) async fn verify_folder(
         }
         true
     };
-    let mut mismatched: Vec<(u32, u64)> = Vec::new();
+    let mut mismatched: Vec<Mismatch> = Vec::new();
+    let mismatch = |c: &Copied, digest: String| Mismatch {
+        source_uid: c.source_uid,
+        target_uid: c.target_uid,
+        size: c.size,
+        target_sha256: digest,
+    };
     let mut seen = 0u64;
     let (large, small): (Vec<&Copied>, Vec<&Copied>) =
         copied.iter().partition(|c| c.size > STREAM_ABOVE);
@@ -1087,12 +1322,9 @@ pub(crate) async fn verify_folder(
     tgt.examine_and_fetch_bodies(folder, &tuids, &mut |tuid, body| {
         if let Some(c) = want.get(&tuid) {
             seen += 1;
-            if !pec_ok(c, &body) {
-                mismatched.push((c.source_uid, body.len() as u64));
-                return;
-            }
-            if sha256_hex(&body) != c.sha256 {
-                mismatched.push((c.source_uid, body.len() as u64));
+            let digest = sha256_hex(&body);
+            if !pec_ok(c, &body) || digest != c.sha256 {
+                mismatched.push(mismatch(c, digest));
             }
         }
     })
@@ -1112,17 +1344,12 @@ pub(crate) async fn verify_folder(
                 w.extend_from_slice(&chunk);
             }
         }
-        let len = body.size();
         tgt.body_end(body).await.on(SideName::Target)?;
         seen += 1;
-        if let Some(w) = &whole
-            && !pec_ok(c, w)
-        {
-            mismatched.push((c.source_uid, len));
-            continue;
-        }
-        if hex::encode(sha.finalize()) != c.sha256 {
-            mismatched.push((c.source_uid, len));
+        let digest = hex::encode(sha.finalize());
+        let pec_same = whole.as_ref().is_none_or(|w| pec_ok(c, w));
+        if !pec_same || digest != c.sha256 {
+            mismatched.push(mismatch(c, digest));
         }
     }
     Ok(Checked {
@@ -1133,18 +1360,30 @@ pub(crate) async fn verify_folder(
 }
 
 /// Enter what verification found into the folder's report: a copy whose bytes differ leaves
-/// the "copied" bucket for a failure.
-pub(crate) fn record_check(report: &mut FolderReport, checked: Checked) {
+/// the "copied" bucket for "altered"; those copies are returned, to be located and recorded.
+pub(crate) fn record_check(
+    report: &mut FolderReport,
+    checked: Checked,
+    server: &str,
+) -> Vec<AlteredCopy> {
     report.verified += checked.seen - checked.mismatched.len() as u64;
-    for (suid, len) in checked.mismatched {
+    let mut found = Vec::new();
+    for m in checked.mismatched {
         report.buckets.copied -= 1;
-        fail(
-            report,
-            suid,
-            len,
-            "verify: bytes differ on target".into(),
-            "SHA-256 of the target copy differs from the source message".into(),
+        report.buckets.altered += 1;
+        tracing::warn!(
+            "{}: the copy of source UID {} read back from the target differs from the source message",
+            report.target,
+            m.source_uid
         );
+        found.push(AlteredCopy {
+            uid: m.source_uid,
+            target_uid: m.target_uid,
+            size: m.size,
+            server: server.to_string(),
+            first_difference: None,
+            target_sha256: m.target_sha256,
+        });
     }
     let missing = checked.expected - checked.seen;
     if missing > 0 {
@@ -1153,6 +1392,7 @@ pub(crate) fn record_check(report: &mut FolderReport, checked: Checked) {
             report.target
         );
     }
+    found
 }
 
 #[cfg(test)]
@@ -1173,6 +1413,13 @@ mod tests {
             refusal_key("NO Message too big"),
             "target refused: NO Message too big"
         );
+    }
+
+    #[test]
+    fn first_difference_is_the_first_differing_byte_or_the_shorter_length() {
+        assert_eq!(first_difference(b"abc", b"abc"), None);
+        assert_eq!(first_difference(b"a\0c", b"a\x80c"), Some(1));
+        assert_eq!(first_difference(b"abc\r", b"abc"), Some(3));
     }
 
     #[test]

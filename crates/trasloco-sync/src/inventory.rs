@@ -56,7 +56,7 @@ pub async fn inventory_source(
             inv.folders.push(FolderListing {
                 name: f.name.clone(),
                 role,
-                rule: opts.folder_rule(&f.name, role),
+                rule: opts.folder_rule(&f.name, role, f.delimiter),
                 messages: meta
                     .iter()
                     .map(|m| {

@@ -23,7 +23,9 @@ mod scan;
 mod source;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
-pub use compare::{ARCHIVED, ArchivePart, FolderComparison, MissingMessage, compare_mailbox};
+pub use compare::{
+    ARCHIVED, AlteredMessage, ArchivePart, FolderComparison, MissingMessage, compare_mailbox,
+};
 pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
@@ -84,9 +86,64 @@ pub fn folder_matches(pattern: &str, name: &str) -> bool {
     rec(&p, &n)
 }
 
+/// A folder rule's glob against a folder and its ancestors: a rule over `Archivio` covers
+/// `Archivio/2019` (with `/` as the delimiter) and everything below it.
+pub fn folder_or_parent_matches(pattern: &str, name: &str, delimiter: Option<char>) -> bool {
+    if folder_matches(pattern, name) {
+        return true;
+    }
+    let Some(d) = delimiter else {
+        return false;
+    };
+    name.char_indices()
+        .filter(|(_, c)| *c == d)
+        .any(|(i, _)| folder_matches(pattern, &name[..i]))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::folder_matches;
+    use super::{folder_matches, folder_or_parent_matches};
+
+    #[test]
+    fn folder_rules_cover_the_subtree() {
+        assert!(folder_or_parent_matches("Archivio", "Archivio", Some('/')));
+        assert!(folder_or_parent_matches(
+            "Archivio",
+            "Archivio/2019",
+            Some('/')
+        ));
+        assert!(folder_or_parent_matches(
+            "Archivio",
+            "Archivio/2019/Q1",
+            Some('/')
+        ));
+        assert!(folder_or_parent_matches(
+            "Archivio",
+            "Archivio.2019",
+            Some('.')
+        ));
+        assert!(!folder_or_parent_matches(
+            "Archivio",
+            "Archivio.2019",
+            Some('/')
+        ));
+        assert!(!folder_or_parent_matches(
+            "Archivio",
+            "Archivio 2019",
+            Some('/')
+        ));
+        assert!(!folder_or_parent_matches(
+            "Archivio",
+            "Vecchio/Archivio",
+            Some('/')
+        ));
+        assert!(folder_or_parent_matches(
+            "*/Spam",
+            "Clienti/Spam/2020",
+            Some('/')
+        ));
+        assert!(!folder_or_parent_matches("Archivio", "Archivio/2019", None));
+    }
 
     #[test]
     fn folder_globs() {

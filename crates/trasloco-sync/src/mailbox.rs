@@ -2,7 +2,10 @@
 
 use crate::appends::Appends;
 use crate::budget::MemoryBudget;
-use crate::folder::{Copied, EvidenceCtx, FolderCtx, record_check, sync_folder, verify_folder};
+use crate::folder::{
+    Copied, EvidenceCtx, FolderCtx, locate_differences, note_altered, record_check, sync_folder,
+    verify_folder,
+};
 use crate::source::{Source, SourceConn, imap_folders};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -166,9 +169,18 @@ pub struct DateRule {
 }
 
 impl Options {
-    /// The rule that leaves a whole source folder out, if any.
-    pub(crate) fn folder_rule(&self, name: &str, role: Option<Role>) -> Option<&'static str> {
-        let glob = |ps: &[String]| ps.iter().any(|p| crate::folder_matches(p, name));
+    /// The rule that leaves a whole source folder out, if any. A rule over a folder covers its
+    /// subtree: `defer = ["Archivio"]` defers `Archivio/2019` too (`delimiter` is the source's).
+    pub(crate) fn folder_rule(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        delimiter: Option<char>,
+    ) -> Option<&'static str> {
+        let glob = |ps: &[String]| {
+            ps.iter()
+                .any(|p| crate::folder_or_parent_matches(p, name, delimiter))
+        };
         if glob(&self.exclude)
             || role_of(name, role).is_some_and(|r| self.exclude_roles.contains(&r))
         {
@@ -495,7 +507,7 @@ async fn sync_once(
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
     let mut tgt_existing: BTreeSet<String> = tgt_folders.iter().map(|f| f.name.clone()).collect();
-    let excluded = |m: &FolderMapping| opts.folder_rule(&m.source, m.role);
+    let excluded = |m: &FolderMapping| opts.folder_rule(&m.source, m.role, m.delimiter);
     // Target folders are created and subscribed up front, all commands in one round trip each;
     // a refusal belongs to its folder and is reported when that folder's turn comes.
     let mut setup_errors: BTreeMap<String, Error> = BTreeMap::new();
@@ -635,6 +647,7 @@ async fn sync_once(
                             opts,
                             progress,
                             appends,
+                            target_label: tgt_label,
                         };
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its
@@ -684,9 +697,52 @@ async fn sync_once(
         }
     }
     let (verified, checkers) = verified?;
+    let mut altered = Vec::new();
     for (i, checked) in verified {
         if let Some(&at) = filled.get(&i) {
-            record_check(&mut reports[at], checked);
+            let found = record_check(&mut reports[at], checked, tgt_label);
+            if !found.is_empty() {
+                altered.push((i, at, found));
+            }
+        }
+    }
+    // Copies the target altered: where they differ (both read again; with the connections
+    // still working), remembered in the state so that no later run calls them present or
+    // appends them again, and listed in the report.
+    for (i, at, mut found) in altered {
+        let m = &mappings[i];
+        if folders.is_ok() {
+            let (src, tgts) = &mut conns[0];
+            if let Err(e) = locate_differences(src, &mut tgts[0], m, &mut found).await {
+                let (_, line) = e.describe(src_label, tgt_label);
+                tracing::warn!(
+                    "{}: could not read the altered copies again: {line}",
+                    m.target
+                );
+            }
+        }
+        if let Some(mb) = mailbox_id
+            && let Some(f) = state.find_folder(mb, &m.source).await?
+        {
+            let found_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let rows: Vec<trasloco_state::Altered> = found
+                .iter()
+                .map(|a| trasloco_state::Altered {
+                    source_uid: a.uid,
+                    target_uid: a.target_uid,
+                    target_sha256: a.target_sha256.clone(),
+                    first_difference: a.first_difference,
+                    server: a.server.clone(),
+                    found_at: found_at.clone(),
+                })
+                .collect();
+            state.mark_altered(f.id, &rows).await?;
+        }
+        // record_check counted them already.
+        let report = &mut reports[at];
+        report.buckets.altered -= found.len() as u64;
+        for a in found {
+            note_altered(report, a);
         }
     }
     folders?;

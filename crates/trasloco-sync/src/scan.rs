@@ -36,7 +36,9 @@ pub async fn scan(
         let folders = src.folders().await.on(SideName::Source)?;
         for f in folders.iter().filter(|f| f.selectable) {
             let role = f.role();
-            if !opts.selected(&f.name, role) || opts.folder_rule(&f.name, role).is_some() {
+            if !opts.selected(&f.name, role)
+                || opts.folder_rule(&f.name, role, f.delimiter).is_some()
+            {
                 continue;
             }
             let (_, meta) = src.select_and_list(&f.name).await.on(SideName::Source)?;

@@ -490,3 +490,18 @@ pub fn target_name(source: &str) -> String {
         other => other.replace('/', "."),
     }
 }
+
+/// Write a message file straight into a user's Maildir on one side, as delivered mail (bytes
+/// no IMAP APPEND would store as they are).
+pub fn deliver_raw(pair: &Pair, side: &str, user: &str, name: &str, bytes: &[u8]) {
+    use std::os::unix::fs::MetadataExt;
+    let home = pair.dir.path().join(side).join("home").join(user);
+    let new = home.join("Maildir/new");
+    std::fs::create_dir_all(&new).unwrap();
+    let file = new.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let owner = std::fs::metadata(home.parent().unwrap()).unwrap();
+    for p in [&file, &new, &new.parent().unwrap().to_path_buf(), &home] {
+        std::os::unix::fs::chown(p, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+}
