@@ -542,7 +542,22 @@ pub async fn run(
 ) -> Result<(RunReport, PathBuf), ConfigError> {
     let started_at = now();
     let t0 = Instant::now();
-    let state = State::open(&settings.state_path)
+    // A dry run records nothing: without a state file it reads an empty one of its own, so
+    // that it does not leave one behind.
+    let scratch = match settings.sync.dry_run && !settings.state_path.exists() {
+        true => Some(tempfile::tempdir().map_err(|e| {
+            ConfigError(format!(
+                "cannot create a temporary directory: {}",
+                trasloco_core::words::io_error(&e)
+            ))
+        })?),
+        false => None,
+    };
+    let state_path = match &scratch {
+        Some(d) => d.path().join("state.sqlite"),
+        None => settings.state_path.clone(),
+    };
+    let state = State::open(&state_path)
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     let run_id = if settings.sync.dry_run {

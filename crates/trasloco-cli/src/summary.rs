@@ -43,10 +43,16 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
         println!("      {e}");
         return;
     }
+    let flags = flag_changes(m);
     println!(
-        "      {} messages: {}  ({:.1} MB in {:.1} s{})",
+        "      {} messages: {}{}  ({:.1} MB in {:.1} s{})",
         m.source_messages,
         buckets_line(&m.buckets, dry_run),
+        match (dry_run, flags) {
+            (_, 0) => String::new(),
+            (true, n) => format!(", flags to update on {n}"),
+            (false, n) => format!(", flags updated on {n}"),
+        },
         m.bytes_copied as f64 / 1e6,
         m.seconds,
         if m.reconnects > 0 {
@@ -118,25 +124,49 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
     }
 }
 
+/// Flag changes in a mailbox's folders (made, or in a dry run pending).
+fn flag_changes(m: &MailboxReport) -> u64 {
+    m.folders.iter().map(|f| f.flags_updated).sum()
+}
+
 pub fn print(r: &RunReport, path: &Path) {
     println!();
-    println!(
-        "trasloco: {} finished in {:.1} s — {} mailboxes: {} in sync, {}{} incomplete, {} failed",
-        if r.dry_run { "dry run" } else { "run" },
-        r.seconds,
-        r.mailboxes.len(),
-        r.mailboxes_in_sync,
-        if r.mailboxes_altered > 0 {
-            format!(
-                "{} with copies altered by the target, ",
-                r.mailboxes_altered
-            )
-        } else {
-            String::new()
-        },
-        r.mailboxes_incomplete,
-        r.mailboxes_failed
-    );
+    if r.dry_run {
+        // Nothing was copied: say what would be, and never "in sync" for a mailbox that is not.
+        let pending = r
+            .mailboxes
+            .iter()
+            .filter(|m| {
+                m.status == MailboxStatus::DryRun && (m.buckets.copied > 0 || flag_changes(m) > 0)
+            })
+            .count();
+        let idle = r
+            .mailboxes
+            .iter()
+            .filter(|m| m.status == MailboxStatus::DryRun)
+            .count()
+            - pending;
+        println!(
+            "trasloco: dry run finished in {:.1} s — {} mailboxes: {pending} with something to copy or update, {idle} with nothing to do, {} failed",
+            r.seconds,
+            r.mailboxes.len(),
+            r.mailboxes_failed
+        );
+    } else {
+        println!(
+            "trasloco: run finished in {:.1} s — {} mailboxes: {} in sync, {}{} incomplete, {} failed",
+            r.seconds,
+            r.mailboxes.len(),
+            r.mailboxes_in_sync,
+            if r.mailboxes_altered > 0 {
+                format!("{} with copies altered by the target, ", r.mailboxes_altered)
+            } else {
+                String::new()
+            },
+            r.mailboxes_incomplete,
+            r.mailboxes_failed
+        );
+    }
     if let Some(p) = r.phase {
         println!("Phase: {}", p.name());
     }
@@ -170,9 +200,10 @@ pub fn print(r: &RunReport, path: &Path) {
     }
     let t = &r.totals;
     println!(
-        "Messages on the sources: {} = {} copied + {} already present + {}{} skipped + {} failed",
+        "Messages on the sources: {} = {} {} + {} already present + {}{} skipped + {} failed",
         r.source_messages,
         t.copied,
+        if r.dry_run { "would be copied" } else { "copied" },
         t.already_present,
         if t.altered > 0 {
             format!("{} altered by the target + ", t.altered)
@@ -188,7 +219,13 @@ pub fn print(r: &RunReport, path: &Path) {
     for (why, n) in &t.failed {
         println!("  failed, {why}: {n}");
     }
-    if !r.dry_run {
+    if r.dry_run {
+        let flags: u64 = r.mailboxes.iter().map(flag_changes).sum();
+        println!(
+            "Dry run: nothing was copied, changed or recorded. A run would copy {} messages and change the flags of {flags}.",
+            t.copied
+        );
+    } else {
         println!(
             "Copied {:.1} MB, {:.0} messages/s. {}",
             r.bytes_copied as f64 / 1e6,

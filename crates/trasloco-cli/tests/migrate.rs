@@ -159,21 +159,34 @@ async fn dry_run_writes_nothing() {
         !names.contains(&"Progetti".to_string()),
         "no folder created: {names:?}"
     );
+    // Issue 18, point 16: nothing copied, so nothing said to be; no state file left behind.
+    let t = text(&out);
     assert!(
-        !pair.state_file("bob").exists() || {
-            // The file may exist (opened), but it records no mailbox.
-            let out = pair.trasloco(
-                &[
-                    "status",
-                    "--state",
-                    &pair.state_file("bob").display().to_string(),
-                ],
-                "",
-                "",
-            );
-            !text(&out).contains("bob@")
-        }
+        !pair.state_file("bob").exists(),
+        "a dry run creates no state file"
     );
+    assert!(!t.contains("in sync"), "{t}");
+    assert!(
+        t.contains("5 = 5 would be copied + 0 already present"),
+        "{t}"
+    );
+    assert!(t.contains("1 with something to copy or update"), "{t}");
+    assert!(t.contains("Dry run: nothing was copied"), "{t}");
+
+    // After a real run, a flag changed on the source is a pending change in a dry run.
+    let out = pair.migrate("bob", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    src.select("Progetti", false).await.unwrap();
+    let stored = src
+        .store_flags(&[(1, vec!["\\Flagged".to_string()])])
+        .await
+        .unwrap();
+    assert_eq!(stored, [None]);
+    let out = pair.migrate("bob", &["--dry-run"]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("0 to copy, 5 already present, flags to update on 1"), "{t}");
+    assert!(t.contains("change the flags of 1"), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,7 +27,8 @@ pub(crate) struct FolderCtx<'a> {
     pub mapping: &'a FolderMapping,
     /// Whether the target folder exists (always true outside dry runs).
     pub target_exists: bool,
-    /// None in a dry run: nothing is recorded.
+    /// The mailbox's row in the state. In a dry run only an existing one, read and never
+    /// written.
     pub mailbox_id: Option<i64>,
     pub state: &'a State,
     pub opts: &'a Options,
@@ -239,7 +240,10 @@ pub(crate) async fn sync_folder(
     let m = ctx.mapping;
     let opts = ctx.opts;
     let window = opts.listing_window;
+    // A dry run reads what the state knows (so that it says what a run would really do,
+    // pending flag changes included) and writes nothing.
     let recorded = match ctx.mailbox_id {
+        Some(mb) if opts.dry_run => ctx.state.find_folder(mb, &m.source).await?,
         Some(mb) => Some(ctx.state.folder(mb, &m.source).await?),
         None => None,
     };
@@ -275,7 +279,10 @@ pub(crate) async fn sync_folder(
         }
         None => (None, Targets::none()),
     };
+    // A dry run opens the target read-only, and a read-only folder offers no permanent flags
+    // (Dovecot answers EXAMINE with `PERMANENTFLAGS ()`): it assumes the target takes them all.
     let permanent = match &tsel {
+        Some(_) if opts.dry_run => Permanent::anything(),
         Some(t) => Permanent::from_list(
             t.permanent_flags
                 .as_ref()
@@ -286,6 +293,12 @@ pub(crate) async fn sync_folder(
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
     let folder_id = match (recorded, &tsel) {
+        (Some(fs), Some(tsel)) if opts.dry_run => {
+            let same = fs.source_uid_validity == Some(source_uv)
+                && fs.target_uid_validity == Some(tsel.uid_validity)
+                && fs.target_name.as_deref() == Some(m.target.as_str());
+            same.then_some(fs.id)
+        }
         (Some(fs), Some(tsel)) => {
             let reset = ctx
                 .state
@@ -329,7 +342,7 @@ pub(crate) async fn sync_folder(
 struct Window<'a> {
     ctx: &'a FolderCtx<'a>,
     permanent: &'a Permanent,
-    /// None in a dry run.
+    /// The folder's row in the state (read only in a dry run), if it has one.
     folder_id: Option<i64>,
     targets: &'a Targets,
     /// Built when a window first has a message without a valid mapping.

@@ -642,7 +642,7 @@ async fn sync_once(
                         let ctx = FolderCtx {
                             mapping: m,
                             target_exists: exists || !opts.dry_run,
-                            mailbox_id,
+                            mailbox_id: uid_owner,
                             state,
                             opts,
                             progress,
