@@ -105,7 +105,11 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 if f.len() < 6 {
                     return Err(err(
                         i + 1,
-                        "expected host1;user1;password1;host2;user2;password2",
+                        &format!(
+                            "{} field{} separated by ';', an imapsync line needs 6: host1;user1;password1;host2;user2;password2 (hosts may be empty)",
+                            f.len(),
+                            if f.len() == 1 { "" } else { "s" }
+                        ),
                     ));
                 }
                 if f[1].is_empty() || f[4].is_empty() {
@@ -125,7 +129,14 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
             }
         }
         Format::Microsoft | Format::Trasloco | Format::Auto => {
+            // Italian Excel saves CSV with semicolons: the header line says which it is.
+            let delimiter = if first.contains(';') && !first.contains(',') {
+                b';'
+            } else {
+                b','
+            };
             let mut rdr = csv::ReaderBuilder::new()
+                .delimiter(delimiter)
                 .flexible(true)
                 .trim(csv::Trim::All)
                 .comment(Some(b'#'))
@@ -193,6 +204,25 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
         return Err(ConfigError(format!(
             "accounts file {name} lists no account"
         )));
+    }
+    // A mailbox is moved once: a second line for the same source account is a mistake to
+    // name as such (it would otherwise show up as an address conflict with itself).
+    let mut seen: std::collections::HashMap<(Option<String>, String), usize> =
+        std::collections::HashMap::new();
+    for a in &out {
+        let key = (
+            a.source_host.as_ref().map(|h| h.to_ascii_lowercase()),
+            a.source_user.to_lowercase(),
+        );
+        if let Some(first) = seen.insert(key, a.line) {
+            return Err(err(
+                a.line,
+                &format!(
+                    "repeats line {first} (source account {}); a mailbox is moved once: remove one of the two lines",
+                    a.source_user
+                ),
+            ));
+        }
     }
     Ok(out)
 }
@@ -279,5 +309,51 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("2 fields separated by ';', an imapsync line needs 6"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_line_is_named_as_such() {
+        let e = parse(
+            "source_user,target_user\nanna,anna\nbruno,bruno\nAnna,anna\n",
+            Format::Auto,
+            "acc.csv",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.starts_with("accounts file acc.csv line 4: repeats line 2 (source account Anna)"),
+            "{e}"
+        );
+        let e = parse(
+            ";anna;pw;;anna;pw\n;anna;pw;;anna;pw\n",
+            Format::Auto,
+            "acc.txt",
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("line 2: repeats line 1"), "{e}");
+    }
+
+    #[test]
+    fn semicolon_csv_from_italian_excel_is_read() {
+        let a = parse(
+            "\u{feff}source_user;source_password;target_user;target_password\r\nanna;pw1;anna@new.it;pw2\r\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(a[0].source_user, "anna");
+        assert_eq!(a[0].target_user, "anna@new.it");
+        let a = parse(
+            "EmailAddress;UserName;Password\nanna@new.it;anna;pw\n",
+            Format::Auto,
+            "f",
+        )
+        .unwrap();
+        assert_eq!(a[0].source_user, "anna");
     }
 }

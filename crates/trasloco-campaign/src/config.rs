@@ -331,6 +331,36 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigE
     Ok(SecretString::from(line))
 }
 
+/// The line of the key a check's message is about (`[rules] quota_strategy: …`), so the
+/// message can name it as TOML's own errors do.
+fn line_of_key(text: &str, message: &str) -> Option<usize> {
+    let rest = message.strip_prefix('[')?;
+    let (section, rest) = rest.split_once(']')?;
+    let key: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if key.is_empty() {
+        return None;
+    }
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(h) = l.strip_prefix('[') {
+            current = h.trim_end_matches(']').trim().to_string();
+            continue;
+        }
+        if current == section
+            && let Some(after) = l.strip_prefix(key.as_str())
+            && after.trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 impl Campaign {
     /// Load and check a campaign file.
     pub fn load(path: &Path) -> Result<Campaign, ConfigError> {
@@ -361,7 +391,10 @@ impl Campaign {
             .and_then(|()| file.folders.check())
             .and_then(|()| file.window.as_ref().map_or(Ok(()), |w| w.check()))
             .and_then(|()| file.clients.as_ref().map_or(Ok(()), |c| c.check()))
-            .map_err(|e| ConfigError(format!("campaign file {}: {e}", path.display())))?;
+            .map_err(|e| match line_of_key(&text, &e) {
+                Some(l) => ConfigError(format!("campaign file {} line {l}: {e}", path.display())),
+                None => ConfigError(format!("campaign file {}: {e}", path.display())),
+            })?;
         Ok(Campaign {
             file,
             path: path.to_path_buf(),
@@ -574,6 +607,17 @@ mod tests {
             );
             assert!(e.contains(needle), "{e}");
         }
+        // A bad value names its line, as TOML's own errors do.
+        std::fs::write(&p, format!("{base}[rules]\nquota_strategy = \"x\"\n")).unwrap();
+        let e = Campaign::load(&p).unwrap_err().0;
+        assert!(e.contains("c.toml line 8: [rules] quota_strategy"), "{e}");
+        std::fs::write(
+            &p,
+            format!("{base}[window]\nstart = \"9pm\"\nend = \"06:00\"\n"),
+        )
+        .unwrap();
+        let e = Campaign::load(&p).unwrap_err().0;
+        assert!(e.contains("c.toml line 8:"), "{e}");
     }
 
     #[test]

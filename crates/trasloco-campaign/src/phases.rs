@@ -103,7 +103,12 @@ fn hhmm(s: &str) -> Result<NaiveTime, String> {
 impl Window {
     /// Check both times parse.
     pub fn check(&self) -> Result<(), String> {
-        hhmm(&self.start).and(hhmm(&self.end)).map(|_| ())
+        for (key, v) in [("start", &self.start), ("end", &self.end)] {
+            hhmm(v).map_err(|_| {
+                format!("[window] {key}: {v:?} is not a time; write HH:MM, e.g. \"20:00\"")
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether `t` is inside the window.

@@ -319,12 +319,16 @@ pub fn changes(old: &Plan, new: &Plan) -> Vec<String> {
             out.push(format!("{}: target {} → {}", n.source, o.target, n.target));
         }
         if o.decision.action != n.decision.action || o.decision.rule != n.decision.rule {
+            let why = if n.decision.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", n.decision.reasons.join("; "))
+            };
             out.push(format!(
-                "{}: {} → {} ({})",
+                "{}: {} → {}{why}",
                 n.source,
                 o.decision.action.label(),
                 n.decision.action.label(),
-                n.decision.reasons.join("; ")
             ));
         }
         if o.messages != n.messages || o.bytes != n.bytes {
@@ -383,17 +387,21 @@ pub fn table(plan: &Plan) -> String {
         .unwrap_or(6)
         .max(6);
     out.push_str(&format!(
-        "{:<w_src$}  {:<w_tgt$}  {:<15}  {:>8}  {:>9}  {:>10}  {:>9}  reason\n",
-        "source", "target", "decision", "messages", "size", "newest", "archived"
+        "{:<w_src$}  {:<w_tgt$}  {:<15}  {:>8}  {:>10}  {:>8}  {:>10}  {:>10}  {:>10}  reason\n",
+        "source", "target", "decision", "messages", "size", "to move", "size", "newest", "archived"
     ));
     for r in &plan.mailboxes {
+        let moving = r.decision.online_messages + r.decision.archived_messages;
+        let moving_bytes = r.decision.online_bytes + r.decision.archived_bytes;
         out.push_str(&format!(
-            "{:<w_src$}  {:<w_tgt$}  {:<15}  {:>8}  {:>9}  {:>10}  {:>9}  {}\n",
+            "{:<w_src$}  {:<w_tgt$}  {:<15}  {:>8}  {:>10}  {:>8}  {:>10}  {:>10}  {:>10}  {}\n",
             r.source,
             r.target,
             r.decision.action.label(),
             r.messages,
             human_bytes(r.bytes),
+            moving,
+            human_bytes(moving_bytes),
             day(&r.newest),
             if r.decision.archived_bytes > 0 {
                 human_bytes(r.decision.archived_bytes)
@@ -403,6 +411,10 @@ pub fn table(plan: &Plan) -> String {
             r.decision.reasons.join("; ")
         ));
     }
+    out.push_str(
+        "\nmessages, size: every folder of the source mailbox; to move: what the folder rules let \
+         through (excluded folders left out, deferred ones in), online and archived together.\n",
+    );
     out.push_str(&format!(
         "\n{} mailboxes: {} migrate, {} migrate with archive, {} skip, {} blocked\n",
         plan.mailboxes.len(),
@@ -647,6 +659,11 @@ mod tests {
             "{c:?}"
         );
         assert!(changes(&new, &new).is_empty());
+        // A decision without reasons gives no empty parentheses.
+        let mut kept = row("b@h", Action::Migrate, 1);
+        kept.decision.reasons.clear();
+        let c = changes(&old, &plan(vec![kept]));
+        assert!(c.iter().any(|l| l == "b@h: skip → migrate"), "{c:?}");
     }
 
     #[test]

@@ -239,6 +239,26 @@ pub fn inactive(
     ))
 }
 
+/// Why a mailbox the inactivity rule would skip by its mail alone is kept: a recent login.
+/// `None` when its newest message is recent enough by itself.
+pub fn kept_by_login(
+    newest: Option<DateTime<Utc>>,
+    last_login: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    months: u32,
+) -> Option<String> {
+    let since = now.checked_sub_months(Months::new(months)).unwrap_or(now);
+    if newest.is_some_and(|d| d >= since) {
+        return None;
+    }
+    let login = last_login.filter(|d| *d >= since)?;
+    Some(format!(
+        "kept: last login {} (newest message {}, older than {months} months)",
+        login.format("%Y-%m-%d"),
+        newest.map_or("none".to_string(), |d| d.format("%Y-%m-%d").to_string())
+    ))
+}
+
 /// One message as the quota arithmetic sees it: date (Unix seconds, None when unknown) and
 /// size.
 pub type Dated = (Option<i64>, u64);
@@ -464,16 +484,22 @@ pub fn decide(facts: &Facts, rules: &RulesSection, now: DateTime<Utc>) -> Decisi
         d.reasons.push(why.clone());
         return d;
     }
-    if let Some(months) = rules.skip_inactive_months
-        && let Some(evidence) = inactive(facts.newest, facts.last_login, now, months)
-    {
-        if facts.included {
-            d.reasons.push(format!("{evidence}; included by request"));
-        } else {
-            d.action = Action::Skip;
-            d.rule = Some("inactive".into());
-            d.reasons.push(evidence);
-            return d;
+    if let Some(months) = rules.skip_inactive_months {
+        match inactive(facts.newest, facts.last_login, now, months) {
+            Some(evidence) if facts.included => {
+                d.reasons.push(format!("{evidence}; included by request"));
+            }
+            Some(evidence) => {
+                d.action = Action::Skip;
+                d.rule = Some("inactive".into());
+                d.reasons.push(evidence);
+                return d;
+            }
+            None => {
+                if let Some(why) = kept_by_login(facts.newest, facts.last_login, now, months) {
+                    d.reasons.push(why);
+                }
+            }
         }
     }
     if let Some(limit) = facts.quota {
@@ -516,15 +542,15 @@ pub fn decide(facts: &Facts, rules: &RulesSection, now: DateTime<Utc>) -> Decisi
     d
 }
 
-/// `1.5 GB`-style sizes for people (binary units, as the quota).
+/// `1.5 GiB`-style sizes for people (binary units, as the quota, and named so).
 pub fn human_bytes(n: u64) -> String {
     let n = n as f64;
     let (v, unit) = if n >= (1u64 << 30) as f64 {
-        (n / (1u64 << 30) as f64, "GB")
+        (n / (1u64 << 30) as f64, "GiB")
     } else if n >= (1u64 << 20) as f64 {
-        (n / (1u64 << 20) as f64, "MB")
+        (n / (1u64 << 20) as f64, "MiB")
     } else if n >= 1024.0 {
-        (n / 1024.0, "KB")
+        (n / 1024.0, "KiB")
     } else {
         return format!("{n} B");
     };
@@ -707,6 +733,37 @@ mod tests {
         assert_eq!(d.archive_before.as_deref(), Some("2026-10-01T00:00:00Z"));
         f.blocked = Some(("login".into(), "source login failed".into()));
         assert_eq!(decide(&f, &rules, now).action, Action::Blocked);
+    }
+
+    #[test]
+    fn a_mailbox_kept_by_a_recent_login_says_so() {
+        let now = at(2026, 11, 30);
+        let rules = RulesSection {
+            skip_inactive_months: Some(12),
+            ..Default::default()
+        };
+        let f = Facts {
+            blocked: None,
+            newest: Some(at(2024, 6, 30)),
+            last_login: Some(at(2026, 11, 23)),
+            included: false,
+            messages: vec![(Some(at(2024, 6, 30).timestamp()), 10)],
+            quota: None,
+            strategy: Strategy::Report,
+        };
+        let d = decide(&f, &rules, now);
+        assert_eq!(d.action, Action::Migrate);
+        assert_eq!(
+            d.reasons,
+            ["kept: last login 2026-11-23 (newest message 2024-06-30, older than 12 months)"]
+        );
+        let recent = Facts {
+            newest: Some(at(2026, 11, 1)),
+            ..f
+        };
+        assert!(decide(&recent, &rules, now).reasons.is_empty());
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 
     #[test]

@@ -159,7 +159,10 @@ pub fn print(r: &RunReport, path: &Path) {
             r.mailboxes.len(),
             r.mailboxes_in_sync,
             if r.mailboxes_altered > 0 {
-                format!("{} with copies altered by the target, ", r.mailboxes_altered)
+                format!(
+                    "{} with copies altered by the target, ",
+                    r.mailboxes_altered
+                )
             } else {
                 String::new()
             },
@@ -203,7 +206,11 @@ pub fn print(r: &RunReport, path: &Path) {
         "Messages on the sources: {} = {} {} + {} already present + {}{} skipped + {} failed",
         r.source_messages,
         t.copied,
-        if r.dry_run { "would be copied" } else { "copied" },
+        if r.dry_run {
+            "would be copied"
+        } else {
+            "copied"
+        },
         t.already_present,
         if t.altered > 0 {
             format!("{} altered by the target + ", t.altered)

@@ -185,7 +185,10 @@ async fn dry_run_writes_nothing() {
     let out = pair.migrate("bob", &["--dry-run"]);
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
-    assert!(t.contains("0 to copy, 5 already present, flags to update on 1"), "{t}");
+    assert!(
+        t.contains("0 to copy, 5 already present, flags to update on 1"),
+        "{t}"
+    );
     assert!(t.contains("change the flags of 1"), "{t}");
 }
 
