@@ -34,12 +34,16 @@ pub fn from_maildir_name(name: &str, keywords: &[String]) -> Vec<String> {
 
 /// The info letters for `flags`; keywords get letters from `keywords` (extended as needed, at
 /// most 26). Returns the letters (sorted, as the Maildir spec wants) and the flags that found
-/// no letter.
+/// no letter. `$Forwarded` is written as a keyword, as Dovecot keeps it: Dovecot does not read
+/// the letter `P` as `$Forwarded` (reading still accepts `P`, which other programs write).
 pub fn to_maildir_info(flags: &[String], keywords: &mut Vec<String>) -> (String, Vec<String>) {
     let mut letters = Vec::new();
     let mut unstored = Vec::new();
     for f in flags {
-        if let Some((l, _)) = MAILDIR.iter().find(|(_, n)| n.eq_ignore_ascii_case(f)) {
+        if let Some((l, _)) = MAILDIR
+            .iter()
+            .find(|(l, n)| *l != 'P' && n.eq_ignore_ascii_case(f))
+        {
             letters.push(*l);
         } else if f.starts_with('\\') {
             unstored.push(f.clone()); // \Recent and unknown system flags
@@ -58,7 +62,8 @@ pub fn to_maildir_info(flags: &[String], keywords: &mut Vec<String>) -> (String,
 }
 
 /// Flags from mbox headers: `Status` (R seen), `X-Status` (A answered, F flagged, T draft,
-/// D deleted), `X-Keywords`, and Thunderbird's `X-Mozilla-Status` bits.
+/// D deleted), `X-Keywords`, Thunderbird's `X-Mozilla-Status` bits and its tags in
+/// `X-Mozilla-Keys`.
 pub fn from_mbox_headers(raw: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |f: &str| {
@@ -98,9 +103,13 @@ pub fn from_mbox_headers(raw: &[u8]) -> Vec<String> {
             }
         }
     }
-    if let Some(s) = header(raw, "X-Keywords") {
-        for k in s.split([' ', ',']).filter(|k| !k.is_empty()) {
-            add(k);
+    // Thunderbird's tags (`$label1`…`$label5` and the user's own), space-separated in a header
+    // it pads with blanks.
+    for name in ["X-Keywords", "X-Mozilla-Keys"] {
+        if let Some(s) = header(raw, name) {
+            for k in s.split([' ', ',', '\t']).filter(|k| !k.is_empty()) {
+                add(k);
+            }
         }
     }
     out
@@ -204,6 +213,19 @@ mod tests {
         assert_eq!(info, "FSa");
         assert_eq!(rest, vec!["\\Recent"]);
         assert_eq!(kws, vec!["Work"]);
+        // $Forwarded is a keyword letter for Dovecot; `P` from other programs is still read.
+        let (info, _) = to_maildir_info(&["$Forwarded".into()], &mut kws);
+        assert_eq!(info, "b");
+        assert_eq!(kws, vec!["Work", "$Forwarded"]);
+        assert_eq!(from_maildir_name("1.h:2,P", &[]), vec!["$Forwarded"]);
+    }
+
+    #[test]
+    fn thunderbird_tags_become_keywords() {
+        let raw = b"X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00000000\nX-Mozilla-Keys: $label1 lavoro                                        \nSubject: x\n\n";
+        assert_eq!(from_mbox_headers(raw), vec!["\\Seen", "$label1", "lavoro"]);
+        let blank = b"X-Mozilla-Keys:                                                      \n\n";
+        assert!(from_mbox_headers(blank).is_empty());
     }
 
     #[test]

@@ -310,7 +310,13 @@ fn scan_mbox(path: &Path) -> Result<Vec<Item>, Error> {
             key: c.start.to_string(),
             size,
             flags: flags::from_mbox_headers(&c.head),
-            internal_date: c.from_date,
+            // A `From ` line without a readable date: the `Date:` header, before the import
+            // time.
+            internal_date: c.from_date.or_else(|| {
+                dates::header(&c.head, "Date")
+                    .and_then(|d| dates::lenient_rfc5322(&d))
+                    .map(|t| dates::format_imap(&t))
+            }),
             sha256: None,
             problem: truncated,
             source_id: None,
@@ -684,6 +690,24 @@ mod tests {
             Some("03-Jan-1996 01:05:34 +0000")
         );
         assert_eq!(a.read(&items[1]).unwrap(), b"Subject: two\r\n\r\nbody\r\n");
+    }
+
+    #[test]
+    fn old_from_lines_give_their_date_and_the_date_header_is_next() {
+        let d = tempfile::tempdir().unwrap();
+        let data = b"From x Wed Feb  9 22:02 MET 2000\nSubject: one\n\nbody\n\nFrom y Tue Feb 30 10:00:00 1999\nDate: Mon, 8 Feb 1999 10:00:00 +0100\nSubject: two\n\nbody\n";
+        let p = write(d.path(), "old.mbox", data);
+        let items = scan_mbox(&p).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(
+            items[0].internal_date.as_deref(),
+            Some("09-Feb-2000 22:02:00 +0100")
+        );
+        // No such day as 30 February: the Date: header (its weekday wrong too) decides.
+        assert_eq!(
+            items[1].internal_date.as_deref(),
+            Some("08-Feb-1999 10:00:00 +0100")
+        );
     }
 
     #[test]

@@ -345,3 +345,44 @@ async fn foreign_and_damaged_archives_are_imported_as_far_as_they_go() {
         text(&out)
     );
 }
+
+/// Issue 18, point 24: a Maildir export handed to Dovecot as its mail_location shows every
+/// message with the same bytes, flags (`$Forwarded` included), keywords and dates.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_maildir_export_is_read_back_by_dovecot_with_the_same_flags() {
+    use std::os::unix::fs::MetadataExt;
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    for (folder, msgs) in archive_mailbox() {
+        seed(&mut src, folder, msgs).await;
+    }
+    let source = snapshot(&mut src).await;
+    // Erin's home on the target server (Maildir++, `.` as delimiter) receives the export.
+    let home = pair.dir.path().join("target/home/erin");
+    let dir = home.join("Maildir");
+    let out = export(
+        &pair,
+        "alice",
+        "maildir",
+        &dir,
+        &["--layout", "maildir-plus"],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let owner = std::fs::metadata(home.parent().unwrap()).unwrap();
+    let chown = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", owner.uid(), owner.gid()))
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let mut served = pair.client("target", "erin").await;
+    let target = snapshot(&mut served).await;
+    for (name, msgs) in &source {
+        assert_eq!(
+            target.get(&name.replace('/', ".")),
+            Some(msgs),
+            "folder {name} as Dovecot serves it"
+        );
+    }
+}
