@@ -256,3 +256,48 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     assert_eq!(b["mailboxes"][0]["by_signature"], *sig);
     assert_eq!(b["mailboxes"][0]["messages"], 17);
 }
+
+/// Issue 18, point 3: every streamed PEC message (over 1 MiB) gets its evidence line, in two
+/// folders copied at once, however the first pieces of its header arrive. These carry a long
+/// trail of `Received:` fields before their PEC headers, so no first read holds the whole
+/// header.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_large_pec_message_gets_its_evidence_line() {
+    let pair = Pair::start();
+    let pki = Pki::new();
+    let root = pair.dir.path().join("test-root.pem");
+    std::fs::write(&root, &pki.root_pem).unwrap();
+    let trail: String = (0..3000)
+        .map(|i| {
+            format!("Received: from relay{i}.pec.example by mx.pec.example; Tue, 1 Dec 2026 10:00:00 +0100\r\n")
+        })
+        .collect();
+    let big = |n: u32| {
+        let mut spec = Spec::new(Kind::TransportEnvelope, n);
+        spec.pad = 1_200_000;
+        let mut m = trail.clone().into_bytes();
+        m.extend(pki.current.message(&spec));
+        assert!(m.len() > 1 << 20);
+        msg(m)
+    };
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", (1..=4).map(big).collect()).await;
+    seed(&mut c, "Archivio", (5..=8).map(big).collect()).await;
+    c.logout().await;
+    let out = pair.migrate("alice", &["--pec-trust", &root.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let r = report(&pair, &out);
+    assert_eq!(r["mailboxes"][0]["buckets"]["copied"], 8, "{r}");
+    assert_eq!(folder_sum(&r["mailboxes"][0], "verified"), 8, "{r}");
+    let manifest = pair.dir.path().join("trasloco-reports/pec-evidence.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 8, "one evidence line per PEC message");
+    for l in &lines {
+        assert_eq!(l["before"], "valid", "{l}");
+        assert_eq!(l["after"], "valid", "{l}");
+    }
+}

@@ -99,9 +99,12 @@ impl PecEvidence {
         trasloco_pec::verify(body, &self.trust).status
     }
 
-    /// Append a line to the manifest (opened on first use).
-    pub(crate) fn write(&self, line: &EvidenceLine) {
-        let Some(path) = &self.manifest else { return };
+    /// Append a line to the manifest (opened on first use). False when it could not be
+    /// written: the copy then has no evidence and is not counted as verified.
+    pub(crate) fn write(&self, line: &EvidenceLine) -> bool {
+        let Some(path) = &self.manifest else {
+            return true;
+        };
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if file.is_none() {
             if let Some(dir) = path.parent() {
@@ -115,21 +118,118 @@ impl PecEvidence {
                 Ok(f) => *file = Some(f),
                 Err(e) => {
                     tracing::error!(
-                        "cannot write the PEC evidence manifest {}: {e}",
-                        path.display()
+                        "cannot write the PEC evidence manifest {}: {}",
+                        path.display(),
+                        trasloco_core::words::io_error(&e)
                     );
-                    return;
+                    return false;
                 }
             }
         }
-        if let (Some(f), Ok(json)) = (file.as_mut(), serde_json::to_string(line))
-            && let Err(e) = writeln!(f, "{json}").and_then(|()| f.flush())
-        {
+        let written = match (file.as_mut(), serde_json::to_string(line)) {
+            (Some(f), Ok(json)) => writeln!(f, "{json}").and_then(|()| f.flush()),
+            _ => Err(std::io::Error::other("the line could not be formed")),
+        };
+        if let Err(e) = &written {
             tracing::error!(
-                "cannot write the PEC evidence manifest {}: {e}",
-                path.display()
+                "cannot write the PEC evidence manifest {}: {}",
+                path.display(),
+                trasloco_core::words::io_error(e)
             );
         }
+        written.is_ok()
+    }
+}
+
+/// Header bytes looked at, at most, to tell a streamed message's kind.
+const SNIFF_LIMIT: usize = 256 * 1024;
+
+/// Tells whether a message that arrives in pieces is a PEC message, and keeps it whole if so.
+/// The decision is taken on the whole header (up to the blank line that ends it), never on a
+/// first piece that may end anywhere: a piece boundary inside the header once hid a PEC
+/// message's `X-Trasporto` and left it without its evidence line.
+pub(crate) struct Sniff {
+    /// Still undecided: the bytes so far.
+    head: Option<Vec<u8>>,
+    /// A PEC message: the whole of it so far.
+    whole: Option<Vec<u8>>,
+    size: usize,
+}
+
+impl Sniff {
+    /// `on`: PEC checks are wanted at all; `size`: the message's size.
+    pub(crate) fn new(on: bool, size: u64) -> Sniff {
+        Sniff {
+            head: on.then(Vec::new),
+            whole: None,
+            size: size as usize,
+        }
+    }
+
+    /// The next piece.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        if let Some(w) = self.whole.as_mut() {
+            w.extend_from_slice(chunk);
+            return;
+        }
+        let Some(h) = self.head.as_mut() else {
+            return;
+        };
+        h.extend_from_slice(chunk);
+        let ended = memchr::memmem::find(h, b"\r\n\r\n").is_some()
+            || memchr::memmem::find(h, b"\n\n").is_some();
+        if ended || h.len() > SNIFF_LIMIT {
+            self.decide();
+        }
+    }
+
+    fn decide(&mut self) {
+        if let Some(h) = self.head.take()
+            && trasloco_pec::might_be_pec(&h)
+        {
+            let mut w = Vec::with_capacity(self.size.max(h.len()));
+            w.extend_from_slice(&h);
+            self.whole = Some(w);
+        }
+    }
+
+    /// The whole message when it is a PEC message (or looks like one).
+    pub(crate) fn finish(mut self) -> Option<Vec<u8>> {
+        self.decide();
+        self.whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pec_header_split_anywhere_is_still_recognised() {
+        let mut msg = Vec::new();
+        for i in 0..500 {
+            msg.extend_from_slice(
+                format!("Received: from relay{i}.example by mx.example; Tue, 1 Dec 2026\r\n")
+                    .as_bytes(),
+            );
+        }
+        msg.extend_from_slice(b"X-Trasporto: posta-certificata\r\nSubject: x\r\n\r\nbody\r\n");
+        for piece in [1, 7, 100, 4096, 65536, msg.len()] {
+            let mut s = Sniff::new(true, msg.len() as u64);
+            for c in msg.chunks(piece) {
+                s.feed(c);
+            }
+            assert_eq!(s.finish().as_deref(), Some(&msg[..]), "pieces of {piece}");
+        }
+        let plain = b"Subject: x\r\n\r\nX-Trasporto: in the body\r\n";
+        let mut s = Sniff::new(true, plain.len() as u64);
+        for c in plain.chunks(3) {
+            s.feed(c);
+        }
+        assert_eq!(s.finish(), None);
+        let mut off = Sniff::new(false, msg.len() as u64);
+        off.feed(&msg);
+        assert_eq!(off.finish(), None);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::appends::Appends;
 use crate::budget::Reservation;
-use crate::evidence::{Before, EvidenceLine, PecEvidence};
+use crate::evidence::{Before, EvidenceLine, PecEvidence, Sniff};
 use crate::mailbox::{OnSide, Options, Progress, SideName, SyncError};
 use crate::source::SourceConn;
 use bytes::Bytes;
@@ -1046,10 +1046,9 @@ async fn stream_one(
             .await
             .on(SideName::Target)?;
         let mut sha = Sha256::new();
-        // A PEC message (its header, in the first piece, says so) is also kept whole, so its
-        // signature can be checked: evidence is worth the memory, ordinary mail is not.
-        let mut whole: Option<Vec<u8>> = None;
-        let mut first = true;
+        // A PEC message (its header says so) is also kept whole, so its signature can be
+        // checked: evidence is worth the memory, ordinary mail is not.
+        let mut sniff = Sniff::new(ctx.opts.pec.is_some(), size);
         let outcome = match start {
             AppendStart::Refused(outcome) => {
                 src.body_end(body).await.on(SideName::Source)?;
@@ -1057,15 +1056,7 @@ async fn stream_one(
             }
             AppendStart::Go(append) => {
                 while let Some(chunk) = src.body_chunk(&mut body).await.on(SideName::Source)? {
-                    if std::mem::take(&mut first)
-                        && ctx.opts.pec.is_some()
-                        && trasloco_pec::might_be_pec(&chunk)
-                    {
-                        whole = Some(Vec::with_capacity(size as usize));
-                    }
-                    if let Some(w) = whole.as_mut() {
-                        w.extend_from_slice(&chunk);
-                    }
+                    sniff.feed(&chunk);
                     sha.update(&chunk);
                     tgt.append_chunk(&chunk).await.on(SideName::Target)?;
                 }
@@ -1082,8 +1073,8 @@ async fn stream_one(
                 *report.dropped_keywords.entry(k.clone()).or_default() += 1;
             }
         }
-        let pec = match (&ctx.opts.pec, &whole) {
-            (Some(p), Some(w)) => p.before(w),
+        let pec = match (&ctx.opts.pec, sniff.finish()) {
+            (Some(p), Some(w)) => p.before(&w),
             _ => None,
         };
         let sent = Sent {
@@ -1264,6 +1255,8 @@ pub(crate) struct Checked {
     expected: u64,
     seen: u64,
     mismatched: Vec<Mismatch>,
+    /// PEC copies without an evidence line: (source UID, size, why).
+    unproven: Vec<(u32, u64, &'static str)>,
 }
 
 /// A copy read back with other bytes than the source's.
@@ -1300,13 +1293,18 @@ pub(crate) async fn verify_folder(
         after: after.to_string(),
     };
     // A PEC message's signature is checked again on the copy: the same verdict as on the
-    // source, or the message fails, loudly. Either way the manifest gets its line.
+    // source, or the message fails, loudly. Either way the manifest gets its line, and a copy
+    // whose line could not be written is not counted as verified.
+    let unproven: std::sync::Mutex<Vec<(u32, u64, &'static str)>> = Default::default();
     let pec_ok = |c: &Copied, body: &[u8]| {
         let (Some(before), Some(ev)) = (&c.pec, &evidence) else {
             return true;
         };
         let after = ev.pec.after(body);
-        ev.pec.write(&line(c, before, after.name()));
+        if !ev.pec.write(&line(c, before, after.name())) {
+            let mut u = unproven.lock().unwrap_or_else(|e| e.into_inner());
+            u.push((c.source_uid, c.size, PEC_UNWRITTEN));
+        }
         if after != before.status {
             tracing::error!(
                 "{folder}: PEC message (source UID {}) signature was {} on the source and is {} on the target copy",
@@ -1326,6 +1324,7 @@ pub(crate) async fn verify_folder(
         target_sha256: digest,
     };
     let mut seen = 0u64;
+    let mut read_back: std::collections::HashSet<u32> = Default::default();
     let (large, small): (Vec<&Copied>, Vec<&Copied>) =
         copied.iter().partition(|c| c.size > STREAM_ABOVE);
     // The small ones in one FETCH, sent with the EXAMINE: each is hashed as it arrives and
@@ -1335,6 +1334,7 @@ pub(crate) async fn verify_folder(
     tgt.examine_and_fetch_bodies(folder, &tuids, &mut |tuid, body| {
         if let Some(c) = want.get(&tuid) {
             seen += 1;
+            read_back.insert(tuid);
             let digest = sha256_hex(&body);
             if !pec_ok(c, &body) || digest != c.sha256 {
                 mismatched.push(mismatch(c, digest));
@@ -1349,28 +1349,57 @@ pub(crate) async fn verify_folder(
             continue;
         };
         let mut sha = Sha256::new();
-        let mut whole: Option<Vec<u8>> =
-            c.pec.as_ref().map(|_| Vec::with_capacity(c.size as usize));
+        // Kept whole when it is a PEC message, by its own header: a PEC copy whose source was
+        // not checked has no evidence, and does not pass as verified.
+        let mut sniff = Sniff::new(evidence.is_some(), c.size);
         while let Some(chunk) = tgt.body_chunk(&mut body).await.on(SideName::Target)? {
             sha.update(&chunk);
-            if let Some(w) = whole.as_mut() {
-                w.extend_from_slice(&chunk);
-            }
+            sniff.feed(&chunk);
         }
         tgt.body_end(body).await.on(SideName::Target)?;
         seen += 1;
+        read_back.insert(c.target_uid);
         let digest = hex::encode(sha.finalize());
-        let pec_same = whole.as_ref().is_none_or(|w| pec_ok(c, w));
+        let whole = sniff.finish();
+        let pec_same = match (&c.pec, &whole, &evidence) {
+            (Some(_), Some(w), _) => pec_ok(c, w),
+            // Checked as PEC on the source, not PEC-shaped on the target: the bytes differ.
+            (Some(_), None, Some(_)) => false,
+            (None, Some(w), Some(ev)) => {
+                if ev.pec.before(w).is_some() {
+                    let mut u = unproven.lock().unwrap_or_else(|e| e.into_inner());
+                    u.push((c.source_uid, c.size, PEC_UNCHECKED));
+                }
+                true
+            }
+            _ => true,
+        };
         if !pec_same || digest != c.sha256 {
             mismatched.push(mismatch(c, digest));
+        }
+    }
+    let mut unproven = unproven.into_inner().unwrap_or_else(|e| e.into_inner());
+    if evidence.is_some() {
+        for c in copied {
+            if c.pec.is_some() && !read_back.contains(&c.target_uid) {
+                unproven.push((c.source_uid, c.size, PEC_UNREAD));
+            }
         }
     }
     Ok(Checked {
         expected: copied.len() as u64,
         seen,
         mismatched,
+        unproven,
     })
 }
+
+/// Why a PEC copy has no evidence line: the manifest could not be written.
+const PEC_UNWRITTEN: &str = "PEC evidence not written (the manifest file could not be written)";
+/// Why a PEC copy has no evidence line: its source bytes were not checked.
+const PEC_UNCHECKED: &str = "PEC message copied without its source signature check";
+/// Why a PEC copy has no evidence line: it could not be read back.
+const PEC_UNREAD: &str = "PEC message not read back from the target, so without evidence";
 
 /// Enter what verification found into the folder's report: a copy whose bytes differ leaves
 /// the "copied" bucket for "altered"; those copies are returned, to be located and recorded.
@@ -1379,7 +1408,19 @@ pub(crate) fn record_check(
     checked: Checked,
     server: &str,
 ) -> Vec<AlteredCopy> {
-    report.verified += checked.seen - checked.mismatched.len() as u64;
+    // An altered copy is counted as such, whatever its evidence.
+    let unproven: Vec<_> = checked
+        .unproven
+        .into_iter()
+        .filter(|(uid, _, _)| !checked.mismatched.iter().any(|m| m.source_uid == *uid))
+        .collect();
+    let unproven_seen = unproven.iter().filter(|u| u.2 != PEC_UNREAD).count() as u64;
+    report.verified +=
+        (checked.seen - checked.mismatched.len() as u64).saturating_sub(unproven_seen);
+    for (uid, size, why) in unproven {
+        report.buckets.copied -= 1;
+        fail(report, uid, size, why.to_string(), why.to_string());
+    }
     let mut found = Vec::new();
     for m in checked.mismatched {
         report.buckets.copied -= 1;
