@@ -191,15 +191,19 @@ pub fn classify(raw: &[u8]) -> Classified {
     let trasporto = h.word("X-Trasporto");
     let rem = h.get("REM-MessageType").is_some() || h.get("REM-MetadataVersion").is_some();
     let security_error = h.word("X-VerificaSicurezza").as_deref() == Some("errore");
-    let signed = signed_part(
-        &top,
-        if ricevuta.is_some() || trasporto.is_some() {
-            0
-        } else {
-            2
-        },
-    );
+    // The signed part is looked for the same way as the signature check looks for it (a list
+    // may wrap it and keep the PEC headers on its wrapper), so that one message has one
+    // verdict everywhere.
+    let signed = signed_part(&top, 2);
     let (dati, orig) = signed.as_ref().map(contents).unwrap_or((None, None));
+    if let Some(sp) = &signed
+        && let Some(b) = sp.content_type().param("boundary")
+        && !crate::mime::is_closed(sp.body, b)
+    {
+        c.findings.push(format!(
+            "the multipart/signed ends without its closing boundary (--{b}--): the message may have been cut; its parts are read as far as they go"
+        ));
+    }
     c.signed = signed.is_some();
     c.has_original = orig.is_some();
     let d = dati.map(|x| {

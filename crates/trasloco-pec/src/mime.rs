@@ -180,6 +180,15 @@ impl<'a> Part<'a> {
 /// The byte ranges of the parts of a multipart body with this boundary: each from the line
 /// after its delimiter line up to, not including, the line break before the next delimiter.
 pub fn part_ranges(body: &[u8], boundary: &str) -> Vec<Range<usize>> {
+    part_lines(body, boundary).1
+}
+
+/// Whether a multipart body ends with its closing delimiter (`--boundary--`).
+pub fn is_closed(body: &[u8], boundary: &str) -> bool {
+    part_lines(body, boundary).0
+}
+
+fn part_lines(body: &[u8], boundary: &str) -> (bool, Vec<Range<usize>>) {
     let delim = format!("--{boundary}");
     let d = delim.as_bytes();
     // Delimiter lines: at the start of the body or right after a line feed.
@@ -208,23 +217,34 @@ pub fn part_ranges(body: &[u8], boundary: &str) -> Vec<Range<usize>> {
         }
         at = line_end;
     }
-    let mut out = Vec::new();
-    for w in lines.windows(2) {
-        let (start, end) = (w[0].1, w[1].0);
-        if w[0].2 || start > end {
-            continue;
-        }
-        // The line break before the next delimiter belongs to the delimiter.
-        let mut e = end;
+    // The line break before the next delimiter belongs to the delimiter.
+    let without_break = |start: usize, mut e: usize| {
         if e > start && body[e - 1] == b'\n' {
             e -= 1;
             if e > start && body[e - 1] == b'\r' {
                 e -= 1;
             }
         }
-        out.push(start..e);
+        start..e
+    };
+    let mut out = Vec::new();
+    for w in lines.windows(2) {
+        let (start, end) = (w[0].1, w[1].0);
+        if w[0].2 || start > end {
+            continue;
+        }
+        out.push(without_break(start, end));
     }
-    out
+    // No closing delimiter (`--boundary--`): the last part runs to the end of the body, so
+    // that what is there is still read; [`is_closed`] tells that the end is missing.
+    let closed = lines.last().is_some_and(|l| l.2);
+    if let Some(&(_, start, false)) = lines.last() {
+        let r = without_break(start, body.len());
+        if !r.is_empty() {
+            out.push(r);
+        }
+    }
+    (closed, out)
 }
 
 /// Base64 that skips line breaks and anything outside the alphabet, as mail readers do.

@@ -133,6 +133,29 @@ fn a_pec_wrapped_by_a_mailing_list_still_verifies_and_says_so() {
     );
     let v = verify(wrapped.as_bytes(), &p.trust());
     assert_eq!(v.status, SignatureStatus::Valid, "{v:?}");
+
+    // A list that keeps the PEC headers on its own wrapper: one classifier, one verdict, the
+    // identifier from the inner daticert.xml (issue 18, point 4).
+    let kept = format!(
+        "X-Trasporto: posta-certificata\r\nX-Riferimento-Message-ID: <client-11@client.alfa.example>\r\n{wrapped}"
+    );
+    let e = trasloco_pec::examine(kept.as_bytes(), &p.trust());
+    assert_eq!(e.classified.kind, Kind::TransportEnvelope);
+    assert!(e.classified.signed);
+    assert_eq!(
+        e.signature.status,
+        SignatureStatus::Valid,
+        "{:?}",
+        e.signature
+    );
+    assert_eq!(
+        e.classified
+            .daticert
+            .as_ref()
+            .and_then(|d| d.identificativo.as_deref()),
+        Some("opec11.20260203091405.1234.5.1.7@pec.esempio.example")
+    );
+    assert!(e.classified.findings.iter().any(|f| f.contains("wrapped")));
 }
 
 #[test]
@@ -332,4 +355,32 @@ proptest! {
             prop_assert!(v.status != SignatureStatus::Valid, "{v:?}");
         }
     }
+}
+
+/// Issue 18, point 10: a signed message whose closing boundary line is missing is described
+/// as that, with its two parts and its daticert.xml read as far as they go.
+#[test]
+fn a_missing_closing_boundary_is_named_not_mistaken_for_missing_parts() {
+    let p = pki();
+    let raw =
+        String::from_utf8(p.current.message(&Spec::new(Kind::TransportEnvelope, 12))).unwrap();
+    let cut = &raw[..raw.rfind("\r\n--").unwrap()];
+    assert!(!cut.ends_with("--"));
+    let c = classify(cut.as_bytes());
+    assert_eq!(c.kind, Kind::TransportEnvelope);
+    assert!(c.daticert.is_some(), "{:?}", c.findings);
+    assert!(
+        !c.findings.iter().any(|f| f.contains("no daticert")),
+        "{:?}",
+        c.findings
+    );
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.contains("without its closing boundary")),
+        "{:?}",
+        c.findings
+    );
+    let v = verify(cut.as_bytes(), &p.trust());
+    assert_eq!(v.status, SignatureStatus::Valid, "{v:?}");
 }

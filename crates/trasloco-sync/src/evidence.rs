@@ -83,20 +83,22 @@ impl PecEvidence {
         if !trasloco_pec::might_be_pec(body) {
             return None;
         }
-        let c = trasloco_pec::classify(body);
+        // The same examination as `pec report`: one classifier, one verdict.
+        let e = trasloco_pec::examine(body, &self.trust);
+        let c = e.classified;
         if !c.kind.is_pec() {
             return None;
         }
         Some(Before {
             kind: c.kind.name(),
             identificativo: c.daticert.and_then(|d| d.identificativo),
-            status: trasloco_pec::verify(body, &self.trust).status,
+            status: e.signature.status,
         })
     }
 
     /// The verdict on the target copy.
     pub(crate) fn after(&self, body: &[u8]) -> SignatureStatus {
-        trasloco_pec::verify(body, &self.trust).status
+        trasloco_pec::examine(body, &self.trust).signature.status
     }
 
     /// Append a line to the manifest (opened on first use). False when it could not be
