@@ -1247,6 +1247,16 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
             })?,
         );
     }
+    if lines.is_empty() {
+        return Err(ConfigError(format!(
+            "manifest {} holds no evidence line: nothing to check (is it the right file?)",
+            args.manifest.display()
+        )));
+    }
+    // Later lines for the same message (a repairing run after an expunge) supersede earlier
+    // ones: the file keeps the history, the latest is judged.
+    let all = lines.len();
+    let (lines, superseded) = trasloco_sync::latest_lines(&lines);
     let mut trust = trasloco_pec::TrustStore::system();
     for f in &args.trust {
         trust.add_pem_file(f).map_err(ConfigError)?;
@@ -1277,6 +1287,21 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
                 sides.push(side);
             }
         }
+    }
+    let recorded: std::collections::BTreeSet<&str> =
+        lines.iter().map(|l| l.target.as_str()).collect();
+    if !sides.iter().any(|s| recorded.contains(s.label().as_str())) {
+        let given: Vec<String> = sides.iter().map(Side::label).collect();
+        return Err(ConfigError(format!(
+            "manifest {} records copies on {}, but it is checked against {}: nothing to check; name the target the copies were made to",
+            args.manifest.display(),
+            recorded.into_iter().collect::<Vec<_>>().join(", "),
+            if given.is_empty() {
+                "no target".to_string()
+            } else {
+                given.join(", ")
+            }
+        )));
     }
     let mut checks = Vec::new();
     let mut failure = None;
@@ -1314,11 +1339,18 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
             );
         }
         println!(
-            "{} of {} manifest lines checked: {} as recorded, {} differ.",
+            "{} of {} manifest lines checked: {} as recorded, {} differ.{}",
             checks.len(),
             lines.len(),
             checks.len() - bad.len(),
-            bad.len()
+            bad.len(),
+            if superseded > 0 {
+                format!(
+                    " ({all} lines in the file: {superseded} superseded by later lines for the same message)"
+                )
+            } else {
+                String::new()
+            }
         );
     }
     Ok(if !bad.is_empty() {

@@ -267,7 +267,7 @@ async fn every_large_pec_message_gets_its_evidence_line() {
     let pki = Pki::new();
     let root = pair.dir.path().join("test-root.pem");
     std::fs::write(&root, &pki.root_pem).unwrap();
-    let trail: String = (0..3000)
+    let trail: String = (0..1500)
         .map(|i| {
             format!("Received: from relay{i}.pec.example by mx.pec.example; Tue, 1 Dec 2026 10:00:00 +0100\r\n")
         })
@@ -300,4 +300,137 @@ async fn every_large_pec_message_gets_its_evidence_line() {
         assert_eq!(l["before"], "valid", "{l}");
         assert_eq!(l["after"], "valid", "{l}");
     }
+}
+
+/// Issue 18, points 5–7: `pec verify-manifest` records and checks where each line was made
+/// (server, port, account, folder UIDVALIDITY) and refuses to check nothing; a later line for
+/// the same message supersedes the earlier one; a changed copy gets its signature's verdict now.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_manifest_judges_the_latest_line_where_it_was_made() {
+    let pair = Pair::start();
+    let pki = Pki::new();
+    let root = pair.dir.path().join("test-root.pem");
+    std::fs::write(&root, &pki.root_pem).unwrap();
+    let root = root.display().to_string();
+    let ca = pair.ca().display().to_string();
+    let mut c = pair.client("source", "alice").await;
+    let msgs = (1..=3)
+        .map(|n| msg(pki.current.message(&Spec::new(Kind::Acceptance, n))))
+        .collect();
+    seed(&mut c, "INBOX", msgs).await;
+    c.logout().await;
+    let out = pair.migrate("alice", &["--pec-trust", &root]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let manifest = pair.dir.path().join("trasloco-reports/pec-evidence.jsonl");
+    let m = manifest.display().to_string();
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        first["target_port"],
+        pair.port("TARGET_IMAP_PORT"),
+        "{first}"
+    );
+    assert!(
+        first["target_uid_validity"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    let check = |user: &str| {
+        pair.trasloco(
+            &[
+                "pec",
+                "verify-manifest",
+                &m,
+                "--against",
+                &pair.url("target", user),
+                "--trust",
+                &root,
+                "--ca-file",
+                &ca,
+            ],
+            "",
+            &format!("{user}-pw"),
+        )
+    };
+    let out = check("alice");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // Another account: nothing of the manifest is there, which is said, not "0 checked, OK".
+    let out = check("bob");
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("records copies on alice@127.0.0.1, but it is checked against bob@127.0.0.1"),
+        "{}",
+        text(&out)
+    );
+    // An empty manifest checks nothing.
+    let empty = pair.dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = pair.trasloco(
+        &[
+            "pec",
+            "verify-manifest",
+            &empty.display().to_string(),
+            "--against",
+            &pair.url("target", "alice"),
+            "--ca-file",
+            &ca,
+        ],
+        "",
+        "alice-pw",
+    );
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(
+        text(&out).contains("holds no evidence line"),
+        "{}",
+        text(&out)
+    );
+
+    // Expunged on the target, copied again by a repairing run: the new line supersedes.
+    pair.doveadm(
+        "target",
+        &["expunge", "-u", "alice", "mailbox", "INBOX", "uid", "1"],
+    );
+    let out = check("alice");
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let out = pair.migrate("alice", &["--pec-trust", &root]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = check("alice");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("3 of 3 manifest lines checked: 3 as recorded, 0 differ. (4 lines in the file: 1 superseded"),
+        "{}",
+        text(&out)
+    );
+
+    // One byte of a signed part changed on the target: bytes differ, and the verdict now.
+    let maildir = pair.dir.path().join("target/home/alice/Maildir");
+    let file = ["cur", "new"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(maildir.join(d)).unwrap())
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .contains("Offerta n. 2/2026")
+        })
+        .expect("the copy of sending 2");
+    // The last mention is inside the signed part (the first is the unsigned Subject:).
+    let text_of = std::fs::read_to_string(&file).unwrap();
+    let at = text_of.rfind("Offerta n. 2/2026").unwrap();
+    let changed = format!("{}Offerta n. 7/2026{}", &text_of[..at], &text_of[at + 17..]);
+    std::fs::write(&file, changed).unwrap();
+    let out = check("alice");
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("the signature is broken now (recorded valid)"),
+        "{}",
+        text(&out)
+    );
 }

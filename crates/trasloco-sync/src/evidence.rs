@@ -61,6 +61,13 @@ pub struct EvidenceLine {
     /// Signature verdict on the target copy (`same-bytes` when a large message was compared
     /// by SHA-256 only).
     pub after: String,
+    /// The target server's port (with `target`'s host and account: where it was checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// The target folder's UIDVALIDITY when it was checked: `target_uid` means something only
+    /// under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_uid_validity: Option<u32>,
 }
 
 impl PecEvidence {
@@ -144,7 +151,7 @@ impl PecEvidence {
 }
 
 /// Header bytes looked at, at most, to tell a streamed message's kind.
-const SNIFF_LIMIT: usize = 256 * 1024;
+const SNIFF_LIMIT: usize = 1024 * 1024;
 
 /// Tells whether a message that arrives in pieces is a PEC message, and keeps it whole if so.
 /// The decision is taken on the whole header (up to the blank line that ends it), never on a
@@ -206,6 +213,40 @@ impl Sniff {
 mod tests {
     use super::*;
 
+    fn line(source_uid: u32, target_uid: u32, at: &str) -> EvidenceLine {
+        EvidenceLine {
+            checked_at: at.into(),
+            source: "a@old".into(),
+            target: "a@new".into(),
+            folder: "INBOX".into(),
+            target_folder: "INBOX".into(),
+            source_uid,
+            target_uid,
+            kind: "acceptance".into(),
+            identificativo: None,
+            sha256: "ab".into(),
+            before: "valid".into(),
+            after: "valid".into(),
+            target_port: Some(993),
+            target_uid_validity: Some(7),
+        }
+    }
+
+    #[test]
+    fn a_later_line_for_the_same_message_supersedes_the_earlier() {
+        let lines = vec![
+            line(1, 1, "t1"),
+            line(2, 2, "t1"),
+            // UID 1 expunged on the target and copied again by a repairing run.
+            line(1, 3, "t2"),
+        ];
+        let (kept, superseded) = latest_lines(&lines);
+        assert_eq!(superseded, 1);
+        assert_eq!(kept, vec![line(2, 2, "t1"), line(1, 3, "t2")]);
+        let (kept, superseded) = latest_lines(&[]);
+        assert!(kept.is_empty() && superseded == 0);
+    }
+
     #[test]
     fn a_pec_header_split_anywhere_is_still_recognised() {
         let mut msg = Vec::new();
@@ -242,10 +283,41 @@ pub struct LineCheck {
     pub line: EvidenceLine,
     /// None when the copy is still exactly as recorded; else what differs.
     pub problem: Option<String>,
+    /// The signature verdict on the copy now, when it was found.
+    pub verdict_now: Option<String>,
 }
 
-/// Check manifest lines against the target copies now: the message is still at its UID, its
-/// SHA-256 is the recorded one, and its signature verdict is the recorded one.
+/// The lines that count: for each message (by its source account, folder and UID and its
+/// target account and folder), the latest line; earlier ones are history, kept in the file
+/// but not judged. Returns them in file order, and how many were superseded.
+pub fn latest_lines(lines: &[EvidenceLine]) -> (Vec<EvidenceLine>, usize) {
+    let key = |l: &EvidenceLine| {
+        (
+            l.source.clone(),
+            l.folder.clone(),
+            l.source_uid,
+            l.target.clone(),
+            l.target_folder.clone(),
+        )
+    };
+    let mut last: std::collections::HashMap<_, usize> = Default::default();
+    for (i, l) in lines.iter().enumerate() {
+        last.insert(key(l), i);
+    }
+    let kept: Vec<EvidenceLine> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| last.get(&key(l)) == Some(i))
+        .map(|(_, l)| l.clone())
+        .collect();
+    let superseded = lines.len() - kept.len();
+    (kept, superseded)
+}
+
+/// Check manifest lines against the target copies now: the line was recorded on this server
+/// (host, account, port), the folder's UIDVALIDITY is the recorded one, the message is still
+/// at its UID, its SHA-256 is the recorded one, and its signature verdict is the recorded one.
+/// Whatever differs is said, with the signature's verdict now.
 pub async fn check_manifest(
     target: &crate::Side,
     lines: &[EvidenceLine],
@@ -254,6 +326,7 @@ pub async fn check_manifest(
     use crate::mailbox::{OnSide, SideName, SyncError, connect};
     use sha2::Digest;
     let label = target.label();
+    let port = target.endpoint.port;
     let run = async {
         let mut tgt = connect(target, SideName::Target).await?;
         let mut by_folder: std::collections::BTreeMap<&str, Vec<&EvidenceLine>> =
@@ -268,12 +341,15 @@ pub async fn check_manifest(
         for (folder, ls) in by_folder {
             let mut bodies: std::collections::HashMap<u32, (String, SignatureStatus)> =
                 Default::default();
+            let mut uid_validity = None;
             match tgt.select(folder, true).await {
-                Ok(_) => {
+                Ok(sel) => {
+                    uid_validity = Some(sel.uid_validity);
                     let uids: Vec<u32> = ls.iter().map(|l| l.target_uid).collect();
                     tgt.fetch_bodies(&uids, &mut |uid, b| {
                         let sha = hex::encode(sha2::Sha256::digest(&b));
-                        bodies.insert(uid, (sha, trasloco_pec::verify(&b, trust).status));
+                        let status = trasloco_pec::examine(&b, trust).signature.status;
+                        bodies.insert(uid, (sha, status));
                     })
                     .await
                     .on(SideName::Target)?;
@@ -287,27 +363,45 @@ pub async fn check_manifest(
                 }
             }
             for l in ls {
-                let problem = match bodies.get(&l.target_uid) {
-                    None => Some(format!(
+                let found = bodies.get(&l.target_uid);
+                let verdict_now = found.map(|(_, s)| s.name().to_string());
+                let problem = match (l.target_port, l.target_uid_validity, found) {
+                    (Some(p), _, _) if p != port => Some(format!(
+                        "recorded on {} port {p}, checked against port {port}: another server",
+                        l.target
+                    )),
+                    (_, Some(recorded), _) if uid_validity.is_some_and(|u| u != recorded) => {
+                        Some(format!(
+                            "folder {:?} has UIDVALIDITY {} now, recorded {recorded}: its UIDs no longer name the recorded messages",
+                            l.target_folder,
+                            uid_validity.unwrap_or_default()
+                        ))
+                    }
+                    (_, _, None) => Some(format!(
                         "not found: folder {:?} has no UID {}",
                         l.target_folder, l.target_uid
                     )),
-                    Some((sha, _)) if *sha != l.sha256 => Some(format!(
-                        "bytes differ: SHA-256 {sha}, recorded {}",
-                        l.sha256
+                    (_, _, Some((sha, status))) if *sha != l.sha256 => Some(format!(
+                        "bytes differ (SHA-256 {sha}, recorded {}); the signature is {} now (recorded {})",
+                        l.sha256,
+                        status.name(),
+                        l.after
                     )),
-                    Some((_, status)) if l.after != "same-bytes" && status.name() != l.after => {
+                    (_, _, Some((_, status)))
+                        if l.after != "same-bytes" && status.name() != l.after =>
+                    {
                         Some(format!(
                             "signature is {} now, recorded {}",
                             status.name(),
                             l.after
                         ))
                     }
-                    Some(_) => None,
+                    _ => None,
                 };
                 out.push(LineCheck {
                     line: l.clone(),
                     problem,
+                    verdict_now,
                 });
             }
         }

@@ -234,7 +234,7 @@ pub(crate) async fn sync_folder(
     src: &mut SourceConn,
     tgts: &mut [Client],
     report: &mut FolderReport,
-    hand_off: &mut (dyn FnMut(Vec<Copied>) + Send),
+    hand_off: &mut (dyn FnMut(Vec<Copied>, u32) + Send),
 ) -> Result<(), SyncError> {
     let started = Instant::now();
     let m = ctx.mapping;
@@ -331,7 +331,7 @@ pub(crate) async fn sync_folder(
         };
         let copied = win.sync(src, tgts, w, meta, report).await?;
         if !copied.is_empty() {
-            hand_off(copied);
+            hand_off(copied, tsel.as_ref().map_or(0, |t| t.uid_validity));
         }
     }
     report.seconds += started.elapsed().as_secs_f64();
@@ -1248,6 +1248,10 @@ pub(crate) struct EvidenceCtx<'a> {
     pub source: &'a str,
     pub target: &'a str,
     pub source_folder: &'a str,
+    /// The target server's port and the target folder's UIDVALIDITY: where the line was
+    /// checked, so that a later check against another server or folder says so.
+    pub target_port: u16,
+    pub target_uid_validity: u32,
 }
 
 /// What reading a folder's copies back found.
@@ -1291,6 +1295,8 @@ pub(crate) async fn verify_folder(
         sha256: c.sha256.clone(),
         before: before.status.name().to_string(),
         after: after.to_string(),
+        target_port: evidence.as_ref().map(|e| e.target_port),
+        target_uid_validity: evidence.as_ref().map(|e| e.target_uid_validity),
     };
     // A PEC message's signature is checked again on the copy: the same verdict as on the
     // source, or the message fails, loudly. Either way the manifest gets its line, and a copy

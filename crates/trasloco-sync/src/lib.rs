@@ -26,7 +26,7 @@ pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use compare::{
     ARCHIVED, AlteredMessage, ArchivePart, FolderComparison, MissingMessage, compare_mailbox,
 };
-pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest};
+pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest, latest_lines};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
 pub use mailbox::{

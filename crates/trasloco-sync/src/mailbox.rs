@@ -549,7 +549,7 @@ async fn sync_once(
             }
         }
     }
-    let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>)>();
+    let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>, u32)>();
     // Without verification nothing is queued.
     let to_check = (readers > 0).then_some(to_check);
     // The verifier returns what it checked and the readers' connections, for the common LOGOUT
@@ -566,7 +566,7 @@ async fn sync_once(
                 let mut conn: Option<Client> = None;
                 loop {
                     let next = queue.lock().await.recv().await;
-                    let Some((i, folder, copied)) = next else {
+                    let Some((i, folder, copied, uid_validity)) = next else {
                         return Ok::<_, SyncError>((done, conn));
                     };
                     let c = match &mut conn {
@@ -578,6 +578,8 @@ async fn sync_once(
                         source: src_label,
                         target: tgt_label,
                         source_folder: &mappings[i].source,
+                        target_port: target.endpoint.port,
+                        target_uid_validity: uid_validity,
                     });
                     done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
                 }
@@ -652,9 +654,9 @@ async fn sync_once(
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its
                         // own; that error is reported, not this send.
-                        let mut hand_off = |copied: Vec<Copied>| {
+                        let mut hand_off = |copied: Vec<Copied>, uid_validity: u32| {
                             if let Some(tx) = &to_check {
-                                let _ = tx.send((i, m.target.clone(), copied));
+                                let _ = tx.send((i, m.target.clone(), copied, uid_validity));
                             }
                         };
                         sync_folder(&ctx, src, tgts, report, &mut hand_off).await
