@@ -6,6 +6,7 @@ use crate::accounts::Account;
 use crate::config::Campaign;
 use crate::exit;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -125,6 +126,9 @@ pub struct RunReport {
     /// Mailboxes not run: skipped or blocked, with reasons.
     #[serde(default)]
     pub left_out: Vec<LeftOut>,
+    /// PEC messages copied and checked, over all mailboxes: signature verdict → count.
+    #[serde(default)]
+    pub pec: BTreeMap<String, u64>,
 }
 
 /// One account of the campaign: where it comes from, where it goes, and why it cannot go when
@@ -660,7 +664,7 @@ pub async fn run(
     }
     let seconds = t0.elapsed().as_secs_f64();
     let code = exit_code(&[mailboxes.as_slice(), archives.as_slice()].concat());
-    let report = RunReport {
+    let mut report = RunReport {
         campaign: settings.name.clone(),
         command: settings.command.clone(),
         started_at: started_at.clone(),
@@ -696,7 +700,13 @@ pub async fn run(
         archives,
         left_out: settings.left_out.clone(),
         phase: settings.phase,
+        pec: BTreeMap::new(),
     };
+    for m in &report.mailboxes {
+        for (verdict, n) in &m.pec {
+            *report.pec.entry(verdict.clone()).or_default() += n;
+        }
+    }
     let path = write_report(&settings.reports_dir, &report)?;
     if let Some(id) = run_id {
         let _ = state

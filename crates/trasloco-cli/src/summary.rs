@@ -61,6 +61,9 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             String::new()
         }
     );
+    if !m.pec.is_empty() {
+        println!("      PEC: {}", pec_line(&m.pec));
+    }
     if let Some(c) = &m.source_cleanup {
         match &c.error {
             Some(e) => println!("      --leave-days {}: nothing deleted: {e}", c.leave_days),
@@ -99,6 +102,9 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
                 f.source, e.uid, e.size, e.reason
             );
         }
+        for b in f.pec_broken.iter().take(5) {
+            println!("      PEC signature broken (copied as it is, recorded as broken): {b}");
+        }
         for a in f.altered.iter().take(5) {
             println!("      {} {}", f.source, a.describe());
         }
@@ -122,6 +128,13 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             );
         }
     }
+}
+
+/// `12 messages: 8 valid, 1 broken` from verdict counts.
+fn pec_line(by_verdict: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = by_verdict.values().sum();
+    let parts: Vec<String> = by_verdict.iter().map(|(v, n)| format!("{n} {v}")).collect();
+    format!("{total} messages: {}", parts.join(", "))
 }
 
 /// Flag changes in a mailbox's folders (made, or in a dry run pending).
@@ -222,6 +235,12 @@ pub fn print(r: &RunReport, path: &Path) {
     );
     for (rule, n) in &t.skipped {
         println!("  skipped by rule {rule}: {n}");
+    }
+    if !r.pec.is_empty() {
+        println!(
+            "PEC messages copied and checked: {} (evidence in pec-evidence.jsonl)",
+            pec_line(&r.pec)
+        );
     }
     for (why, n) in &t.failed {
         println!("  failed, {why}: {n}");

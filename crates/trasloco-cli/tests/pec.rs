@@ -145,6 +145,21 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     // 2. Migrate: every PEC signature checked before upload and on the copy; the manifest.
     let out = pair.migrate("alice", &["--pec-trust", &root]);
     assert_eq!(code(&out), 0, "{}", text(&out));
+    // Issue 18, point 9: the run says what it did with PEC messages, by verdict, and names
+    // the broken one.
+    let t = text(&out);
+    assert!(
+        t.contains("PEC: 12 messages: 1 broken, 1 untrusted, 8 valid, 2 valid-at-signing-time"),
+        "{t}"
+    );
+    assert!(t.contains("PEC signature broken (copied as it is, recorded as broken): INBOX UID 10 (transport-envelope opec6."), "{t}");
+    assert!(
+        t.contains("PEC messages copied and checked: 12 messages"),
+        "{t}"
+    );
+    let r = report(&pair, &out);
+    assert_eq!(r["pec"]["broken"], 1, "{r}");
+    assert_eq!(r["mailboxes"][0]["pec"]["valid"], 8, "{r}");
     let manifest = pair.dir.path().join("trasloco-reports/pec-evidence.jsonl");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
         .unwrap()

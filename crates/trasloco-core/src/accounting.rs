@@ -141,6 +141,12 @@ pub struct FolderReport {
     /// The copies counted under `buckets.altered` (at most 100 listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub altered: Vec<AlteredCopy>,
+    /// PEC messages copied and checked in this run: signature verdict (on the source) → count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pec: BTreeMap<String, u64>,
+    /// The PEC messages among them whose signature is not intact (`broken`), named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pec_broken: Vec<String>,
 }
 
 /// How a mailbox ended.
@@ -201,6 +207,9 @@ pub struct MailboxReport {
     pub reconnects: u32,
     /// Per folder.
     pub folders: Vec<FolderReport>,
+    /// PEC messages copied and checked in this run, over all folders: verdict → count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pec: BTreeMap<String, u64>,
     /// POP3 sources with `--leave-days`: what was (or would be) deleted from the old server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_cleanup: Option<SourceCleanup>,
@@ -260,6 +269,7 @@ impl MailboxReport {
             seconds: 0.0,
             reconnects: 0,
             folders: Vec::new(),
+            pec: BTreeMap::new(),
             source_cleanup: None,
         }
     }
@@ -285,10 +295,14 @@ impl MailboxReport {
         let mut b = Buckets::default();
         let mut messages = 0;
         let mut bytes = 0;
+        self.pec.clear();
         for f in &self.folders {
             b.add(&f.buckets);
             messages += f.source_messages;
             bytes += f.bytes_copied;
+            for (verdict, n) in &f.pec {
+                *self.pec.entry(verdict.clone()).or_default() += n;
+            }
         }
         self.buckets = b;
         self.source_messages = messages;

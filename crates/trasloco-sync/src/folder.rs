@@ -1261,6 +1261,8 @@ pub(crate) struct Checked {
     mismatched: Vec<Mismatch>,
     /// PEC copies without an evidence line: (source UID, size, why).
     unproven: Vec<(u32, u64, &'static str)>,
+    /// PEC copies checked: (source UID, type, identifier, verdict on the source).
+    pec: Vec<(u32, &'static str, Option<String>, &'static str)>,
 }
 
 /// A copy read back with other bytes than the source's.
@@ -1302,10 +1304,18 @@ pub(crate) async fn verify_folder(
     // source, or the message fails, loudly. Either way the manifest gets its line, and a copy
     // whose line could not be written is not counted as verified.
     let unproven: std::sync::Mutex<Vec<(u32, u64, &'static str)>> = Default::default();
+    let pec_seen: std::sync::Mutex<Vec<(u32, &'static str, Option<String>, &'static str)>> =
+        Default::default();
     let pec_ok = |c: &Copied, body: &[u8]| {
         let (Some(before), Some(ev)) = (&c.pec, &evidence) else {
             return true;
         };
+        pec_seen.lock().unwrap_or_else(|e| e.into_inner()).push((
+            c.source_uid,
+            before.kind,
+            before.identificativo.clone(),
+            before.status.name(),
+        ));
         let after = ev.pec.after(body);
         if !ev.pec.write(&line(c, before, after.name())) {
             let mut u = unproven.lock().unwrap_or_else(|e| e.into_inner());
@@ -1397,6 +1407,7 @@ pub(crate) async fn verify_folder(
         seen,
         mismatched,
         unproven,
+        pec: pec_seen.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
 }
 
@@ -1414,6 +1425,16 @@ pub(crate) fn record_check(
     checked: Checked,
     server: &str,
 ) -> Vec<AlteredCopy> {
+    for (uid, kind, id, verdict) in checked.pec {
+        *report.pec.entry(verdict.to_string()).or_default() += 1;
+        if verdict == "broken" && report.pec_broken.len() < MAX_LISTED_ERRORS {
+            report.pec_broken.push(format!(
+                "{} UID {uid} ({kind} {})",
+                report.source,
+                id.as_deref().unwrap_or("without identifier")
+            ));
+        }
+    }
     // An altered copy is counted as such, whatever its evidence.
     let unproven: Vec<_> = checked
         .unproven
