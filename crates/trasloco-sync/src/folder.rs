@@ -1261,8 +1261,16 @@ pub(crate) struct Checked {
     mismatched: Vec<Mismatch>,
     /// PEC copies without an evidence line: (source UID, size, why).
     unproven: Vec<(u32, u64, &'static str)>,
-    /// PEC copies checked: (source UID, type, identifier, verdict on the source).
-    pec: Vec<(u32, &'static str, Option<String>, &'static str)>,
+    /// PEC copies checked.
+    pec: Vec<PecSeen>,
+}
+
+/// A PEC copy checked: its source UID, type, identifier and verdict on the source.
+struct PecSeen {
+    uid: u32,
+    kind: &'static str,
+    id: Option<String>,
+    verdict: &'static str,
 }
 
 /// A copy read back with other bytes than the source's.
@@ -1304,18 +1312,20 @@ pub(crate) async fn verify_folder(
     // source, or the message fails, loudly. Either way the manifest gets its line, and a copy
     // whose line could not be written is not counted as verified.
     let unproven: std::sync::Mutex<Vec<(u32, u64, &'static str)>> = Default::default();
-    let pec_seen: std::sync::Mutex<Vec<(u32, &'static str, Option<String>, &'static str)>> =
-        Default::default();
+    let pec_seen: std::sync::Mutex<Vec<PecSeen>> = Default::default();
     let pec_ok = |c: &Copied, body: &[u8]| {
         let (Some(before), Some(ev)) = (&c.pec, &evidence) else {
             return true;
         };
-        pec_seen.lock().unwrap_or_else(|e| e.into_inner()).push((
-            c.source_uid,
-            before.kind,
-            before.identificativo.clone(),
-            before.status.name(),
-        ));
+        pec_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PecSeen {
+                uid: c.source_uid,
+                kind: before.kind,
+                id: before.identificativo.clone(),
+                verdict: before.status.name(),
+            });
         let after = ev.pec.after(body);
         if !ev.pec.write(&line(c, before, after.name())) {
             let mut u = unproven.lock().unwrap_or_else(|e| e.into_inner());
@@ -1425,13 +1435,15 @@ pub(crate) fn record_check(
     checked: Checked,
     server: &str,
 ) -> Vec<AlteredCopy> {
-    for (uid, kind, id, verdict) in checked.pec {
-        *report.pec.entry(verdict.to_string()).or_default() += 1;
-        if verdict == "broken" && report.pec_broken.len() < MAX_LISTED_ERRORS {
+    for p in checked.pec {
+        *report.pec.entry(p.verdict.to_string()).or_default() += 1;
+        if p.verdict == "broken" && report.pec_broken.len() < MAX_LISTED_ERRORS {
             report.pec_broken.push(format!(
-                "{} UID {uid} ({kind} {})",
+                "{} UID {} ({} {})",
                 report.source,
-                id.as_deref().unwrap_or("without identifier")
+                p.uid,
+                p.kind,
+                p.id.as_deref().unwrap_or("without identifier")
             ));
         }
     }
