@@ -23,7 +23,7 @@ mod read;
 mod verify;
 mod write;
 
-pub use read::{Archive, Folder, Item};
+pub use read::{Archive, Folder, Item, Skipped};
 pub use verify::{VerifyReport, verify, verify_entries};
 pub use write::Writer;
 

@@ -42,6 +42,18 @@ pub struct Item {
     loc: Loc,
 }
 
+impl Item {
+    /// Where the message is, for people: its file, and the byte offset in an mbox file.
+    pub fn place(&self) -> String {
+        match &self.loc {
+            Loc::File { path } => path.display().to_string(),
+            Loc::Span { path, offset, .. } => {
+                format!("{} byte offset {offset}", path.display())
+            }
+        }
+    }
+}
+
 /// A folder of an archive.
 #[derive(Debug, Clone)]
 pub struct Folder {
@@ -64,6 +76,21 @@ pub struct Archive {
     pub has_manifest: bool,
     /// Its folders.
     pub folders: Vec<Folder>,
+    /// Files found in it that are not mail, or that could not be read as mail, with why:
+    /// left out, and said, instead of stopping the whole archive.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file of an archive tree left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why, in words, naming the file.
+    pub why: String,
+    /// It looked like mail (named `.mbox`, or starting like one) and could not be read as
+    /// such; otherwise it is simply not mail (a picture, an index).
+    pub unreadable: bool,
 }
 
 impl Archive {
@@ -75,7 +102,8 @@ impl Archive {
         if meta.is_file() {
             let is_eml = path
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+                .is_some_and(|e| e.eq_ignore_ascii_case("eml"))
+                || (!starts_like_mbox(path) && looks_like_a_message(path));
             let (format, items) = if is_eml {
                 (Format::Eml, vec![eml_item(path, path)?])
             } else {
@@ -90,6 +118,7 @@ impl Archive {
                     subscribed: true,
                     items,
                 }],
+                skipped: Vec::new(),
             });
         }
         if let Some(m) = manifest::load(path)? {
@@ -113,32 +142,59 @@ impl Archive {
                     }),
                 }
             }
+            for (_, path) in found.mbox {
+                found.skipped.push(Skipped {
+                    why: format!(
+                        "{}: an mbox file in a tree of .eml files: import it on its own",
+                        path.display()
+                    ),
+                    path,
+                    unreadable: false,
+                });
+            }
             return Ok(Archive {
                 root: path.to_path_buf(),
                 format: Format::Eml,
                 has_manifest: false,
                 folders,
+                skipped: found.skipped,
             });
         }
         if !found.mbox.is_empty() {
             let mut folders = Vec::new();
             for (name, file) in found.mbox {
-                folders.push(Folder {
-                    name,
-                    subscribed: true,
-                    items: scan_mbox(&file)?,
+                // One file that is not what its name or first line promised must not keep
+                // the others out: it is left out and said.
+                match scan_mbox(&file) {
+                    Ok(items) => folders.push(Folder {
+                        name,
+                        subscribed: true,
+                        items,
+                    }),
+                    Err(e) => found.skipped.push(Skipped {
+                        path: file,
+                        why: e.message,
+                        unreadable: true,
+                    }),
+                }
+            }
+            if !folders.is_empty() {
+                return Ok(Archive {
+                    root: path.to_path_buf(),
+                    format: Format::Mbox,
+                    has_manifest: false,
+                    folders,
+                    skipped: found.skipped,
                 });
             }
-            return Ok(Archive {
-                root: path.to_path_buf(),
-                format: Format::Mbox,
-                has_manifest: false,
-                folders,
-            });
         }
         Err(Error::new(format!(
-            "{}: not an archive (no trasloco manifest, no Maildir cur/new, no mbox file, no .eml file)",
-            path.display()
+            "{}: not an archive (no trasloco manifest, no Maildir cur/new, no mbox file, no .eml file{})",
+            path.display(),
+            match found.skipped.first() {
+                Some(f) => format!("; {}", f.why),
+                None => String::new(),
+            }
         )))
     }
 
@@ -253,6 +309,7 @@ fn from_manifest(root: &Path, m: Manifest) -> Archive {
         format: m.header.format,
         has_manifest: true,
         folders,
+        skipped: Vec::new(),
     }
 }
 
@@ -368,7 +425,7 @@ fn scan_mbox(path: &Path) -> Result<Vec<Item>, Error> {
             c.end = pos + n;
         } else {
             return Err(Error::new(format!(
-                "{} byte offset {pos}: not an mbox file (expected a line starting with \"From \" and a date); is this an archive?",
+                "{} byte offset {pos}: not an mbox file (expected a line starting with \"From \" and a date); a single message is read as one when its first line is a header field or its name ends in .eml",
                 path.display()
             )));
         }
@@ -501,6 +558,7 @@ fn scan_maildir(root: &Path) -> Result<Archive, Error> {
         format: Format::Maildir,
         has_manifest: false,
         folders,
+        skipped: Vec::new(),
     })
 }
 
@@ -551,6 +609,8 @@ fn folder_name(root: &Path, path: &Path, format: Format, suffix: &str) -> String
 struct Found {
     eml: Vec<(String, PathBuf)>,
     mbox: Vec<(String, PathBuf)>,
+    /// Files that are not mail.
+    skipped: Vec<Skipped>,
 }
 
 /// Look for `.eml` files and mbox files under `dir`.
@@ -593,7 +653,9 @@ fn walk(root: &Path, dir: &Path, found: &mut Found, depth: usize) -> Result<(), 
             continue;
         }
         let mbox_named = lower.ends_with(".mbox") || lower.ends_with(".mbx");
-        if mbox_named || starts_like_mbox(&p) {
+        // An empty file is an empty folder (Thunderbird keeps one for every folder).
+        let empty = std::fs::metadata(&p).is_ok_and(|m| m.len() == 0);
+        if mbox_named || empty || starts_like_mbox(&p) {
             // Thunderbird keeps the children of `Name` in `Name.sbd/`.
             let mut folder = folder_name(root, &p, Format::Mbox, ".sbd");
             for ext in [".mbox", ".mbx"] {
@@ -602,9 +664,34 @@ fn walk(root: &Path, dir: &Path, found: &mut Found, depth: usize) -> Result<(), 
                 }
             }
             found.mbox.push((folder, p));
+        } else {
+            found.skipped.push(Skipped {
+                why: format!(
+                    "{}: not mail: no \"From \" line at its start (mbox) and not named .eml",
+                    p.display()
+                ),
+                path: p,
+                unreadable: false,
+            });
         }
     }
     Ok(())
+}
+
+/// Whether a file starts as a single message does: a header field (`Name: value`) on its
+/// first line. Such a file without the `.eml` name is still read as one message.
+fn looks_like_a_message(p: &Path) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(n) = File::open(p).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+    match first.iter().position(|&b| b == b':') {
+        Some(colon) if colon > 0 => first[..colon]
+            .iter()
+            .all(|&b| b.is_ascii_graphic() && b != b':'),
+        _ => false,
+    }
 }
 
 fn starts_like_mbox(p: &Path) -> bool {
@@ -677,6 +764,7 @@ mod tests {
             format: Format::Mbox,
             has_manifest: false,
             folders: vec![],
+            skipped: Vec::new(),
         };
         let one = a.read(&items[0]).unwrap();
         assert_eq!(

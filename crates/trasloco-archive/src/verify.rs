@@ -99,6 +99,7 @@ pub fn verify_entries(root: &Path, entries: &[Entry]) -> Vec<String> {
         format: Format::Eml, // reading goes by each item's location, not the format
         has_manifest: true,
         folders: Vec::new(),
+        skipped: Vec::new(),
     };
     entries
         .iter()

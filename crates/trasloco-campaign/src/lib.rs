@@ -32,9 +32,9 @@ pub mod verify;
 /// Write a report's files into `dir`: JSON, CSV and HTML renderings of one value. Each file is
 /// written beside and renamed, so a killed command never leaves half a file for the next one;
 /// the last file is written last (for the plan, the JSON `run` reads).
-pub(crate) fn write_files(
+pub(crate) fn write_files<'a>(
     dir: &std::path::Path,
-    files: [(&str, Result<String, String>); 3],
+    files: impl IntoIterator<Item = (&'a str, Result<String, String>)>,
 ) -> Result<(), ConfigError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         ConfigError(format!(

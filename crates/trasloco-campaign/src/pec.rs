@@ -29,6 +29,46 @@ pub struct Note {
     pub problems: Vec<String>,
 }
 
+/// One PEC message in the inventory: where it is, what it is, who signed it and when, and
+/// what its `daticert.xml` certifies.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InventoryRow {
+    /// The mailbox or archive.
+    pub source: String,
+    /// Its file (archives), or folder/UID.
+    pub location: String,
+    /// Folder.
+    pub folder: String,
+    /// UID (position in an archive).
+    pub uid: u32,
+    /// PEC type.
+    pub kind: String,
+    /// Signature verdict.
+    pub verdict: String,
+    /// The signer certificate's subject.
+    pub signer: Option<String>,
+    /// The signed signing time.
+    pub signing_time: Option<String>,
+    /// Signed with SHA-1.
+    pub sha1: bool,
+    /// daticert.xml: the original sender.
+    pub sender: Option<String>,
+    /// daticert.xml: the recipients, `address (certificato|esterno)`.
+    pub recipients: Vec<String>,
+    /// daticert.xml: the original subject.
+    pub subject: Option<String>,
+    /// daticert.xml: the issuing provider.
+    pub provider: Option<String>,
+    /// daticert.xml: date and time, with zone.
+    pub date: Option<String>,
+    /// daticert.xml: the transaction's identifier.
+    pub identifier: Option<String>,
+    /// daticert.xml: the client's Message-ID.
+    pub message_id: Option<String>,
+    /// SHA-256 of the bytes as stored.
+    pub sha256: String,
+}
+
 /// One mailbox examined.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MailboxPec {
@@ -50,6 +90,8 @@ pub struct MailboxPec {
     pub gaps: Vec<Gap>,
     /// Messages that are not plainly valid, or have findings (first 1000).
     pub notes: Vec<Note>,
+    /// Every PEC message, one row each (also written as pec-inventory.csv).
+    pub inventory: Vec<InventoryRow>,
     /// Why the mailbox could not be read, if so.
     pub error: Option<String>,
 }
@@ -100,7 +142,11 @@ pub async fn examine_source(
         m.messages += 1;
         let e = examine(s.bytes, trust);
         let c = &e.classified;
-        let location = format!("{}/{}", s.folder, s.uid);
+        // An archive's message is named by its file, a server's by folder and UID.
+        let location = match s.place {
+            Some(p) => p.to_string(),
+            None => format!("{}/{}", s.folder, s.uid),
+        };
         *m.by_kind.entry(c.kind.name().into()).or_default() += 1;
         if c.kind.is_pec() {
             m.pec_messages += 1;
@@ -118,6 +164,31 @@ pub async fn examine_source(
             if !plain {
                 problems.extend(e.signature.problems.iter().cloned());
             }
+            let d = c.daticert.as_ref();
+            m.inventory.push(InventoryRow {
+                source: m.source.clone(),
+                location: location.clone(),
+                folder: s.folder.to_string(),
+                uid: s.uid,
+                kind: c.kind.name().into(),
+                verdict: e.signature.status.name().into(),
+                signer: e.signature.signer.clone(),
+                signing_time: e.signature.signing_time.clone(),
+                sha1: e.signature.sha1,
+                sender: d.and_then(|d| d.mittente.clone()),
+                recipients: d.map_or_else(Vec::new, |d| {
+                    d.destinatari
+                        .iter()
+                        .map(|r| format!("{} ({})", r.address, r.kind))
+                        .collect()
+                }),
+                subject: d.and_then(|d| d.oggetto.clone()),
+                provider: d.and_then(|d| d.gestore.clone()),
+                date: d.and_then(|d| d.data).map(|t| t.to_rfc3339()),
+                identifier: d.and_then(|d| d.identificativo.clone()),
+                message_id: d.and_then(|d| d.msgid.clone()),
+                sha256: e.sha256.clone(),
+            });
             if (!plain || !problems.is_empty()) && m.notes.len() < MAX_NOTES {
                 m.notes.push(Note {
                     location: location.clone(),
@@ -261,6 +332,55 @@ fn csv_text(r: &PecReport) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&w.into_inner().map_err(|e| e.into_error())?).into_owned())
 }
 
+/// One row per PEC message of every mailbox: the inventory an auditor sorts and filters.
+fn inventory_csv(r: &PecReport) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "source",
+        "location",
+        "folder",
+        "uid",
+        "type",
+        "verdict",
+        "signer",
+        "signing_time",
+        "sha1",
+        "sender",
+        "recipients",
+        "subject",
+        "provider",
+        "date",
+        "identifier",
+        "message_id",
+        "sha256",
+    ])?;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    for m in &r.mailboxes {
+        for i in &m.inventory {
+            w.write_record([
+                i.source.clone(),
+                i.location.clone(),
+                i.folder.clone(),
+                i.uid.to_string(),
+                i.kind.clone(),
+                i.verdict.clone(),
+                opt(&i.signer),
+                opt(&i.signing_time),
+                i.sha1.to_string(),
+                opt(&i.sender),
+                i.recipients.join("; "),
+                opt(&i.subject),
+                opt(&i.provider),
+                opt(&i.date),
+                opt(&i.identifier),
+                opt(&i.message_id),
+                i.sha256.clone(),
+            ])?;
+        }
+    }
+    Ok(String::from_utf8_lossy(&w.into_inner().map_err(|e| e.into_error())?).into_owned())
+}
+
 fn html_text(r: &PecReport) -> String {
     let mut body = format!(
         "<h1>Posta certificata: rapporto / PEC evidence report</h1><p class=\"sub\">{}</p>",
@@ -326,7 +446,8 @@ fn html_text(r: &PecReport) -> String {
     html::page("trasloco PEC report", &body)
 }
 
-/// Write pec-report.json, pec-report.csv and pec-report.html into `dir`; returns the HTML path.
+/// Write pec-report.json (with the inventory), pec-report.csv, pec-report.html and
+/// pec-inventory.csv into `dir`; returns the HTML path.
 pub fn write(dir: &Path, r: &PecReport) -> Result<PathBuf, ConfigError> {
     crate::write_files(
         dir,
@@ -337,6 +458,10 @@ pub fn write(dir: &Path, r: &PecReport) -> Result<PathBuf, ConfigError> {
             ),
             ("pec-report.csv", csv_text(r).map_err(|e| e.to_string())),
             ("pec-report.html", Ok(html_text(r))),
+            (
+                "pec-inventory.csv",
+                inventory_csv(r).map_err(|e| e.to_string()),
+            ),
         ],
     )?;
     Ok(dir.join("pec-report.html"))

@@ -376,6 +376,10 @@ struct MigrateArgs {
     /// Do not check PEC signatures or write the PEC evidence manifest.
     #[arg(long)]
     no_pec: bool,
+    /// Archive sources: stop at the first file that is not mail (by default such files are
+    /// left out and listed in the report).
+    #[arg(long)]
+    strict: bool,
     /// Put the source's INBOX (a POP3 mailbox, a single mbox or EML file) into this target folder.
     #[arg(long)]
     into: Option<String>,
@@ -813,7 +817,16 @@ fn source(args: &MigrateArgs) -> Result<Source, ConfigError> {
             Proto::Pop3 => Source::Pop3(side),
         });
     }
-    archive_source("--from", &args.from)
+    let source = archive_source("--from", &args.from)?;
+    if let (true, Source::Archive(a)) = (args.strict, &source)
+        && let Some(bad) = a.skipped.iter().find(|s| s.unreadable)
+    {
+        return Err(ConfigError(format!(
+            "--from: {} (--strict stops at the first file that cannot be read as mail; without it the file is left out and listed)",
+            bad.why
+        )));
+    }
+    Ok(source)
 }
 
 /// An archive as a source: `maildir:`/`mbox:`/`eml:`/`archive:` prefixes are optional.

@@ -64,6 +64,9 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
     if !m.pec.is_empty() {
         println!("      PEC: {}", pec_line(&m.pec));
     }
+    for f in &m.skipped_files {
+        println!("      file left out: {f}");
+    }
     if let Some(c) = &m.source_cleanup {
         match &c.error {
             Some(e) => println!("      --leave-days {}: nothing deleted: {e}", c.leave_days),
@@ -97,10 +100,13 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             println!("      folder {}: {e}", f.source);
         }
         for e in f.errors.iter().take(5) {
-            println!(
-                "      {} UID {} ({} bytes): {}",
-                f.source, e.uid, e.size, e.reason
-            );
+            match &e.place {
+                Some(p) => println!("      {p} ({} bytes): {}", e.size, e.reason),
+                None => println!(
+                    "      {} UID {} ({} bytes): {}",
+                    f.source, e.uid, e.size, e.reason
+                ),
+            }
         }
         for b in f.pec_broken.iter().take(5) {
             println!("      PEC signature broken (copied as it is, recorded as broken): {b}");

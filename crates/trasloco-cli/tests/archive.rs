@@ -386,3 +386,44 @@ async fn a_maildir_export_is_read_back_by_dovecot_with_the_same_flags() {
         );
     }
 }
+
+/// Issue 18, point 27: a file the reader does not understand is left out and named, not a
+/// reason to import nothing (`--strict` stops as before); a single message file without the
+/// `.eml` name is read as one message.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_that_are_not_mail_are_left_out_and_named() {
+    let pair = Pair::start();
+    let root = pair.dir.path().join("profile");
+    write(
+        &root.join("Inbox"),
+        b"From - Mon Jan 15 10:00:00 2024\nSubject: uno\n\nprimo\n",
+    );
+    write(&root.join("Trash"), b"");
+    write(&root.join("Notes.mbox"), b"these are my notes, not mail\n");
+    write(&root.join("photo.jpg"), b"\xff\xd8\xff\xe0 JFIF");
+    let out = import(&pair, &root, "frank", &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let r = report(&pair, &out);
+    assert_eq!(r["mailboxes"][0]["buckets"]["copied"], 1, "{r}");
+    let skipped = r["mailboxes"][0]["skipped_files"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        t.contains("file left out: ") && t.contains("Notes.mbox byte offset 0: not an mbox file"),
+        "{t}"
+    );
+    assert!(t.contains("photo.jpg: not mail"), "{t}");
+    // --strict: today's behaviour, one line naming the file.
+    let out = import(&pair, &root, "frank", &["--strict"]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(text(&out).contains("Notes.mbox"), "{}", text(&out));
+
+    // One message saved without a name ending in .eml.
+    let single = write(
+        &pair.dir.path().join("lettera"),
+        b"From: Anna <anna@example.org>\r\nSubject: una lettera\r\nDate: Tue, 2 Jan 2024 09:00:00 +0100\r\n\r\nciao\r\n",
+    );
+    let out = import(&pair, &single, "tiny", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(report(&pair, &out)["mailboxes"][0]["buckets"]["copied"], 1);
+}

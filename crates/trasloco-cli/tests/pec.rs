@@ -135,6 +135,40 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
         "{}",
         m["gaps"]
     );
+    // Issue 18, point 8: one inventory row per PEC message, with what daticert.xml says.
+    let inv = m["inventory"].as_array().unwrap();
+    assert_eq!(inv.len(), 12);
+    let acc = inv
+        .iter()
+        .find(|r| r["kind"] == "acceptance" && r["verdict"] == "valid")
+        .unwrap();
+    assert_eq!(acc["sender"], "ufficio@pec.alfa.example", "{acc}");
+    assert!(
+        acc["identifier"].as_str().unwrap().starts_with("opec1."),
+        "{acc}"
+    );
+    assert!(
+        acc["recipients"][0]
+            .as_str()
+            .unwrap()
+            .contains("(certificato)"),
+        "{acc}"
+    );
+    assert!(
+        acc["provider"].is_string() && acc["date"].is_string(),
+        "{acc}"
+    );
+    assert!(
+        acc["signer"].is_string() && acc["signing_time"].is_string(),
+        "{acc}"
+    );
+    assert_eq!(acc["message_id"], "<client-1@client.alfa.example>", "{acc}");
+    let csv = std::fs::read_to_string(pair.dir.path().join("trasloco-reports/pec-inventory.csv"))
+        .unwrap();
+    assert!(
+        csv.starts_with("source,location,folder,uid,type,verdict,signer,signing_time,sha1,sender")
+    );
+    assert_eq!(csv.lines().count(), 13, "a header and 12 rows");
     for f in ["pec-report.html", "pec-report.csv", "pec-report.json"] {
         assert!(
             pair.dir.path().join("trasloco-reports").join(f).exists(),
@@ -270,6 +304,15 @@ async fn pec_mailboxes_report_migrate_and_keep_their_evidence() {
     let (_, b) = report_json(&pair, &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(b["mailboxes"][0]["by_signature"], *sig);
     assert_eq!(b["mailboxes"][0]["messages"], 17);
+    // An archive's messages are named by their files.
+    let backup = pair.dir.path().join("backup").display().to_string();
+    for n in b["mailboxes"][0]["notes"].as_array().unwrap() {
+        let at = n["location"].as_str().unwrap();
+        assert!(at.starts_with(&backup), "{at}");
+    }
+    for r in b["mailboxes"][0]["inventory"].as_array().unwrap() {
+        assert!(r["location"].as_str().unwrap().starts_with(&backup), "{r}");
+    }
 }
 
 /// Issue 18, point 3: every streamed PEC message (over 1 MiB) gets its evidence line, in two

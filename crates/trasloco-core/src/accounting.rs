@@ -73,6 +73,10 @@ pub struct MessageError {
     pub size: u64,
     /// What happened, with the server's words where there were any.
     pub reason: String,
+    /// Where the message is when the source is an archive: its file (and byte offset in an
+    /// mbox), which names it better than a position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
 }
 
 /// A copy on the target whose bytes differ from the source message's: the target server
@@ -210,6 +214,10 @@ pub struct MailboxReport {
     /// PEC messages copied and checked in this run, over all folders: verdict → count.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pec: BTreeMap<String, u64>,
+    /// Archive sources: files left out because they are not mail (or could not be read as
+    /// mail), each with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<String>,
     /// POP3 sources with `--leave-days`: what was (or would be) deleted from the old server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_cleanup: Option<SourceCleanup>,
@@ -270,6 +278,7 @@ impl MailboxReport {
             reconnects: 0,
             folders: Vec::new(),
             pec: BTreeMap::new(),
+            skipped_files: Vec::new(),
             source_cleanup: None,
         }
     }

@@ -61,6 +61,10 @@ pub struct EvidenceLine {
     /// Signature verdict on the target copy (`same-bytes` when a large message was compared
     /// by SHA-256 only).
     pub after: String,
+    /// The source file (and byte offset in an mbox) when the source is an archive, where
+    /// `source_uid` is only a position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<String>,
     /// The target server's port (with `target`'s host and account: where it was checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_port: Option<u16>,
@@ -227,6 +231,7 @@ mod tests {
             sha256: "ab".into(),
             before: "valid".into(),
             after: "valid".into(),
+            source_file: None,
             target_port: Some(993),
             target_uid_validity: Some(7),
         }

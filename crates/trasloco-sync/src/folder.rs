@@ -66,7 +66,12 @@ fn refusal_key(describe: &str) -> String {
 pub(crate) fn fail(report: &mut FolderReport, uid: u32, size: u64, key: String, reason: String) {
     report.buckets.fail(key);
     if report.errors.len() < MAX_LISTED_ERRORS {
-        report.errors.push(MessageError { uid, size, reason });
+        report.errors.push(MessageError {
+            uid,
+            size,
+            reason,
+            place: None,
+        });
     }
 }
 
@@ -617,7 +622,20 @@ impl Window<'_> {
             return Ok(Vec::new());
         }
         let fid = self.folder_id.expect("folder recorded outside dry runs");
-        copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await
+        let mut copied =
+            copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await?;
+        // An archive's messages are named by their files, in failures and in PEC evidence.
+        if src.client().is_none() {
+            for e in report.errors.iter_mut().filter(|e| e.place.is_none()) {
+                if listed.contains_key(&e.uid) {
+                    e.place = src.place(e.uid);
+                }
+            }
+            for c in &mut copied {
+                c.place = src.place(c.source_uid);
+            }
+        }
+        Ok(copied)
     }
 }
 
@@ -1220,6 +1238,7 @@ async fn settle(
                         size,
                         sha256: digest,
                         pec,
+                        place: None,
                     });
                 }
             }
@@ -1240,6 +1259,8 @@ pub(crate) struct Copied {
     size: u64,
     sha256: String,
     pec: Option<Before>,
+    /// The source file, when the source is an archive.
+    place: Option<String>,
 }
 
 /// Where the copies being verified came from, for the PEC evidence manifest.
@@ -1305,6 +1326,7 @@ pub(crate) async fn verify_folder(
         sha256: c.sha256.clone(),
         before: before.status.name().to_string(),
         after: after.to_string(),
+        source_file: c.place.clone(),
         target_port: evidence.as_ref().map(|e| e.target_port),
         target_uid_validity: evidence.as_ref().map(|e| e.target_uid_validity),
     };

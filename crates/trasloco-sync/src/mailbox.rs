@@ -367,6 +367,9 @@ pub async fn sync_mailbox(
                 let mut report = MailboxReport::new(src_label.clone(), tgt_label.clone());
                 report.folders = partial;
                 report.reconnects = reconnects;
+                if let Source::Archive(a) = source {
+                    report.skipped_files = a.skipped.iter().map(|s| s.why.clone()).collect();
+                }
                 if let (Source::Pop3(side), Some(days)) = (source, opts.leave_days) {
                     let names = (src_label.as_str(), tgt_label.as_str());
                     match crate::pop3_cleanup::leave_days(

@@ -19,6 +19,8 @@ pub struct Scanned<'a> {
     pub uid: u32,
     /// The bytes, exactly as stored.
     pub bytes: &'a [u8],
+    /// Its file (and byte offset in an mbox), when the source is an archive.
+    pub place: Option<&'a str>,
 }
 
 /// Read every message of every selectable folder the options select (folder rules apply).
@@ -50,6 +52,10 @@ pub async fn scan(
             ) {
                 let bytes: u64 = batch.iter().map(|u| sizes[u]).sum();
                 let held = opts.memory.reserve(bytes).await;
+                let places: HashMap<u32, String> = batch
+                    .iter()
+                    .filter_map(|u| src.place(*u).map(|p| (*u, p)))
+                    .collect();
                 src.bodies(&batch, &mut |uid, r| {
                     if let Ok(b) = r {
                         n += 1;
@@ -58,6 +64,7 @@ pub async fn scan(
                             role,
                             uid,
                             bytes: &b,
+                            place: places.get(&uid).map(String::as_str),
                         });
                     }
                 })

@@ -163,6 +163,20 @@ impl SourceConn {
             .map_err(|e| e.describe(&source.label(), ""))
     }
 
+    /// Where a message of the folder last opened is, when the source is an archive: its file
+    /// (and byte offset in an mbox), which names it better than a position.
+    pub(crate) fn place(&self, uid: u32) -> Option<String> {
+        match self {
+            SourceConn::Archive(a) => {
+                let f = &a.archive.folders[a.selected?];
+                f.items
+                    .get((uid as usize).checked_sub(1)?)
+                    .map(|i| i.place())
+            }
+            _ => None,
+        }
+    }
+
     /// The IMAP client when the source is IMAP: only IMAP streams large messages piece by piece.
     pub(crate) fn client(&mut self) -> Option<&mut Client> {
         match self {
