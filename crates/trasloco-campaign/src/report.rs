@@ -72,6 +72,19 @@ fn is_archive(target: &str) -> bool {
         .any(|p| target.starts_with(p))
 }
 
+/// What a quota archive holds, from its manifest (an archive's copies are recorded there, not
+/// in the state): messages and bytes. The archive is named by its label, `maildir:/path`.
+pub fn archive_holds(target: &str) -> Option<(u64, u64)> {
+    let root = ["maildir:", "mbox:", "eml:"]
+        .iter()
+        .find_map(|p| target.strip_prefix(p))?;
+    let m = trasloco_archive::manifest::load(Path::new(root)).ok()??;
+    Some((
+        m.entries.len() as u64,
+        m.entries.iter().map(|e| e.size).sum(),
+    ))
+}
+
 /// Gather the report from the state, the run reports, the plan and the last verification.
 pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, ConfigError> {
     let e = |e: trasloco_state::Error| ConfigError(e.to_string());
@@ -93,9 +106,8 @@ pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, Config
                 ))
             })
             .collect();
-    // Totals over time, and what each mailbox copied over all runs.
+    // Totals over time (from the runs' reports: when they finished).
     let (mut progress, mut msgs, mut bytes) = (Vec::new(), 0u64, 0u64);
-    let mut copied: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     for r in &runs {
         let Some(report) = r
             .report_path
@@ -105,13 +117,6 @@ pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, Config
         else {
             continue;
         };
-        for m in report.mailboxes.iter().chain(&report.archives) {
-            let c = copied
-                .entry((m.source.clone(), m.target.clone()))
-                .or_default();
-            c.0 += m.buckets.copied;
-            c.1 += m.bytes_copied;
-        }
         if progress.is_empty() {
             // The curves start at zero when the first run started.
             progress.push((report.started_at.clone(), 0, 0));
@@ -131,16 +136,17 @@ pub async fn gather(campaign: &Campaign, state: &State) -> Result<Report, Config
             .report_json
             .as_deref()
             .and_then(|j| serde_json::from_str(j).ok());
-        let (c, b) = copied
-            .get(&(m.source.clone(), m.target.clone()))
-            .copied()
-            .unwrap_or_default();
-        let archived = archives
+        // Campaign totals from the state, whatever ran last: a killed run's copies are
+        // recorded there although it wrote no report, and the archive holds what every phase
+        // sent to it.
+        let (archived, archived_bytes) = archives
             .get(m.source.as_str())
-            .and_then(|a| a.report_json.as_deref())
-            .and_then(|j| serde_json::from_str::<MailboxReport>(j).ok())
-            .map(|a| a.buckets.copied + a.buckets.already_present)
-            .unwrap_or(0);
+            .and_then(|a| archive_holds(&a.target))
+            .unwrap_or_default();
+        let (c, b) = (
+            m.messages_copied as u64 + archived,
+            m.bytes_copied as u64 + archived_bytes,
+        );
         rows.push(Row {
             source: m.source.clone(),
             target: m.target.clone(),

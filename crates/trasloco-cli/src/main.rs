@@ -467,19 +467,26 @@ fn tune_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}
 
-/// Writing to a pipe whose reader has gone (`trasloco run … | head`) ends the process quietly,
-/// as it does for other Unix tools, instead of a panic in `println!` with exit 101. Network
-/// sockets are unaffected: they are written with MSG_NOSIGNAL.
-#[cfg(unix)]
+/// Writing to a pipe whose reader has gone (`trasloco run … | head`) ends the process quietly
+/// with status 141, as a shell reports a tool that SIGPIPE ended, instead of a panic in
+/// `println!` with a backtrace and exit 101. SIGPIPE itself stays ignored: a server that
+/// closes its connection must be an error trasloco handles (vectored socket writes are not
+/// sent with MSG_NOSIGNAL), never a signal that kills the process mid-copy.
 fn quiet_on_closed_pipe() {
-    // SAFETY: restores the default disposition of one signal before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let text = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
-
-#[cfg(not(unix))]
-fn quiet_on_closed_pipe() {}
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
@@ -1464,8 +1471,26 @@ async fn status(
     state: Option<&Path>,
     json: bool,
 ) -> Result<i32, ConfigError> {
+    let mut plan_rows: Vec<summary::Planned> = Vec::new();
     let path = match (campaign, state) {
-        (Some(c), _) => Campaign::load(c)?.state_path(),
+        (Some(c), _) => {
+            let campaign = Campaign::load(c)?;
+            // Every account of the campaign, with the plan's decision: the skipped and blocked
+            // ones too, which never reach the state.
+            if let Some(plan) = plan::load(&campaign.plan_path())? {
+                plan_rows = plan
+                    .mailboxes
+                    .iter()
+                    .map(|r| summary::Planned {
+                        source: r.source.clone(),
+                        target: r.target.clone(),
+                        decision: r.decision.action.label().to_string(),
+                        reasons: r.decision.reasons.join("; "),
+                    })
+                    .collect();
+            }
+            campaign.state_path()
+        }
         (None, Some(s)) => s.to_path_buf(),
         (None, None) => {
             return Err(ConfigError(
@@ -1473,12 +1498,24 @@ async fn status(
             ));
         }
     };
-    if !path.exists() {
+    if !path.exists() && plan_rows.is_empty() {
         return Err(ConfigError(format!(
             "state file {} does not exist: nothing has run yet",
             path.display()
         )));
     }
+    // Read only: without a state file (a plan but no run yet), an empty one of our own.
+    let scratch = tempfile::tempdir().map_err(|e| {
+        ConfigError(format!(
+            "cannot create a temporary directory: {}",
+            trasloco_core::words::io_error(&e)
+        ))
+    })?;
+    let path = if path.exists() {
+        path
+    } else {
+        scratch.path().join("state.sqlite")
+    };
     let store = trasloco_state::State::open(&path)
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
@@ -1491,7 +1528,7 @@ async fn status(
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     store.close().await;
-    summary::status(&rows, &phases, json);
+    summary::status(&rows, &phases, &plan_rows, json);
     Ok(exit::OK)
 }
 

@@ -41,6 +41,15 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
     println!("  {} → {}  {}", m.source, m.target, status_word(m.status));
     if let Some(e) = &m.error {
         println!("      {e}");
+        if m.source_messages > 0 {
+            println!(
+                "      before it failed: {} messages listed: {}, {} not reached  ({:.1} MB)",
+                m.source_messages,
+                buckets_line(&m.buckets, dry_run),
+                m.not_reached(),
+                m.bytes_copied as f64 / 1e6
+            );
+        }
         return;
     }
     let flags = flag_changes(m);
@@ -222,7 +231,7 @@ pub fn print(r: &RunReport, path: &Path) {
     }
     let t = &r.totals;
     println!(
-        "Messages on the sources: {} = {} {} + {} already present + {}{} skipped + {} failed",
+        "Messages on the sources: {} = {} {} + {} already present + {}{} skipped + {} failed{}",
         r.source_messages,
         t.copied,
         if r.dry_run {
@@ -237,7 +246,16 @@ pub fn print(r: &RunReport, path: &Path) {
             String::new()
         },
         t.skipped.values().sum::<u64>(),
-        t.failed_total()
+        t.failed_total(),
+        match r
+            .mailboxes
+            .iter()
+            .map(MailboxReport::not_reached)
+            .sum::<u64>()
+        {
+            0 => String::new(),
+            n => format!(" + {n} not reached (mailboxes that stopped part-way)"),
+        }
     );
     for (rule, n) in &t.skipped {
         println!("  skipped by rule {rule}: {n}");
@@ -278,30 +296,107 @@ pub fn print(r: &RunReport, path: &Path) {
     println!("Report: {}", path.display());
 }
 
-pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], json: bool) {
+/// A mailbox as the plan decided it.
+pub struct Planned {
+    pub source: String,
+    pub target: String,
+    pub decision: String,
+    pub reasons: String,
+}
+
+fn is_archive(target: &str) -> bool {
+    ["maildir:", "mbox:", "eml:"]
+        .iter()
+        .any(|p| target.starts_with(p))
+}
+
+/// One line of `status`: a mailbox with its decision, what the state knows of it on the
+/// target, in its quota archive, and its phases.
+struct StatusLine<'a> {
+    source: &'a str,
+    target: &'a str,
+    decision: &'a str,
+    reasons: &'a str,
+    row: Option<&'a MailboxRow>,
+    archive: Option<&'a MailboxRow>,
+    phases: Vec<&'a PhaseRow>,
+}
+
+pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: bool) {
     let phases_of = |r: &MailboxRow| -> Vec<&PhaseRow> {
         phases
             .iter()
             .filter(|p| p.source == r.source && p.target == r.target)
             .collect()
     };
-    if json {
-        let v: Vec<serde_json::Value> = rows
+    // The plan's accounts in its order, then whatever else the state knows (runs without a
+    // plan, migrate commands); a quota archive is shown on its mailbox's line.
+    let archive_of = |source: &str| {
+        rows.iter()
+            .find(|r| r.source == source && is_archive(&r.target))
+    };
+    let mut lines: Vec<StatusLine> = Vec::new();
+    for p in plan {
+        let row = rows
             .iter()
-            .map(|r| {
+            .find(|r| r.source == p.source && r.target == p.target);
+        lines.push(StatusLine {
+            source: &p.source,
+            target: &p.target,
+            decision: &p.decision,
+            reasons: &p.reasons,
+            row,
+            archive: archive_of(&p.source),
+            phases: row.map(phases_of).unwrap_or_default(),
+        });
+    }
+    for r in rows.iter().filter(|r| !is_archive(&r.target)) {
+        if lines
+            .iter()
+            .any(|l| l.source == r.source && l.target == r.target)
+        {
+            continue;
+        }
+        lines.push(StatusLine {
+            source: &r.source,
+            target: &r.target,
+            decision: "",
+            reasons: "",
+            row: Some(r),
+            archive: archive_of(&r.source),
+            phases: phases_of(r),
+        });
+    }
+    let status_of = |l: &StatusLine| -> String {
+        match (l.row.and_then(|r| r.status.as_deref()), l.decision) {
+            (Some(s), _) => s.to_string(),
+            (None, "skip") => "skipped".into(),
+            (None, "blocked") => "blocked".into(),
+            (None, _) => "never run".into(),
+        }
+    };
+    if json {
+        let v: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| {
                 serde_json::json!({
-                    "source": r.source,
-                    "target": r.target,
-                    "status": r.status,
-                    "finished_at": r.finished_at,
-                    "messages_recorded": r.messages_recorded,
-                    "phases": phases_of(r).iter().map(|p| serde_json::json!({
+                    "source": l.source,
+                    "target": l.target,
+                    "decision": (!l.decision.is_empty()).then_some(l.decision),
+                    "reasons": (!l.reasons.is_empty()).then_some(l.reasons),
+                    "status": status_of(l),
+                    "finished_at": l.row.and_then(|r| r.finished_at.clone()),
+                    "messages_recorded": l.row.map_or(0, |r| r.messages_recorded),
+                    "archived": l.archive
+                        .and_then(|a| trasloco_campaign::report::archive_holds(&a.target))
+                        .map_or(0, |(n, _)| n),
+                    "phases": l.phases.iter().map(|p| serde_json::json!({
                         "phase": p.phase,
                         "status": p.status,
                         "finished_at": p.finished_at,
                         "copied": p.copied,
                     })).collect::<Vec<_>>(),
-                    "last_report": r.report_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+                    "last_report": l.row.and_then(|r| r.report_json.as_deref()).and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
                 })
             })
             .collect();
@@ -309,28 +404,42 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], json: bool) {
         return;
     }
     println!(
-        "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}  PHASES",
-        "SOURCE", "TARGET", "STATUS", "ON TARGET", "FAILED", "LAST RUN"
+        "{:<32} {:<32} {:<16} {:<12} {:>9} {:>8} {:>8} {:<20}  PHASES",
+        "SOURCE", "TARGET", "DECISION", "STATUS", "ON TARGET", "ARCHIVED", "FAILED", "LAST RUN"
     );
-    for r in rows {
-        let failed = r
-            .report_json
-            .as_deref()
+    for l in &lines {
+        let failed = l
+            .row
+            .and_then(|r| r.report_json.as_deref())
             .and_then(|j| serde_json::from_str::<MailboxReport>(j).ok())
             .map(|m| m.buckets.failed_total().to_string())
             .unwrap_or_default();
-        let done: Vec<String> = phases_of(r)
+        let done: Vec<String> = l
+            .phases
             .iter()
             .map(|p| format!("{} {}", p.phase, p.status))
             .collect();
+        let tail = if !l.reasons.is_empty() && l.row.is_none() {
+            format!("  ({})", l.reasons)
+        } else {
+            String::new()
+        };
         println!(
-            "{:<32} {:<32} {:<12} {:>9} {:>8} {:<20}  {}",
-            r.source,
-            r.target,
-            r.status.as_deref().unwrap_or("never run"),
-            r.messages_recorded,
+            "{:<32} {:<32} {:<16} {:<12} {:>9} {:>8} {:>8} {:<20}  {}{tail}",
+            l.source,
+            l.target,
+            if l.decision.is_empty() {
+                "-"
+            } else {
+                l.decision
+            },
+            status_of(l),
+            l.row.map_or(0, |r| r.messages_recorded),
+            l.archive
+                .and_then(|a| trasloco_campaign::report::archive_holds(&a.target))
+                .map_or("-".to_string(), |(n, _)| n.to_string()),
             failed,
-            r.finished_at.as_deref().unwrap_or("-"),
+            l.row.and_then(|r| r.finished_at.as_deref()).unwrap_or("-"),
             if done.is_empty() {
                 "-".to_string()
             } else {

@@ -332,3 +332,81 @@ async fn a_deferred_folder_defers_its_subfolders() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(report(&pair, &out)["totals"]["copied"], 2);
 }
+
+/// Issue 18, points 11–13: `report` counts from the state what every run copied, a killed one
+/// too; a mailbox that fails part-way keeps the totals of the folders it got through.
+#[tokio::test(flavor = "multi_thread")]
+async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_totals() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", padded(400, 2_000)).await;
+    c.logout().await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let file = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        file.replace("jobs = 3", "jobs = 3\nbatch_messages = 10"),
+    )
+    .unwrap();
+    let mut child = command(pair.dir.path(), "", "")
+        .args(["--no-progress", "run", &camp])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "alice", 50, &mut child).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pair.wait_sessions_closed("target", "alice");
+    let on_target = count(&pair, "target", "alice", "INBOX").await;
+    assert!(on_target >= 50 && on_target < 400, "{on_target}");
+    let out = pair.trasloco(&["report", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pair.dir.path().join("reports/report.json")).unwrap(),
+    )
+    .unwrap();
+    let row = &json["mailboxes"][0];
+    // The state may lag the target by the batch whose answer the kill cut off.
+    let copied = row["copied"].as_u64().unwrap();
+    assert!(
+        copied + 10 >= u64::from(on_target) && copied <= u64::from(on_target),
+        "copied {copied}, on the target {on_target}: {row}"
+    );
+    assert_eq!(row["on_target"], copied, "{row}");
+
+    // The rest, with no reconnection allowed, cut off by the target part-way: the mailbox
+    // failed, and still says what it listed and copied before it did.
+    let file = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        file.replace("jobs = 3", "jobs = 3\nmax_reconnects = 0"),
+    )
+    .unwrap();
+    let mut child = command(pair.dir.path(), "", "")
+        .args(["--no-progress", "run", &camp])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "alice", on_target + 30, &mut child).await;
+    pair.doveadm("target", &["kick", "alice"]);
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 10, "{t}");
+    let r = report(&pair, &out);
+    let m = &r["mailboxes"][0];
+    assert_eq!(m["status"], "failed", "{m}");
+    assert_eq!(m["source_messages"], 400, "{m}");
+    assert!(m["buckets"]["copied"].as_u64().unwrap() >= 30, "{m}");
+    assert!(t.contains("before it failed: 400 messages listed:"), "{t}");
+    assert!(
+        t.contains("not reached (mailboxes that stopped part-way)"),
+        "{t}"
+    );
+}

@@ -476,6 +476,39 @@ async fn a_campaign_from_plan_to_report() {
     ] {
         assert!(line.contains(p), "{line}");
     }
+    // Issue 18, point 14: every account of the campaign, with its decision; a mailbox with a
+    // quota archive shows what is on the target and what is in the archive.
+    assert_eq!(
+        t.lines().skip(1).filter(|l| !l.trim().is_empty()).count(),
+        14,
+        "{t}"
+    );
+    let dario = t
+        .lines()
+        .find(|l| l.starts_with("dario@ministero.it"))
+        .unwrap_or_else(|| panic!("skipped accounts are listed: {t}"));
+    assert!(
+        dario.contains(" skip ") && dario.contains("skipped"),
+        "{dario}"
+    );
+    let gino = t
+        .lines()
+        .find(|l| l.starts_with("gino@beniculturali.it"))
+        .unwrap_or_else(|| panic!("blocked accounts are listed: {t}"));
+    assert!(gino.contains("blocked"), "{gino}");
+    let ilaria_line: Vec<&str> = t
+        .lines()
+        .find(|l| l.starts_with("ilaria@beniculturali.it"))
+        .unwrap_or_else(|| panic!("{t}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(ilaria_line[2], "migrate+archive", "{ilaria_line:?}");
+    assert_eq!(ilaria_line[4], ilaria_online.to_string(), "{ilaria_line:?}");
+    assert_eq!(
+        ilaria_line[5],
+        ilaria_archived.to_string(),
+        "{ilaria_line:?}"
+    );
 
     // 8. A second plan says what changed.
     let out = run_plan(&pair, &c);
@@ -572,6 +605,16 @@ async fn a_campaign_from_plan_to_report() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["mailboxes"].as_array().unwrap().len(), 14);
+    // Campaign totals from the state and the archive's manifest, not the last run's (point 11).
+    let ilaria_row = json["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["source"].as_str().unwrap().starts_with("ilaria@"))
+        .unwrap();
+    assert_eq!(ilaria_row["archived"], ilaria_archived, "{ilaria_row}");
+    assert_eq!(ilaria_row["on_target"], ilaria_online, "{ilaria_row}");
+    assert_eq!(ilaria_row["copied"], 20, "{ilaria_row}");
     assert!(!json["progress"].as_array().unwrap().is_empty());
     let html = dir.join("report.html");
     let dom = std::process::Command::new("chromium-headless-shell")

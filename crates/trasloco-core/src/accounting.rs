@@ -301,6 +301,32 @@ impl MailboxReport {
     /// Recompute totals from the folders and set the status: in sync only when the buckets add
     /// up and nothing failed.
     pub fn finish(&mut self, dry_run: bool) {
+        self.tally();
+        self.status = if dry_run {
+            MailboxStatus::DryRun
+        } else if self.buckets.failed_total() == 0
+            && self.buckets.total() == self.source_messages
+            && self.folders.iter().all(|f| f.error.is_none())
+        {
+            if self.buckets.altered > 0 {
+                MailboxStatus::Altered
+            } else {
+                MailboxStatus::InSync
+            }
+        } else {
+            MailboxStatus::Incomplete
+        };
+    }
+
+    /// Source messages of the folders listed that no bucket holds: those a mailbox that failed
+    /// part-way did not reach.
+    pub fn not_reached(&self) -> u64 {
+        self.source_messages.saturating_sub(self.buckets.total())
+    }
+
+    /// Recompute the totals from the folders (the status stays): a mailbox that failed
+    /// part-way still counts what it did in the folders it got through.
+    pub fn tally(&mut self) {
         let mut b = Buckets::default();
         let mut messages = 0;
         let mut bytes = 0;
@@ -316,20 +342,6 @@ impl MailboxReport {
         self.buckets = b;
         self.source_messages = messages;
         self.bytes_copied = bytes;
-        self.status = if dry_run {
-            MailboxStatus::DryRun
-        } else if self.buckets.failed_total() == 0
-            && self.buckets.total() == self.source_messages
-            && self.folders.iter().all(|f| f.error.is_none())
-        {
-            if self.buckets.altered > 0 {
-                MailboxStatus::Altered
-            } else {
-                MailboxStatus::InSync
-            }
-        } else {
-            MailboxStatus::Incomplete
-        };
     }
 }
 

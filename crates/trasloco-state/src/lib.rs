@@ -102,6 +102,11 @@ pub struct MailboxRow {
     pub report_json: Option<String>,
     /// Messages recorded as being on the target.
     pub messages_recorded: i64,
+    /// Of those, the ones trasloco copied (as opposed to found there), over every run, killed
+    /// ones included.
+    pub messages_copied: i64,
+    /// Their bytes.
+    pub bytes_copied: i64,
 }
 
 /// A campaign phase's outcome for one mailbox.
@@ -774,7 +779,11 @@ impl State {
     pub async fn mailboxes(&self) -> Result<Vec<MailboxRow>, Error> {
         let rows = sqlx::query(
             "SELECT m.source, m.target, m.status, m.finished_at, m.report_json, \
-             (SELECT COUNT(*) FROM message g JOIN folder f ON g.folder_id = f.id WHERE f.mailbox_id = m.id) \
+             (SELECT COUNT(*) FROM message g JOIN folder f ON g.folder_id = f.id WHERE f.mailbox_id = m.id), \
+             (SELECT COUNT(*) FROM message g JOIN folder f ON g.folder_id = f.id \
+                WHERE f.mailbox_id = m.id AND g.sha256 IS NOT NULL), \
+             (SELECT COALESCE(SUM(g.size), 0) FROM message g JOIN folder f ON g.folder_id = f.id \
+                WHERE f.mailbox_id = m.id AND g.sha256 IS NOT NULL) \
              FROM mailbox m ORDER BY m.source, m.target",
         )
         .fetch_all(&self.pool)
@@ -789,6 +798,8 @@ impl State {
                 finished_at: r.get(3),
                 report_json: r.get(4),
                 messages_recorded: r.get(5),
+                messages_copied: r.get(6),
+                bytes_copied: r.get(7),
             })
             .collect())
     }

@@ -424,7 +424,16 @@ pub async fn sync_mailbox(
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
+                // What earlier attempts copied counts too (their folders were listed again).
+                for f in &mut partial {
+                    if let Some(n) = copied_earlier.get(&f.source) {
+                        let n = (*n).min(f.buckets.already_present);
+                        f.buckets.already_present -= n;
+                        f.buckets.copied += n;
+                    }
+                }
                 report.folders = partial;
+                report.tally();
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
