@@ -364,7 +364,7 @@ async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_total
     child.wait().unwrap();
     pair.wait_sessions_closed("target", "alice");
     let on_target = count(&pair, "target", "alice", "INBOX").await;
-    assert!(on_target >= 50 && on_target < 400, "{on_target}");
+    assert!((50..400).contains(&on_target), "{on_target}");
     let out = pair.trasloco(&["report", &camp], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let json: serde_json::Value = serde_json::from_str(
