@@ -140,9 +140,13 @@ pub fn load(path: &Path) -> Result<Option<Plan>, ConfigError> {
     }
 }
 
-/// What looking at a mailbox gave: the source's inventory and the target's quota, or why one
-/// of the two logins failed.
-type Seen = Result<(SourceInventory, Option<(u64, u64)>), String>;
+/// What looking at a mailbox gave: the source's inventory and the target's quota, each or why
+/// its login failed. The source is examined even when the target cannot be: a mailbox the
+/// inactivity rule leaves behind needs no target (seed 004 creates none for inactive boxes).
+struct Seen {
+    source: Result<SourceInventory, String>,
+    target: Result<Option<(u64, u64)>, String>,
+}
 
 /// Build the row of one mailbox from what was seen.
 fn row_of(
@@ -193,13 +197,15 @@ fn row_of(
         quota: None,
         strategy: entry.strategy,
     };
-    match seen {
+    let target_problem = seen.target.as_ref().err().cloned();
+    match seen.source {
         Err(why) => {
             if facts.blocked.is_none() {
                 facts.blocked = Some(("login".into(), why));
             }
         }
-        Ok((inv, tq)) => {
+        Ok(inv) => {
+            let tq = seen.target.unwrap_or(None);
             let all: Vec<(Option<i64>, u64)> = inv
                 .folders
                 .iter()
@@ -235,6 +241,19 @@ fn row_of(
         }
     }
     row.decision = rules::decide(&facts, rules_section, now);
+    // The target's login matters only for a mailbox that is to move.
+    if let Some(why) = target_problem
+        && facts.blocked.is_none()
+    {
+        if row.decision.action == Action::Skip {
+            row.decision.reasons.push(format!(
+                "the target mailbox cannot be logged in to ({why}): not needed, it is not moved"
+            ));
+        } else {
+            facts.blocked = Some(("login".into(), why));
+            row.decision = rules::decide(&facts, rules_section, now);
+        }
+    }
     row
 }
 
@@ -269,7 +288,10 @@ pub async fn make(
         set.spawn(async move {
             let seen = match &entry.job {
                 // No target address: nothing to look at; the entry says why it is blocked.
-                None => Err(String::new()),
+                None => Seen {
+                    source: Err(String::new()),
+                    target: Ok(None),
+                },
                 Some(job) => {
                     let _permit = limit.acquire_owned().await.expect("semaphore never closed");
                     let (src, tgt) =
@@ -279,9 +301,9 @@ pub async fn make(
                                 Target::Archive(_) => Ok(None),
                             }
                         });
-                    match (src, tgt) {
-                        (Ok(inv), Ok(q)) => Ok((inv, q)),
-                        (Err((_, why)), _) | (_, Err((_, why))) => Err(why),
+                    Seen {
+                        source: src.map_err(|(_, why)| why),
+                        target: tgt.map_err(|(_, why)| why),
                     }
                 }
             };
