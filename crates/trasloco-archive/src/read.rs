@@ -35,6 +35,9 @@ pub struct Item {
     pub sha256: Option<String>,
     /// Something wrong found while listing (e.g. a truncated last message); reading fails.
     pub problem: Option<String>,
+    /// Something doubtful found while listing, read all the same: an mbox whose last message
+    /// does not end with the blank line mbox requires (the file may have been cut).
+    pub warning: Option<String>,
     /// The message's id on the server it was exported from (manifest archives only).
     pub source_id: Option<String>,
     /// `None`: a foreign file, line ends normalised to CRLF. `Some(lf)`: from the manifest.
@@ -198,6 +201,15 @@ impl Archive {
         )))
     }
 
+    /// What was found doubtful while listing, one line each (e.g. an mbox whose last message
+    /// may have been cut).
+    pub fn warnings(&self) -> Vec<String> {
+        self.folders
+            .iter()
+            .flat_map(|f| f.items.iter().filter_map(|i| i.warning.clone()))
+            .collect()
+    }
+
     /// The message's bytes as they go to the server (CRLF line ends), checked against the
     /// manifest's SHA-256 when there is one.
     pub fn read(&self, item: &Item) -> Result<Vec<u8>, Error> {
@@ -276,6 +288,7 @@ pub(crate) fn item_of(root: &Path, e: Entry) -> Item {
         internal_date: e.internal_date,
         sha256: Some(e.sha256),
         problem: None,
+        warning: None,
         source_id: e.source_id,
         lf: Some(e.lf),
         loc,
@@ -376,6 +389,7 @@ fn scan_mbox(path: &Path) -> Result<Vec<Item>, Error> {
             }),
             sha256: None,
             problem: truncated,
+            warning: None,
             source_id: None,
             lf: None,
             loc: Loc::Span {
@@ -440,7 +454,17 @@ fn scan_mbox(path: &Path) -> Result<Vec<Item>, Error> {
                 c.start
             )
         });
+        // Every mbox message ends with a blank line; a last one without it may have been cut
+        // at a line end: read, and said.
+        let unterminated = ended_with_newline && c.last.is_some_and(|(_, _, blank)| !blank);
+        let start = c.start;
         finish(c, &mut items, truncated);
+        if unterminated && let Some(last) = items.last_mut() {
+            last.warning = Some(format!(
+                "{} byte offset {start}: the last message does not end with the blank line mbox requires: the file may have been cut; it is imported as it is, and replaced if the file is completed",
+                path.display()
+            ));
+        }
     }
     Ok(items)
 }
@@ -509,6 +533,7 @@ fn maildir_items(dir: &Path) -> Result<Vec<Item>, Error> {
             internal_date: meta.modified().ok().map(dates::imap_from_system),
             sha256: None,
             problem: None,
+            warning: None,
             source_id: None,
             lf: None,
             loc: Loc::File { path },
@@ -725,6 +750,7 @@ fn eml_item(root: &Path, path: &Path) -> Result<Item, Error> {
         internal_date: date,
         sha256: None,
         problem: None,
+        warning: None,
         source_id: None,
         lf: None,
         loc: Loc::File {

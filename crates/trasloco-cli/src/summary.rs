@@ -76,6 +76,9 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
     for f in &m.skipped_files {
         println!("      file left out: {f}");
     }
+    for w in &m.warnings {
+        println!("      note: {w}");
+    }
     if let Some(c) = &m.source_cleanup {
         match &c.error {
             Some(e) => println!("      --leave-days {}: nothing deleted: {e}", c.leave_days),
@@ -116,6 +119,12 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
                     f.source, e.uid, e.size, e.reason
                 ),
             }
+        }
+        if f.replaced > 0 {
+            println!(
+                "      {}: {} messages copied again whole, their earlier cut copies removed (the archive file was completed)",
+                f.source, f.replaced
+            );
         }
         for b in f.pec_broken.iter().take(5) {
             println!("      PEC signature broken (copied as it is, recorded as broken): {b}");

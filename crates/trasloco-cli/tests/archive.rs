@@ -427,3 +427,56 @@ async fn files_that_are_not_mail_are_left_out_and_named() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(report(&pair, &out)["mailboxes"][0]["buckets"]["copied"], 1);
 }
+
+/// Issue 18, point 28: an mbox cut exactly at a line end is imported with a warning, and once
+/// the file is complete the next import replaces the cut copy instead of leaving it beside the
+/// whole one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mbox_cut_at_a_line_end_is_said_and_replaced_when_completed() {
+    let pair = Pair::start();
+    let file = pair.dir.path().join("posta.mbox");
+    let head = b"From a@b Mon Jan 15 10:00:00 2024\nSubject: uno\n\nprimo\n\nFrom a@b Mon Jan 15 11:00:00 2024\nSubject: due\n\nprima riga\n";
+    write(&file, head);
+    let out = import(&pair, &file, "frank", &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("note: ") && t.contains("does not end with the blank line mbox requires"),
+        "{t}"
+    );
+    assert_eq!(count(&pair, "target", "frank", "INBOX").await, 2);
+
+    let mut whole = head.to_vec();
+    whole.extend_from_slice(b"seconda riga\n\n");
+    std::fs::write(&file, &whole).unwrap();
+    let out = import(&pair, &file, "frank", &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(!t.contains("note: "), "{t}");
+    let r = report(&pair, &out);
+    assert_eq!(folder_sum(&r["mailboxes"][0], "replaced"), 1, "{r}");
+    assert_eq!(
+        count(&pair, "target", "frank", "INBOX").await,
+        2,
+        "no cut copy beside the whole one"
+    );
+    let mut tgt = pair.client("target", "frank").await;
+    tgt.select("INBOX", true).await.unwrap();
+    let uids: Vec<u32> = tgt
+        .fetch_all_meta(false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    let mut bodies = Vec::new();
+    tgt.fetch_bodies(&uids, &mut |_, b| bodies.push(b.to_vec()))
+        .await
+        .unwrap();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.ends_with(b"prima riga\r\nseconda riga\r\n")),
+        "{bodies:?}"
+    );
+}

@@ -135,6 +135,10 @@ pub struct FolderReport {
     pub dropped_keywords: BTreeMap<String, u64>,
     /// Messages whose bytes on the target were read back and compared (SHA-256).
     pub verified: u64,
+    /// Copies made again because the archive's message grew (an mbox completed after a cut),
+    /// their shorter copies removed from the target.
+    #[serde(default)]
+    pub replaced: u64,
     /// Wall time spent on this folder.
     pub seconds: f64,
     /// The failed messages (at most 100 listed).
@@ -218,6 +222,9 @@ pub struct MailboxReport {
     /// mail), each with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<String>,
+    /// Archive sources: doubts found while reading it, one line each (read all the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// POP3 sources with `--leave-days`: what was (or would be) deleted from the old server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_cleanup: Option<SourceCleanup>,
@@ -279,6 +286,7 @@ impl MailboxReport {
             folders: Vec::new(),
             pec: BTreeMap::new(),
             skipped_files: Vec::new(),
+            warnings: Vec::new(),
             source_cleanup: None,
         }
     }

@@ -41,6 +41,9 @@ pub struct Mapped {
     pub target_uid: u32,
     /// The source flags at the last sync.
     pub synced_flags: FlagSet,
+    /// The source message's size when it was copied (an archive's message can grow: an mbox
+    /// whose last message was cut, completed later).
+    pub size: u64,
 }
 
 /// A source message found on the target.
@@ -265,6 +268,7 @@ mod tests {
 
     fn map(s: u32, t: u32, flags: &[&str]) -> Mapped {
         Mapped {
+            size: 100,
             source_uid: s,
             target_uid: t,
             synced_flags: set(flags),

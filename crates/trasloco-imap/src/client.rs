@@ -1453,6 +1453,32 @@ impl Client {
         Ok(out)
     }
 
+    /// Remove messages by UID from the folder selected read-write: `UID STORE … +FLAGS.SILENT
+    /// (\Deleted)` then `UID EXPUNGE …` (RFC 4315), so that only these messages go. Without
+    /// UIDPLUS nothing is removed and `Ok(false)` says so: a plain EXPUNGE would also remove
+    /// whatever else someone marked deleted.
+    pub async fn uid_expunge(&mut self, uids: &[u32]) -> Result<bool, Error> {
+        if !self.has_cap("UIDPLUS") {
+            return Ok(false);
+        }
+        for chunk in uid_chunks(uids, MAX_RANGES) {
+            let set = uid_set(&chunk);
+            for cmd in [
+                format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
+                format!("UID EXPUNGE {set}"),
+            ] {
+                let done = self.simple(&cmd).await?;
+                if !done.ok {
+                    return Err(Error::new(
+                        ErrorKind::Refused,
+                        format!("{} refused {cmd}: {}", self.host, done.describe()),
+                    ));
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// LOGOUT, ignoring errors: the work is done either way.
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.simple("LOGOUT")).await;

@@ -471,7 +471,7 @@ impl State {
         // and once as mappings.
         let mut out = Vec::new();
         let mut rows = sqlx::query(
-            "SELECT source_uid, target_uid, flags FROM message \
+            "SELECT source_uid, target_uid, flags, size FROM message \
              WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3",
         )
         .bind(folder_id)
@@ -483,6 +483,7 @@ impl State {
                 source_uid: r.get::<i64, _>(0) as u32,
                 target_uid: r.get::<i64, _>(1) as u32,
                 synced_flags: flags_parse(r.get::<&str, _>(2)),
+                size: r.get::<i64, _>(3) as u64,
             });
         }
         Ok(out)
@@ -887,7 +888,8 @@ mod tests {
             vec![Mapped {
                 source_uid: 1,
                 target_uid: 7,
-                synced_flags: set(&["\\Seen"])
+                synced_flags: set(&["\\Seen"]),
+                size: 100,
             }]
         );
         state

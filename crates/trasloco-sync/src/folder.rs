@@ -469,6 +469,26 @@ impl Window<'_> {
         let mut pass = diff::by_state(&source_msgs, &target_msgs, &mapped, permanent);
         drop((source_msgs, target_msgs));
         report.buckets.already_present += pass.present.len() as u64;
+        // An archive's message that grew since it was copied (an mbox whose last message had
+        // been cut, completed since) is copied again, and its shorter copy removed afterwards.
+        let mut replaced: HashMap<u32, u32> = HashMap::new();
+        if src.is_archive() {
+            let sizes: HashMap<u32, u64> = mapped.iter().map(|x| (x.source_uid, x.size)).collect();
+            pass.present.retain(|p| {
+                let grown = sizes
+                    .get(&p.source_uid)
+                    .is_some_and(|&was| was != listed[&p.source_uid].size);
+                if grown {
+                    replaced.insert(p.source_uid, p.target_uid);
+                }
+                !grown
+            });
+            if !replaced.is_empty() {
+                report.buckets.already_present -= replaced.len() as u64;
+                pass.unmapped.extend(replaced.keys());
+                pass.unmapped.sort_unstable();
+            }
+        }
         // Copies the target altered on an earlier run stay in their own bucket as long as they
         // are there: never "already present", never appended again.
         if let Some(fid) = self.folder_id {
@@ -624,6 +644,26 @@ impl Window<'_> {
         let fid = self.folder_id.expect("folder recorded outside dry runs");
         let mut copied =
             copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await?;
+        // The shorter copies of messages that grew go, once their whole copy is stored: only
+        // copies this tool made and recorded.
+        let superseded: Vec<u32> = copied
+            .iter()
+            .filter_map(|c| replaced.get(&c.source_uid).copied())
+            .collect();
+        if !superseded.is_empty() {
+            let removed = tgts[0]
+                .uid_expunge(&superseded)
+                .await
+                .on(SideName::Target)?;
+            report.replaced += superseded.len() as u64;
+            if !removed {
+                tracing::warn!(
+                    "{}: {} earlier, shorter copies stay beside their whole copies: the target has no UIDPLUS to remove them one by one",
+                    m.target,
+                    superseded.len()
+                );
+            }
+        }
         // An archive's messages are named by their files, in failures and in PEC evidence.
         if src.client().is_none() {
             for e in report.errors.iter_mut().filter(|e| e.place.is_none()) {

@@ -369,6 +369,7 @@ pub async fn sync_mailbox(
                 report.reconnects = reconnects;
                 if let Source::Archive(a) = source {
                     report.skipped_files = a.skipped.iter().map(|s| s.why.clone()).collect();
+                    report.warnings = a.warnings();
                 }
                 if let (Source::Pop3(side), Some(days)) = (source, opts.leave_days) {
                     let names = (src_label.as_str(), tgt_label.as_str());

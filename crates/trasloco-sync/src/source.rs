@@ -163,6 +163,12 @@ impl SourceConn {
             .map_err(|e| e.describe(&source.label(), ""))
     }
 
+    /// Whether the source is a local archive (whose messages can change under a UID: an mbox
+    /// whose cut last message was completed).
+    pub(crate) fn is_archive(&self) -> bool {
+        matches!(self, SourceConn::Archive(_))
+    }
+
     /// Where a message of the folder last opened is, when the source is an archive: its file
     /// (and byte offset in an mbox), which names it better than a position.
     pub(crate) fn place(&self, uid: u32) -> Option<String> {
