@@ -296,6 +296,31 @@ pub(crate) fn item_of(root: &Path, e: Entry) -> Item {
 }
 
 fn from_manifest(root: &Path, m: Manifest) -> Archive {
+    // Files in the directory the manifest does not list are not imported, and are said.
+    let mut listed: std::collections::HashSet<PathBuf> =
+        m.entries.iter().map(|e| root.join(&e.file)).collect();
+    if m.header.format == Format::Mbox {
+        listed.extend(
+            m.folders.iter().map(|f| {
+                crate::write::folder_path(root, m.header.format, m.header.layout, &f.folder)
+            }),
+        );
+    }
+    let mut files = Vec::new();
+    crate::write::collect_files(root, &mut files, 0);
+    files.sort();
+    let skipped = files
+        .into_iter()
+        .filter(|p| !listed.contains(p))
+        .map(|p| Skipped {
+            why: format!(
+                "{}: in the archive's directory but not in its manifest: not imported (`trasloco archive verify` lists it)",
+                p.display()
+            ),
+            path: p,
+            unreadable: false,
+        })
+        .collect();
     let mut folders: Vec<Folder> = m
         .folders
         .iter()
@@ -322,7 +347,7 @@ fn from_manifest(root: &Path, m: Manifest) -> Archive {
         format: m.header.format,
         has_manifest: true,
         folders,
-        skipped: Vec::new(),
+        skipped,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Writer {
     /// Maildir keyword letters per folder directory.
     keywords: HashMap<PathBuf, Vec<String>>,
     seq: u64,
+    /// Files in the directory that the manifest does not list and this tool did not write:
+    /// left alone.
+    unrecorded: Vec<PathBuf>,
 }
 
 impl Writer {
@@ -67,9 +70,10 @@ impl Writer {
             created: chrono::Utc::now().to_rfc3339(),
             source: source.to_string(),
         };
-        if let Some(m) = &existing {
-            repair(root, format, m)?;
-        }
+        let unrecorded = match &existing {
+            Some(m) => repair(root, format, m)?,
+            None => Vec::new(),
+        };
         let appender = Appender::open(root, existing.as_ref(), &header)?;
         let mut w = Writer {
             root: root.to_path_buf(),
@@ -81,6 +85,7 @@ impl Writer {
             folders: HashSet::new(),
             keywords: HashMap::new(),
             seq: 0,
+            unrecorded,
         };
         if let Some(m) = existing {
             w.seq = m.entries.len() as u64;
@@ -95,6 +100,12 @@ impl Writer {
             }
         }
         Ok(w)
+    }
+
+    /// Files in the archive's directory that its manifest does not list and that this tool
+    /// did not write (someone put them there): left alone, to be reported.
+    pub fn unrecorded(&self) -> &[PathBuf] {
+        &self.unrecorded
     }
 
     /// Make sure a folder exists in the archive.
@@ -266,7 +277,12 @@ impl Writer {
 }
 
 /// Where a folder lives: its directory (Maildir, EML) or its mbox file.
-fn folder_path(root: &Path, format: Format, layout: Option<Layout>, folder: &str) -> PathBuf {
+pub(crate) fn folder_path(
+    root: &Path,
+    format: Format,
+    layout: Option<Layout>,
+    folder: &str,
+) -> PathBuf {
     let parts: Vec<String> = folder
         .split('/')
         .map(|c| crate::component_to_disk(c, format, layout))
@@ -312,26 +328,54 @@ fn write_file(path: &Path, data: &[u8], internal_date: Option<&str>) -> Result<(
 
 /// Undo what a killed run left unrecorded: message files without a manifest line are removed,
 /// mbox files are cut back to their last recorded entry.
-fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
+/// Undo what a killed run left unrecorded, touching only files this tool writes: Maildir
+/// files named `….trasloco,…`, `N.eml` and `.N.eml.tmp`, and the mbox files of the manifest's
+/// folders. Anything else in the directory is left alone and returned, to be reported.
+fn repair(root: &Path, format: Format, m: &Manifest) -> Result<Vec<PathBuf>, Error> {
     let recorded: HashSet<PathBuf> = m.entries.iter().map(|e| root.join(&e.file)).collect();
+    let mut unrecorded = Vec::new();
+    let numbered = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match format {
         Format::Maildir | Format::Eml => {
             let mut stray = Vec::new();
             collect_files(root, &mut stray, 0);
             for p in stray {
+                if recorded.contains(&p) {
+                    continue;
+                }
                 let name = p
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let ours = name.contains(".trasloco,")
-                    || name.ends_with(".eml")
-                    || name.ends_with(".eml.tmp");
-                if ours && !recorded.contains(&p) {
+                let ours = match format {
+                    Format::Maildir => name.contains(".trasloco,"),
+                    _ => {
+                        name.strip_suffix(".eml").is_some_and(numbered)
+                            || name
+                                .strip_prefix('.')
+                                .and_then(|n| n.strip_suffix(".eml.tmp"))
+                                .is_some_and(numbered)
+                    }
+                };
+                if ours {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                } else {
+                    unrecorded.push(p);
                 }
             }
         }
         Format::Mbox => {
+            // Only the folders' own files: an mbox file the manifest does not know is not ours.
+            let layout = m.header.layout;
+            let ours: HashSet<PathBuf> = m
+                .folders
+                .iter()
+                .map(|f| folder_path(root, format, layout, &f.folder))
+                .chain(recorded.iter().cloned())
+                .collect();
+            let mut files = Vec::new();
+            collect_files(root, &mut files, 0);
+            unrecorded.extend(files.iter().filter(|p| !ours.contains(*p)).cloned());
             let mut ends: BTreeMap<PathBuf, (u64, bool)> = BTreeMap::new();
             for e in &m.entries {
                 if let (Some(o), Some(l)) = (e.offset, e.length) {
@@ -342,12 +386,7 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
                     }
                 }
             }
-            let mut files = Vec::new();
-            collect_files(root, &mut files, 0);
-            for p in files
-                .into_iter()
-                .filter(|p| p.extension().is_some_and(|x| x == "mbox"))
-            {
+            for p in files.into_iter().filter(|p| ours.contains(p)) {
                 let (end, empty) = ends.get(&p).copied().unwrap_or((0, true));
                 let mut f = OpenOptions::new()
                     .read(true)
@@ -382,7 +421,8 @@ fn repair(root: &Path, format: Format, m: &Manifest) -> Result<(), Error> {
             }
         }
     }
-    Ok(())
+    unrecorded.sort();
+    Ok(unrecorded)
 }
 
 pub(crate) fn collect_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {

@@ -520,7 +520,7 @@ pub fn code_of(class: FailureClass) -> i32 {
         FailureClass::Tls => exit::TLS,
         FailureClass::Authentication => exit::AUTHENTICATION,
         FailureClass::Protocol => exit::SERVER,
-        FailureClass::State => exit::USAGE,
+        FailureClass::State | FailureClass::Local => exit::USAGE,
     }
 }
 

@@ -480,3 +480,61 @@ async fn an_mbox_cut_at_a_line_end_is_said_and_replaced_when_completed() {
         "{bodies:?}"
     );
 }
+
+/// Issue 18, point 29: a target directory that is not empty and not an archive is a local
+/// problem (exit 64), not a server's refusal; files in an archive's directory that its
+/// manifest does not list are reported by a re-export, an import and `archive verify`, and
+/// never deleted or cut by a re-export.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_beside_an_archive_are_named_and_never_touched() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(
+        &mut src,
+        "INBOX",
+        (0..3).map(|i| msg(simple(i, "INBOX"))).collect(),
+    )
+    .await;
+    src.logout().await;
+    let busy = pair.dir.path().join("busy");
+    write(&busy.join("notes.txt"), b"mine");
+    let out = export(&pair, "alice", "mbox", &busy, &[]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(
+        text(&out).contains("is not empty and is not a trasloco archive"),
+        "{}",
+        text(&out)
+    );
+
+    let dir = pair.dir.path().join("backup");
+    let out = export(&pair, "alice", "mbox", &dir, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mine = b"From me Mon Jan 15 10:00:00 2024\nSubject: my own\n\nnot yours\n\n";
+    write(&dir.join("Personale.mbox"), mine);
+    let out = export(&pair, "alice", "mbox", &dir, &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains(
+            "Personale.mbox: not in the archive's manifest and not written by trasloco: left alone"
+        ),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("Personale.mbox")).unwrap(),
+        mine,
+        "never cut"
+    );
+    let out = import(&pair, &dir, "bob", &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("file left out: ")
+            && t.contains("Personale.mbox: in the archive's directory but not in its manifest"),
+        "{t}"
+    );
+    assert_eq!(report(&pair, &out)["mailboxes"][0]["buckets"]["copied"], 3);
+    let out = verify(&pair, &dir);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("Personale.mbox"), "{}", text(&out));
+}

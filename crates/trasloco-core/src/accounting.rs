@@ -188,6 +188,9 @@ pub enum FailureClass {
     Protocol,
     /// The state store failed.
     State,
+    /// A local file or directory: an archive's directory that is not empty and not an
+    /// archive, of another format, unwritable.
+    Local,
 }
 
 /// The result for one mailbox.

@@ -33,11 +33,9 @@ impl ArchiveTarget {
     }
 }
 
+/// An archive's own problem is a local one (exit 64), never a server's refusal.
 fn archive_failure(e: trasloco_archive::Error) -> SyncError {
-    SyncError::Imap {
-        side: SideName::Target,
-        error: trasloco_imap::Error::new(trasloco_imap::ErrorKind::Refused, e.message),
-    }
+    SyncError::Local(e.message)
 }
 
 /// Export one mailbox. Never panics; every failure is in the report with a one-line reason.
@@ -51,7 +49,17 @@ pub async fn export_mailbox(
     let started = Instant::now();
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut folders = Vec::new();
-    let result = export_once(source, target, state, opts, progress, &mut folders).await;
+    let mut notes = Vec::new();
+    let result = export_once(
+        source,
+        target,
+        state,
+        opts,
+        progress,
+        &mut folders,
+        &mut notes,
+    )
+    .await;
     let mut report = match result {
         Ok(()) => {
             let mut r = MailboxReport::new(src_label, tgt_label);
@@ -89,6 +97,7 @@ pub async fn export_mailbox(
             },
         );
     }
+    report.warnings = notes;
     report.seconds = started.elapsed().as_secs_f64();
     report
 }
@@ -100,6 +109,7 @@ async fn export_once(
     opts: &Options,
     progress: &dyn Progress,
     reports: &mut Vec<FolderReport>,
+    notes: &mut Vec<String>,
 ) -> Result<(), SyncError> {
     let (src_label, tgt_label) = (source.label(), target.label());
     let (_, owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
@@ -115,6 +125,14 @@ async fn export_once(
                 .map_err(archive_failure)?,
         )
     };
+    if let Some(w) = &writer {
+        for p in w.unrecorded() {
+            notes.push(format!(
+                "{}: not in the archive's manifest and not written by trasloco: left alone",
+                p.display()
+            ));
+        }
+    }
     let recorded = if opts.dry_run {
         manifest::load(&target.root)
             .map_err(archive_failure)?

@@ -231,8 +231,13 @@ impl Progress for () {}
 
 /// Why a sync attempt stopped: a server (named by its side), or the state store.
 pub(crate) enum SyncError {
-    Imap { side: SideName, error: Error },
+    Imap {
+        side: SideName,
+        error: Error,
+    },
     State(trasloco_state::Error),
+    /// A local archive (the target of an export): its directory, its files.
+    Local(String),
 }
 
 impl From<trasloco_state::Error> for SyncError {
@@ -258,6 +263,7 @@ impl SyncError {
                 (failure_class(error.kind), line)
             }
             SyncError::State(e) => (FailureClass::State, e.to_string()),
+            SyncError::Local(why) => (FailureClass::Local, format!("target {tgt_label}: {why}")),
         }
     }
 

@@ -191,6 +191,7 @@ pub(crate) fn failed(days: u32, e: SyncError) -> SourceCleanup {
     let line = match e {
         SyncError::Imap { side, error } => format!("{side}: {error}"),
         SyncError::State(e) => e.to_string(),
+        SyncError::Local(why) => format!("target: {why}"),
     };
     tracing::warn!("--leave-days: nothing deleted: {line}");
     SourceCleanup {
