@@ -93,6 +93,9 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
     /// Folders in the order reached.
     pub folders: Vec<FolderLine>,
+    /// Entries a later line for the same message replaced (its flags changed on the source):
+    /// history, not what the archive holds now.
+    pub superseded: Vec<Entry>,
     /// Bytes of complete lines (a partial last line starts here).
     pub complete_len: u64,
 }
@@ -132,11 +135,26 @@ pub fn load(root: &Path) -> Result<Option<Manifest>, Error> {
         Some(l) => serde_json::from_slice(l).map_err(|e| bad(1, e.to_string()))?,
         None => return Err(bad(1, "empty manifest".into())),
     };
-    let mut entries = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let mut folders = Vec::new();
+    let mut superseded = Vec::new();
+    // A later entry for the same message (folder and source id) replaces the earlier one in
+    // place: that is how a flag change reaches an archive that is only ever appended to.
+    let mut at: HashMap<(String, String), usize> = HashMap::new();
     for (i, l) in lines.enumerate() {
         match serde_json::from_slice(l).map_err(|e| bad(i + 2, e.to_string()))? {
-            Line::Entry(e) => entries.push(e),
+            Line::Entry(e) => {
+                let key = e.source_id.clone().map(|id| (e.folder.clone(), id));
+                match key.as_ref().and_then(|k| at.get(k)) {
+                    Some(&n) => superseded.push(std::mem::replace(&mut entries[n], e)),
+                    None => {
+                        if let Some(k) = key {
+                            at.insert(k, entries.len());
+                        }
+                        entries.push(e);
+                    }
+                }
+            }
             Line::Folder(f) => folders.push(f),
         }
     }
@@ -144,6 +162,7 @@ pub fn load(root: &Path) -> Result<Option<Manifest>, Error> {
         header,
         entries,
         folders,
+        superseded,
         complete_len: complete_len as u64,
     }))
 }

@@ -27,6 +27,8 @@ pub struct Writer {
     /// Files in the directory that the manifest does not list and this tool did not write:
     /// left alone.
     unrecorded: Vec<PathBuf>,
+    /// The current entry of every archived message with a source id, for flag updates.
+    current: HashMap<(String, String), Entry>,
 }
 
 impl Writer {
@@ -86,9 +88,19 @@ impl Writer {
             keywords: HashMap::new(),
             seq: 0,
             unrecorded,
+            current: HashMap::new(),
         };
         if let Some(m) = existing {
-            w.seq = m.entries.len() as u64;
+            // File numbers go on from every line ever written, replaced ones included.
+            w.seq = (m.entries.len() + m.superseded.len()) as u64;
+            w.current = m
+                .entries
+                .iter()
+                .filter_map(|e| {
+                    let id = e.source_id.clone()?;
+                    Some(((e.folder.clone(), id), e.clone()))
+                })
+                .collect();
             w.folders = m.folders.iter().map(|f| f.folder.clone()).collect();
             w.done = m.recorded_ids();
             for e in m.entries {
@@ -265,9 +277,86 @@ impl Writer {
         }
         self.appender.append(&entry)?;
         if let Some(id) = source_id {
-            self.done.entry(folder.to_string()).or_default().insert(id);
+            self.done
+                .entry(folder.to_string())
+                .or_default()
+                .insert(id.clone());
+            self.current.insert((folder.to_string(), id), entry.clone());
         }
         Ok(Some(entry))
+    }
+
+    /// Carry a flag change of an archived message over, as migrations do: a Maildir file is
+    /// renamed to its new info letters (linked under the new name, recorded, then the old name
+    /// removed, so a kill at any point leaves one recorded name); for mbox and EML the
+    /// manifest is the source of truth, and a new entry line replaces the old one. Returns
+    /// whether anything changed.
+    pub fn update_flags(
+        &mut self,
+        folder: &str,
+        source_id: &str,
+        flags: &[String],
+    ) -> Result<bool, Error> {
+        let key = (folder.to_string(), source_id.to_string());
+        let Some(old) = self.current.get(&key) else {
+            return Ok(false);
+        };
+        // \Recent is the server's, per session: never a change worth carrying.
+        let same = |a: &[String], b: &[String]| {
+            let set = |x: &[String]| -> std::collections::BTreeSet<String> {
+                x.iter()
+                    .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+                    .cloned()
+                    .collect()
+            };
+            set(a) == set(b)
+        };
+        if same(&old.flags, flags) {
+            return Ok(false);
+        }
+        let mut entry = old.clone();
+        entry.flags = flags.to_vec();
+        let mut remove: Option<PathBuf> = None;
+        if self.format == Format::Maildir {
+            let old_path = self.root.join(&old.file);
+            let dir = old_path
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.root.clone());
+            let kws = self
+                .keywords
+                .entry(dir.clone())
+                .or_insert_with(|| read_keywords(&dir));
+            let before = kws.len();
+            let (info, _) = flags::to_maildir_info(flags, kws);
+            if kws.len() != before {
+                let text: String = kws
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("{i} {k}\n"))
+                    .collect();
+                let p = dir.join("dovecot-keywords");
+                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+            }
+            let base = old
+                .file
+                .rsplit_once(":2,")
+                .map_or(old.file.as_str(), |(b, _)| b);
+            let new_file = format!("{base}:2,{info}");
+            if new_file != old.file {
+                let new_path = self.root.join(&new_file);
+                std::fs::hard_link(&old_path, &new_path).map_err(|e| Error::io(&new_path, e))?;
+                entry.file = new_file;
+                remove = Some(old_path);
+            }
+        }
+        self.appender.append(&entry)?;
+        if let Some(p) = remove {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        self.current.insert(key, entry);
+        Ok(true)
     }
 
     /// Flush the manifest to disk.

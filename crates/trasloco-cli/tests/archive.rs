@@ -538,3 +538,56 @@ async fn files_beside_an_archive_are_named_and_never_touched() {
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("Personale.mbox"), "{}", text(&out));
 }
+
+/// Issue 18, point 25: an incremental export carries flag changes over, in every format (a
+/// Maildir file renamed to its new letters, a new manifest line for mbox and EML), and what
+/// is imported back has the source's flags now.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incremental_export_carries_flag_changes() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let mut msgs: Vec<Msg> = (0..4).map(|i| msg(simple(i, "INBOX"))).collect();
+    msgs[0].flags = vec!["\\Seen"];
+    msgs[1].flags = vec!["\\Seen", "Lavoro"];
+    seed(&mut src, "INBOX", msgs).await;
+    for (format, user) in [("maildir", "bob"), ("mbox", "carol"), ("eml", "dave")] {
+        let dir = pair.dir.path().join(format!("flags-{format}"));
+        let out = export(&pair, "alice", format, &dir, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        // Marked unread again, and flagged, on the source.
+        src.select("INBOX", false).await.unwrap();
+        src.store_flags(&[
+            (1, vec![]),
+            (3, vec!["\\Flagged".into(), "$Forwarded".into()]),
+        ])
+        .await
+        .unwrap();
+        let out = export(&pair, "alice", format, &dir, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(folder_sum(mb, "flags_updated"), 2, "{format}: {mb}");
+        assert_eq!(mb["buckets"]["copied"], 0, "{format}");
+        let out = verify(&pair, &dir);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        // Unchanged again: nothing to update.
+        let out = export(&pair, "alice", format, &dir, &[]);
+        assert_eq!(
+            folder_sum(&report(&pair, &out)["mailboxes"][0], "flags_updated"),
+            0
+        );
+        let out = import(&pair, &dir, user, &[]);
+        assert_eq!(code(&out), 0, "{format}: {}", text(&out));
+        let source = snapshot(&mut src).await;
+        let mut tgt = pair.client("target", user).await;
+        assert_eq!(
+            snapshot(&mut tgt).await.get("INBOX"),
+            source.get("INBOX"),
+            "{format}: the archive has the source's flags now"
+        );
+        // Back as they were, for the next format.
+        src.select("INBOX", false).await.unwrap();
+        src.store_flags(&[(1, vec!["\\Seen".into()]), (3, vec![])])
+            .await
+            .unwrap();
+    }
+}

@@ -197,6 +197,17 @@ async fn export_once(
             report.buckets.copied += todo.len() as u64;
             continue;
         };
+        // Flags changed on the source since a message was archived are carried over, as a
+        // migration carries them (marked unread again, flagged, answered…).
+        for m in &meta {
+            if opts.date_rule(m.internal_date.as_deref()).is_none()
+                && w.has(&name, &id(m))
+                && w.update_flags(&name, &id(m), &m.flags)
+                    .map_err(archive_failure)?
+            {
+                report.flags_updated += 1;
+            }
+        }
         let by_uid: HashMap<u32, &FetchedMeta> = todo.iter().map(|m| (m.uid, *m)).collect();
         let sizes = todo.iter().map(|m| (m.uid, m.size));
         for batch in batches(sizes, opts.batch_bytes, opts.batch_messages) {
