@@ -53,6 +53,33 @@ pub enum MasterLogin {
     Separator,
 }
 
+/// One pinned fingerprint or several.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum Fingerprints {
+    /// None given.
+    #[default]
+    None,
+    /// One.
+    One(String),
+    /// Several (a certificate about to be renewed, and its successor).
+    Many(Vec<String>),
+}
+
+impl Fingerprints {
+    /// The fingerprints as SHA-256 digests, or which one does not read as one.
+    pub fn digests(&self) -> Result<Vec<[u8; 32]>, String> {
+        let list: Vec<&String> = match self {
+            Fingerprints::None => Vec::new(),
+            Fingerprints::One(s) => vec![s],
+            Fingerprints::Many(v) => v.iter().collect(),
+        };
+        list.into_iter()
+            .map(|s| trasloco_imap::parse_fingerprint(s))
+            .collect()
+    }
+}
+
 /// A `[source]` or `[target]` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +98,10 @@ pub struct ServerSection {
     /// Skip certificate verification (test setups only; warned).
     #[serde(default)]
     pub insecure: bool,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (`sha256:AB:CD:…`), as an
+    /// old server's self-signed one; a list is accepted too.
+    #[serde(default)]
+    pub cert_fingerprint: Fingerprints,
     /// Admin mode: log in as this master user on behalf of every account.
     pub master_user: Option<String>,
     /// File holding the master password (first line).
@@ -388,6 +419,14 @@ impl Campaign {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         file.rules
             .check()
+            .and_then(|()| {
+                for (which, side) in [("source", &file.source), ("target", &file.target)] {
+                    side.cert_fingerprint
+                        .digests()
+                        .map_err(|e| format!("[{which}] cert_fingerprint: {e}"))?;
+                }
+                Ok(())
+            })
             .and_then(|()| file.folders.check())
             .and_then(|()| file.window.as_ref().map_or(Ok(()), |w| w.check()))
             .and_then(|()| file.clients.as_ref().map_or(Ok(()), |c| c.check()))
@@ -526,6 +565,10 @@ impl Campaign {
             tls: TlsOptions {
                 ca_file: s.ca_file.as_ref().map(|p| self.resolve(p)),
                 insecure: s.insecure,
+                pins: s
+                    .cert_fingerprint
+                    .digests()
+                    .map_err(|e| ConfigError(format!("[{which}] cert_fingerprint: {e}")))?,
             },
             master,
         })

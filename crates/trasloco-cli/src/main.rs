@@ -169,6 +169,9 @@ struct ManifestArgs {
     /// Extra CA certificate (PEM) for the server's TLS certificate.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint.
+    #[arg(long, value_name = "SHA256")]
+    to_cert_fingerprint: Vec<String>,
     /// Skip TLS certificate verification (test setups only).
     #[arg(long)]
     insecure: bool,
@@ -206,6 +209,9 @@ struct PecArgs {
     /// Extra CA certificate (PEM) for the server's TLS certificate.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Trust exactly the server certificate with this SHA-256 fingerprint.
+    #[arg(long, value_name = "SHA256")]
+    from_cert_fingerprint: Vec<String>,
     /// Skip TLS certificate verification (test setups only).
     #[arg(long)]
     insecure: bool,
@@ -412,9 +418,17 @@ struct MigrateArgs {
     /// Target TLS mode.
     #[arg(long, value_enum)]
     to_tls: Option<Tls>,
-    /// Extra CA certificate (PEM) trusted on both sides, besides the system store.
+    /// Extra CA certificate (PEM) trusted on both sides, besides the system store. A
+    /// certificate in it that a server presents as its own is trusted as it is.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Trust exactly the source certificate with this SHA-256 fingerprint (`sha256:AB:CD:…`,
+    /// as a refused handshake prints it): an old server's self-signed certificate.
+    #[arg(long, value_name = "SHA256")]
+    from_cert_fingerprint: Vec<String>,
+    /// The same for the target.
+    #[arg(long, value_name = "SHA256")]
+    to_cert_fingerprint: Vec<String>,
     /// Do not verify server certificates (test setups only).
     #[arg(long)]
     insecure: bool,
@@ -727,6 +741,7 @@ struct Login<'a> {
     file: Option<&'a Path>,
     master_login: MasterLogin,
     ca_file: &'a Option<PathBuf>,
+    pins: &'a [String],
     insecure: bool,
 }
 
@@ -749,6 +764,11 @@ fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
         },
         master_login: args.master_login,
         ca_file: &args.ca_file,
+        pins: if source {
+            &args.from_cert_fingerprint
+        } else {
+            &args.to_cert_fingerprint
+        },
         insecure: args.insecure,
     })
 }
@@ -799,6 +819,14 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
             tls: TlsOptions {
                 ca_file: l.ca_file.clone(),
                 insecure: l.insecure,
+                pins: l
+                    .pins
+                    .iter()
+                    .map(|p| {
+                        trasloco_imap::parse_fingerprint(p)
+                            .map_err(|e| ConfigError(format!("--{flag}-cert-fingerprint: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?,
             },
             credentials: Credentials {
                 user,
@@ -1197,6 +1225,7 @@ async fn pec_report(args: PecArgs) -> Result<i32, ConfigError> {
             file: args.from_password_file.as_deref(),
             master_login: args.master_login,
             ca_file: &args.ca_file,
+            pins: &args.from_cert_fingerprint,
             insecure: args.insecure,
         })?;
         vec![match proto {
@@ -1293,6 +1322,7 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
             file: args.to_password_file.as_deref(),
             master_login: args.master_login,
             ca_file: &args.ca_file,
+            pins: &args.to_cert_fingerprint,
             insecure: args.insecure,
         })?;
         sides.push(side);

@@ -347,7 +347,7 @@ fn generate_and_serve_client_settings() {
             security: trasloco_imap::Security::Implicit,
         };
         let tcp = trasloco_imap::net::tcp(&ep).await.unwrap();
-        let opts = trasloco_imap::TlsOptions { ca_file: Some(ca.clone()), insecure: false };
+        let opts = trasloco_imap::TlsOptions { ca_file: Some(ca.clone()), ..Default::default() };
         let mut s = trasloco_imap::net::tls_wrap(tcp, "127.0.0.1", &opts).await.unwrap();
         s.write_all(b"GET /guide/b.verdi@cultura.gov.it HTTP/1.1\r\nHost: config.cultura.gov.it\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut out = Vec::new();

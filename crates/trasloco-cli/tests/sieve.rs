@@ -23,7 +23,7 @@ async fn sieve(pair: &Pair, side: &str, user: &str) -> ManageSieve {
     };
     let tls = TlsOptions {
         ca_file: Some(pair.ca()),
-        insecure: false,
+        ..TlsOptions::default()
     };
     let mut s = ManageSieve::connect(&ep, &tls).await.unwrap();
     s.login(&Credentials::new(user, format!("{user}-pw")))

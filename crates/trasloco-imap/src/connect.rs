@@ -41,10 +41,40 @@ pub struct Endpoint {
 /// Certificate checking.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
-    /// An extra CA certificate file (PEM) to trust besides the system store.
+    /// An extra CA certificate file (PEM) to trust besides the system store. A certificate in
+    /// it that the server presents as its own is accepted as pinned (a self-signed one).
     pub ca_file: Option<PathBuf>,
     /// Skip certificate verification entirely. Explicit, warned, never a default.
     pub insecure: bool,
+    /// Pinned certificates, by the SHA-256 of their DER bytes: the server presenting exactly
+    /// one of these is trusted, whoever signed it (an old server's self-signed certificate).
+    pub pins: Vec<[u8; 32]>,
+}
+
+/// Parse a certificate fingerprint as admins copy it: `sha256:AB:CD:…`, or the 64 hex digits
+/// alone, colons and case as they come.
+pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("sha256:")
+        .or_else(|| t.strip_prefix("SHA256:"))
+        .or_else(|| t.strip_prefix("sha256="))
+        .or_else(|| t.strip_prefix("SHA256 Fingerprint="))
+        .unwrap_or(t);
+    let hexits: String = t.chars().filter(|c| *c != ':').collect();
+    let bytes = hex::decode(&hexits)
+        .map_err(|_| format!("{s:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)"))?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{s:?} is not a SHA-256 fingerprint (sha256: and 64 hex digits)"))
+}
+
+/// A certificate's fingerprint as admins read it: `sha256:AB:CD:…`.
+pub fn fingerprint_text(der: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(der);
+    let hexits: Vec<String> = d.iter().map(|b| format!("{b:02X}")).collect();
+    format!("sha256:{}", hexits.join(":"))
 }
 
 /// How a master user logs in on behalf of a user.
@@ -247,11 +277,15 @@ pub async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     ))
 }
 
-pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
+/// What the server presented when a handshake failed: its certificate's fingerprint.
+type Seen = Arc<std::sync::Mutex<Option<String>>>;
+
+pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<(TlsConnector, Seen), Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?;
+    let seen: Seen = Arc::default();
     let config = if opts.insecure {
         builder
             .dangerous()
@@ -263,6 +297,7 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
         for cert in native.certs {
             let _ = roots.add(cert);
         }
+        let mut pins = opts.pins.clone();
         if let Some(path) = &opts.ca_file {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<_, _>>())
@@ -279,14 +314,150 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<TlsConnector, Error> {
                 ));
             }
             for cert in certs {
+                // A certificate given here is also accepted as the server's own: an old
+                // server's self-signed certificate (`CA:TRUE`) cannot be checked as a chain.
+                use sha2::Digest;
+                pins.push(sha2::Sha256::digest(cert.as_ref()).into());
                 roots.add(cert).map_err(|e| {
                     Error::new(ErrorKind::Tls, format!("CA file {}: {e}", path.display()))
                 })?;
             }
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?,
+            )
+        };
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Checked {
+                webpki,
+                pins,
+                provider,
+                seen: seen.clone(),
+            }))
+            .with_no_client_auth()
     };
-    Ok(TlsConnector::from(Arc::new(config)))
+    Ok((TlsConnector::from(Arc::new(config)), seen))
+}
+
+/// The usual chain check against the trusted roots, except that a pinned certificate (by its
+/// SHA-256) is trusted as it is. Remembers what a refused server presented, so the error can
+/// give its fingerprint.
+#[derive(Debug)]
+struct Checked {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    pins: Vec<[u8; 32]>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    seen: Seen,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Checked {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if self.pins.contains(&digest) {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        let result = match &self.webpki {
+            Some(v) => v.verify_server_cert(end_entity, intermediates, server_name, ocsp, now),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        };
+        if result.is_err()
+            && let Ok(mut s) = self.seen.lock()
+        {
+            *s = Some(fingerprint_text(end_entity.as_ref()));
+        }
+        result
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A failed handshake in words an admin acts on, with the fingerprint of the certificate the
+/// server presented when it was refused.
+fn tls_words(host: &str, e: &io::Error, seen: Option<String>) -> String {
+    use rustls::CertificateError as C;
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+    let what = match inner {
+        Some(rustls::Error::InvalidCertificate(c)) => match c {
+            C::UnknownIssuer => {
+                "the server's certificate is not signed by a certificate authority trusted here"
+                    .to_string()
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("the server's certificate is for another name than {host}")
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                "the server's certificate has expired".to_string()
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet (check this machine's clock)".to_string()
+            }
+            C::Revoked => "the server's certificate has been revoked".to_string(),
+            C::BadSignature => "the server's certificate has a bad signature".to_string(),
+            C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
+                "the server presents a certificate authority's certificate as its own, as a self-signed certificate made with `openssl req -x509` does".to_string()
+            }
+            other => format!("the server's certificate was refused ({other:?})"),
+        },
+        Some(rustls::Error::AlertReceived(a)) => format!("the server ended the handshake ({a:?})"),
+        Some(rustls::Error::PeerIncompatible(p)) => {
+            format!("the server speaks no TLS version or cipher this tool accepts ({p:?})")
+        }
+        _ => e.to_string(),
+    };
+    match seen {
+        Some(fp) => format!(
+            "TLS with {host} failed: {what}. The certificate it presented has the fingerprint {fp} . If that is the server's own certificate (check on the server: openssl x509 -noout -fingerprint -sha256 -in CERT.pem), trust exactly it with --from-cert-fingerprint / --to-cert-fingerprint (campaign: cert_fingerprint), or give the certificate in --ca-file (campaign: ca_file); if it comes from a private CA, give that CA in --ca-file"
+        ),
+        None => format!("TLS with {host} failed: {what}"),
+    }
 }
 
 /// Open the connection an endpoint names: TCP, with the TLS handshake at once for implicit
@@ -316,7 +487,7 @@ pub async fn start_tls(plain: Stream, host: &str, tls: &TlsOptions) -> Result<St
 
 /// Run the TLS handshake on `tcp`, verifying the certificate for `host` unless told not to.
 pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<Stream, Error> {
-    let connector = tls_connector(opts)?;
+    let (connector, seen) = tls_connector(opts)?;
     let name = ServerName::try_from(host.to_string()).map_err(|_| {
         Error::new(
             ErrorKind::Tls,
@@ -325,10 +496,10 @@ pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<S
     })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::Tls,
-            format!("TLS with {host} failed: {e}"),
-        )),
+        Ok(Err(e)) => {
+            let fp = seen.lock().ok().and_then(|s| s.clone());
+            Err(Error::new(ErrorKind::Tls, tls_words(host, &e, fp)))
+        }
         Err(_) => Err(Error::new(
             ErrorKind::Tls,
             format!("TLS handshake with {host} timed out"),
@@ -379,5 +550,31 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_read_as_admins_copy_them() {
+        let der = b"not really a certificate";
+        let text = fingerprint_text(der);
+        assert!(
+            text.starts_with("sha256:") && text.len() == 7 + 95,
+            "{text}"
+        );
+        let want = parse_fingerprint(&text).unwrap();
+        assert_eq!(parse_fingerprint(&text.to_lowercase()).unwrap(), want);
+        let bare: String = text[7..].chars().filter(|c| *c != ':').collect();
+        assert_eq!(parse_fingerprint(&bare).unwrap(), want);
+        assert_eq!(
+            parse_fingerprint(&format!("SHA256 Fingerprint={}", &text[7..])).unwrap(),
+            want,
+            "as `openssl x509 -fingerprint -sha256` prints it"
+        );
+        assert!(parse_fingerprint("sha256:zz").is_err());
+        assert!(parse_fingerprint("sha256:00:11").is_err());
     }
 }

@@ -31,7 +31,10 @@ pub use client::{
     ListEntry, Listing, PendingAppend, Selected, UidWindow,
 };
 pub use command::{quote_astring, uid_set};
-pub use connect::{Credentials, Endpoint, Master, MasterStyle, Security, TlsOptions};
+pub use connect::{
+    Credentials, Endpoint, Master, MasterStyle, Security, TlsOptions, fingerprint_text,
+    parse_fingerprint,
+};
 pub use error::{Error, ErrorKind};
 
 /// Connection setup shared with the other protocol clients (POP3): TCP with one-line errors,

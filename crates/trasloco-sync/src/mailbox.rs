@@ -256,8 +256,10 @@ impl SyncError {
                 } else {
                     tgt_label
                 };
+                // A TLS error that already says what to do needs no second hint.
+                let advised = error.to_string().contains("--ca-file");
                 let line = match hint(error.kind, side) {
-                    "" => format!("{side} {who}: {error}"),
+                    h if h.is_empty() || advised => format!("{side} {who}: {error}"),
                     h => format!("{side} {who}: {error}; {h}"),
                 };
                 (failure_class(error.kind), line)
