@@ -572,7 +572,7 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
     };
     let mut md = String::new();
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
-    writeln!(md, "\n## Run of {now}\n")?;
+    writeln!(md, "\n### Run of {now}\n")?;
     writeln!(md, "- Command: `{command}`")?;
     writeln!(
         md,
