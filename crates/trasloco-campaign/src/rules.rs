@@ -538,6 +538,21 @@ pub fn decide(facts: &Facts, rules: &RulesSection, now: DateTime<Utc>) -> Decisi
                 )
             });
         }
+        // Mail keeps arriving until the cutover: a mailbox that moves within a tenth of its
+        // quota is said to be close to the edge.
+        if d.online_bytes.saturating_mul(10) >= limit.saturating_mul(9) {
+            d.reasons.push(format!(
+                "close to the quota: {} of {} online; mail arriving before the cutover may push it over{}",
+                human_bytes(d.online_bytes),
+                human_bytes(limit),
+                match facts.strategy {
+                    Strategy::ArchiveOldest => {
+                        " (archive-oldest checks the fit again at every run)"
+                    }
+                    _ => " (archive-oldest would check the fit again at every run)",
+                }
+            ));
+        }
     }
     d
 }
@@ -733,6 +748,35 @@ mod tests {
         assert_eq!(d.archive_before.as_deref(), Some("2026-10-01T00:00:00Z"));
         f.blocked = Some(("login".into(), "source login failed".into()));
         assert_eq!(decide(&f, &rules, now).action, Action::Blocked);
+    }
+
+    #[test]
+    fn a_mailbox_close_to_its_quota_is_said_to_be() {
+        let now = at(2026, 11, 30);
+        let f = Facts {
+            blocked: None,
+            newest: Some(at(2026, 11, 1)),
+            last_login: None,
+            included: false,
+            messages: vec![(Some(at(2026, 11, 1).timestamp()), 95)],
+            quota: Some(100),
+            strategy: Strategy::Report,
+        };
+        let d = decide(&f, &RulesSection::default(), now);
+        assert_eq!(d.action, Action::Migrate);
+        assert!(
+            d.reasons[0].starts_with("close to the quota: 95 B of 100 B online"),
+            "{d:?}"
+        );
+        let roomy = Facts {
+            quota: Some(200),
+            ..f
+        };
+        assert!(
+            decide(&roomy, &RulesSection::default(), now)
+                .reasons
+                .is_empty()
+        );
     }
 
     #[test]

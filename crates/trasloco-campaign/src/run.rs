@@ -25,6 +25,20 @@ pub struct Job {
     pub target: Target,
     /// The older part that goes to a local archive instead (a quota strategy).
     pub archive: Option<ArchiveJob>,
+    /// With `archive-oldest`, how to check the fit again at every run: mail that arrived since
+    /// the plan moves the cut.
+    pub refit: Option<Refit>,
+}
+
+/// What re-checking a mailbox's fit at the start of a run needs.
+#[derive(Debug, Clone)]
+pub struct Refit {
+    /// The configured quota, else the one the target reports.
+    pub quota: Option<u64>,
+    /// `quota_margin_percent` as a fraction.
+    pub margin: f64,
+    /// The mailbox's quota archive.
+    pub archive: Target,
 }
 
 /// Messages dated before `before` go to `target` (a local archive), the rest to the job's
@@ -263,6 +277,7 @@ pub fn entries(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Entry>, 
                     source: src,
                     target: Target::Imap(t),
                     archive: None,
+                    refit: None,
                 });
             }
         }
@@ -333,6 +348,29 @@ pub fn prepare(
                             .rsplit_once('@')
                             .is_some_and(|(u, _)| i.eq_ignore_ascii_case(u))
                 });
+            let name = e
+                .source
+                .rsplit_once('@')
+                .map_or(e.source.as_str(), |(u, _)| u);
+            let archive_target = || {
+                Target::Archive(trasloco_sync::ArchiveTarget {
+                    root: campaign
+                        .archive_dir()
+                        .join(trasloco_archive::flags::escape_component(name)),
+                    format: trasloco_archive::Format::Maildir,
+                    layout: None,
+                })
+            };
+            // archive-oldest: the fit is checked again at every run, as mail keeps arriving.
+            if e.strategy == crate::rules::Strategy::ArchiveOldest
+                && matches!(d.action, Action::Migrate | Action::MigrateWithArchive)
+            {
+                job.refit = Some(Refit {
+                    quota: campaign.file.rules.quota(),
+                    margin: campaign.file.rules.margin(),
+                    archive: archive_target(),
+                });
+            }
             match d.action {
                 Action::Skip | Action::Blocked if !forced => {
                     left.push(leave(d.action, d.rule.clone(), d.reasons.clone()));
@@ -350,18 +388,8 @@ pub fn prepare(
                                 e.source
                             ))
                         })?;
-                    let name = e
-                        .source
-                        .rsplit_once('@')
-                        .map_or(e.source.as_str(), |(u, _)| u);
                     job.archive = Some(ArchiveJob {
-                        target: Target::Archive(trasloco_sync::ArchiveTarget {
-                            root: campaign
-                                .archive_dir()
-                                .join(trasloco_archive::flags::escape_component(name)),
-                            format: trasloco_archive::Format::Maildir,
-                            layout: None,
-                        }),
+                        target: archive_target(),
                         before,
                     });
                 }
@@ -538,6 +566,90 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Check an `archive-oldest` mailbox's fit again: the source as it is now against the quota.
+/// Returns the cut to use (never earlier than the plan's or the last run's: what is archived
+/// stays archived) and a line for the report when it moved; `None` when the job has no refit
+/// or still fits without an archive.
+async fn refit(
+    job: &Job,
+    state: &State,
+    opts: &trasloco_sync::Options,
+) -> Result<Option<(i64, Option<String>)>, String> {
+    let Some(r) = &job.refit else {
+        return Ok(None);
+    };
+    let Target::Imap(side) = &job.target else {
+        return Ok(None);
+    };
+    let id = state
+        .mailbox_id(&job.source.label(), &side.label())
+        .await
+        .map_err(|e| e.to_string())?;
+    let recorded = state.archive_cut(id).await.map_err(|e| e.to_string())?;
+    let planned = job.archive.as_ref().map(|a| a.before);
+    let was = planned.max(recorded);
+    let quota = match r.quota {
+        Some(q) => Some(q),
+        None => trasloco_sync::target_quota(side)
+            .await
+            .map_err(|(_, why)| why)?
+            .map(|(_, limit)| limit),
+    };
+    let Some(limit) = quota else {
+        return Ok(was.map(|c| (c, None)));
+    };
+    let inv = trasloco_sync::inventory_source(&job.source, state, opts)
+        .await
+        .map_err(|(_, why)| why)?;
+    let messages: Vec<crate::rules::Dated> = inv
+        .folders
+        .iter()
+        .filter(|f| f.rule != Some("folder-excluded"))
+        .flat_map(|f| f.messages.iter().copied())
+        .collect();
+    let fit = crate::rules::quota_fit(
+        &messages,
+        limit,
+        r.margin,
+        crate::rules::Strategy::ArchiveOldest,
+        chrono::Utc::now(),
+    );
+    let cut = match (was, fit.archive_before) {
+        (Some(w), Some(f)) => w.max(f),
+        (w, f) => match w.or(f) {
+            Some(c) => c,
+            None => return Ok(None),
+        },
+    };
+    if Some(cut) == was {
+        return Ok(Some((cut, None)));
+    }
+    state
+        .set_archive_cut(id, cut)
+        .await
+        .map_err(|e| e.to_string())?;
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    };
+    let moved: Vec<&crate::rules::Dated> = messages
+        .iter()
+        .filter(|(d, _)| d.is_some_and(|d| d < cut && was.is_none_or(|w| d >= w)))
+        .collect();
+    Ok(Some((
+        cut,
+        Some(format!(
+            "quota: mail arrived since the plan; the archive cut moved from {} to {}: {} more messages ({}) go to the archive, and their copies leave the target{}",
+            was.map_or("none".to_string(), day),
+            day(cut),
+            moved.len(),
+            crate::rules::human_bytes(moved.iter().map(|m| m.1).sum()),
+            fit.problem.map(|p| format!("; {p}")).unwrap_or_default()
+        )),
+    )))
+}
+
 /// Run the jobs and write the report. The error is for the state file or report directory.
 pub async fn run(
     jobs: Vec<Job>,
@@ -611,6 +723,29 @@ pub async fn run(
                     report
                 }
             };
+            // archive-oldest: where the cut is now (mail arrived since the plan may move it).
+            let mut job = job;
+            let mut notes = Vec::new();
+            if !opts.dry_run {
+                match refit(&job, &state, &opts).await {
+                    Ok(Some((cut, note))) => {
+                        if let (Some(r), None) = (&job.refit, &job.archive) {
+                            job.archive = Some(ArchiveJob {
+                                target: r.archive.clone(),
+                                before: cut,
+                            });
+                        }
+                        if let Some(a) = job.archive.as_mut() {
+                            a.before = cut;
+                        }
+                        notes.extend(note);
+                    }
+                    Ok(None) => {}
+                    Err(why) => {
+                        notes.push(format!("the quota fit could not be checked again: {why}"))
+                    }
+                }
+            }
             // The older part goes to the local archive first, the rest to the target; each
             // side skips, by a named rule, what the other takes.
             let archived = match &job.archive {
@@ -633,9 +768,23 @@ pub async fn run(
                     skip_before: Some(a.before),
                     skip_from: None,
                 });
+                // Copies of messages the archive now holds leave the target, once the archive
+                // took them without a failure.
+                if let (Target::Archive(t), Some(ar)) = (&a.target, &archived)
+                    && ar.status == MailboxStatus::InSync
+                    && let Ok(Some(m)) = trasloco_archive::manifest::load(&t.root)
+                {
+                    o.evict = Some(Arc::new(trasloco_sync::Evict {
+                        before: a.before,
+                        archived: m.recorded_ids(),
+                        rule: ARCHIVED_RULE.into(),
+                    }));
+                }
             }
-            let report =
-                save(transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await).await;
+            let mut transferred =
+                transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
+            transferred.warnings.extend(notes);
+            let report = save(transferred).await;
             observer.done(&report);
             (i, report, archived)
         });

@@ -106,13 +106,25 @@ pub async fn verify(
         };
         let key = (job.source.label(), side.label());
         let opts = options_after(base, done.get(&key).unwrap_or(&BTreeSet::new()), phases);
-        let archive = job.archive.as_ref().and_then(|a| match &a.target {
-            Target::Archive(t) => Some(ArchivePart {
+        // The cut a run moved (archive-oldest re-checks the fit as mail arrives) is the
+        // state's; the plan's otherwise.
+        let moved = match state.find_mailbox(&key.0, &key.1).await {
+            Ok(Some(id)) => state.archive_cut(id).await.ok().flatten(),
+            _ => None,
+        };
+        let archive_target = job
+            .archive
+            .as_ref()
+            .map(|a| &a.target)
+            .or(job.refit.as_ref().map(|r| &r.archive));
+        let before = job.archive.as_ref().map(|a| a.before).max(moved);
+        let archive = match (archive_target, before) {
+            (Some(Target::Archive(t)), Some(before)) => Some(ArchivePart {
                 root: t.root.clone(),
-                before: a.before,
+                before,
             }),
-            Target::Imap(_) => None,
-        });
+            _ => None,
+        };
         let (limit, state) = (limit.clone(), state.clone());
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");

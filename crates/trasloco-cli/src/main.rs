@@ -1018,6 +1018,7 @@ async fn migrate(
         source,
         target,
         archive: None,
+        refit: None,
     };
     execute(vec![job], &settings, show_progress).await
 }

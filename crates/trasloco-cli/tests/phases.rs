@@ -639,3 +639,81 @@ async fn a_campaign_from_plan_to_report() {
         "blocked reasons are listed"
     );
 }
+
+/// Issue 18, point 20: the archive-oldest cut is checked again at every run. Mail that arrives
+/// after the plan would push the target over its quota: the cut moves, the messages behind it
+/// go to the archive (verified), and the copies this tool had made of them leave the target,
+/// with a line in the report; nothing is lost, and `verify` agrees.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_archive_cut_moves_as_mail_arrives() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_QUOTAS", "erin=300k")]);
+    let user = "erin";
+    // 12 old messages of about 20 KB: 240 KB, within the 300 KiB quota.
+    let old: Vec<Msg> = (0..12)
+        .map(|i| dated(user, "INBOX", i, days_ago(900 - i as i64 * 10), 20_000))
+        .collect();
+    put(&pair, user, "INBOX", old).await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nerin,erin-pw,erin,erin-pw\n",
+    );
+    let c = write(
+        &pair,
+        "campaign.toml",
+        &format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{ca}\"\n[target]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{ca}\"\n[accounts]\nfile = \"accounts.csv\"\n[run]\nstate = \"state.sqlite\"\nreports = \"reports\"\n[rules]\nquota_strategy = \"archive-oldest\"\narchive_dir = \"archives\"\n",
+            pair.port("SOURCE_IMAP_PORT"),
+            pair.port("TARGET_IMAP_PORT"),
+            ca = pair.ca().display()
+        ),
+    );
+    let out = pair.trasloco(&["--no-progress", "plan", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        row(&plan_json(&pair), user)["decision"]["action"],
+        "migrate"
+    );
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(count(&pair, "target", user, "INBOX").await, 12);
+
+    // Six new messages after the plan: 360 KB no longer fit.
+    let new: Vec<Msg> = (0..6)
+        .map(|i| dated(user, "INBOX-new", i, days_ago(5 - i as i64), 20_000))
+        .collect();
+    put(&pair, user, "INBOX", new).await;
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("note: quota: mail arrived since the plan; the archive cut moved from none to"),
+        "{t}"
+    );
+    assert!(!t.contains("OVERQUOTA"), "{t}");
+    let r = report(&pair, &out);
+    let m = &r["mailboxes"][0];
+    let evicted = folder_sum(m, "evicted");
+    assert!(evicted > 0, "{m}");
+    let on_target = count(&pair, "target", user, "INBOX").await;
+    let archived = r["archives"][0]["buckets"]["copied"].as_u64().unwrap();
+    assert_eq!(
+        u64::from(on_target) + archived,
+        18,
+        "every message in exactly one place: {r}"
+    );
+    assert_eq!(u64::from(on_target), 18 - archived);
+    assert_eq!(evicted, archived, "the archived ones left the target");
+    let out = pair.trasloco(&["archive", "verify", "archives/erin"], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // The next run is quiet, and verify finds nothing lost.
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("archive cut moved"), "{}", text(&out));
+    assert_eq!(count(&pair, "target", user, "INBOX").await, on_target);
+    let out = pair.trasloco(&["--no-progress", "verify", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains(&format!("{archived} archived")), "{t}");
+}

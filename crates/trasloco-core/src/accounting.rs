@@ -135,6 +135,10 @@ pub struct FolderReport {
     pub dropped_keywords: BTreeMap<String, u64>,
     /// Messages whose bytes on the target were read back and compared (SHA-256).
     pub verified: u64,
+    /// Copies taken off the target because a quota archive's moved cut put their messages
+    /// in the archive (counted under that rule).
+    #[serde(default)]
+    pub evicted: u64,
     /// Copies made again because the archive's message grew (an mbox completed after a cut),
     /// their shorter copies removed from the target.
     #[serde(default)]

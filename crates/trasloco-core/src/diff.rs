@@ -44,6 +44,9 @@ pub struct Mapped {
     /// The source message's size when it was copied (an archive's message can grow: an mbox
     /// whose last message was cut, completed later).
     pub size: u64,
+    /// Whether this tool made the copy (as opposed to finding it there by content identity):
+    /// only such copies are ever removed from the target.
+    pub ours: bool,
 }
 
 /// A source message found on the target.
@@ -269,6 +272,7 @@ mod tests {
     fn map(s: u32, t: u32, flags: &[&str]) -> Mapped {
         Mapped {
             size: 100,
+            ours: true,
             source_uid: s,
             target_uid: t,
             synced_flags: set(flags),

@@ -202,6 +202,10 @@ CREATE TABLE IF NOT EXISTS altered (
     found_at TEXT NOT NULL,
     PRIMARY KEY (folder_id, source_uid)
 );
+CREATE TABLE IF NOT EXISTS archive_cut (
+    mailbox_id INTEGER PRIMARY KEY REFERENCES mailbox(id),
+    before INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pop3_message (
     mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
     uidl TEXT NOT NULL,
@@ -471,7 +475,7 @@ impl State {
         // and once as mappings.
         let mut out = Vec::new();
         let mut rows = sqlx::query(
-            "SELECT source_uid, target_uid, flags, size FROM message \
+            "SELECT source_uid, target_uid, flags, size, sha256 IS NOT NULL FROM message \
              WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3",
         )
         .bind(folder_id)
@@ -484,6 +488,7 @@ impl State {
                 target_uid: r.get::<i64, _>(1) as u32,
                 synced_flags: flags_parse(r.get::<&str, _>(2)),
                 size: r.get::<i64, _>(3) as u64,
+                ours: r.get::<bool, _>(4),
             });
         }
         Ok(out)
@@ -623,6 +628,51 @@ impl State {
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Forget recorded copies (their target copies were removed on purpose: moved to a quota
+    /// archive).
+    pub async fn forget_copies(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
+        if source_uids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        in_chunks(&mut tx, source_uids, |chunk| {
+            let mut q = QueryBuilder::new("DELETE FROM message WHERE folder_id = ");
+            q.push_bind(folder_id).push(" AND source_uid IN (");
+            let mut sep = q.separated(", ");
+            for u in chunk {
+                sep.push_bind(i64::from(*u));
+            }
+            q.push(")");
+            q
+        })
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// The quota archive cut a run moved a mailbox's cut to (Unix seconds), if any.
+    pub async fn archive_cut(&self, mailbox_id: i64) -> Result<Option<i64>, Error> {
+        sqlx::query_scalar("SELECT before FROM archive_cut WHERE mailbox_id = ?1")
+            .bind(mailbox_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Record a mailbox's quota archive cut.
+    pub async fn set_archive_cut(&self, mailbox_id: i64, before: i64) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO archive_cut (mailbox_id, before) VALUES (?1, ?2) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET before = excluded.before",
+        )
+        .bind(mailbox_id)
+        .bind(before)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Record the source flags now synced for some messages.
@@ -890,6 +940,7 @@ mod tests {
                 target_uid: 7,
                 synced_flags: set(&["\\Seen"]),
                 size: 100,
+                ours: true,
             }]
         );
         state

@@ -326,6 +326,7 @@ pub(crate) async fn sync_folder(
         folder_id,
         targets: &targets,
         pool: None,
+        source_uv,
     };
     let first_window = listing.first_window();
     let mut first = listing.first;
@@ -352,6 +353,8 @@ struct Window<'a> {
     targets: &'a Targets,
     /// Built when a window first has a message without a valid mapping.
     pool: Option<IdentityPool>,
+    /// The source folder's UIDVALIDITY (archive ids are `UIDVALIDITY:UID`).
+    source_uv: u32,
 }
 
 /// Note an altered copy in the folder's report (the first 100 are listed).
@@ -487,6 +490,52 @@ impl Window<'_> {
                 report.buckets.already_present -= replaced.len() as u64;
                 pass.unmapped.extend(replaced.keys());
                 pass.unmapped.sort_unstable();
+            }
+        }
+        // A quota archive's cut that moved takes the copies of messages now behind it off the
+        // target, once the archive holds them: only copies this tool made and recorded.
+        let mut evicted: Vec<(u32, u32)> = Vec::new();
+        if let (Some(ev), false) = (&opts.evict, opts.dry_run) {
+            let folder = match m.delimiter {
+                Some(d) if d != '/' => m.source.replace(d, "/"),
+                _ => m.source.clone(),
+            };
+            let ours: HashMap<u32, bool> = mapped.iter().map(|x| (x.source_uid, x.ours)).collect();
+            if let Some(ids) = ev.archived.get(&folder) {
+                let uv = self.source_uv;
+                pass.present.retain(|p| {
+                    let behind = listed[&p.source_uid]
+                        .internal_date
+                        .as_deref()
+                        .and_then(trasloco_archive::dates::parse_imap)
+                        .is_some_and(|t| t.timestamp() < ev.before);
+                    let go = behind
+                        && ours.get(&p.source_uid) == Some(&true)
+                        && ids.contains(&format!("{uv}:{}", p.source_uid));
+                    if go {
+                        evicted.push((p.source_uid, p.target_uid));
+                    }
+                    !go
+                });
+            }
+            if !evicted.is_empty() {
+                let tuids: Vec<u32> = evicted.iter().map(|(_, t)| *t).collect();
+                if tgts[0].uid_expunge(&tuids).await.on(SideName::Target)? {
+                    if let Some(fid) = self.folder_id {
+                        let suids: Vec<u32> = evicted.iter().map(|(s, _)| *s).collect();
+                        ctx.state.forget_copies(fid, &suids).await?;
+                    }
+                    report.buckets.already_present -= evicted.len() as u64;
+                    *report.buckets.skipped.entry(ev.rule.clone()).or_default() +=
+                        evicted.len() as u64;
+                    report.evicted += evicted.len() as u64;
+                } else {
+                    tracing::warn!(
+                        "{}: {} copies now in the quota archive stay on the target: it has no UIDPLUS to remove them one by one",
+                        m.target,
+                        evicted.len()
+                    );
+                }
             }
         }
         // Copies the target altered on an earlier run stay in their own bucket as long as they

@@ -30,7 +30,7 @@ pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest, latest_
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
 pub use mailbox::{
-    DateRule, FolderSelect, Options, Progress, Side, SideName, failure_class, sync_mailbox,
+    DateRule, Evict, FolderSelect, Options, Progress, Side, SideName, failure_class, sync_mailbox,
 };
 pub use scan::{Scanned, scan};
 pub use source::Source;

@@ -79,6 +79,9 @@ pub struct Options {
     pub date_rules: Vec<DateRule>,
     /// PEC messages: signatures checked before upload and after read-back, evidence manifest.
     pub pec: Option<std::sync::Arc<crate::PecEvidence>>,
+    /// A quota archive's cut moved: copies on the target of messages now behind it, and
+    /// already in the archive, leave the target.
+    pub evict: Option<std::sync::Arc<Evict>>,
     /// How many times a dropped connection is re-established before the mailbox is given up.
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
@@ -118,6 +121,7 @@ impl Default for Options {
             only: None,
             date_rules: Vec::new(),
             pec: None,
+            evict: None,
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
             orphan_grace: Duration::from_secs(10),
@@ -154,6 +158,19 @@ fn role_of(name: &str, role: Option<Role>) -> Option<Role> {
     } else {
         role.or_else(|| folder_map::role_from_name(name))
     }
+}
+
+/// Copies to take off the target because a quota archive now holds their messages: those
+/// dated before `before` whose archive id (`UIDVALIDITY:UID` of the source) the archive's
+/// manifest records in the same folder. Only copies this tool made and recorded are removed.
+#[derive(Debug, Clone, Default)]
+pub struct Evict {
+    /// Unix seconds: the cut.
+    pub before: i64,
+    /// The archive's recorded ids per folder (`/` between levels).
+    pub archived: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// The rule the removed copies are counted under.
+    pub rule: String,
 }
 
 /// Messages skipped by date, counted under `rule`. An undated message is kept by `before`
