@@ -219,21 +219,7 @@ impl Writer {
         };
         match self.format {
             Format::Maildir => {
-                let kws = self
-                    .keywords
-                    .entry(dir.clone())
-                    .or_insert_with(|| read_keywords(&dir));
-                let before = kws.len();
-                let (info, _) = flags::to_maildir_info(flags_in, kws);
-                if kws.len() != before {
-                    let text: String = kws
-                        .iter()
-                        .enumerate()
-                        .map(|(i, k)| format!("{i} {k}\n"))
-                        .collect();
-                    let p = dir.join("dovecot-keywords");
-                    std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-                }
+                let info = maildir_info(&mut self.keywords, &dir, flags_in)?;
                 let base = format!(
                     "{secs}.{}.trasloco,S={},W={}",
                     self.seq,
@@ -324,21 +310,7 @@ impl Writer {
                 .and_then(Path::parent)
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| self.root.clone());
-            let kws = self
-                .keywords
-                .entry(dir.clone())
-                .or_insert_with(|| read_keywords(&dir));
-            let before = kws.len();
-            let (info, _) = flags::to_maildir_info(flags, kws);
-            if kws.len() != before {
-                let text: String = kws
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| format!("{i} {k}\n"))
-                    .collect();
-                let p = dir.join("dovecot-keywords");
-                std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-            }
+            let info = maildir_info(&mut self.keywords, &dir, flags)?;
             let base = old
                 .file
                 .rsplit_once(":2,")
@@ -366,6 +338,31 @@ impl Writer {
 }
 
 /// Where a folder lives: its directory (Maildir, EML) or its mbox file.
+/// The Maildir info letters for `flags` in the folder directory `dir` (its keyword letters
+/// kept in `keywords`); a keyword new to the folder gets a letter, written to its
+/// `dovecot-keywords` at once.
+fn maildir_info(
+    keywords: &mut HashMap<PathBuf, Vec<String>>,
+    dir: &Path,
+    flags: &[String],
+) -> Result<String, Error> {
+    let kws = keywords
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| read_keywords(dir));
+    let before = kws.len();
+    let (info, _) = flags::to_maildir_info(flags, kws);
+    if kws.len() != before {
+        let text: String = kws
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{i} {k}\n"))
+            .collect();
+        let p = dir.join("dovecot-keywords");
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+    }
+    Ok(info)
+}
+
 pub(crate) fn folder_path(
     root: &Path,
     format: Format,

@@ -223,14 +223,11 @@ pub fn inactive(
     now: DateTime<Utc>,
     months: u32,
 ) -> Option<String> {
-    let since = now.checked_sub_months(Months::new(months)).unwrap_or(now);
+    let since = window_start(now, months);
     let recent = |d: Option<DateTime<Utc>>| d.is_some_and(|d| d >= since);
     if recent(newest) || recent(last_login) {
         return None;
     }
-    let day = |d: Option<DateTime<Utc>>| {
-        d.map_or("none".to_string(), |d| d.format("%Y-%m-%d").to_string())
-    };
     Some(format!(
         "inactive for {months} months: newest message {}, last login {} (window starts {})",
         day(newest),
@@ -247,16 +244,26 @@ pub fn kept_by_login(
     now: DateTime<Utc>,
     months: u32,
 ) -> Option<String> {
-    let since = now.checked_sub_months(Months::new(months)).unwrap_or(now);
+    let since = window_start(now, months);
     if newest.is_some_and(|d| d >= since) {
         return None;
     }
     let login = last_login.filter(|d| *d >= since)?;
     Some(format!(
         "kept: last login {} (newest message {}, older than {months} months)",
-        login.format("%Y-%m-%d"),
-        newest.map_or("none".to_string(), |d| d.format("%Y-%m-%d").to_string())
+        day(Some(login)),
+        day(newest)
     ))
+}
+
+/// Where the inactivity window starts.
+fn window_start(now: DateTime<Utc>, months: u32) -> DateTime<Utc> {
+    now.checked_sub_months(Months::new(months)).unwrap_or(now)
+}
+
+/// A day for reasons: `2026-11-23`, or `none`.
+fn day(d: Option<DateTime<Utc>>) -> String {
+    d.map_or("none".to_string(), |d| d.format("%Y-%m-%d").to_string())
 }
 
 /// One message as the quota arithmetic sees it: date (Unix seconds, None when unknown) and

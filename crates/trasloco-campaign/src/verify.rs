@@ -209,6 +209,16 @@ fn check(
 /// Messages listed per mailbox on the terminal; verify.json has them all.
 const SHOWN: usize = 20;
 
+/// The count of what a list left off the terminal.
+fn more(out: &mut String, listed: usize, what: &str) {
+    if listed > SHOWN {
+        out.push_str(&format!(
+            "    … and {} more {what} (all in verify.json)\n",
+            listed - SHOWN
+        ));
+    }
+}
+
 /// The text people read.
 pub fn text(v: &Verification) -> String {
     let mut out = String::new();
@@ -256,12 +266,7 @@ pub fn text(v: &Verification) -> String {
                             .unwrap_or_default()
                     ));
                 }
-                if m.altered.len() > SHOWN {
-                    out.push_str(&format!(
-                        "    … and {} more altered copies (all in verify.json)\n",
-                        m.altered.len() - SHOWN
-                    ));
-                }
+                more(&mut out, m.altered.len(), "altered copies");
                 // Header values as people read them; verify.json keeps them as written.
                 for x in m.missing.iter().take(SHOWN) {
                     out.push_str(&format!(
@@ -275,12 +280,7 @@ pub fn text(v: &Verification) -> String {
                         x.uid
                     ));
                 }
-                if m.missing.len() > SHOWN {
-                    out.push_str(&format!(
-                        "    … and {} more missing messages (all in verify.json)\n",
-                        m.missing.len() - SHOWN
-                    ));
-                }
+                more(&mut out, m.missing.len(), "missing messages");
             }
         }
     }

@@ -287,9 +287,16 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<(TlsConnector, Seen), E
         .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?;
     let seen: Seen = Arc::default();
     let config = if opts.insecure {
+        // Accepts any certificate: only through the explicit `insecure` option.
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(Arc::new(Checked {
+                webpki: None,
+                pins: Vec::new(),
+                accept_all: true,
+                provider,
+                seen: seen.clone(),
+            }))
             .with_no_client_auth()
     } else {
         let mut roots = rustls::RootCertStore::empty();
@@ -340,6 +347,7 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<(TlsConnector, Seen), E
             .with_custom_certificate_verifier(Arc::new(Checked {
                 webpki,
                 pins,
+                accept_all: false,
                 provider,
                 seen: seen.clone(),
             }))
@@ -349,12 +357,13 @@ pub(crate) fn tls_connector(opts: &TlsOptions) -> Result<(TlsConnector, Seen), E
 }
 
 /// The usual chain check against the trusted roots, except that a pinned certificate (by its
-/// SHA-256) is trusted as it is. Remembers what a refused server presented, so the error can
-/// give its fingerprint.
+/// SHA-256) is trusted as it is, and that `accept_all` (the explicit `insecure` option) takes
+/// any. Remembers what a refused server presented, so the error can give its fingerprint.
 #[derive(Debug)]
 struct Checked {
     webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
     pins: Vec<[u8; 32]>,
+    accept_all: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
     seen: Seen,
 }
@@ -370,7 +379,7 @@ impl rustls::client::danger::ServerCertVerifier for Checked {
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         use sha2::Digest;
         let digest: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
-        if self.pins.contains(&digest) {
+        if self.accept_all || self.pins.contains(&digest) {
             return Ok(rustls::client::danger::ServerCertVerified::assertion());
         }
         let result = match &self.webpki {
@@ -504,52 +513,6 @@ pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<S
             ErrorKind::Tls,
             format!("TLS handshake with {host} timed out"),
         )),
-    }
-}
-
-/// Accepts any certificate. Only reachable through the explicit `insecure` option.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

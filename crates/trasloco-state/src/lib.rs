@@ -611,34 +611,28 @@ impl State {
     /// Forget altered copies that are no longer there (the copy was deleted, the source
     /// message expunged, or a new copy made).
     pub async fn forget_altered(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
-        if source_uids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        in_chunks(&mut tx, source_uids, |chunk| {
-            let mut q = QueryBuilder::new("DELETE FROM altered WHERE folder_id = ");
-            q.push_bind(folder_id).push(" AND source_uid IN (");
-            let mut sep = q.separated(", ");
-            for u in chunk {
-                sep.push_bind(i64::from(*u));
-            }
-            q.push(")");
-            q
-        })
-        .await
-        .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        self.delete_rows("altered", folder_id, source_uids).await
     }
 
     /// Forget recorded copies (their target copies were removed on purpose: moved to a quota
     /// archive).
     pub async fn forget_copies(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
+        self.delete_rows("message", folder_id, source_uids).await
+    }
+
+    /// Delete a folder's rows of `table` for these source UIDs, a hundred per statement.
+    async fn delete_rows(
+        &self,
+        table: &'static str,
+        folder_id: i64,
+        source_uids: &[u32],
+    ) -> Result<(), Error> {
         if source_uids.is_empty() {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, source_uids, |chunk| {
-            let mut q = QueryBuilder::new("DELETE FROM message WHERE folder_id = ");
+            let mut q = QueryBuilder::new(format!("DELETE FROM {table} WHERE folder_id = "));
             q.push_bind(folder_id).push(" AND source_uid IN (");
             let mut sep = q.separated(", ");
             for u in chunk {
