@@ -190,6 +190,39 @@ impl FoldersSection {
     }
 }
 
+/// The limits `migrate`'s options and a campaign's `[run]` share: one validation for both.
+pub const PARALLEL_MAX: usize = 8;
+
+impl RunSection {
+    /// Values out of range are refused when the file is loaded, naming the key, as `migrate`
+    /// refuses the same values on its command line.
+    pub fn check(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("batch_messages", self.batch_messages),
+            ("batch_mb", self.batch_mb.map(|v| v as usize)),
+            ("listing_window", self.listing_window),
+        ];
+        for (key, v) in at_least_one {
+            if v == Some(0) {
+                return Err(format!("[run] {key}: must be at least 1"));
+            }
+        }
+        for (key, v) in [
+            ("parallel_folders", self.parallel_folders),
+            ("append_connections", self.append_connections),
+        ] {
+            if let Some(n) = v
+                && !(1..=PARALLEL_MAX).contains(&n)
+            {
+                return Err(format!(
+                    "[run] {key}: {n} is not between 1 and {PARALLEL_MAX}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for RunSection {
     fn default() -> RunSection {
         RunSection {
@@ -347,6 +380,8 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigE
             trasloco_core::words::io_error(&e)
         ))
     })?;
+    // Notepad saves UTF-8 with a byte-order mark: it is not part of the password.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let line = text
         .lines()
         .next()
@@ -354,10 +389,14 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<SecretString, ConfigE
         .trim_end_matches('\r')
         .to_string();
     if line.is_empty() {
-        return Err(ConfigError(format!(
-            "the {what} file {} is empty",
-            path.display()
-        )));
+        return Err(ConfigError(if text.trim().is_empty() {
+            format!("the {what} file {} is empty", path.display())
+        } else {
+            format!(
+                "the {what} file {}: its first line is empty; the password must be on the first line",
+                path.display()
+            )
+        }));
     }
     Ok(SecretString::from(line))
 }
@@ -427,6 +466,7 @@ impl Campaign {
                 }
                 Ok(())
             })
+            .and_then(|()| file.run.check())
             .and_then(|()| file.folders.check())
             .and_then(|()| file.window.as_ref().map_or(Ok(()), |w| w.check()))
             .and_then(|()| file.clients.as_ref().map_or(Ok(()), |c| c.check()))
@@ -650,6 +690,20 @@ mod tests {
             );
             assert!(e.contains(needle), "{e}");
         }
+        // [run] limits are those of `migrate`'s options (issue 19, point 13).
+        for bad in [
+            "batch_messages = 0",
+            "batch_mb = 0",
+            "listing_window = 0",
+            "parallel_folders = 0",
+            "parallel_folders = 100",
+            "append_connections = 9",
+        ] {
+            std::fs::write(&p, format!("{base}[run]\n{bad}\n")).unwrap();
+            let e = Campaign::load(&p).unwrap_err().0;
+            let key = bad.split(' ').next().unwrap();
+            assert!(e.contains(&format!("c.toml line 8: [run] {key}")), "{e}");
+        }
         // A bad value names its line, as TOML's own errors do.
         std::fs::write(&p, format!("{base}[rules]\nquota_strategy = \"x\"\n")).unwrap();
         let e = Campaign::load(&p).unwrap_err().0;
@@ -661,6 +715,28 @@ mod tests {
         .unwrap();
         let e = Campaign::load(&p).unwrap_err().0;
         assert!(e.contains("c.toml line 8:"), "{e}");
+    }
+
+    #[test]
+    fn secret_files_lose_a_byte_order_mark_and_say_where_the_password_must_be() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw.txt");
+        std::fs::write(&p, "\u{feff}segreto\r\n").unwrap();
+        assert_eq!(
+            read_secret_file(&p, "password").unwrap().expose_secret(),
+            "segreto"
+        );
+        std::fs::write(&p, "\nsegreto\n").unwrap();
+        let e = read_secret_file(&p, "password").unwrap_err().0;
+        assert!(e.contains("its first line is empty"), "{e}");
+        std::fs::write(&p, "").unwrap();
+        assert!(
+            read_secret_file(&p, "password")
+                .unwrap_err()
+                .0
+                .contains("is empty")
+        );
     }
 
     #[test]

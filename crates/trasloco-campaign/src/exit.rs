@@ -16,6 +16,8 @@ pub const TLS: i32 = 11;
 pub const AUTHENTICATION: i32 = 12;
 /// A server refused a command the migration needs (e.g. cannot create or open a folder).
 pub const SERVER: i32 = 13;
+/// Another run works with the same state file (the same campaign) right now: nothing started.
+pub const BUSY: i32 = 16;
 /// The campaign's window is closed: the run did not start (use --force to start anyway).
 pub const WINDOW: i32 = 75;
 /// Bad command line, campaign file, accounts file or password file.

@@ -447,9 +447,9 @@ struct MigrateArgs {
     /// Source folders not to copy (glob, repeatable).
     #[arg(long)]
     exclude: Vec<String>,
-    /// Messages per MULTIAPPEND batch.
-    #[arg(long, default_value_t = 300)]
-    batch_messages: usize,
+    /// Messages per MULTIAPPEND batch (at least 1).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    batch_messages: u32,
     /// Folders copied at once, each with its own source and target connections (1–8).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=8))]
     parallel_folders: u8,
@@ -994,7 +994,7 @@ async fn migrate(
         pec,
         dry_run: args.dry_run,
         verify: !args.no_verify,
-        batch_messages: args.batch_messages.max(1),
+        batch_messages: args.batch_messages as usize,
         append_connections: usize::from(args.append_connections),
         lanes: usize::from(args.parallel_folders),
         listing_window: args.listing_window as usize,
@@ -1490,6 +1490,20 @@ async fn execute(
     settings: &Settings,
     show_progress: bool,
 ) -> Result<i32, ConfigError> {
+    // One run per state file at a time: a second one (say a supervisor restarting a worker
+    // that hung) would copy everything again. A dry run writes nothing and needs no lock.
+    let _lock = if settings.sync.dry_run {
+        None
+    } else {
+        match trasloco_state::RunLock::acquire(&settings.state_path) {
+            Ok(l) => Some(l),
+            Err(e @ trasloco_state::LockError::Held { .. }) => {
+                eprintln!("trasloco: state {}: {e}", settings.state_path.display());
+                return Ok(exit::BUSY);
+            }
+            Err(e) => return Err(ConfigError(e.to_string())),
+        }
+    };
     let observer = Arc::new(progress::Bars::new(jobs.len(), show_progress));
     let (report, path) = run::run(jobs, settings, observer.clone()).await?;
     observer.finish();

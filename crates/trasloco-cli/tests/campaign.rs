@@ -410,3 +410,52 @@ async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_total
         "{t}"
     );
 }
+
+/// Issue 19, point 1: two runs of one campaign at once would copy everything twice. The second
+/// says who holds the campaign's state (host, pid, since when) and exits 16, touching nothing;
+/// the first ends with every message once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", padded(600, 2_000)).await;
+    c.logout().await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let file = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        file.replace("jobs = 3", "jobs = 3\nbatch_messages = 10"),
+    )
+    .unwrap();
+    let mut first = command(pair.dir.path(), "", "")
+        .args(["--no-progress", "run", &camp])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "alice", 20, &mut first).await;
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 16, "{t}");
+    assert!(
+        t.contains("another trasloco run is working with this state")
+            && t.contains(&format!("pid {}", first.id())),
+        "{t}"
+    );
+    assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        count(&pair, "target", "alice", "INBOX").await,
+        600,
+        "every message once"
+    );
+    // The lock went with the process: the next run works (and has nothing to copy).
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}

@@ -14,6 +14,9 @@
 //! ```
 #![deny(missing_docs)]
 
+mod lock;
+pub use lock::{LockError, RunLock};
+
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
