@@ -582,7 +582,7 @@ impl Window<'_> {
             let pool = identity_pool(ctx, &mut tgts[0], self.targets, self.folder_id);
             self.pool = Some(pool.await?);
         }
-        let (matched, to_copy) = match self.pool.as_mut() {
+        let (matched, to_copy, altered) = match self.pool.as_mut() {
             Some(pool) if !pass.unmapped.is_empty() && !pool.is_empty() => {
                 let s = src
                     .identity_headers(&pass.unmapped)
@@ -591,14 +591,29 @@ impl Window<'_> {
                 let skeys: Vec<_> = identities(&s).collect();
                 let ip = pool.take(&skeys);
                 let (mut matched, mut to_copy) = (ip.matched, ip.to_copy);
-                if opts.verify && !opts.dry_run && !to_copy.is_empty() && !pool.is_empty() {
+                let checks = opts.verify && !opts.dry_run;
+                if checks && !to_copy.is_empty() && !pool.is_empty() {
                     let rewritten = find_rewritten(src, &mut tgts[0], pool, &s, &to_copy).await?;
                     to_copy.retain(|u| !rewritten.iter().any(|(s, _)| s == u));
                     matched.extend(rewritten);
                 }
-                (matched, to_copy)
+                // A match by content identity says nothing of the body: with verification on,
+                // the target copy's bytes are compared with the source's before it is called
+                // present, and twins (same identity, other bytes) are paired by their bytes.
+                let mut altered = Vec::new();
+                if checks && !matched.is_empty() {
+                    let keys: HashMap<u32, IdentityKey> = skeys.iter().copied().collect();
+                    let pairs = Pairs {
+                        matched: &mut matched,
+                        to_copy: &mut to_copy,
+                        keys: &keys,
+                    };
+                    altered =
+                        check_matches(src, &mut tgts[0], pairs, &listed, ctx.target_label).await?;
+                }
+                (matched, to_copy, altered)
             }
-            _ => (Vec::new(), std::mem::take(&mut pass.unmapped)),
+            _ => (Vec::new(), std::mem::take(&mut pass.unmapped), Vec::new()),
         };
 
         // Flag updates: mapped messages whose source flags changed, and newly matched ones
@@ -644,19 +659,12 @@ impl Window<'_> {
                 flags: l.flags.clone(),
             });
         }
-        report.buckets.already_present += matched.len() as u64;
-        // A match by content identity says nothing of the body: with verification on, the
-        // target copy's bytes are compared with the source's before it is called present.
-        if opts.verify && !opts.dry_run && !matched.is_empty() {
-            let found =
-                check_matches(src, &mut tgts[0], &matched, &listed, ctx.target_label).await?;
-            if let (Some(fid), false) = (self.folder_id, found.is_empty()) {
-                ctx.state.mark_altered(fid, &found).await?;
-            }
-            for a in &found {
-                report.buckets.already_present -= 1;
-                note_altered(report, altered_copy(a, listed[&a.source_uid].size));
-            }
+        report.buckets.already_present += (matched.len() - altered.len()) as u64;
+        if let (Some(fid), false) = (self.folder_id, altered.is_empty()) {
+            ctx.state.mark_altered(fid, &altered).await?;
+        }
+        for a in &altered {
+            note_altered(report, altered_copy(a, listed[&a.source_uid].size));
         }
         let tgt = &mut tgts[0];
         if !opts.dry_run {
@@ -1226,45 +1234,101 @@ async fn find_rewritten(
     Ok(out)
 }
 
-/// Compare the bytes of identity matches on both sides; the altered ones, with where they
-/// first differ.
+/// Identity matches under a byte check: the pairs, the messages still to copy, and each
+/// source message's identity.
+struct Pairs<'a> {
+    matched: &'a mut Vec<(u32, u32)>,
+    to_copy: &'a mut Vec<u32>,
+    keys: &'a HashMap<u32, IdentityKey>,
+}
+
+/// SHA-256 of messages on the source (`Some`) or the target, read a chunk at a time.
+async fn digests(
+    src: &mut SourceConn,
+    tgt: &mut Client,
+    uids: &[u32],
+    on_source: bool,
+) -> Result<HashMap<u32, [u8; 32]>, SyncError> {
+    let mut out: HashMap<u32, [u8; 32]> = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(IDENTITY_CHUNK) {
+        if on_source {
+            src.bodies(chunk, &mut |u, r| {
+                if let Ok(b) = r {
+                    out.insert(u, Sha256::digest(&b).into());
+                }
+            })
+            .await
+            .on(SideName::Source)?;
+        } else {
+            tgt.fetch_bodies(chunk, &mut |u, b| {
+                out.insert(u, Sha256::digest(&b).into());
+            })
+            .await
+            .on(SideName::Target)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Compare the bytes of identity matches on both sides. A pair whose bytes differ is first
+/// offered to the source messages of the same identity still to copy: twins (two messages
+/// without Message-ID, same Date, From, Subject and size, a byte apart) are paired by their
+/// bytes, not by their order. What still differs is a copy the target altered: returned, with
+/// where it first differs.
 async fn check_matches(
     src: &mut SourceConn,
     tgt: &mut Client,
-    matched: &[(u32, u32)],
+    pairs: Pairs<'_>,
     listed: &HashMap<u32, Listed>,
     server: &str,
 ) -> Result<Vec<Altered>, SyncError> {
+    let Pairs {
+        matched,
+        to_copy,
+        keys,
+    } = pairs;
     let suids: Vec<u32> = matched.iter().map(|(s, _)| *s).collect();
     let tuids: Vec<u32> = matched.iter().map(|(_, t)| *t).collect();
-    let mut source: HashMap<u32, [u8; 32]> = HashMap::with_capacity(suids.len());
-    // One batch's worth of bodies at a time on each side, hashed and dropped as they arrive.
-    for chunk in suids.chunks(IDENTITY_CHUNK) {
-        src.bodies(chunk, &mut |u, r| {
-            if let Ok(b) = r {
-                source.insert(u, Sha256::digest(&b).into());
+    let mut source = digests(src, tgt, &suids, true).await?;
+    let target = digests(src, tgt, &tuids, false).await?;
+    let differs = |s: &u32, t: &u32, source: &HashMap<u32, [u8; 32]>| matches!((source.get(s), target.get(t)), (Some(a), Some(b)) if a != b);
+    // Twins: the source messages to copy that share an identity with a pair that differs.
+    let mismatched_keys: std::collections::HashSet<IdentityKey> = matched
+        .iter()
+        .filter(|(s, t)| differs(s, t, &source))
+        .filter_map(|(s, _)| keys.get(s).copied())
+        .collect();
+    if !mismatched_keys.is_empty() {
+        let twins: Vec<u32> = to_copy
+            .iter()
+            .copied()
+            .filter(|u| keys.get(u).is_some_and(|k| mismatched_keys.contains(k)))
+            .collect();
+        source.extend(digests(src, tgt, &twins, true).await?);
+        for pair in matched.iter_mut() {
+            let (s, t) = *pair;
+            if !differs(&s, &t, &source) {
+                continue;
             }
-        })
-        .await
-        .on(SideName::Source)?;
-    }
-    let mut target: HashMap<u32, [u8; 32]> = HashMap::with_capacity(tuids.len());
-    for chunk in tuids.chunks(IDENTITY_CHUNK) {
-        tgt.fetch_bodies(chunk, &mut |u, b| {
-            target.insert(u, Sha256::digest(&b).into());
-        })
-        .await
-        .on(SideName::Target)?;
+            let Some(td) = target.get(&t) else { continue };
+            let twin = to_copy
+                .iter()
+                .position(|u| keys.get(u) == keys.get(&s) && source.get(u) == Some(td));
+            if let Some(at) = twin {
+                // The target's copy is the twin's: the twin is present, this one is to copy.
+                pair.0 = to_copy[at];
+                to_copy[at] = s;
+            }
+        }
+        to_copy.sort_unstable();
     }
     let found_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut out = Vec::new();
-    for &(s, t) in matched {
-        let (Some(sd), Some(td)) = (source.get(&s), target.get(&t)) else {
-            continue;
-        };
-        if sd == td {
+    for &(s, t) in matched.iter() {
+        if !differs(&s, &t, &source) {
             continue;
         }
+        let td = target[&t];
         let offset = match both_bodies(src, tgt, s, t).await? {
             (Some(a), Some(b)) => first_difference(&a, &b),
             _ => None,
