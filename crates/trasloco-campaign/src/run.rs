@@ -812,7 +812,16 @@ pub async fn run(
         totals.add(&m.buckets);
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let code = exit_code(&[mailboxes.as_slice(), archives.as_slice()].concat());
+    let mut code = exit_code(&[mailboxes.as_slice(), archives.as_slice()].concat());
+    // A campaign that moved nothing because every mailbox is blocked is not a success.
+    if mailboxes.is_empty()
+        && settings
+            .left_out
+            .iter()
+            .any(|l| l.action == crate::rules::Action::Blocked)
+    {
+        code = exit::INCOMPLETE;
+    }
     let mut report = RunReport {
         campaign: settings.name.clone(),
         command: settings.command.clone(),

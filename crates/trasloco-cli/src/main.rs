@@ -526,6 +526,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: a log redirected to a file gets none of their codes.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -689,13 +691,24 @@ fn parse_url(
         return Err(bad("unknown scheme"));
     };
     let rest = rest.trim_end_matches('/');
+    // A mailbox URL may name a folder (`imap://anna@host:143/INBOX`): trasloco moves whole
+    // mailboxes, so that is said, not taken for a bad port.
+    let (rest, folder) = match rest.split_once('/') {
+        Some((r, f)) => (r, Some(f)),
+        None => (rest, None),
+    };
+    if let Some(f) = folder {
+        return Err(bad(&format!(
+            "a folder ({f:?}) in the URL: trasloco moves the whole mailbox; leave folders out with --exclude, put a single-folder source elsewhere with --into"
+        )));
+    }
     let (user, hostport) = rest.rsplit_once('@').ok_or_else(|| bad("no user"))?;
     if user.contains(':') {
         return Err(ConfigError(format!(
             "--{side}: passwords never go in the URL (they would show in the process list); use --{side}-password-file or the environment"
         )));
     }
-    let user = user.replace("%40", "@");
+    let user = percent_decode(user).ok_or_else(|| bad("a bad %-escape in the user"))?;
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
             h.trim_matches(['[', ']']).to_string(),
@@ -707,6 +720,25 @@ fn parse_url(
         return Err(bad("empty user or host"));
     }
     Ok((proto, implicit, user, host, port))
+}
+
+/// `%`-escapes of a URL's user part decoded (`anna%40example.org` is `anna@example.org`);
+/// `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A password: file, then environment, then a prompt on a terminal.
@@ -1617,6 +1649,26 @@ mod tests {
         assert_eq!(
             parse_url("to", "imap://a%40b@[::1]:143").unwrap(),
             (Proto::Imap, false, "a@b".into(), "::1".into(), Some(143))
+        );
+        // Issue 19, point 14: %-escapes decoded, a folder in the URL named as such.
+        assert_eq!(
+            parse_url("from", "imaps://mario%2Erossi%40comune.it@mail.example").unwrap(),
+            (
+                Proto::Imap,
+                true,
+                "mario.rossi@comune.it".into(),
+                "mail.example".into(),
+                None
+            )
+        );
+        let e = parse_url("from", "imap://u@h:143/INBOX").unwrap_err().0;
+        assert!(e.contains("a folder (\"INBOX\") in the URL"), "{e}");
+        assert!(!e.contains("bad port"), "{e}");
+        assert!(
+            parse_url("from", "imap://a%4@h")
+                .unwrap_err()
+                .0
+                .contains("bad %-escape")
         );
         assert!(
             parse_url("from", "imap://alice:secret@host")

@@ -289,7 +289,15 @@ pub fn print(r: &RunReport, path: &Path) {
             "Copied {:.1} MB, {:.0} messages/s. {}",
             r.bytes_copied as f64 / 1e6,
             r.messages_per_second,
-            if r.exit_code == 0 {
+            if r.mailboxes.is_empty() && !r.left_out.is_empty() {
+                if r.exit_code == 0 {
+                    "Nothing to move: every mailbox of the campaign is skipped by a rule (above)."
+                        .to_string()
+                } else {
+                    "Nothing was copied: every mailbox of the campaign is skipped or blocked (above); a blocked one needs a decision (see its reason), then `trasloco plan` again."
+                        .to_string()
+                }
+            } else if r.exit_code == 0 {
                 "Everything is in sync.".to_string()
             } else if r.exit_code == 2 {
                 "Not everything was copied: run the same command again; it resumes.".to_string()

@@ -459,3 +459,25 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
     let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
+
+/// Issue 19, point 10: a campaign whose every mailbox is blocked moved nothing: it is not
+/// "in sync", and it does not exit 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_of_blocked_mailboxes_is_not_a_success() {
+    let pair = Pair::start();
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,bob,bob-pw\ncarol,carol-pw,bob,bob-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(!t.contains("Everything is in sync"), "{t}");
+    assert!(
+        t.contains("Nothing was copied: every mailbox of the campaign is skipped or blocked"),
+        "{t}"
+    );
+    assert!(t.contains("BLOCKED (conflict)"), "{t}");
+}
