@@ -64,11 +64,19 @@ fn detect(first: &str) -> Option<Format> {
 
 /// Read an account list.
 pub fn load(path: &Path, format: Format) -> Result<Vec<Account>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         ConfigError(format!(
             "cannot read accounts file {}: {}",
             path.display(),
             trasloco_core::words::io_error(&e)
+        ))
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError(format!(
+            "accounts file {} line {line}: not UTF-8 text (saved as Windows-1252 or Latin-1?); save it as UTF-8 (Excel: \"CSV UTF-8\")",
+            path.display()
         ))
     })?;
     parse(&text, format, &path.display().to_string())
@@ -148,6 +156,31 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 .map(|h| h.to_ascii_lowercase())
                 .collect();
             let col = |n: &str| headers.iter().position(|h| h == n);
+            // Columns this format does not read are said, not silently dropped.
+            let known: &[&str] = if format == Format::Microsoft {
+                &["emailaddress", "username", "password"]
+            } else {
+                &[
+                    "source_user",
+                    "source_password",
+                    "target_user",
+                    "target_password",
+                    "last_login",
+                    "quota_strategy",
+                ]
+            };
+            let ignored: Vec<&str> = headers
+                .iter()
+                .map(String::as_str)
+                .filter(|h| !h.is_empty() && !known.contains(h))
+                .collect();
+            if !ignored.is_empty() {
+                tracing::warn!(
+                    "accounts file {name}: columns not read: {} (the format reads {})",
+                    ignored.join(", "),
+                    known.join(", ")
+                );
+            }
             let need = |n: &str| col(n).ok_or_else(|| err(1, &format!("missing column {n}")));
             let (su, sp, tu, tp) = if format == Format::Microsoft {
                 (
@@ -175,6 +208,13 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                 let get = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("");
                 if rec.iter().all(str::is_empty) {
                     continue;
+                }
+                // A quote left open swallows the lines after it into one field.
+                if rec.iter().any(|f| f.contains(['\n', '\r'])) {
+                    return Err(err(
+                        line,
+                        "a field runs over a line break: a quote (\") is not closed on this line",
+                    ));
                 }
                 let (s, t) = (get(Some(su)), get(tu));
                 // Our format may leave target_user empty for the campaign's domain_map.
@@ -313,6 +353,30 @@ mod tests {
             e.contains("2 fields separated by ';', an imapsync line needs 6"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_unclosed_quote_and_a_foreign_encoding_are_named() {
+        let e = parse(
+            "source_user,target_user\nanna,anna\n\"bruno,bruno\ncarla,carla\n",
+            Format::Auto,
+            "acc.csv",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("acc.csv line 3: a field runs over a line break"),
+            "{e}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("acc.csv");
+        std::fs::write(
+            &p,
+            b"source_user,target_user\nanna,anna\nniccol\xf2,niccolo\n",
+        )
+        .unwrap();
+        let e = load(&p, Format::Auto).unwrap_err().0;
+        assert!(e.contains("line 3: not UTF-8 text"), "{e}");
     }
 
     #[test]

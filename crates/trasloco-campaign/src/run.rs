@@ -650,6 +650,21 @@ async fn refit(
     )))
 }
 
+/// Whether reports can be written to `dir` (created if missing): a probe file, removed again.
+fn writable(dir: &Path) -> Result<(), ConfigError> {
+    let probe = dir.join(format!(".trasloco-probe-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"probe"))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            ConfigError(format!(
+                "cannot write reports to {}: {}; choose another reports directory (--reports, campaign: run.reports)",
+                dir.display(),
+                trasloco_core::words::io_error(&e)
+            ))
+        })
+}
+
 /// Run the jobs and write the report. The error is for the state file or report directory.
 pub async fn run(
     jobs: Vec<Job>,
@@ -658,6 +673,9 @@ pub async fn run(
 ) -> Result<(RunReport, PathBuf), ConfigError> {
     let started_at = now();
     let t0 = Instant::now();
+    // The report is written at the end: a folder it cannot go to is found now, before
+    // anything moves, not after every message was copied.
+    writable(&settings.reports_dir)?;
     // A dry run records nothing: without a state file it reads an empty one of its own, so
     // that it does not leave one behind.
     let scratch = match settings.sync.dry_run && !settings.state_path.exists() {

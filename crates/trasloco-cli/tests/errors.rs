@@ -128,6 +128,26 @@ fn unreachable_servers_and_bad_arguments() {
         "{}",
         text(&out)
     );
+    // A reports folder that cannot be written is found before anything connects (issue 19,
+    // point 8): a file stands where the folder should be.
+    std::fs::write(dir.path().join("not-a-dir"), b"x").unwrap();
+    let out = run(&[
+        "--no-progress",
+        "migrate",
+        "--from",
+        &from,
+        "--to",
+        &from,
+        "--reports",
+        "not-a-dir/reports",
+    ]);
+    assert_eq!(code(&out), 64, "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot write reports to not-a-dir/reports"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("cannot connect"), "{}", text(&out));
     // A host that does not resolve (.invalid is reserved, RFC 2606; the lookup never leaves the machine's resolver).
     let out = run(&[
         "--no-progress",
