@@ -33,8 +33,36 @@ use trasloco_core::flags::FlagSet;
 pub struct Error {
     path: String,
     #[source]
-    source: sqlx::Error,
+    source: Why,
 }
+
+/// What went wrong with a state file.
+#[derive(Debug, thiserror::Error)]
+enum Why {
+    /// SQLite said so.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// The file is another program's database.
+    #[error("{0}")]
+    Foreign(String),
+}
+
+/// SQLite's `application_id` of a trasloco state file ("tras").
+const APPLICATION_ID: i64 = 0x7472_6173;
+
+/// The tables a trasloco state file holds (a file made before the application id was set is
+/// recognised by these).
+const OUR_TABLES: [&str; 9] = [
+    "run",
+    "mailbox",
+    "folder",
+    "message",
+    "altered",
+    "archive_cut",
+    "pop3_message",
+    "phase",
+    "appending",
+];
 
 /// The state store.
 #[derive(Clone)]
@@ -251,9 +279,9 @@ impl State {
     /// Open (creating if needed) the state file.
     pub async fn open(path: &Path) -> Result<State, Error> {
         let p = path.display().to_string();
-        let wrap = |source| Error {
+        let wrap = |source: sqlx::Error| Error {
             path: p.clone(),
-            source,
+            source: Why::Sql(source),
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| wrap(sqlx::Error::Io(e)))?;
@@ -269,19 +297,48 @@ impl State {
             .connect_with(opts)
             .await
             .map_err(wrap)?;
+        // Only trasloco's own state is written to: another program's database (a wrong path,
+        // a shared file) is refused before a table is added to it.
+        let id: i64 = sqlx::query_scalar("PRAGMA application_id")
+            .fetch_one(&pool)
+            .await
+            .map_err(wrap)?;
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                .fetch_all(&pool)
+                .await
+                .map_err(wrap)?;
+        let ours = id == APPLICATION_ID
+            || (id == 0 && tables.iter().all(|t| OUR_TABLES.contains(&t.as_str())));
+        if !ours {
+            pool.close().await;
+            return Err(Error {
+                path: p,
+                source: Why::Foreign(format!(
+                    "not a trasloco state file: it is another program's database (tables {}); choose another state file (--state, campaign: run.state)",
+                    tables.join(", ")
+                )),
+            });
+        }
         for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
                 .execute(&pool)
                 .await
                 .map_err(wrap)?;
         }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA application_id = {APPLICATION_ID}"
+        )))
+        .execute(&pool)
+        .await
+        .map_err(wrap)?;
         Ok(State { pool, path: p })
     }
 
     fn err(&self, source: sqlx::Error) -> Error {
         Error {
             path: self.path.clone(),
-            source,
+            source: Why::Sql(source),
         }
     }
 
@@ -952,6 +1009,39 @@ mod tests {
         // Source UIDVALIDITY changed: the UID mapping is void.
         assert!(state.bind_folder(&f, "INBOX", 11, 20).await.unwrap());
         assert!(state.mappings(f.id).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn another_programs_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sqlite");
+        {
+            let opts = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true);
+            let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+            sqlx::query("CREATE TABLE invoices (id INTEGER)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        let e = State::open(&path).await.err().unwrap().to_string();
+        assert!(e.contains("not a trasloco state file"), "{e}");
+        assert!(e.contains("invoices"), "{e}");
+        // Nothing was added to it.
+        let opts = SqliteConnectOptions::new().filename(&path);
+        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        pool.close().await;
+        // Ours, new or reopened, is recognised.
+        let mine = dir.path().join("mine.sqlite");
+        State::open(&mine).await.unwrap().close().await;
+        State::open(&mine).await.unwrap().close().await;
     }
 
     #[tokio::test]
