@@ -24,8 +24,9 @@ pub struct MailboxCheck {
     pub source: String,
     /// Target account.
     pub target: String,
-    /// `nothing-lost`, `altered` (nothing lost, but the target altered some copies), `missing`
-    /// or `failed`.
+    /// `nothing-lost`, `altered` (nothing lost, but the target altered some copies),
+    /// `duplicates` (nothing lost, but the target holds a message more often than the source),
+    /// `missing` or `failed`.
     pub verdict: String,
     /// Messages on the source.
     pub source_messages: u64,
@@ -37,6 +38,12 @@ pub struct MailboxCheck {
     pub missing: Vec<MissingMessage>,
     /// Copies the target altered, message by message.
     pub altered: Vec<AlteredMessage>,
+    /// Messages on the target.
+    pub target_messages: u64,
+    /// Target messages beyond the source's count of the same message.
+    pub duplicates: u64,
+    /// Target messages that match no source message.
+    pub without_source: u64,
     /// Why it could not be compared, when so.
     pub error: Option<String>,
     /// The class of that failure (decides the exit code).
@@ -55,8 +62,8 @@ pub struct Verification {
     pub mailboxes: Vec<MailboxCheck>,
     /// Mailboxes the plan keeps out (not compared).
     pub left_out: Vec<LeftOut>,
-    /// 0 when nothing is lost anywhere, 2 when something is missing, else a failure's code,
-    /// else 3 when the target altered some copies.
+    /// 0 when nothing is lost anywhere, 2 when something is missing or duplicated, else a
+    /// failure's code, else 3 when the target altered some copies.
     pub exit_code: i32,
 }
 
@@ -141,7 +148,10 @@ pub async fn verify(
     }
     checks.sort_by_key(|(i, _)| *i);
     let mailboxes: Vec<MailboxCheck> = checks.into_iter().map(|(_, c)| c).collect();
-    let exit_code = if mailboxes.iter().any(|m| m.verdict == "missing") {
+    let exit_code = if mailboxes
+        .iter()
+        .any(|m| m.verdict == "missing" || m.verdict == "duplicates")
+    {
         exit::INCOMPLETE
     } else {
         mailboxes.iter().find_map(|m| m.failure).map_or(
@@ -175,6 +185,9 @@ fn check(
         skipped: BTreeMap::new(),
         missing: Vec::new(),
         altered: Vec::new(),
+        target_messages: 0,
+        duplicates: 0,
+        without_source: 0,
         error: None,
         failure: None,
         folders: Vec::new(),
@@ -194,9 +207,14 @@ fn check(
                 }
                 c.missing.extend(f.missing.iter().cloned());
                 c.altered.extend(f.altered.iter().cloned());
+                c.target_messages += f.target_messages;
+                c.duplicates += f.duplicates;
+                c.without_source += f.without_source;
             }
             if !c.missing.is_empty() {
                 c.verdict = "missing".into();
+            } else if c.duplicates > 0 {
+                c.verdict = "duplicates".into();
             } else if !c.altered.is_empty() {
                 c.verdict = "altered".into();
             }
@@ -238,6 +256,7 @@ pub fn text(v: &Verification) -> String {
                     m.target,
                     match verdict {
                         "missing" => "MISSING MESSAGES",
+                        "duplicates" => "nothing lost, but DUPLICATES ON THE TARGET",
                         "altered" => "nothing lost, but COPIES ALTERED BY THE TARGET",
                         _ => "nothing lost",
                     },
@@ -254,6 +273,10 @@ pub fn text(v: &Verification) -> String {
                 for (rule, n) in &m.skipped {
                     out.push_str(&format!("    {n} {rule}\n"));
                 }
+                out.push_str(&format!(
+                    "    the target holds {}: {} duplicated, {} with no source counterpart\n",
+                    m.target_messages, m.duplicates, m.without_source
+                ));
                 for x in m.altered.iter().take(SHOWN) {
                     out.push_str(&format!(
                         "    altered by the target {}: folder {:?}, source UID {} → target UID {}{}; nothing to retry, keep the original on the source or in an archive\n",
@@ -295,11 +318,12 @@ pub fn text(v: &Verification) -> String {
     }
     let lost: usize = v.mailboxes.iter().map(|m| m.missing.len()).sum();
     out.push_str(&format!(
-        "\n{} mailboxes compared{}: {} with nothing lost, {} with copies altered by the target, {} with missing messages ({} messages), {} not verified\n",
+        "\n{} mailboxes compared{}: {} with nothing lost, {} with copies altered by the target, {} with duplicates, {} with missing messages ({} messages), {} not verified\n",
         v.mailboxes.len(),
         if v.full { " byte by byte (SHA-256)" } else { " by content identity" },
         v.mailboxes.iter().filter(|m| m.verdict == "nothing-lost").count(),
         v.mailboxes.iter().filter(|m| m.verdict == "altered").count(),
+        v.mailboxes.iter().filter(|m| m.verdict == "duplicates").count(),
         v.mailboxes.iter().filter(|m| m.verdict == "missing").count(),
         lost,
         v.mailboxes.iter().filter(|m| m.verdict == "failed").count(),

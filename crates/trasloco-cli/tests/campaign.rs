@@ -481,3 +481,72 @@ async fn a_campaign_of_blocked_mailboxes_is_not_a_success() {
     );
     assert!(t.contains("BLOCKED (conflict)"), "{t}");
 }
+
+/// Issue 19, point 3: `verify` says what the target holds beyond the source: duplicates of a
+/// source message (exit 2) and messages with no source counterpart; "0 duplicated" is
+/// something it shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_shows_duplicates_and_messages_of_the_targets_own() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(
+        &mut c,
+        "INBOX",
+        (0..3).map(|i| msg(simple(i, "INBOX"))).collect(),
+    )
+    .await;
+    c.logout().await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for full in [false, true] {
+        let mut args = vec!["--no-progress", "verify", camp.as_str()];
+        if full {
+            args.push("--full");
+        }
+        let out = pair.trasloco(&args, "", "");
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert!(
+            text(&out).contains("the target holds 3: 0 duplicated, 0 with no source counterpart"),
+            "{}",
+            text(&out)
+        );
+    }
+    // A second copy of a message, and a message of the target's own.
+    let mut t = pair.client("target", "alice").await;
+    seed(
+        &mut t,
+        "INBOX",
+        vec![msg(simple(1, "INBOX")), msg(simple(99, "new server"))],
+    )
+    .await;
+    t.logout().await;
+    for full in [false, true] {
+        let mut args = vec!["--no-progress", "verify", camp.as_str()];
+        if full {
+            args.push("--full");
+        }
+        let out = pair.trasloco(&args, "", "");
+        let t = text(&out);
+        assert_eq!(code(&out), 2, "{t}");
+        assert!(
+            t.contains("nothing lost, but DUPLICATES ON THE TARGET"),
+            "{t}"
+        );
+        assert!(
+            t.contains("the target holds 5: 1 duplicated, 1 with no source counterpart"),
+            "{t}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(pair.dir.path().join("reports/verify.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["mailboxes"][0]["duplicates"], 1, "{v}");
+    assert_eq!(v["mailboxes"][0]["folders"][0]["without_source"], 1, "{v}");
+}

@@ -73,6 +73,11 @@ pub struct FolderComparison {
     pub missing: Vec<MissingMessage>,
     /// Source messages whose copy the target altered.
     pub altered: Vec<AlteredMessage>,
+    /// Target messages beyond the source's count of the same message: duplicates.
+    pub duplicates: u64,
+    /// Target messages that match no source message of the folder (mail delivered to the new
+    /// server, or put there by someone).
+    pub without_source: u64,
 }
 
 impl FolderComparison {
@@ -244,6 +249,10 @@ async fn compare_folders(
                 .unwrap_or('/'),
             "/",
         );
+        // The source's keys, to tell a target message left over a duplicate of one of them or
+        // a message with no source counterpart.
+        let mut seen_keys: std::collections::HashSet<[u8; 32]> = HashSet::new();
+        let mut altered_apart = 0u64;
         // Then the source, a window at a time: each message matched, left out by a rule, or
         // missing (named by its headers).
         for chunk in meta.chunks(window) {
@@ -271,6 +280,7 @@ async fn compare_folders(
                     .map(|(u, size, h)| (*u, identity(h, *size).0))
                     .collect()
             };
+            seen_keys.extend(source_keys.values().copied());
             let mut missing: Vec<(&FetchedMeta, &str)> = Vec::new();
             for x in chunk {
                 let found = source_keys
@@ -280,8 +290,10 @@ async fn compare_folders(
                 if let Some(a) = altered.get(&x.uid) {
                     // Its copy may still match by content identity (a NUL rewritten keeps the
                     // size): it is that copy, not another message's.
-                    if let Some(n) = found {
-                        *n -= 1;
+                    match found {
+                        Some(n) => *n -= 1,
+                        // Its copy is there under other bytes: not a message of its own.
+                        None => altered_apart += 1,
                     }
                     fc.altered.push(AlteredMessage {
                         folder: m.source.clone(),
@@ -338,6 +350,19 @@ async fn compare_folders(
                 });
             }
         }
+        // What the target holds beyond the source: duplicates, and messages of its own.
+        for (k, n) in &on_target {
+            if *n == 0 {
+                continue;
+            }
+            if seen_keys.contains(k) {
+                fc.duplicates += u64::from(*n);
+            } else {
+                fc.without_source += u64::from(*n);
+            }
+        }
+        // An altered copy whose key matched nothing is the source's copy all the same.
+        fc.without_source = fc.without_source.saturating_sub(altered_apart);
         out.push(fc);
     }
     Ok(out)
