@@ -49,6 +49,34 @@ exclude = ["Cestino*"]
     )
 }
 
+/// A campaign of alice alone, her password on both sides, with `run_extra` lines added to
+/// its `[run]` section.
+fn alice_campaign(pair: &Pair, run_extra: &str) -> String {
+    write(
+        pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    let camp = campaign(pair, "accounts.csv", "", "");
+    let file = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        file.replace("jobs = 3", &format!("jobs = 3\n{run_extra}")),
+    )
+    .unwrap();
+    camp
+}
+
+/// `trasloco run` of a campaign in the background, its output captured.
+fn spawn_run(pair: &Pair, camp: &str) -> std::process::Child {
+    command(pair.dir.path(), "", "")
+        .args(["--no-progress", "run", camp])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 async fn seed_users(pair: &Pair, users: &[&str]) {
     for u in users {
         let mut c = pair.client("source", u).await;
@@ -206,12 +234,7 @@ async fn verify_names_altered_copies_decodes_headers_and_caps_lists() {
     c.logout().await;
     let odd = b"Message-ID: <cr@test.example>\r\nDate: Mon, 1 Jan 2024 11:00:00 +0100\r\nFrom: Anna <anna@example.org>\r\nSubject: ends in a bare CR\r\n\r\nlast line\r";
     deliver_raw(&pair, "source", "alice", "1704103200.M1P1.test", odd);
-    write(
-        &pair,
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let camp = campaign(&pair, "accounts.csv", "", "");
+    let camp = alice_campaign(&pair, "");
     let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
     assert_eq!(code(&out), 3, "{}", text(&out));
 
@@ -293,12 +316,7 @@ async fn a_deferred_folder_defers_its_subfolders() {
     )
     .await;
     c.logout().await;
-    write(
-        &pair,
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let camp = campaign(&pair, "accounts.csv", "", "");
+    let camp = alice_campaign(&pair, "");
     let text_of = std::fs::read_to_string(&camp).unwrap();
     std::fs::write(
         &camp,
@@ -341,24 +359,8 @@ async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_total
     let mut c = pair.client("source", "alice").await;
     seed(&mut c, "INBOX", padded(400, 2_000)).await;
     c.logout().await;
-    write(
-        &pair,
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let camp = campaign(&pair, "accounts.csv", "", "");
-    let file = std::fs::read_to_string(&camp).unwrap();
-    std::fs::write(
-        &camp,
-        file.replace("jobs = 3", "jobs = 3\nbatch_messages = 10"),
-    )
-    .unwrap();
-    let mut child = command(pair.dir.path(), "", "")
-        .args(["--no-progress", "run", &camp])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let camp = alice_campaign(&pair, "batch_messages = 10");
+    let mut child = spawn_run(&pair, &camp);
     wait_for_target(&pair, "alice", 50, &mut child).await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -388,12 +390,7 @@ async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_total
         file.replace("jobs = 3", "jobs = 3\nmax_reconnects = 0"),
     )
     .unwrap();
-    let mut child = command(pair.dir.path(), "", "")
-        .args(["--no-progress", "run", &camp])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&pair, &camp);
     wait_for_target(&pair, "alice", on_target + 30, &mut child).await;
     pair.doveadm("target", &["kick", "alice"]);
     let out = child.wait_with_output().unwrap();
@@ -420,24 +417,8 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
     let mut c = pair.client("source", "alice").await;
     seed(&mut c, "INBOX", padded(600, 2_000)).await;
     c.logout().await;
-    write(
-        &pair,
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let camp = campaign(&pair, "accounts.csv", "", "");
-    let file = std::fs::read_to_string(&camp).unwrap();
-    std::fs::write(
-        &camp,
-        file.replace("jobs = 3", "jobs = 3\nbatch_messages = 10"),
-    )
-    .unwrap();
-    let mut first = command(pair.dir.path(), "", "")
-        .args(["--no-progress", "run", &camp])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let camp = alice_campaign(&pair, "batch_messages = 10");
+    let mut first = spawn_run(&pair, &camp);
     wait_for_target(&pair, "alice", 20, &mut first).await;
     let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
     let t = text(&out);
@@ -496,12 +477,7 @@ async fn verify_shows_duplicates_and_messages_of_the_targets_own() {
     )
     .await;
     c.logout().await;
-    write(
-        &pair,
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let camp = campaign(&pair, "accounts.csv", "", "");
+    let camp = alice_campaign(&pair, "");
     let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     for full in [false, true] {

@@ -214,13 +214,12 @@ async fn identity_pool(
             .fetch_identity_headers(chunk)
             .await
             .on(SideName::Target)?;
-        keys.extend(identities(&headers));
-        if loose {
-            by_headers.extend(
-                headers
-                    .iter()
-                    .map(|(uid, size, h)| (*uid, *size, identity(h, *size), loose_identity(h))),
-            );
+        for (uid, size, h) in &headers {
+            let key = identity(h, *size);
+            keys.push((*uid, key));
+            if loose {
+                by_headers.push((*uid, *size, key, loose_identity(h)));
+            }
         }
     }
     let mut pool = IdentityPool::new(keys);
@@ -1242,30 +1241,36 @@ struct Pairs<'a> {
     keys: &'a HashMap<u32, IdentityKey>,
 }
 
-/// SHA-256 of messages on the source (`Some`) or the target, read a chunk at a time.
-async fn digests(
+/// SHA-256 of source messages, read a chunk at a time and dropped as they are hashed.
+async fn source_digests(
     src: &mut SourceConn,
-    tgt: &mut Client,
     uids: &[u32],
-    on_source: bool,
 ) -> Result<HashMap<u32, [u8; 32]>, SyncError> {
     let mut out: HashMap<u32, [u8; 32]> = HashMap::with_capacity(uids.len());
     for chunk in uids.chunks(IDENTITY_CHUNK) {
-        if on_source {
-            src.bodies(chunk, &mut |u, r| {
-                if let Ok(b) = r {
-                    out.insert(u, Sha256::digest(&b).into());
-                }
-            })
-            .await
-            .on(SideName::Source)?;
-        } else {
-            tgt.fetch_bodies(chunk, &mut |u, b| {
+        src.bodies(chunk, &mut |u, r| {
+            if let Ok(b) = r {
                 out.insert(u, Sha256::digest(&b).into());
-            })
-            .await
-            .on(SideName::Target)?;
-        }
+            }
+        })
+        .await
+        .on(SideName::Source)?;
+    }
+    Ok(out)
+}
+
+/// SHA-256 of target messages, the same way.
+async fn target_digests(
+    tgt: &mut Client,
+    uids: &[u32],
+) -> Result<HashMap<u32, [u8; 32]>, SyncError> {
+    let mut out: HashMap<u32, [u8; 32]> = HashMap::with_capacity(uids.len());
+    for chunk in uids.chunks(IDENTITY_CHUNK) {
+        tgt.fetch_bodies(chunk, &mut |u, b| {
+            out.insert(u, Sha256::digest(&b).into());
+        })
+        .await
+        .on(SideName::Target)?;
     }
     Ok(out)
 }
@@ -1289,8 +1294,8 @@ async fn check_matches(
     } = pairs;
     let suids: Vec<u32> = matched.iter().map(|(s, _)| *s).collect();
     let tuids: Vec<u32> = matched.iter().map(|(_, t)| *t).collect();
-    let mut source = digests(src, tgt, &suids, true).await?;
-    let target = digests(src, tgt, &tuids, false).await?;
+    let mut source = source_digests(src, &suids).await?;
+    let target = target_digests(tgt, &tuids).await?;
     let differs = |s: &u32, t: &u32, source: &HashMap<u32, [u8; 32]>| matches!((source.get(s), target.get(t)), (Some(a), Some(b)) if a != b);
     // Twins: the source messages to copy that share an identity with a pair that differs.
     let mismatched_keys: std::collections::HashSet<IdentityKey> = matched
@@ -1304,7 +1309,7 @@ async fn check_matches(
             .copied()
             .filter(|u| keys.get(u).is_some_and(|k| mismatched_keys.contains(k)))
             .collect();
-        source.extend(digests(src, tgt, &twins, true).await?);
+        source.extend(source_digests(src, &twins).await?);
         for pair in matched.iter_mut() {
             let (s, t) = *pair;
             if !differs(&s, &t, &source) {
@@ -1604,7 +1609,8 @@ const PEC_UNCHECKED: &str = "PEC message copied without its source signature che
 const PEC_UNREAD: &str = "PEC message not read back from the target, so without evidence";
 
 /// Enter what verification found into the folder's report: a copy whose bytes differ leaves
-/// the "copied" bucket for "altered"; those copies are returned, to be located and recorded.
+/// the "copied" bucket; those copies are returned, to be located, recorded and then counted
+/// as altered ([`note_altered`]).
 pub(crate) fn record_check(
     report: &mut FolderReport,
     checked: Checked,
@@ -1638,7 +1644,6 @@ pub(crate) fn record_check(
     let mut found = Vec::new();
     for m in checked.mismatched {
         report.buckets.copied -= 1;
-        report.buckets.altered += 1;
         tracing::warn!(
             "{}: the copy of source UID {} read back from the target differs from the source message",
             report.target,

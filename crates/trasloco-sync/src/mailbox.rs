@@ -778,9 +778,7 @@ async fn sync_once(
                 .collect();
             state.mark_altered(f.id, &rows).await?;
         }
-        // record_check counted them already.
         let report = &mut reports[at];
-        report.buckets.altered -= found.len() as u64;
         for a in found {
             note_altered(report, a);
         }
