@@ -126,6 +126,12 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
                 f.source, f.replaced
             );
         }
+        if f.late_removed > 0 {
+            println!(
+                "      {}: removed {} copies a stopped run's unanswered APPENDs stored late, beside the copies made since (same bytes)",
+                f.target, f.late_removed
+            );
+        }
         for b in f.pec_broken.iter().take(5) {
             println!("      PEC signature broken (copied as it is, recorded as broken): {b}");
         }

@@ -143,6 +143,10 @@ pub struct FolderReport {
     /// their shorter copies removed from the target.
     #[serde(default)]
     pub replaced: u64,
+    /// Copies that an APPEND a stopped run left unanswered stored late, beside the copy made
+    /// again since (same bytes): removed from the target. Not a source message's bucket.
+    #[serde(default)]
+    pub late_removed: u64,
     /// Wall time spent on this folder.
     pub seconds: f64,
     /// The failed messages (at most 100 listed).

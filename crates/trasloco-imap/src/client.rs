@@ -1005,6 +1005,24 @@ impl Client {
         Ok(out)
     }
 
+    /// The UIDs from `from` on of the selected folder, ascending (`n:*` names the last
+    /// message even when its UID is below `n`: it is left out).
+    pub async fn fetch_uids_from(&mut self, from: u32) -> Result<Vec<u32>, Error> {
+        let tag = self
+            .send(&format!("UID FETCH {}:* (UID)", from.max(1)))
+            .await?;
+        let mut out = Vec::new();
+        self.meta_each(&tag, &mut |m| {
+            if m.uid >= from {
+                out.push(m.uid)
+            }
+        })
+        .await?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The identity header fields and size of the given UIDs: (uid, size, header block).
     pub async fn fetch_identity_headers(
         &mut self,

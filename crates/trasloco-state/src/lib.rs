@@ -52,7 +52,7 @@ const APPLICATION_ID: i64 = 0x7472_6173;
 
 /// The tables a trasloco state file holds (a file made before the application id was set is
 /// recognised by these).
-const OUR_TABLES: [&str; 9] = [
+const OUR_TABLES: [&str; 10] = [
     "run",
     "mailbox",
     "folder",
@@ -61,7 +61,9 @@ const OUR_TABLES: [&str; 9] = [
     "archive_cut",
     "pop3_message",
     "phase",
+    // Made by versions before 2026-12-03, which marked a mailbox rather than its folders.
     "appending",
+    "append_line",
 ];
 
 /// The state store.
@@ -116,6 +118,24 @@ pub struct Altered {
     pub server: String,
     /// When it was found (RFC 3339).
     pub found_at: String,
+}
+
+/// A target folder that may still receive APPENDs nobody waits for: the target's UIDNEXT
+/// before a run's first APPEND into it. Every copy of that run, and every copy an APPEND it
+/// left unanswered stores late, gets a UID from `line` on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendLine {
+    /// The folder's row.
+    pub folder_id: i64,
+    /// The target folder's UIDVALIDITY the line belongs to.
+    pub target_uid_validity: u32,
+    /// The target's UIDNEXT before the first APPEND.
+    pub line: u32,
+    /// When the line was drawn (RFC 3339).
+    pub since: String,
+    /// When a later run (or a later attempt of the same run, after a dropped connection)
+    /// first found the line left behind (RFC 3339); `None` while its own run is appending.
+    pub inherited_at: Option<String>,
 }
 
 /// One mailbox pair as `status` shows it.
@@ -253,9 +273,12 @@ CREATE TABLE IF NOT EXISTS phase (
     copied INTEGER NOT NULL,
     PRIMARY KEY (mailbox_id, phase)
 );
-CREATE TABLE IF NOT EXISTS appending (
-    mailbox_id INTEGER PRIMARY KEY REFERENCES mailbox(id),
-    since TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS append_line (
+    folder_id INTEGER PRIMARY KEY REFERENCES folder(id),
+    target_uid_validity INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    since TEXT NOT NULL,
+    inherited_at TEXT
 );
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
@@ -754,16 +777,27 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    /// Note, before a mailbox's first APPEND of a run goes out, that the target may hold
-    /// APPENDs it received whole but whose answers this process never read. A server commits
-    /// such an APPEND even after the connection is gone, so a process that dies with one in
-    /// flight leaves copies that no state row knows of, and that appear only a moment later.
-    pub async fn mark_appending(&self, mailbox_id: i64, since: &str) -> Result<(), Error> {
+    /// Draw a folder's line before a run's first APPEND into it goes out: a server commits an
+    /// APPEND it received whole even when the connection is gone, so a process that dies
+    /// with one in flight leaves copies that no state row knows of, and that may appear much
+    /// later (a server that was stalled). A line already there (left by a run that stopped)
+    /// stays, unless the folder's UIDVALIDITY changed.
+    pub async fn draw_append_line(
+        &self,
+        folder_id: i64,
+        target_uid_validity: u32,
+        line: u32,
+        since: &str,
+    ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO appending (mailbox_id, since) VALUES (?1, ?2) \
-             ON CONFLICT (mailbox_id) DO UPDATE SET since = excluded.since",
+            "INSERT INTO append_line (folder_id, target_uid_validity, line, since) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (folder_id) DO UPDATE SET target_uid_validity = excluded.target_uid_validity, \
+             line = excluded.line, since = excluded.since, inherited_at = NULL \
+             WHERE append_line.target_uid_validity <> excluded.target_uid_validity",
         )
-        .bind(mailbox_id)
+        .bind(folder_id)
+        .bind(i64::from(target_uid_validity))
+        .bind(i64::from(line))
         .bind(since)
         .execute(&self.pool)
         .await
@@ -771,21 +805,59 @@ impl State {
         Ok(())
     }
 
-    /// When an earlier run marked the mailbox with [`State::mark_appending`] and never got to
-    /// [`State::appending_done`]: it ended with APPENDs perhaps unanswered.
-    pub async fn appending_since(&self, mailbox_id: i64) -> Result<Option<String>, Error> {
-        let row = sqlx::query("SELECT since FROM appending WHERE mailbox_id = ?1")
-            .bind(mailbox_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+    /// At the start of an attempt on a mailbox: the lines an earlier run (or attempt) left,
+    /// those found now marked with `now`.
+    pub async fn inherit_append_lines(
+        &self,
+        mailbox_id: i64,
+        now: &str,
+    ) -> Result<Vec<AppendLine>, Error> {
+        let mine = "folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE append_line SET inherited_at = ?2 WHERE inherited_at IS NULL AND {mine}"
+        )))
+        .bind(mailbox_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT folder_id, target_uid_validity, line, since, inherited_at FROM append_line WHERE {mine} ORDER BY folder_id"
+        )))
+        .bind(mailbox_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AppendLine {
+                folder_id: r.get(0),
+                target_uid_validity: r.get::<i64, _>(1) as u32,
+                line: r.get::<i64, _>(2) as u32,
+                since: r.get(3),
+                inherited_at: r.get(4),
+            })
+            .collect())
     }
 
-    /// Every APPEND of the mailbox was answered: remove the mark.
-    pub async fn appending_done(&self, mailbox_id: i64) -> Result<(), Error> {
-        sqlx::query("DELETE FROM appending WHERE mailbox_id = ?1")
-            .bind(mailbox_id)
+    /// Every APPEND of this run into the mailbox was answered: its own lines go (those
+    /// inherited from a run that stopped stay until their folder is found quiet).
+    pub async fn drop_own_append_lines(&self, mailbox_id: i64) -> Result<(), Error> {
+        sqlx::query(
+            "DELETE FROM append_line WHERE inherited_at IS NULL \
+             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)",
+        )
+        .bind(mailbox_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A folder is quiet: nothing more is expected above its line.
+    pub async fn drop_append_line(&self, folder_id: i64) -> Result<(), Error> {
+        sqlx::query("DELETE FROM append_line WHERE folder_id = ?1")
+            .bind(folder_id)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
@@ -1083,37 +1155,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn appending_mark_outlives_the_process_until_done() {
+    async fn append_lines_outlive_the_process_until_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");
         let state = State::open(&path).await.unwrap();
-        let (a, b) = (
-            state.mailbox_id("a@src", "a@tgt").await.unwrap(),
-            state.mailbox_id("b@src", "b@tgt").await.unwrap(),
+        let a = state.mailbox_id("a@src", "a@tgt").await.unwrap();
+        let b = state.mailbox_id("b@src", "b@tgt").await.unwrap();
+        let (inbox, sent) = (
+            state.folder(a, "INBOX").await.unwrap().id,
+            state.folder(a, "Sent").await.unwrap().id,
         );
-        assert_eq!(state.appending_since(a).await.unwrap(), None);
-        state
-            .mark_appending(a, "2026-12-01T10:00:00Z")
-            .await
-            .unwrap();
-        state
-            .mark_appending(a, "2026-12-01T11:00:00Z")
-            .await
-            .unwrap();
-        state
-            .mark_appending(b, "2026-12-01T12:00:00Z")
-            .await
-            .unwrap();
+        let other = state.folder(b, "INBOX").await.unwrap().id;
+        assert_eq!(state.inherit_append_lines(a, "t0").await.unwrap(), []);
+        state.draw_append_line(inbox, 7, 100, "t1").await.unwrap();
+        state.draw_append_line(other, 7, 5, "t1").await.unwrap();
         state.close().await;
 
+        // The run stopped: the next one finds the line, and a line drawn again stays where it was.
         let state = State::open(&path).await.unwrap();
+        let found = state.inherit_append_lines(a, "t2").await.unwrap();
         assert_eq!(
-            state.appending_since(a).await.unwrap().as_deref(),
-            Some("2026-12-01T11:00:00Z")
+            found,
+            [AppendLine {
+                folder_id: inbox,
+                target_uid_validity: 7,
+                line: 100,
+                since: "t1".into(),
+                inherited_at: Some("t2".into()),
+            }]
         );
-        state.appending_done(a).await.unwrap();
-        assert_eq!(state.appending_since(a).await.unwrap(), None);
-        assert!(state.appending_since(b).await.unwrap().is_some());
+        state.draw_append_line(inbox, 7, 180, "t3").await.unwrap();
+        state.draw_append_line(sent, 7, 9, "t3").await.unwrap();
+        // This run's own line goes when it ends cleanly; the inherited one stays.
+        state.drop_own_append_lines(a).await.unwrap();
+        let left = state.inherit_append_lines(a, "t4").await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(
+            (left[0].line, left[0].inherited_at.as_deref()),
+            (100, Some("t2"))
+        );
+        // A new UIDVALIDITY draws the line anew.
+        state.draw_append_line(inbox, 8, 3, "t5").await.unwrap();
+        let left = state.inherit_append_lines(a, "t6").await.unwrap();
+        assert_eq!(
+            (left[0].line, left[0].inherited_at.as_deref()),
+            (3, Some("t6"))
+        );
+        state.drop_append_line(inbox).await.unwrap();
+        assert_eq!(state.inherit_append_lines(a, "t7").await.unwrap(), []);
+        // Another mailbox's line is its own.
+        assert_eq!(state.inherit_append_lines(b, "t8").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use trasloco_core::identity::{IdentityKey, identity, loose_identity, rewritten_a
 use trasloco_imap::{
     AppendMsg, AppendOutcome, AppendStart, Client, FetchedMeta, Listing, PendingAppend, UidWindow,
 };
-use trasloco_state::{Altered, Record, State};
+use trasloco_state::{Altered, AppendLine, Record, State};
 
 const MAX_LISTED_ERRORS: usize = 100;
 
@@ -326,6 +326,7 @@ pub(crate) async fn sync_folder(
         targets: &targets,
         pool: None,
         source_uv,
+        target_uv: tsel.as_ref().map_or(0, |t| t.uid_validity),
     };
     let first_window = listing.first_window();
     let mut first = listing.first;
@@ -339,7 +340,98 @@ pub(crate) async fn sync_folder(
             hand_off(copied, tsel.as_ref().map_or(0, |t| t.uid_validity));
         }
     }
+    if let (Some(fid), Some(tsel), false) = (folder_id, &tsel, opts.dry_run)
+        && let Some(line) = ctx.appends.inherited(fid)
+    {
+        sweep(ctx, &mut tgts[0], &line, tsel.uid_validity, report).await?;
+    }
     report.seconds += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Above a line a stopped run left (see [`crate::appends`]): a message no recorded copy
+/// claims, with the bytes of a recorded copy of the folder, is a copy an unanswered APPEND
+/// stored after that run's successor had copied the message again. It goes; the recorded
+/// copy, same bytes, stays. The line goes once a sweep finds nothing and it has been watched
+/// long enough.
+async fn sweep(
+    ctx: &FolderCtx<'_>,
+    tgt: &mut Client,
+    line: &AppendLine,
+    target_uv: u32,
+    report: &mut FolderReport,
+) -> Result<(), SyncError> {
+    let fid = line.folder_id;
+    if line.target_uid_validity != target_uv {
+        // The folder was made anew: its UIDs say nothing of the old one's.
+        ctx.state.drop_append_line(fid).await?;
+        return Ok(());
+    }
+    let above = tgt.fetch_uids_from(line.line).await.on(SideName::Target)?;
+    let claimed = ctx.state.claimed_target_uids(fid).await?;
+    let (ours, loose): (Vec<u32>, Vec<u32>) = above
+        .into_iter()
+        .partition(|u| claimed.binary_search(u).is_ok());
+    drop(claimed);
+    let mut late = Vec::new();
+    if !loose.is_empty() && !ours.is_empty() {
+        let heads = tgt
+            .fetch_identity_headers(&[&loose[..], &ours[..]].concat())
+            .await
+            .on(SideName::Target)?;
+        let keys: HashMap<u32, IdentityKey> = identities(&heads).collect();
+        drop(heads);
+        let mut recorded: HashMap<IdentityKey, Vec<u32>> = HashMap::new();
+        for u in &ours {
+            if let Some(k) = keys.get(u) {
+                recorded.entry(*k).or_default().push(*u);
+            }
+        }
+        let twins: Vec<(u32, &Vec<u32>)> = loose
+            .iter()
+            .filter_map(|u| Some((*u, recorded.get(keys.get(u)?)?)))
+            .collect();
+        if !twins.is_empty() {
+            let mut wanted: Vec<u32> = twins
+                .iter()
+                .flat_map(|(u, t)| std::iter::once(*u).chain(t.iter().copied()))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let digests = target_digests(tgt, &wanted).await?;
+            late = twins
+                .into_iter()
+                .filter(|(u, t)| {
+                    digests
+                        .get(u)
+                        .is_some_and(|d| t.iter().any(|x| digests.get(x) == Some(d)))
+                })
+                .map(|(u, _)| u)
+                .collect();
+        }
+    }
+    if late.is_empty() {
+        if crate::appends::settled(line, chrono::Utc::now()) {
+            ctx.state.drop_append_line(fid).await?;
+        }
+        return Ok(());
+    }
+    let m = ctx.mapping;
+    if tgt.uid_expunge(&late).await.on(SideName::Target)? {
+        tracing::info!(
+            "{}: removed {} copies an APPEND left unanswered by the run that started at {} stored late, beside the recorded copies with the same bytes",
+            m.target,
+            late.len(),
+            line.since
+        );
+        report.late_removed += late.len() as u64;
+    } else {
+        tracing::warn!(
+            "{}: {} copies an APPEND left unanswered stored late double recorded copies and stay: the target has no UIDPLUS to remove them one by one",
+            m.target,
+            late.len()
+        );
+    }
     Ok(())
 }
 
@@ -354,6 +446,8 @@ struct Window<'a> {
     pool: Option<IdentityPool>,
     /// The source folder's UIDVALIDITY (archive ids are `UIDVALIDITY:UID`).
     source_uv: u32,
+    /// The target folder's UIDVALIDITY (0 when it does not exist: a dry run).
+    target_uv: u32,
 }
 
 /// Note an altered copy in the folder's report (the first 100 are listed).
@@ -698,6 +792,12 @@ impl Window<'_> {
             return Ok(Vec::new());
         }
         let fid = self.folder_id.expect("folder recorded outside dry runs");
+        // Before the first APPEND goes out, the state knows from which UID its copies (and
+        // those of an APPEND left unanswered) can be.
+        let line = (self.targets.uid_next != u32::MAX).then_some(self.targets.uid_next);
+        ctx.appends
+            .before_copying(ctx.state, fid, self.target_uv, line)
+            .await?;
         let mut copied =
             copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await?;
         // The shorter copies of messages that grew go, once their whole copy is stored: only
@@ -1035,10 +1135,6 @@ async fn copy_messages(
     report: &mut FolderReport,
 ) -> Result<Vec<Copied>, SyncError> {
     let opts = ctx.opts;
-    // Before the first APPEND goes out, the state knows that some may go unanswered.
-    ctx.appends
-        .before_copying(ctx.state, ctx.mailbox_id)
-        .await?;
     // Large messages are streamed one by one from an IMAP source to the target, never held
     // whole; the rest (and everything from POP3 or an archive) travels in batches.
     let streams = src.client().is_some();

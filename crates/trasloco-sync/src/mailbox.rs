@@ -86,10 +86,6 @@ pub struct Options {
     pub max_reconnects: u32,
     /// First back-off delay after a drop; doubles each time.
     pub backoff: Duration,
-    /// How long an attempt waits, before it lists anything, after APPENDs left unanswered by
-    /// a process that died or a connection that dropped: the target may still commit them,
-    /// and what it commits by then is found instead of copied twice.
-    pub orphan_grace: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
     pub memory: MemoryBudget,
     /// Target connections that append at once in each lane (each takes whole batches).
@@ -124,7 +120,6 @@ impl Default for Options {
             evict: None,
             max_reconnects: 5,
             backoff: Duration::from_secs(1),
-            orphan_grace: Duration::from_secs(10),
             memory: MemoryBudget::default(),
             append_connections: 1,
             lanes: 2,
@@ -423,14 +418,10 @@ pub async fn sync_mailbox(
                     *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
                 }
                 reconnects += 1;
-                // An APPEND whose answer never came may still be committed by the target:
-                // after a target failure the next attempt lists the folder only once that had
-                // time to happen.
-                let wait = if appends.may_be_unanswered(&e) {
-                    delay.max(opts.orphan_grace)
-                } else {
-                    delay
-                };
+                // An APPEND whose answer never came may still be committed by the target: the
+                // next attempt inherits the folders' lines and sweeps above them, so it need
+                // not wait for that.
+                let wait = delay;
                 if let SyncError::Imap { side, error } = &e {
                     let who = if *side == SideName::Source {
                         &src_label
@@ -481,14 +472,14 @@ async fn sync_once(
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
     let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
-    if let Some(id) = mailbox_id
-        && let Some(since) = appends.left_by_earlier_run(state, id).await?
-    {
-        tracing::warn!(
-            "target {tgt_label}: the run that started appending at {since} ended before the target answered every APPEND; waiting {:?} so that what the target still commits is found there, not copied again",
-            opts.orphan_grace
-        );
-        tokio::time::sleep(opts.orphan_grace).await;
+    if let Some(id) = mailbox_id {
+        let left = appends.start_attempt(state, id).await?;
+        if let Some(since) = left.iter().map(|l| l.since.as_str()).min() {
+            tracing::warn!(
+                "target {tgt_label}: the run that started appending at {since} stopped before the target answered every APPEND; what the target stores of them, now or later, is looked for above the UIDs it had then in {} folder(s), and removed where it doubles a copy",
+                left.len()
+            );
+        }
     }
     // Folders are synced on `lanes` connection sets at once (one source connection and
     // `append_connections` target connections each); POP3 has one folder and an archive needs

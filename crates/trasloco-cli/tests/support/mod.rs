@@ -224,6 +224,51 @@ impl Pair {
         last
     }
 
+    /// Stop every IMAP process of one side's Dovecot (SIGSTOP), as a stalled server would be:
+    /// what they have read stays unprocessed until [`Pair::resume`]. New connections get
+    /// processes of their own and are served. Returns the process ids stopped.
+    pub fn pause_imap(&self, side: &str) -> Vec<String> {
+        let master = std::fs::read_to_string(self.dir.path().join(side).join("run/master.pid"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …
+            let Some((head, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or("");
+            let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+            if comm == "imap" && ppid == master {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        if !pids.is_empty() {
+            Command::new("kill")
+                .arg("-STOP")
+                .args(&pids)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+        }
+        pids
+    }
+
+    /// Let processes stopped by [`Pair::pause_imap`] go on.
+    pub fn resume(&self, pids: &[String]) {
+        if !pids.is_empty() {
+            Command::new("kill")
+                .arg("-CONT")
+                .args(pids)
+                .status()
+                .unwrap();
+        }
+    }
+
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.dir.path().join(format!("{user}.sqlite"))
     }
