@@ -20,6 +20,12 @@ pub const SERVER: i32 = 13;
 pub const BUSY: i32 = 16;
 /// The campaign's window is closed: the run did not start (use --force to start anyway).
 pub const WINDOW: i32 = 75;
+/// Stopped cleanly by a signal: 128 + its number, as a shell reports a process the signal
+/// ended (130 for Ctrl-C, 143 for SIGTERM). What was started was finished and recorded, the
+/// summary printed and the report written; the same command resumes.
+pub fn stopped(signal: i32) -> i32 {
+    128 + signal
+}
 /// Bad command line, campaign file, accounts file or password file.
 pub const USAGE: i32 = 64;
 /// A bug in trasloco.

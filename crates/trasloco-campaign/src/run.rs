@@ -143,6 +143,9 @@ pub struct RunReport {
     /// PEC messages copied and checked, over all mailboxes: signature verdict → count.
     #[serde(default)]
     pub pec: BTreeMap<String, u64>,
+    /// The signal that stopped the run cleanly (`Ctrl-C (SIGINT)`, `SIGTERM`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
 }
 
 /// One account of the campaign: where it comes from, where it goes, and why it cannot go when
@@ -549,6 +552,7 @@ pub fn code_of(class: FailureClass) -> i32 {
         FailureClass::Authentication => exit::AUTHENTICATION,
         FailureClass::Protocol => exit::SERVER,
         FailureClass::State | FailureClass::Local => exit::USAGE,
+        FailureClass::Stopped => exit::INCOMPLETE,
     }
 }
 
@@ -716,6 +720,20 @@ pub async fn run(
         );
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            // After a stop was asked for, the mailboxes still waiting are not started.
+            if let Some(signal) = opts.stop.requested() {
+                let mut r = MailboxReport::failed(
+                    job.source.label(),
+                    job.target.label(),
+                    FailureClass::Stopped,
+                    format!(
+                        "not started: the run was stopped by {}; the same command starts it",
+                        trasloco_sync::signal_name(signal)
+                    ),
+                );
+                r.status = MailboxStatus::Incomplete;
+                return (i, r, None);
+            }
             let progress = observer.start(&job.source.label(), &job.target.label());
             let save = |report: MailboxReport| {
                 let state = state.clone();
@@ -840,7 +858,12 @@ pub async fn run(
     {
         code = exit::INCOMPLETE;
     }
+    let stopped = settings.sync.stop.requested();
+    if let Some(signal) = stopped {
+        code = exit::stopped(signal);
+    }
     let mut report = RunReport {
+        stopped_by: stopped.map(trasloco_sync::signal_name),
         campaign: settings.name.clone(),
         command: settings.command.clone(),
         started_at: started_at.clone(),

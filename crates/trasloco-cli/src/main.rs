@@ -1536,11 +1536,42 @@ async fn execute(
             Err(e) => return Err(ConfigError(e.to_string())),
         }
     };
+    let stopper = tokio::spawn(stop_on_signals(settings.sync.stop.clone()));
     let observer = Arc::new(progress::Bars::new(jobs.len(), show_progress));
-    let (report, path) = run::run(jobs, settings, observer.clone()).await?;
+    let outcome = run::run(jobs, settings, observer.clone()).await;
+    stopper.abort();
+    let (report, path) = outcome?;
     observer.finish();
     summary::print(&report, &path);
     Ok(report.exit_code)
+}
+
+/// Ctrl-C or SIGTERM: the first asks the run to stop cleanly (the batches in flight are
+/// answered and recorded, the summary printed, the report written; exit 130 or 143); the
+/// second ends the process at once.
+async fn stop_on_signals(stop: trasloco_sync::Stop) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    loop {
+        let signo = tokio::select! {
+            _ = int.recv() => 2,
+            _ = term.recv() => 15,
+        };
+        if stop.request(signo) {
+            eprintln!(
+                "\ntrasloco: stopping ({}): finishing the batches in flight, then the summary and the report. Press Ctrl-C again to stop at once.",
+                trasloco_sync::signal_name(signo)
+            );
+        } else {
+            eprintln!("\ntrasloco: stopped at once; the next run resumes from what was recorded");
+            std::process::exit(exit::stopped(signo));
+        }
+    }
 }
 
 async fn status(

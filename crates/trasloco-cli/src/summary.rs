@@ -303,6 +303,23 @@ pub fn print(r: &RunReport, path: &Path) {
                     "Nothing was copied: every mailbox of the campaign is skipped or blocked (above); a blocked one needs a decision (see its reason), then `trasloco plan` again."
                         .to_string()
                 }
+            } else if let Some(by) = &r.stopped_by {
+                let waiting = r
+                    .mailboxes
+                    .iter()
+                    .filter(|m| {
+                        m.error
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("not started"))
+                    })
+                    .count();
+                format!(
+                    "Stopped by {by}: the batches in flight were finished and recorded{}. Run the same command again; it resumes.",
+                    match waiting {
+                        0 => String::new(),
+                        n => format!(", {n} mailbox(es) not started"),
+                    }
+                )
             } else if r.exit_code == 0 {
                 "Everything is in sync.".to_string()
             } else if r.exit_code == 2 {

@@ -526,3 +526,66 @@ async fn verify_shows_duplicates_and_messages_of_the_targets_own() {
     assert_eq!(v["mailboxes"][0]["duplicates"], 1, "{v}");
     assert_eq!(v["mailboxes"][0]["folders"][0]["without_source"], 1, "{v}");
 }
+
+/// SIGTERM (a service manager stopping the run) ends it cleanly: the batches in flight are
+/// answered and recorded, the mailbox being copied ends part-way with its folders counted, the
+/// one still waiting is not started, the summary is printed and the report written, and the
+/// run exits 143. Nothing is left for the next run to sweep, and that run completes both.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_cleanly_with_summary_report_and_exit_143() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(2000, 6000)).await;
+    seed_users(&pair, &["bob"]).await;
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,bob-pw\n",
+    );
+    let camp = campaign(&pair, "accounts.csv", "", "");
+    let file = std::fs::read_to_string(&camp).unwrap();
+    std::fs::write(
+        &camp,
+        file.replace("jobs = 3", "jobs = 1\nbatch_messages = 10"),
+    )
+    .unwrap();
+    let mut child = spawn_run(&pair, &camp);
+    wait_for_target(&pair, "alice", 200, &mut child).await;
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 143, "{t}");
+    assert!(t.contains("Stopped by SIGTERM"), "{t}");
+    assert!(t.contains("1 mailbox(es) not started"), "{t}");
+    let r = report(&pair, &out);
+    assert_eq!(r["stopped_by"], "SIGTERM", "{r}");
+    assert_eq!(r["exit_code"], 143, "{r}");
+    let (alice, bob) = (&r["mailboxes"][0], &r["mailboxes"][1]);
+    assert_eq!(alice["status"], "incomplete", "{alice}");
+    let copied = alice["buckets"]["copied"].as_u64().unwrap();
+    assert!((200..2000).contains(&copied), "{alice}");
+    assert_eq!(
+        u64::from(count(&pair, "target", "alice", "INBOX").await),
+        copied,
+        "every copy made is recorded and counted"
+    );
+    assert!(
+        bob["error"].as_str().unwrap().starts_with("not started"),
+        "{bob}"
+    );
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        !t.contains("answered every APPEND"),
+        "a clean stop leaves nothing unanswered: {t}"
+    );
+    let mut tgt = pair.client("target", "alice").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
+}

@@ -802,3 +802,54 @@ async fn twins_are_told_apart_by_their_bytes() {
     got.sort();
     assert_eq!(got, want, "each twin once");
 }
+
+/// Ctrl-C stops `migrate` cleanly with 130; a second Ctrl-C stops at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_cleanly_and_twice_stops_at_once() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "erin").await;
+    seed(&mut src, "INBOX", padded(2000, 6000)).await;
+    let interrupt = |child: &std::process::Child| {
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    let mut child = spawn_migrate(&pair, "erin");
+    wait_for_target(&pair, "erin", 200, &mut child).await;
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 130, "{t}");
+    assert!(t.contains("Stopped by Ctrl-C (SIGINT)"), "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    let copied = mb["buckets"]["copied"].as_u64().unwrap();
+    assert_eq!(
+        u64::from(count(&pair, "target", "erin", "INBOX").await),
+        copied,
+        "{mb}"
+    );
+    assert_eq!(
+        folder_sum(mb, "verified"),
+        copied,
+        "copies made are read back: {mb}"
+    );
+
+    // Twice: the process ends at once, without a summary.
+    let mut child = spawn_migrate(&pair, "erin");
+    let before = count(&pair, "target", "erin", "INBOX").await;
+    wait_for_target(&pair, "erin", before + 100, &mut child).await;
+    interrupt(&child);
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", text(&out));
+    assert!(text(&out).contains("stopped at once"), "{}", text(&out));
+
+    let out = pair.migrate("erin", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "erin").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
+}

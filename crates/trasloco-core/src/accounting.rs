@@ -199,6 +199,8 @@ pub enum FailureClass {
     /// A local file or directory: an archive's directory that is not empty and not an
     /// archive, of another format, unwritable.
     Local,
+    /// The run was stopped (Ctrl-C, SIGTERM) before the mailbox was done or started.
+    Stopped,
 }
 
 /// The result for one mailbox.

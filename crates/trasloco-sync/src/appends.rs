@@ -103,16 +103,17 @@ impl Appends {
     /// Whether an attempt that ended with `e` may have left an APPEND the target still
     /// commits. A source failure cannot: the APPENDs already written are answered before the
     /// attempt ends, and a message streamed from the source stops mid-literal, which the
-    /// target discards.
+    /// target discards. Nor can a clean stop.
     pub(crate) fn may_be_unanswered(&self, e: &SyncError) -> bool {
-        let source = matches!(
+        // A clean stop reads every answer before it ends.
+        let answered = matches!(
             e,
             SyncError::Imap {
                 side: SideName::Source,
                 ..
-            }
+            } | SyncError::Stopped(_)
         );
-        !self.drawn.lock().expect("appends lock").is_empty() && !source
+        !self.drawn.lock().expect("appends lock").is_empty() && !answered
     }
 
     /// When the mailbox ends: its own lines go unless the failure it ended with may have left

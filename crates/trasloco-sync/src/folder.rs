@@ -333,12 +333,19 @@ pub(crate) async fn sync_folder(
     for w in std::iter::once(first_window).chain(listing.rest) {
         let meta = match first.take() {
             Some(meta) => meta,
-            None => src.list_window(w).await.on(SideName::Source)?,
+            None => {
+                opts.go_on()?;
+                src.list_window(w).await.on(SideName::Source)?
+            }
         };
         let copied = win.sync(src, tgts, w, meta, report).await?;
         if !copied.is_empty() {
             hand_off(copied, tsel.as_ref().map_or(0, |t| t.uid_validity));
         }
+    }
+    // A stop cut the last window short: the folder ends here, its copies handed off.
+    if report.buckets.total() < report.source_messages {
+        opts.go_on()?;
     }
     if let (Some(fid), Some(tsel), false) = (folder_id, &tsel, opts.dry_run)
         && let Some(line) = ctx.appends.inherited(fid)
@@ -1153,6 +1160,10 @@ async fn copy_messages(
     let fetcher = &mut *src;
     let producer = async move {
         for batch in plan {
+            // A stop lets the batches already fetched go out and be answered; no new one.
+            if opts.stop.requested().is_some() {
+                break;
+            }
             let bytes = batch.iter().map(|u| listed[u].size).sum();
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
@@ -1211,6 +1222,9 @@ async fn copy_messages(
     s?;
     p?;
     for uid in large {
+        if opts.stop.requested().is_some() {
+            break;
+        }
         let src = src.client().expect("only IMAP sources stream");
         let tgt = &mut tgts[0];
         if let Some(result) = stream_one(ctx, src, tgt, uid, listed, permanent, report).await? {

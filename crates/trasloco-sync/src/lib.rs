@@ -21,6 +21,7 @@ mod mailbox;
 mod pop3_cleanup;
 mod scan;
 mod source;
+mod stop;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use compare::{
@@ -30,10 +31,12 @@ pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest, latest_
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
 pub use mailbox::{
-    DateRule, Evict, FolderSelect, Options, Progress, Side, SideName, failure_class, sync_mailbox,
+    DateRule, Evict, FolderSelect, Options, Progress, Side, SideName, failure_class, signal_name,
+    sync_mailbox,
 };
 pub use scan::{Scanned, scan};
 pub use source::Source;
+pub use stop::Stop;
 
 /// Where messages go.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport};
+use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport, MailboxStatus};
 use trasloco_core::folder_map::{self, FolderMapping, MapOptions, Role};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
 use trasloco_state::State;
@@ -101,6 +101,8 @@ pub struct Options {
     /// POP3 sources: after a verified copy, delete from the server the messages received more
     /// than this many days ago (never one whose copy was not read back identical).
     pub leave_days: Option<u32>,
+    /// A clean stop asked for (Ctrl-C, SIGTERM): no new batch, window, folder or mailbox.
+    pub stop: crate::Stop,
 }
 
 impl Default for Options {
@@ -126,6 +128,7 @@ impl Default for Options {
             listing_window: 10_000,
             pop3_seen: true,
             leave_days: None,
+            stop: crate::Stop::default(),
         }
     }
 }
@@ -250,6 +253,9 @@ pub(crate) enum SyncError {
     State(trasloco_state::Error),
     /// A local archive (the target of an export): its directory, its files.
     Local(String),
+    /// A clean stop was asked for (the signal's number): what was started is finished and
+    /// recorded, nothing new starts.
+    Stopped(i32),
 }
 
 impl From<trasloco_state::Error> for SyncError {
@@ -278,12 +284,38 @@ impl SyncError {
             }
             SyncError::State(e) => (FailureClass::State, e.to_string()),
             SyncError::Local(why) => (FailureClass::Local, format!("target {tgt_label}: {why}")),
+            SyncError::Stopped(signal) => (
+                FailureClass::Stopped,
+                format!(
+                    "stopped by {} before every message was reached; the same command resumes it",
+                    signal_name(signal)
+                ),
+            ),
         }
     }
 
     /// Worth reconnecting and trying again.
     fn is_transient(&self) -> bool {
         matches!(self, SyncError::Imap { error, .. } if error.is_transient())
+    }
+}
+
+/// How people know a signal: `Ctrl-C (SIGINT)`, `SIGTERM`.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "Ctrl-C (SIGINT)".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+impl Options {
+    /// `Err(Stopped)` once a clean stop was asked for: checked before anything new starts.
+    pub(crate) fn go_on(&self) -> Result<(), SyncError> {
+        match self.stop.requested() {
+            Some(signal) => Err(SyncError::Stopped(signal)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -438,6 +470,7 @@ pub async fn sync_mailbox(
             }
             Err(e) => {
                 appends.finish(state, Some(&e)).await;
+                let stopped = matches!(e, SyncError::Stopped(_));
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
@@ -451,6 +484,14 @@ pub async fn sync_mailbox(
                 }
                 report.folders = partial;
                 report.tally();
+                if stopped {
+                    // Not a failure: what it reached is done; the rest is for the next run.
+                    report.finish(opts.dry_run);
+                    if report.status == MailboxStatus::InSync {
+                        report.failure = None;
+                        report.error = None;
+                    }
+                }
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
@@ -640,6 +681,7 @@ async fn sync_once(
             let to_check = to_check.clone();
             async move {
                 loop {
+                    opts.go_on()?;
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(m) = mappings.get(i) else {
                         return Ok(());
