@@ -168,6 +168,11 @@ pub struct RunSection {
     /// Trust anchors (PEM) for PEC signatures, besides the system's.
     #[serde(default)]
     pub pec_trust: Vec<PathBuf>,
+    /// Seconds a server may send nothing while an answer is awaited before the connection is
+    /// given up as stalled (default 120).
+    pub timeout: Option<u64>,
+    /// Seconds each step of connecting may take: lookup, TCP, TLS (default 30).
+    pub connect_timeout: Option<u64>,
 }
 
 impl FoldersSection {
@@ -207,6 +212,19 @@ impl RunSection {
                 return Err(format!("[run] {key}: must be at least 1"));
             }
         }
+        let most = trasloco_imap::timeouts::MAX_SECONDS;
+        for (key, v) in [
+            ("timeout", self.timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if let Some(n) = v
+                && !(1..=most).contains(&n)
+            {
+                return Err(format!(
+                    "[run] {key}: {n} seconds is not between 1 and {most}"
+                ));
+            }
+        }
         for (key, v) in [
             ("parallel_folders", self.parallel_folders),
             ("append_connections", self.append_connections),
@@ -240,6 +258,8 @@ impl Default for RunSection {
             pop3_seen: true,
             pec: true,
             pec_trust: Vec::new(),
+            timeout: None,
+            connect_timeout: None,
         }
     }
 }
@@ -474,6 +494,12 @@ impl Campaign {
                 Some(l) => ConfigError(format!("campaign file {} line {l}: {e}", path.display())),
                 None => ConfigError(format!("campaign file {}: {e}", path.display())),
             })?;
+        // Every command that talks to the campaign's servers waits as the campaign says.
+        let secs = |v: Option<u64>| v.map(std::time::Duration::from_secs);
+        trasloco_imap::timeouts::set_configured(
+            secs(file.run.connect_timeout),
+            secs(file.run.timeout),
+        );
         Ok(Campaign {
             file,
             path: path.to_path_buf(),

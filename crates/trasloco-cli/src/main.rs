@@ -35,6 +35,15 @@ struct Cli {
     /// No progress bars, only log lines and the summary.
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Seconds a server may send nothing while an answer (or the rest of a message) is
+    /// awaited before its connection is given up as stalled [default: 120; campaign:
+    /// run.timeout].
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: Option<u64>,
+    /// Seconds each step of connecting may take: name lookup, TCP, TLS [default: 30;
+    /// campaign: run.connect_timeout].
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    connect_timeout: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -541,6 +550,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::INTERNAL as u8);
         }
     };
+    trasloco_imap::timeouts::set_given(
+        cli.connect_timeout.map(std::time::Duration::from_secs),
+        cli.timeout.map(std::time::Duration::from_secs),
+    );
     let show_progress = !cli.no_progress && std::io::stderr().is_terminal();
     let code = runtime.block_on(async move {
         match cli.command {
@@ -1538,7 +1551,9 @@ async fn execute(
     };
     let stopper = tokio::spawn(stop_on_signals(settings.sync.stop.clone()));
     let observer = Arc::new(progress::Bars::new(jobs.len(), show_progress));
+    let ticker = observer.keep_ticking();
     let outcome = run::run(jobs, settings, observer.clone()).await;
+    ticker.abort();
     stopper.abort();
     let (report, path) = outcome?;
     observer.finish();

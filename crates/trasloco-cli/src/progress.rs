@@ -33,11 +33,17 @@ impl Inner {
             self.planned_bytes.load(Ordering::Relaxed),
         );
         let done = self.mailboxes_done.load(Ordering::Relaxed);
+        // A server that has not answered for a while is named, so a stall does not look like
+        // a hang.
+        let waiting = match trasloco_imap::timeouts::longest_wait() {
+            Some((host, d)) => format!(", waiting for the server {host} ({} s)", d.as_secs()),
+            None => String::new(),
+        };
         if let Some(o) = &self.overall {
             o.set_length(pb);
             o.set_position(cb);
             o.set_message(format!(
-                "{cm}/{pm} msgs, {done}/{} mailboxes",
+                "{cm}/{pm} msgs, {done}/{} mailboxes{waiting}",
                 self.mailboxes
             ));
             return;
@@ -47,7 +53,7 @@ impl Inner {
             *last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             eprintln!(
-                "trasloco: progress: {cm}/{pm} messages, {:.1}/{:.1} MB, {done}/{} mailboxes done, {:.0} msg/s",
+                "trasloco: progress: {cm}/{pm} messages, {:.1}/{:.1} MB, {done}/{} mailboxes done, {:.0} msg/s{waiting}",
                 cb as f64 / 1e6,
                 pb as f64 / 1e6,
                 self.mailboxes,
@@ -87,6 +93,17 @@ impl Bars {
             last_line: Mutex::new(Instant::now()),
             started: Instant::now(),
         }))
+    }
+
+    /// Refresh now and then even when nothing moves: a stalled server shows as such.
+    pub fn keep_ticking(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let inner = self.0.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                inner.tick();
+            }
+        })
     }
 
     pub fn finish(&self) {

@@ -853,3 +853,39 @@ async fn ctrl_c_stops_cleanly_and_twice_stops_at_once() {
         snapshot(&mut tgt).await["INBOX"]
     );
 }
+
+/// A target that stops answering mid-copy (its IMAP processes paused) is given up after the
+/// idle timeout the admin set, not after five minutes; the run reconnects (new connections
+/// are served) and completes. What the paused process stores once it goes on is found by the
+/// next run above the line and removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_target_is_given_up_after_the_timeout_and_the_run_completes() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "dave").await;
+    seed(&mut src, "INBOX", padded(1500, 4000)).await;
+    let mut child = command(pair.dir.path(), "dave-pw", "dave-pw")
+        .args(pair.migrate_args("dave"))
+        .args(["--batch-messages", "20", "--timeout", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "dave", 100, &mut child).await;
+    let paused = pair.pause_imap("target");
+    let out = child.wait_with_output().unwrap();
+    pair.resume(&paused);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("stopped answering (nothing for 3 s"), "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert!(mb["reconnects"].as_u64().unwrap() >= 1, "{mb}");
+    pair.wait_sessions_closed("target", "dave");
+    let out = pair.migrate("dave", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "dave").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"],
+        "every message exactly once"
+    );
+}

@@ -12,8 +12,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trasloco_core::mutf7;
 
-/// How long a response may take before the connection is considered stalled.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much to read at a time when no large literal is expected.
 const READ_CHUNK: usize = 64 * 1024;
 /// Writes are gathered up to this size.
@@ -1650,12 +1648,33 @@ impl Client {
                 self.buf.reserve(need - self.buf.len());
             }
         }
-        let read = tokio::time::timeout(READ_TIMEOUT, self.stream.read_buf(&mut self.buf)).await;
+        // The read is given up after the idle limit; one that waits longer than a notice's
+        // worth is listed meanwhile, so progress can say whom it waits for. (`read_buf` loses
+        // nothing when a timeout drops it unfinished.)
+        let idle = crate::timeouts::get().idle;
+        let started = std::time::Instant::now();
+        let mut listed = None;
+        let read = loop {
+            let left = idle.saturating_sub(started.elapsed());
+            let step = left.min(crate::timeouts::NOTICE);
+            match tokio::time::timeout(step, self.stream.read_buf(&mut self.buf)).await {
+                Ok(r) => break Some(r),
+                Err(_) if started.elapsed() >= idle => break None,
+                Err(_) => {
+                    listed.get_or_insert_with(|| crate::timeouts::waiting(&self.host, started));
+                }
+            }
+        };
+        drop(listed);
         let why = match read {
-            Ok(Ok(0)) => format!("{} closed the connection", self.host),
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => format!("connection to {} lost: {e}", self.host),
-            Err(_) => format!("{} stopped answering", self.host),
+            Some(Ok(0)) => format!("{} closed the connection", self.host),
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) => format!("connection to {} lost: {e}", self.host),
+            None => format!(
+                "{} stopped answering (nothing for {} s; the limit is the idle timeout, `--timeout` or the campaign's `timeout`)",
+                self.host,
+                idle.as_secs()
+            ),
         };
         Err(Error::new(ErrorKind::Dropped, why))
     }

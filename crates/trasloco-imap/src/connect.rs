@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -194,8 +193,6 @@ impl AsyncWrite for Stream {
     }
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Socket buffer sizes to ask for, if the system lets us ask for enough.
 ///
 /// At 40 ms RTT the kernel's receive-window autotuning grew too slowly under IMAP's
@@ -223,7 +220,11 @@ fn socket_buffers() -> Option<(u32, u32)> {
 /// Open a TCP connection to the endpoint (no TLS yet), with one-line errors naming the host.
 pub async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
     let addr = format!("{}:{}", ep.host, ep.port);
-    let resolved = match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(&addr)).await
+    let resolved = match tokio::time::timeout(
+        crate::timeouts::get().connect,
+        tokio::net::lookup_host(&addr),
+    )
+    .await
     {
         Err(_) => {
             return Err(Error::new(
@@ -259,7 +260,7 @@ pub async fn tcp(ep: &Endpoint) -> Result<TcpStream, Error> {
             let _ = socket.set_recv_buffer_size(rcv);
             let _ = socket.set_send_buffer_size(snd);
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(sa)).await {
+        match tokio::time::timeout(crate::timeouts::get().connect, socket.connect(sa)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
@@ -503,7 +504,7 @@ pub async fn tls_wrap(tcp: TcpStream, host: &str, opts: &TlsOptions) -> Result<S
             format!("{host:?} is not a valid TLS server name"),
         )
     })?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+    match tokio::time::timeout(crate::timeouts::get().connect, connector.connect(name, tcp)).await {
         Ok(Ok(s)) => Ok(Stream::Tls(Box::new(s))),
         Ok(Err(e)) => {
             let fp = seen.lock().ok().and_then(|s| s.clone());

@@ -25,6 +25,7 @@ mod command;
 mod connect;
 mod error;
 pub mod framing;
+pub mod timeouts;
 
 pub use client::{
     AppendMsg, AppendOutcome, AppendStart, AppendStream, BodyStream, Client, FetchedMeta,

@@ -9,12 +9,10 @@
 
 use base64::Engine;
 use secrecy::ExposeSecret;
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufStream};
 use trasloco_imap::net::{Stream, open, start_tls};
 use trasloco_imap::{Credentials, Endpoint, Error, ErrorKind, MasterStyle, Security, TlsOptions};
 
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// Commands sent before reading their answers, when the server pipelines.
 const WINDOW: usize = 32;
 
@@ -337,7 +335,12 @@ impl Pop3 {
 
     async fn raw_line(&mut self, buf: &mut Vec<u8>) -> Result<(), Error> {
         let host = self.host.clone();
-        match tokio::time::timeout(READ_TIMEOUT, self.io.read_until(b'\n', buf)).await {
+        match tokio::time::timeout(
+            trasloco_imap::timeouts::get().idle,
+            self.io.read_until(b'\n', buf),
+        )
+        .await
+        {
             Err(_) => Err(dropped(&host, "no answer for 120 s")),
             Ok(Err(e)) => Err(dropped(&host, e)),
             Ok(Ok(0)) => Err(dropped(&host, "closed by the server")),

@@ -4,12 +4,9 @@
 
 use base64::Engine;
 use secrecy::ExposeSecret;
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
 use trasloco_imap::net::{Stream, open, start_tls};
 use trasloco_imap::{Credentials, Endpoint, Error, ErrorKind, MasterStyle, Security, TlsOptions};
-
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A script on the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,10 +258,13 @@ impl ManageSieve {
         let mut out = String::new();
         loop {
             let mut raw = Vec::new();
-            let n = tokio::time::timeout(READ_TIMEOUT, self.io.read_until(b'\n', &mut raw))
-                .await
-                .map_err(|_| lost("no answer".into()))?
-                .map_err(|e| lost(e.to_string()))?;
+            let n = tokio::time::timeout(
+                trasloco_imap::timeouts::get().idle,
+                self.io.read_until(b'\n', &mut raw),
+            )
+            .await
+            .map_err(|_| lost("no answer".into()))?
+            .map_err(|e| lost(e.to_string()))?;
             if n == 0 {
                 return Err(lost("closed by the server".into()));
             }
