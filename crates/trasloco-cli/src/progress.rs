@@ -117,6 +117,9 @@ struct MailboxProgress {
     inner: Arc<Inner>,
     bar: Option<ProgressBar>,
     planned: AtomicU64,
+    planned_bytes: AtomicU64,
+    copied: AtomicU64,
+    copied_bytes: AtomicU64,
 }
 
 impl Progress for MailboxProgress {
@@ -125,6 +128,7 @@ impl Progress for MailboxProgress {
             .planned_msgs
             .fetch_add(messages, Ordering::Relaxed);
         self.inner.planned_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.planned_bytes.fetch_add(bytes, Ordering::Relaxed);
         let total = self.planned.fetch_add(messages, Ordering::Relaxed) + messages;
         if let Some(b) = &self.bar {
             b.set_length(total);
@@ -136,8 +140,34 @@ impl Progress for MailboxProgress {
             .copied_msgs
             .fetch_add(messages, Ordering::Relaxed);
         self.inner.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.copied.fetch_add(messages, Ordering::Relaxed);
+        self.copied_bytes.fetch_add(bytes, Ordering::Relaxed);
         if let Some(b) = &self.bar {
             b.inc(messages);
+        }
+        self.inner.tick();
+    }
+    fn restart(&self) {
+        // The next attempt plans again what this one planned and did not copy: it is taken
+        // out here, so that the totals never exceed what the source holds.
+        let (copied, copied_bytes) = (
+            self.copied.load(Ordering::Relaxed),
+            self.copied_bytes.load(Ordering::Relaxed),
+        );
+        let left = self
+            .planned
+            .swap(copied, Ordering::Relaxed)
+            .saturating_sub(copied);
+        let left_bytes = self
+            .planned_bytes
+            .swap(copied_bytes, Ordering::Relaxed)
+            .saturating_sub(copied_bytes);
+        self.inner.planned_msgs.fetch_sub(left, Ordering::Relaxed);
+        self.inner
+            .planned_bytes
+            .fetch_sub(left_bytes, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_length(copied);
         }
         self.inner.tick();
     }
@@ -166,6 +196,9 @@ impl Observer for Bars {
             inner: self.0.clone(),
             bar,
             planned: AtomicU64::new(0),
+            planned_bytes: AtomicU64::new(0),
+            copied: AtomicU64::new(0),
+            copied_bytes: AtomicU64::new(0),
         })
     }
 

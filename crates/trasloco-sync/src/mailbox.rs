@@ -240,6 +240,9 @@ pub trait Progress: Send + Sync {
     fn copied(&self, _messages: u64, _bytes: u64) {}
     /// A folder is being worked on.
     fn folder(&self, _name: &str) {}
+    /// The mailbox starts again after a dropped connection: what was planned and not copied
+    /// will be planned again.
+    fn restart(&self) {}
 }
 
 impl Progress for () {}
@@ -389,13 +392,16 @@ pub async fn sync_mailbox(
     let started = Instant::now();
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut reconnects = 0u32;
-    // Messages copied by attempts that later dropped: the final attempt sees them as already
-    // present, but this run copied them.
-    let mut copied_earlier: BTreeMap<String, u64> = BTreeMap::new();
+    // Reconnects in a row that made no progress: those are what `max_reconnects` bounds. A
+    // reconnect after progress is not a failure: a connection reset every few minutes must
+    // not end a mailbox that moves between the resets.
+    let mut fruitless = 0u32;
+    let mut earlier = Earlier::default();
     let mut delay = opts.backoff;
     let appends = Appends::default();
     loop {
         let mut partial: Vec<FolderReport> = Vec::new();
+        let finished_before = earlier.finished.len();
         let result = sync_once(
             source,
             target,
@@ -403,19 +409,14 @@ pub async fn sync_mailbox(
             opts,
             progress,
             &appends,
+            &mut earlier.finished,
             &mut partial,
         )
         .await;
         match result {
             Ok(()) => {
                 appends.finish(state, None).await;
-                for f in &mut partial {
-                    if let Some(n) = copied_earlier.get(&f.source) {
-                        let n = (*n).min(f.buckets.already_present);
-                        f.buckets.already_present -= n;
-                        f.buckets.copied += n;
-                    }
-                }
+                earlier.carry(&mut partial);
                 let mut report = MailboxReport::new(src_label.clone(), tgt_label.clone());
                 report.folders = partial;
                 report.reconnects = reconnects;
@@ -445,28 +446,42 @@ pub async fn sync_mailbox(
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
-            Err(e) if e.is_transient() && reconnects < opts.max_reconnects => {
-                for f in &partial {
-                    *copied_earlier.entry(f.source.clone()).or_default() += f.buckets.copied;
-                }
+            Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
+                let moved = earlier.finished.len() > finished_before
+                    || partial.iter().any(|f| f.buckets.copied > 0);
+                earlier.keep(&partial);
                 reconnects += 1;
-                // An APPEND whose answer never came may still be committed by the target: the
-                // next attempt inherits the folders' lines and sweeps above them, so it need
-                // not wait for that.
-                let wait = delay;
+                // After progress the connection is made again at once; connections that fail
+                // without progress back off, doubling each time. (An APPEND whose answer never
+                // came may still be stored by the target: the next attempt takes over the
+                // folders' lines and sweeps above them, so it need not wait for that.)
+                let wait = if moved {
+                    fruitless = 0;
+                    delay = opts.backoff;
+                    Duration::ZERO
+                } else {
+                    fruitless += 1;
+                    delay
+                };
+                progress.restart();
                 if let SyncError::Imap { side, error } = &e {
                     let who = if *side == SideName::Source {
                         &src_label
                     } else {
                         &tgt_label
                     };
+                    let tries = match fruitless {
+                        0 => "after progress".to_string(),
+                        n => format!("{n}/{} without progress", opts.max_reconnects),
+                    };
                     tracing::warn!(
-                        "{side} {who}: {error}; reconnecting in {wait:?} ({reconnects}/{})",
-                        opts.max_reconnects
+                        "{side} {who}: {error}; reconnecting in {wait:?} (reconnect {reconnects}, {tries})"
                     );
                 }
                 tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(Duration::from_secs(60));
+                if fruitless > 0 {
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
             }
             Err(e) => {
                 appends.finish(state, Some(&e)).await;
@@ -475,13 +490,7 @@ pub async fn sync_mailbox(
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
                 // What earlier attempts copied counts too (their folders were listed again).
-                for f in &mut partial {
-                    if let Some(n) = copied_earlier.get(&f.source) {
-                        let n = (*n).min(f.buckets.already_present);
-                        f.buckets.already_present -= n;
-                        f.buckets.copied += n;
-                    }
-                }
+                earlier.carry(&mut partial);
                 report.folders = partial;
                 report.tally();
                 if stopped {
@@ -499,6 +508,58 @@ pub async fn sync_mailbox(
     }
 }
 
+/// What the attempts of a mailbox that ended on a dropped connection did.
+#[derive(Default)]
+struct Earlier {
+    /// Folders an attempt finished (copied, read back): later attempts do not look at them
+    /// again, and report them as that attempt did.
+    finished: BTreeMap<String, FolderReport>,
+    /// In folders not finished: what was done before the drop. The attempt that finishes the
+    /// folder finds those copies present, but this run made (and read back) them.
+    unfinished: BTreeMap<String, Done>,
+}
+
+/// Work done in a folder by attempts that did not finish it.
+#[derive(Default)]
+struct Done {
+    copied: u64,
+    bytes: u64,
+    verified: u64,
+    fetched: u64,
+}
+
+impl Earlier {
+    /// After a failed attempt: keep what it did in the folders it did not finish.
+    fn keep(&mut self, partial: &[FolderReport]) {
+        for f in partial
+            .iter()
+            .filter(|f| !self.finished.contains_key(&f.source))
+        {
+            let d = self.unfinished.entry(f.source.clone()).or_default();
+            d.copied += f.buckets.copied;
+            d.bytes += f.bytes_copied;
+            d.verified += f.verified;
+            d.fetched += f.bodies_fetched;
+        }
+    }
+
+    /// Into the final folder reports: copies earlier attempts made count as copied by this
+    /// run, with their bytes and read-backs.
+    fn carry(&self, folders: &mut [FolderReport]) {
+        for f in folders {
+            if let Some(d) = self.unfinished.get(&f.source) {
+                let n = d.copied.min(f.buckets.already_present);
+                f.buckets.already_present -= n;
+                f.buckets.copied += n;
+                f.bytes_copied += d.bytes;
+                f.verified += d.verified;
+                f.bodies_fetched += d.fetched;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn sync_once(
     source: &Source,
     target: &Side,
@@ -506,6 +567,7 @@ async fn sync_once(
     opts: &Options,
     progress: &dyn Progress,
     appends: &Appends,
+    finished: &mut BTreeMap<String, FolderReport>,
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     // The two servers are independent: log in and list on both at once.
@@ -670,7 +732,14 @@ async fn sync_once(
         .map(|_| tokio::sync::Mutex::new(None))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let (mappings, slots, next, setup_errors) = (&mappings, &slots, &next, &setup_errors);
+    // Folders this attempt got through (copied, handed to the read-back).
+    let synced: Vec<std::sync::atomic::AtomicBool> = mappings
+        .iter()
+        .map(|_| std::sync::atomic::AtomicBool::new(false))
+        .collect();
+    let finished_before = &*finished;
+    let (mappings, slots, next, setup_errors, synced) =
+        (&mappings, &slots, &next, &setup_errors, &synced);
     let (tgt_existing, excluded, src_label, tgt_label) =
         (&tgt_existing, &excluded, &src_label, &tgt_label);
     let folders =
@@ -689,8 +758,12 @@ async fn sync_once(
                     if !m.selectable {
                         continue;
                     }
-                    progress.folder(&m.source);
                     let mut slot = slots[i].lock().await;
+                    if let Some(r) = finished_before.get(&m.source) {
+                        *slot = Some(r.clone());
+                        continue;
+                    }
+                    progress.folder(&m.source);
                     let report = slot.insert(FolderReport {
                         source: m.source.clone(),
                         target: m.target.clone(),
@@ -734,7 +807,9 @@ async fn sync_once(
                     }
                     .await;
                     match result {
-                        Ok(()) => {}
+                        Ok(()) => {
+                            synced[i].store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         // A server that refuses one folder (no right to read it, cannot create
                         // it) must not stop the others: the folder is reported, the mailbox
                         // ends incomplete.
@@ -776,6 +851,17 @@ async fn sync_once(
             let found = record_check(&mut reports[at], checked, tgt_label);
             if !found.is_empty() {
                 altered.push((i, at, found));
+            }
+        }
+    }
+    // Folders got through and read back are done for the run, whatever happens next. (One
+    // with altered copies is looked at again: where they differ is found below.)
+    if !opts.dry_run {
+        for (i, &at) in &filled {
+            if synced[*i].load(std::sync::atomic::Ordering::Relaxed)
+                && !altered.iter().any(|(a, _, _)| a == i)
+            {
+                finished.insert(mappings[*i].source.clone(), reports[at].clone());
             }
         }
     }
