@@ -107,6 +107,12 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             }
         }
     }
+    if m.not_read_back > 0 {
+        println!(
+            "      {} copies not read back yet (the run ended before it got to them): the next run reads them back",
+            m.not_read_back
+        );
+    }
     for f in &m.folders {
         if let Some(e) = &f.error {
             println!("      folder {}: {e}", f.source);

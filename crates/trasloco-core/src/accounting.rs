@@ -226,6 +226,10 @@ pub struct MailboxReport {
     pub seconds: f64,
     /// Reconnections after dropped connections.
     pub reconnects: u32,
+    /// Copies made (by this run or one before it) that were never read back, because the run
+    /// ended before it got to them: the next run reads them back.
+    #[serde(default)]
+    pub not_read_back: u64,
     /// Per folder.
     pub folders: Vec<FolderReport>,
     /// PEC messages copied and checked in this run, over all folders: verdict → count.
@@ -296,6 +300,7 @@ impl MailboxReport {
             bytes_copied: 0,
             seconds: 0.0,
             reconnects: 0,
+            not_read_back: 0,
             folders: Vec::new(),
             pec: BTreeMap::new(),
             skipped_files: Vec::new(),

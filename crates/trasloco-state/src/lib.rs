@@ -241,6 +241,7 @@ CREATE TABLE IF NOT EXISTS message (
     size INTEGER NOT NULL,
     sha256 TEXT,
     flags TEXT NOT NULL,
+    checked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (folder_id, source_uid)
 );
 CREATE TABLE IF NOT EXISTS altered (
@@ -349,6 +350,26 @@ impl State {
                 .await
                 .map_err(wrap)?;
         }
+        // Made before copies were marked as read back: the copies it holds were read back
+        // by the runs that made them, as far as anyone knows.
+        let has_checked: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('message') WHERE name = 'checked'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(wrap)?;
+        if has_checked == 0 {
+            sqlx::query("ALTER TABLE message ADD COLUMN checked INTEGER NOT NULL DEFAULT 1")
+                .execute(&pool)
+                .await
+                .map_err(wrap)?;
+        }
+        sqlx::query(
+            "CREATE INDEX IF NOT EXISTS message_unchecked ON message (folder_id) WHERE checked = 0",
+        )
+        .execute(&pool)
+        .await
+        .map_err(wrap)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA application_id = {APPLICATION_ID}"
         )))
@@ -614,25 +635,72 @@ impl State {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, records, |chunk| {
             let mut q = QueryBuilder::new(
-                "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags) ",
+                "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags, checked) ",
             );
+            // A copy made (its bytes' SHA-256 known) waits to be read back; a message found
+            // already on the target is not this tool's copy to read back.
             q.push_values(chunk, |mut row, r| {
                 row.push_bind(folder_id)
                     .push_bind(i64::from(r.source_uid))
                     .push_bind(i64::from(r.target_uid))
                     .push_bind(r.size as i64)
                     .push_bind(r.sha256.clone())
-                    .push_bind(flags_text(&r.flags));
+                    .push_bind(flags_text(&r.flags))
+                    .push_bind(r.sha256.is_none());
             });
             q.push(
                 " ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, size = excluded.size, \
-                 sha256 = COALESCE(excluded.sha256, message.sha256), flags = excluded.flags",
+                 sha256 = COALESCE(excluded.sha256, message.sha256), flags = excluded.flags, \
+                 checked = CASE WHEN excluded.sha256 IS NULL THEN message.checked ELSE 0 END",
             );
             q
         })
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Copies made and never read back (the run that made them ended first): (source UID,
+    /// target UID, size, SHA-256 of the bytes sent).
+    pub async fn unchecked(&self, folder_id: i64) -> Result<Vec<(u32, u32, u64, String)>, Error> {
+        let rows = sqlx::query(
+            "SELECT source_uid, target_uid, size, sha256 FROM message \
+             WHERE folder_id = ?1 AND checked = 0 AND sha256 IS NOT NULL ORDER BY source_uid",
+        )
+        .bind(folder_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0) as u32,
+                    r.get::<i64, _>(1) as u32,
+                    r.get::<i64, _>(2) as u64,
+                    r.get::<String, _>(3),
+                )
+            })
+            .collect())
+    }
+
+    /// Copies of a mailbox made and not read back yet.
+    pub async fn unchecked_count(&self, mailbox_id: i64) -> Result<u64, Error> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM message WHERE checked = 0 AND sha256 IS NOT NULL \
+             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)",
+        )
+        .bind(mailbox_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    /// These copies were read back.
+    pub async fn mark_checked(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
+        self.by_source_uids("UPDATE message SET checked = 1", folder_id, source_uids)
+            .await
     }
 
     /// Remember copies the target altered (replacing what was known of the same source UIDs).
@@ -694,19 +762,23 @@ impl State {
     /// Forget altered copies that are no longer there (the copy was deleted, the source
     /// message expunged, or a new copy made).
     pub async fn forget_altered(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
-        self.delete_rows("altered", folder_id, source_uids).await
+        self.by_source_uids("DELETE FROM altered", folder_id, source_uids)
+            .await
     }
 
     /// Forget recorded copies (their target copies were removed on purpose: moved to a quota
     /// archive).
     pub async fn forget_copies(&self, folder_id: i64, source_uids: &[u32]) -> Result<(), Error> {
-        self.delete_rows("message", folder_id, source_uids).await
+        self.by_source_uids("DELETE FROM message", folder_id, source_uids)
+            .await
     }
 
     /// Delete a folder's rows of `table` for these source UIDs, a hundred per statement.
-    async fn delete_rows(
+    /// Run `head` (a DELETE or UPDATE of a table with `folder_id` and `source_uid`) on these
+    /// rows of a folder, in one transaction.
+    async fn by_source_uids(
         &self,
-        table: &'static str,
+        head: &'static str,
         folder_id: i64,
         source_uids: &[u32],
     ) -> Result<(), Error> {
@@ -715,7 +787,7 @@ impl State {
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, source_uids, |chunk| {
-            let mut q = QueryBuilder::new(format!("DELETE FROM {table} WHERE folder_id = "));
+            let mut q = QueryBuilder::new(format!("{head} WHERE folder_id = "));
             q.push_bind(folder_id).push(" AND source_uid IN (");
             let mut sep = q.separated(", ");
             for u in chunk {
@@ -1025,6 +1097,61 @@ mod tests {
 
     fn set(items: &[&str]) -> FlagSet {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn copies_wait_to_be_read_back_and_older_files_learn_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let state = State::open(&path).await.unwrap();
+        let mb = state.mailbox_id("a@src", "a@tgt").await.unwrap();
+        let f = state.folder(mb, "INBOX").await.unwrap().id;
+        let rec = |u: u32, sha: Option<&str>| Record {
+            source_uid: u,
+            target_uid: u + 100,
+            size: 10,
+            sha256: sha.map(str::to_string),
+            flags: FlagSet::default(),
+        };
+        // Two copies made, one message found already there (not ours to read back).
+        let rows = [rec(1, Some("aa")), rec(2, Some("bb")), rec(3, None)];
+        state.record(f, &rows).await.unwrap();
+        assert_eq!(state.unchecked_count(mb).await.unwrap(), 2);
+        state.mark_checked(f, &[1]).await.unwrap();
+        assert_eq!(
+            state.unchecked(f).await.unwrap(),
+            [(2, 102, 10, "bb".to_string())]
+        );
+        // Copied again (the target lost it): it waits to be read back again.
+        state.record(f, &[rec(1, Some("aa"))]).await.unwrap();
+        assert_eq!(state.unchecked_count(mb).await.unwrap(), 2);
+        state.close().await;
+
+        // A file made before the column existed: its copies count as read back.
+        let old = dir.path().join("old.sqlite");
+        let pool = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&old)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        for stmt in [
+            "CREATE TABLE mailbox (id INTEGER PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL, status TEXT, finished_at TEXT, report_json TEXT, UNIQUE (source, target))",
+            "CREATE TABLE folder (id INTEGER PRIMARY KEY, mailbox_id INTEGER NOT NULL, source_name TEXT NOT NULL, target_name TEXT, source_uid_validity INTEGER, target_uid_validity INTEGER, UNIQUE (mailbox_id, source_name))",
+            "CREATE TABLE message (folder_id INTEGER NOT NULL, source_uid INTEGER NOT NULL, target_uid INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT, flags TEXT NOT NULL, PRIMARY KEY (folder_id, source_uid))",
+            "INSERT INTO mailbox (id, source, target) VALUES (1, 'a@src', 'a@tgt')",
+            "INSERT INTO folder (id, mailbox_id, source_name) VALUES (1, 1, 'INBOX')",
+            "INSERT INTO message VALUES (1, 1, 1, 10, 'aa', '')",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let state = State::open(&old).await.unwrap();
+        assert_eq!(state.unchecked_count(1).await.unwrap(), 0);
+        state.record(1, &[rec(2, Some("bb"))]).await.unwrap();
+        assert_eq!(state.unchecked_count(1).await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -319,6 +319,9 @@ pub(crate) async fn sync_folder(
         _ => None,
     };
 
+    if let (Some(fid), Some(_), true, false) = (folder_id, &tsel, opts.verify, opts.dry_run) {
+        read_back_earlier(ctx, &mut tgts[0], fid, report).await?;
+    }
     let mut win = Window {
         ctx,
         permanent: &permanent,
@@ -353,6 +356,47 @@ pub(crate) async fn sync_folder(
         sweep(ctx, &mut tgts[0], &line, tsel.uid_validity, report).await?;
     }
     report.seconds += started.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Copies an earlier run (or attempt) made and never read back, because it ended first: read
+/// back now, before the folder is compared, so that one the target altered is counted as such
+/// and every copy is read back once.
+async fn read_back_earlier(
+    ctx: &FolderCtx<'_>,
+    tgt: &mut Client,
+    folder_id: i64,
+    report: &mut FolderReport,
+) -> Result<(), SyncError> {
+    let rows = ctx.state.unchecked(folder_id).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let tuids: Vec<u32> = rows.iter().map(|r| r.1).collect();
+    let digests = target_digests(tgt, &tuids).await?;
+    let found_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (mut read, mut altered) = (Vec::new(), Vec::new());
+    for (source_uid, target_uid, _, sha256) in rows {
+        // A copy no longer on the target is found missing by the comparison, and copied again.
+        let Some(d) = digests.get(&target_uid) else {
+            continue;
+        };
+        read.push(source_uid);
+        let digest = hex::encode(d);
+        if digest != sha256 {
+            altered.push(Altered {
+                source_uid,
+                target_uid,
+                target_sha256: digest,
+                first_difference: None,
+                server: ctx.target_label.to_string(),
+                found_at: found_at.clone(),
+            });
+        }
+    }
+    report.verified += (read.len() - altered.len()) as u64;
+    ctx.state.mark_altered(folder_id, &altered).await?;
+    ctx.state.mark_checked(folder_id, &read).await?;
     Ok(())
 }
 
@@ -1547,6 +1591,8 @@ pub(crate) struct EvidenceCtx<'a> {
 pub(crate) struct Checked {
     expected: u64,
     seen: u64,
+    /// Source UIDs of the copies read back (whatever they were found to be).
+    pub(crate) read: Vec<u32>,
     mismatched: Vec<Mismatch>,
     /// PEC copies without an evidence line: (source UID, size, why).
     unproven: Vec<(u32, u64, &'static str)>,
@@ -1702,9 +1748,18 @@ pub(crate) async fn verify_folder(
             }
         }
     }
+    // Read back, whatever was found: a PEC copy without its evidence line stays to be read
+    // back again.
+    let read = copied
+        .iter()
+        .filter(|c| read_back.contains(&c.target_uid))
+        .filter(|c| !unproven.iter().any(|u| u.0 == c.source_uid))
+        .map(|c| c.source_uid)
+        .collect();
     Ok(Checked {
         expected: copied.len() as u64,
         seen,
+        read,
         mismatched,
         unproven,
         pec: pec_seen.into_inner().unwrap_or_else(|e| e.into_inner()),

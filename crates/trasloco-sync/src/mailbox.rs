@@ -443,6 +443,7 @@ pub async fn sync_mailbox(
                     }
                 }
                 report.finish(opts.dry_run);
+                report.not_read_back = not_read_back(state, &report, opts).await;
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
@@ -501,10 +502,22 @@ pub async fn sync_mailbox(
                         report.error = None;
                     }
                 }
+                report.not_read_back = not_read_back(state, &report, opts).await;
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
         }
+    }
+}
+
+/// The mailbox's copies never read back, when copies are read back at all.
+async fn not_read_back(state: &State, report: &MailboxReport, opts: &Options) -> u64 {
+    if !opts.verify || opts.dry_run {
+        return 0;
+    }
+    match state.find_mailbox(&report.source, &report.target).await {
+        Ok(Some(id)) => state.unchecked_count(id).await.unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -713,7 +726,13 @@ async fn sync_once(
                         target_port: target.endpoint.port,
                         target_uid_validity: uid_validity,
                     });
-                    done.push((i, verify_folder(c, &folder, &copied, evidence).await?));
+                    let checked = verify_folder(c, &folder, &copied, evidence).await?;
+                    if let Some(mb) = mailbox_id
+                        && let Some(f) = state.find_folder(mb, &mappings[i].source).await?
+                    {
+                        state.mark_checked(f.id, &checked.read).await?;
+                    }
+                    done.push((i, checked));
                 }
             }
         });
