@@ -29,7 +29,8 @@ use trasloco_sync::{ArchiveTarget, Options, Side, Source, Target};
     about = "Move mailboxes between IMAP servers, POP3 servers and local archives: byte-exact, incremental, resumable."
 )]
 struct Cli {
-    /// More log output (-v info, -vv debug).
+    /// More log output (-v info, -vv debug with a protocol trace: commands and responses,
+    /// message bodies shown by their size, passwords masked).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// No progress bars, only log lines and the summary.
@@ -526,10 +527,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    // -vv: a protocol trace, every command and response line of every connection (literals
+    // shown by their size, passwords never).
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
-        _ => "debug",
+        _ => "debug,trasloco_imap=trace,trasloco_pop3=trace,trasloco_sieve=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRASLOCO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},sqlx=warn")));

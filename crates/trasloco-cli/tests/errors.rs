@@ -128,6 +128,8 @@ fn unreachable_servers_and_bad_arguments() {
         "{}",
         text(&out)
     );
+    // The advice comes once.
+    assert_eq!(text(&out).matches("check").count(), 1, "{}", text(&out));
     // A reports folder that cannot be written is found before anything connects (issue 19,
     // point 8): a file stands where the folder should be.
     std::fs::write(dir.path().join("not-a-dir"), b"x").unwrap();
@@ -308,5 +310,40 @@ async fn a_self_signed_server_certificate_can_be_pinned() {
         text(&out).contains("--from-cert-fingerprint"),
         "{}",
         text(&out)
+    );
+}
+
+/// `-vv` is a protocol trace: every command and response line of every connection, message
+/// bodies shown by their size, the password never; and no noise about responses it could not
+/// read (a streamed body's closing parenthesis is not a response of its own).
+#[tokio::test(flavor = "multi_thread")]
+async fn very_verbose_is_a_protocol_trace_without_secrets_or_noise() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "bob").await;
+    let mut big = simple(1, "INBOX");
+    big.extend(std::iter::repeat_n(b'y', 1_500_000));
+    big.extend_from_slice(b"\r\n");
+    seed(&mut src, "INBOX", vec![msg(simple(0, "INBOX")), msg(big)]).await;
+    let out = pair.migrate("bob", &["-vv"]);
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains(" UID FETCH "), "commands are traced: {t}");
+    assert!(t.contains("< * "), "responses are traced");
+    assert!(t.contains(" bytes}"), "literals are shown by their size");
+    assert!(
+        t.contains("AUTHENTICATE PLAIN ***")
+            || t.contains("LOGIN \"bob\" ***")
+            || t.contains("LOGIN bob ***"),
+        "the login is traced, masked"
+    );
+    assert!(!t.contains("bob-pw"), "the password never");
+    assert!(!t.contains("yyyyyyyy"), "message bodies never");
+    assert!(
+        !t.contains("unparseable"),
+        "no noise: {}",
+        t.lines()
+            .filter(|l| l.contains("unparseable"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use trasloco_core::mutf7;
 
+/// Characters of a response shown in a protocol trace (`-vv`).
+const TRACE_WIDTH: usize = 300;
 /// How much to read at a time when no large literal is expected.
 const READ_CHUNK: usize = 64 * 1024;
 /// Writes are gathered up to this size.
@@ -1372,6 +1374,9 @@ impl Client {
     /// Finish a streamed FETCH: skip what is left of the body and read the completion.
     pub async fn body_end(&mut self, mut body: BodyStream) -> Result<(), Error> {
         while self.body_chunk(&mut body).await?.is_some() {}
+        // The rest of the FETCH response after the literal (`)` or ` UID 7)`): not a
+        // response of its own, so not one to parse.
+        self.read_line().await?;
         let done = self.wait_done(&body.tag, &mut |_, _| {}).await?;
         if !done.ok {
             return Err(self.fetch_failed(&done));
@@ -1515,6 +1520,9 @@ impl Client {
     /// Like `simple`, for commands that carry a secret: nothing of it is ever logged.
     async fn simple_secret(&mut self, cmd: &str) -> Result<Done, Error> {
         let tag = self.tag();
+        // The command's name only: what follows it is a password or carries one.
+        let verb = cmd.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        tracing::trace!(conn = %self.trace_id, "> {tag} {verb} ***");
         self.write_all(&[tag.as_bytes(), b" ", cmd.as_bytes(), b"\r\n"])
             .await?;
         self.flush().await?;
@@ -1557,8 +1565,8 @@ impl Client {
     ) -> Result<Done, Error> {
         loop {
             let frame = self.read_frame().await?;
+            tracing::trace!(conn = %self.trace_id, "< {}", crate::framing::summarise(&frame, TRACE_WIDTH));
             if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
-                tracing::trace!(conn = %self.trace_id, "< {tag} done");
                 return parse_done(&frame, tag).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,

@@ -49,10 +49,54 @@ pub(crate) fn literal_len(line: &[u8]) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// A complete response as one line for a protocol trace: each literal is replaced by its size
+/// (`{1234 bytes}`), line breaks are shown as spaces, and the whole is cut at `max` characters.
+/// Message contents never reach a log this way.
+pub fn summarise(frame: &[u8], max: usize) -> String {
+    let mut out = String::new();
+    let mut rest = frame;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        let text = String::from_utf8_lossy(line);
+        match literal_len(line) {
+            Some(n) => {
+                let head = text.trim_end();
+                let open = head.rfind('{').unwrap_or(head.len());
+                out.push_str(&head[..open]);
+                out.push_str(&format!("{{{n} bytes}}"));
+                rest = &rest[(end + n).min(rest.len())..];
+            }
+            None => {
+                out.push_str(text.trim_end_matches(['\r', '\n']));
+                rest = &rest[end..];
+            }
+        }
+        if out.chars().count() > max {
+            let cut: String = out.chars().take(max).collect();
+            return cut + "…";
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_trace_line_shows_literal_sizes_not_their_bytes() {
+        let frame = b"* 1 FETCH (UID 7 BODY[] {12}\r\nHello\r\nWorld)\r\n";
+        assert_eq!(summarise(frame, 200), "* 1 FETCH (UID 7 BODY[] {12 bytes})");
+        assert_eq!(summarise(b"a1 OK done\r\n", 200), "a1 OK done");
+        assert_eq!(summarise(b"* OK 0123456789\r\n", 6), "* OK 0…");
+        // A literal cut short (the frame ends early) does not panic.
+        assert_eq!(
+            summarise(b"* 1 FETCH (BODY[] {99}\r\nab", 200),
+            "* 1 FETCH (BODY[] {99 bytes}"
+        );
+    }
 
     fn frames(data: &[u8], chunk: usize) -> Vec<Vec<u8>> {
         let mut framer = Framer::default();

@@ -277,8 +277,9 @@ impl SyncError {
                 } else {
                     tgt_label
                 };
-                // A TLS error that already says what to do needs no second hint.
-                let advised = error.to_string().contains("--ca-file");
+                // An error that already says what to do needs no second hint.
+                let text = error.to_string();
+                let advised = text.contains("--ca-file") || text.contains("; check ");
                 let line = match hint(error.kind, side) {
                     h if h.is_empty() || advised => format!("{side} {who}: {error}"),
                     h => format!("{side} {who}: {error}; {h}"),

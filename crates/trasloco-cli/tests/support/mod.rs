@@ -248,6 +248,7 @@ impl Pair {
             }
         }
         if !pids.is_empty() {
+            // A process that ended meanwhile is not there to stop.
             Command::new("kill")
                 .arg("-STOP")
                 .args(&pids)
@@ -261,9 +262,11 @@ impl Pair {
     /// Let processes stopped by [`Pair::pause_imap`] go on.
     pub fn resume(&self, pids: &[String]) {
         if !pids.is_empty() {
+            // A process that ended meanwhile is no longer there to go on.
             Command::new("kill")
                 .arg("-CONT")
                 .args(pids)
+                .stderr(std::process::Stdio::null())
                 .status()
                 .unwrap();
         }
