@@ -674,7 +674,7 @@ pub async fn run(
     jobs: Vec<Job>,
     settings: &Settings,
     observer: Arc<dyn Observer>,
-) -> Result<(RunReport, PathBuf), ConfigError> {
+) -> Result<(RunReport, Result<PathBuf, ConfigError>), ConfigError> {
     let started_at = now();
     let t0 = Instant::now();
     // The report is written at the end: a folder it cannot go to is found now, before
@@ -906,14 +906,20 @@ pub async fn run(
             *report.pec.entry(verdict.clone()).or_default() += n;
         }
     }
-    let path = write_report(&settings.reports_dir, &report)?;
+    // A report that cannot be written (the disk filled up during the run) does not take the
+    // summary with it: the run says what it did, and then that the report is missing.
+    let path = write_report(&settings.reports_dir, &report);
+    if path.is_err() && report.exit_code == exit::OK {
+        report.exit_code = exit::USAGE;
+    }
     if let Some(id) = run_id {
+        let written = path.as_ref().ok().map(|p| p.display().to_string());
         let _ = state
             .finish_run(
                 id,
                 &report.finished_at,
-                code,
-                Some(&path.display().to_string()),
+                report.exit_code,
+                written.as_deref(),
             )
             .await;
     }

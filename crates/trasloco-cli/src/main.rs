@@ -1560,7 +1560,7 @@ async fn execute(
     stopper.abort();
     let (report, path) = outcome?;
     observer.finish();
-    summary::print(&report, &path);
+    summary::print(&report, path.as_deref().map_err(|e| e.to_string()));
     Ok(report.exit_code)
 }
 

@@ -178,7 +178,7 @@ fn flag_changes(m: &MailboxReport) -> u64 {
     m.folders.iter().map(|f| f.flags_updated).sum()
 }
 
-pub fn print(r: &RunReport, path: &Path) {
+pub fn print(r: &RunReport, path: Result<&Path, String>) {
     println!();
     if r.dry_run {
         // Nothing was copied: say what would be, and never "in sync" for a mailbox that is not.
@@ -339,7 +339,12 @@ pub fn print(r: &RunReport, path: &Path) {
             }
         );
     }
-    println!("Report: {}", path.display());
+    match path {
+        Ok(p) => println!("Report: {}", p.display()),
+        Err(why) => println!(
+            "Report NOT written: {why}; free some space or choose another folder (--reports, campaign: run.reports)"
+        ),
+    }
 }
 
 /// A mailbox as the plan decided it.

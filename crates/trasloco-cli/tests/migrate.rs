@@ -921,3 +921,63 @@ async fn a_stalled_target_is_given_up_after_the_timeout_and_the_run_completes() 
         "every message exactly once"
     );
 }
+
+/// A state that cannot be written any more (a full disk; here the file is capped at a number
+/// of pages, as a full disk would stop it) stops the mailbox at once with that reason: no
+/// more copies than the batches in flight, the summary printed, the report written, exit 64.
+/// The next run, with room again, finds the unrecorded copies and duplicates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_state_stops_the_mailbox_at_once_with_that_reason() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(3000, 1000)).await;
+    let out = command(pair.dir.path(), "alice-pw", "alice-pw")
+        .args(pair.migrate_args("alice"))
+        .args(["--batch-messages", "10"])
+        .env("TRASLOCO_TEST_STATE_MAX_PAGES", "40")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 64, "{t}");
+    assert!(t.contains("full"), "the reason: {t}");
+    assert!(t.contains("Report: "), "the summary and the report: {t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["failure"], "state", "{mb}");
+    let copied = mb["buckets"]["copied"].as_u64().unwrap();
+    pair.wait_sessions_closed("target", "alice");
+    let on_target = u64::from(count(&pair, "target", "alice", "INBOX").await);
+    assert!(
+        on_target < 3000 && on_target <= copied + 20,
+        "stopped at once: {on_target} on the target, {copied} recorded"
+    );
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "alice").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
+}
+
+/// A reports folder that stops being writable during the run (here a file takes its place, as
+/// a full disk would refuse the write) does not take the summary with it: the run says what
+/// it did, then that the report could not be written, and exits 64.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_cannot_be_written_at_the_end_still_gets_its_summary() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "bob").await;
+    seed(&mut src, "INBOX", padded(1000, 4000)).await;
+    let mut child = spawn_migrate(&pair, "bob");
+    wait_for_target(&pair, "bob", 50, &mut child).await;
+    let reports = pair.dir.path().join("trasloco-reports");
+    std::fs::remove_dir_all(&reports).unwrap();
+    std::fs::write(&reports, b"not a folder").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 64, "{t}");
+    assert!(
+        t.contains("Messages on the sources: 1000 = 1000 copied"),
+        "{t}"
+    );
+    assert!(t.contains("Report NOT written"), "{t}");
+}

@@ -316,6 +316,13 @@ impl State {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30));
+        // Debug builds only: `TRASLOCO_TEST_STATE_MAX_PAGES=N` caps the file at N pages, so a
+        // test can fill it as a full disk would.
+        #[cfg(debug_assertions)]
+        let opts = match std::env::var("TRASLOCO_TEST_STATE_MAX_PAGES") {
+            Ok(n) => opts.pragma("max_page_count", n),
+            Err(_) => opts,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)

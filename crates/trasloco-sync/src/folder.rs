@@ -1254,7 +1254,12 @@ async fn copy_messages(
                 let size = listed[&uid].size;
                 fail(report, uid, size, "source: message unreadable".into(), why);
             }
-            settle(ctx, folder_id, listed, a.results, &mut copied, report).await?;
+            if let Err(e) = settle(ctx, folder_id, listed, a.results, &mut copied, report).await {
+                // Nothing more is appended once a copy cannot be recorded (a full disk): the
+                // workers find the channel closed when they hand over the batch in their hands.
+                done_rx.close();
+                return Err(e);
+            }
         }
         Ok::<(), SyncError>(())
     };

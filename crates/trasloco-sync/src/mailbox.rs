@@ -758,6 +758,7 @@ async fn sync_once(
         .map(|_| std::sync::atomic::AtomicBool::new(false))
         .collect();
     let finished_before = &*finished;
+    let halted = &std::sync::atomic::AtomicBool::new(false);
     let (mappings, slots, next, setup_errors, synced) =
         (&mappings, &slots, &next, &setup_errors, &synced);
     let (tgt_existing, excluded, src_label, tgt_label) =
@@ -771,6 +772,10 @@ async fn sync_once(
             async move {
                 loop {
                     opts.go_on()?;
+                    // Once a lane failed, the mailbox ends: no lane starts another folder.
+                    if halted.load(std::sync::atomic::Ordering::Relaxed) {
+                        return Ok(());
+                    }
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(m) = mappings.get(i) else {
                         return Ok(());
@@ -847,7 +852,10 @@ async fn sync_once(
                             tracing::warn!("{line}");
                             report.error = Some(line);
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            halted.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return Err(e);
+                        }
                     }
                 }
             }
