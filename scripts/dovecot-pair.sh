@@ -26,6 +26,8 @@
 # different user names on each side).
 # PAIR_TARGET_QUOTAS (space-separated user=size, e.g. "gino@cultura.gov.it=300k") gives those
 # target users their own storage quota.
+# PAIR_TARGET_MAX_CONNECTIONS limits the IMAP sessions a target user may have at once (default
+# 100), so a test can have the target refuse a further connection.
 # PAIR_LISTEN replaces the listening address 127.0.0.1 (the benchmark's WAN scenario listens on
 # an address inside a network namespace it made).
 # Users: alice bob carol dave erin frank tiny, password "<user>-pw"; master user "admin",
@@ -172,7 +174,7 @@ auth_mechanisms = plain login
 auth_master_user_separator = *
 mail_location = $mail_location
 mail_plugins = \$mail_plugins $acl_plugin $quota_plugins
-mail_max_userip_connections = 100
+mail_max_userip_connections = $( [ "$side" = target ] && echo "${PAIR_TARGET_MAX_CONNECTIONS:-100}" || echo 100 )
 $( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
 $( [ "$side" = target ] && [ -n "${TARGET_IMAP_CAPABILITY:-}" ] && echo "imap_capability = $TARGET_IMAP_CAPABILITY" )
 imap_max_line_length = 1M

@@ -981,3 +981,37 @@ async fn a_report_that_cannot_be_written_at_the_end_still_gets_its_summary() {
     );
     assert!(t.contains("Report NOT written"), "{t}");
 }
+
+/// A mailbox whose every message was copied, and which then failed (the target refused the
+/// connection that reads copies back: one session per user), is not "failed": it says that
+/// every message is on the target and that the copies wait to be read back, and exits 2.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_every_message_was_copied_says_so() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_MAX_CONNECTIONS", "1")]);
+    let mut src = pair.client("source", "carol").await;
+    seed(&mut src, "INBOX", padded(50, 1000)).await;
+    let out = pair.migrate("carol", &["--parallel-folders", "1"]);
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "incomplete", "{mb}");
+    assert!(
+        mb["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("every message is on the target, but then target carol@127.0.0.1"),
+        "{mb}"
+    );
+    assert_eq!(mb["not_read_back"], 50, "{mb}");
+    assert_eq!(count(&pair, "target", "carol", "INBOX").await, 50);
+    let out = pair.trasloco(
+        &[
+            "status",
+            "--state",
+            &pair.state_file("carol").display().to_string(),
+        ],
+        "",
+        "",
+    );
+    assert!(text(&out).contains("incomplete"), "{}", text(&out));
+}

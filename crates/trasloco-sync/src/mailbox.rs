@@ -410,7 +410,7 @@ pub async fn sync_mailbox(
             opts,
             progress,
             &appends,
-            &mut earlier.finished,
+            &mut earlier,
             &mut partial,
         )
         .await;
@@ -502,6 +502,23 @@ pub async fn sync_mailbox(
                         report.failure = None;
                         report.error = None;
                     }
+                } else if earlier.got_through {
+                    // It failed after every folder was copied (reading the copies back, say):
+                    // every message is on the target, and "failed" would say otherwise.
+                    let line = report.error.take().unwrap_or_default();
+                    report.finish(opts.dry_run);
+                    if matches!(
+                        report.status,
+                        MailboxStatus::InSync | MailboxStatus::Altered
+                    ) {
+                        report.status = MailboxStatus::Incomplete;
+                        report.error = Some(format!(
+                            "every message is on the target, but then {line}; the next run reads back the copies this one could not"
+                        ));
+                    } else {
+                        report.status = MailboxStatus::Failed;
+                        report.error = Some(line);
+                    }
                 }
                 report.not_read_back = not_read_back(state, &report, opts).await;
                 report.seconds = started.elapsed().as_secs_f64();
@@ -531,6 +548,10 @@ struct Earlier {
     /// In folders not finished: what was done before the drop. The attempt that finishes the
     /// folder finds those copies present, but this run made (and read back) them.
     unfinished: BTreeMap<String, Done>,
+    /// Whether the last attempt got through every folder (copied what it had to) before it
+    /// failed: a failure after that (reading copies back, logging out) leaves every message
+    /// on the target.
+    got_through: bool,
 }
 
 /// Work done in a folder by attempts that did not finish it.
@@ -581,9 +602,10 @@ async fn sync_once(
     opts: &Options,
     progress: &dyn Progress,
     appends: &Appends,
-    finished: &mut BTreeMap<String, FolderReport>,
+    earlier: &mut Earlier,
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
+    earlier.got_through = false;
     // The two servers are independent: log in and list on both at once.
     // With verification on, a third connection reads copies back while the next folders are
     // copied.
@@ -757,7 +779,7 @@ async fn sync_once(
         .iter()
         .map(|_| std::sync::atomic::AtomicBool::new(false))
         .collect();
-    let finished_before = &*finished;
+    let finished_before = &earlier.finished;
     let halted = &std::sync::atomic::AtomicBool::new(false);
     let (mappings, slots, next, setup_errors, synced) =
         (&mappings, &slots, &next, &setup_errors, &synced);
@@ -865,6 +887,7 @@ async fn sync_once(
             results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
         };
     let (folders, verified) = tokio::join!(folders, verifier);
+    earlier.got_through = folders.is_ok();
     let mut filled: BTreeMap<usize, usize> = BTreeMap::new();
     for (i, slot) in slots.iter().enumerate() {
         if let Some(r) = slot.lock().await.take() {
@@ -882,6 +905,7 @@ async fn sync_once(
             }
         }
     }
+    let finished = &mut earlier.finished;
     // Folders got through and read back are done for the run, whatever happens next. (One
     // with altered copies is looked at again: where they differ is found below.)
     if !opts.dry_run {
