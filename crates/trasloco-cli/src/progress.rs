@@ -207,3 +207,24 @@ impl Observer for Bars {
         self.0.tick();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_that_starts_again_is_not_planned_twice() {
+        let bars = Bars::new(1, false);
+        let p = bars.start("a@src", "a@tgt");
+        p.planned(100, 1000);
+        p.copied(40, 400);
+        // The connection dropped: the next attempt plans the 60 left once more.
+        p.restart();
+        p.planned(60, 600);
+        p.copied(60, 600);
+        let inner = &bars.0;
+        assert_eq!(inner.planned_msgs.load(Ordering::Relaxed), 100);
+        assert_eq!(inner.planned_bytes.load(Ordering::Relaxed), 1000);
+        assert_eq!(inner.copied_msgs.load(Ordering::Relaxed), 100);
+    }
+}
