@@ -711,15 +711,21 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(settings.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, job) in jobs.into_iter().enumerate() {
-        let (limit, state, opts, observer, phase) = (
-            limit.clone(),
+        // Mailboxes start in the order of the accounts file: the permit is taken here, before
+        // the task exists, since spawned tasks may first run in any order.
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        let (state, opts, observer, phase) = (
             state.clone(),
             settings.sync.clone(),
             observer.clone(),
             settings.phase,
         );
         set.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permit;
             // After a stop was asked for, the mailboxes still waiting are not started.
             if let Some(signal) = opts.stop.requested() {
                 let mut r = MailboxReport::failed(

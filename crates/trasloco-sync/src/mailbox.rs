@@ -402,7 +402,8 @@ pub async fn sync_mailbox(
     let appends = Appends::default();
     loop {
         let mut partial: Vec<FolderReport> = Vec::new();
-        let finished_before = earlier.finished.len();
+        // What attempts before this one finished: reported again as they were, no progress.
+        let finished_before: BTreeSet<String> = earlier.finished.keys().cloned().collect();
         let result = sync_once(
             source,
             target,
@@ -449,8 +450,10 @@ pub async fn sync_mailbox(
                 return report;
             }
             Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
-                let moved = earlier.finished.len() > finished_before
-                    || partial.iter().any(|f| f.buckets.copied > 0);
+                let moved = earlier.finished.len() > finished_before.len()
+                    || partial
+                        .iter()
+                        .any(|f| !finished_before.contains(&f.source) && f.buckets.copied > 0);
                 earlier.keep(&partial);
                 reconnects += 1;
                 // After progress the connection is made again at once; connections that fail
