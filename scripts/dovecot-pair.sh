@@ -204,6 +204,14 @@ protocol imap {
 }
 protocol sieve {
 }
+# Local delivery (dovecot-lda) runs the users' active Sieve scripts; what they send goes to the
+# pair's sendmail sink (outbox/), never off the machine.
+protocol lda {
+  mail_plugins = \$mail_plugins sieve
+}
+sendmail_path = $dir/../sendmail-sink
+postmaster_address = postmaster@$side.invalid
+hostname = $side.trasloco.invalid
 service imap-login {
   inet_listener imap {
     address = $LISTEN
@@ -266,6 +274,16 @@ start() {
   : "${SOURCE_POP3S_PORT:=11995}" "${SOURCE_SIEVE_PORT:=14190}"
   : "${TARGET_IMAP_PORT:=21143}" "${TARGET_IMAPS_PORT:=21993}" "${TARGET_POP3_PORT:=21110}"
   : "${TARGET_POP3S_PORT:=21995}" "${TARGET_SIEVE_PORT:=24190}"
+  # A stand-in for the MTA: each message Pigeonhole sends (a redirect, an automatic reply, a
+  # rejection) becomes a file in outbox/, its first line the sendmail arguments.
+  mkdir -p "$top/outbox"
+  chmod 1777 "$top/outbox"
+  cat >"$top/sendmail-sink" <<'SINK'
+#!/bin/sh
+out="$(dirname "$0")/outbox/$(date +%s%N).$$"
+{ printf 'X-Sink-Args: %s\n' "$*"; cat; } >"$out.tmp" && mv "$out.tmp" "$out.eml"
+SINK
+  chmod 755 "$top/sendmail-sink"
   write_instance source "$top/source" "$SOURCE_IMAP_PORT" "$SOURCE_IMAPS_PORT" "$SOURCE_POP3_PORT" "$SOURCE_POP3S_PORT" "$SOURCE_SIEVE_PORT"
   write_instance target "$top/target" "$TARGET_IMAP_PORT" "$TARGET_IMAPS_PORT" "$TARGET_POP3_PORT" "$TARGET_POP3S_PORT" "$TARGET_SIEVE_PORT"
   local side

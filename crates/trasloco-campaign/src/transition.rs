@@ -2,12 +2,14 @@
 //!
 //! - `transition apply`: on the old server, for each renamed mailbox, install and activate a
 //!   script that redirects every message to the new address and answers senders outside the
-//!   organisation once (Italian and English). A script the user had active stays in force
-//!   through `include`, and `remove` makes it active again.
+//!   organisation at most once every `days` days (Italian and English). The script the user
+//!   had active stays in force through `include` of an adapted copy (one automatic reply per
+//!   message, a `stop` that ends only the user's filters, a rejection that stands), and
+//!   `remove` makes it active again. Where the two cannot be combined the mailbox says why.
 //! - `transition status` / `remove`.
 //! - `filters migrate`: every user's scripts from the old server to the new one, addresses of
-//!   renamed domains rewritten, the active one activated; scripts the new server refuses are
-//!   reported with its reason.
+//!   renamed domains rewritten, folder names mapped as the migration maps them, the script in
+//!   force for the user activated; scripts the new server refuses are reported with its reason.
 
 use crate::config::Campaign;
 use crate::run::Entry;
@@ -16,7 +18,8 @@ use trasloco_core::accounting::FailureClass;
 use trasloco_imap::{Credentials, Endpoint, Error, TlsOptions};
 use trasloco_sieve::ManageSieve;
 use trasloco_sieve::script::{
-    TRANSITION_SCRIPT, Transition, previous_active, rewrite_addresses, transition,
+    TRANSITION_SCRIPT, Transition, USER_COPY, previous_active, rewrite_addresses, rewrite_folders,
+    transition, user_copy,
 };
 use trasloco_sync::{Side, Source, Target};
 
@@ -64,11 +67,15 @@ pub struct Outcome {
     pub source: String,
     /// Target account.
     pub target: String,
-    /// `installed`, `updated`, `active`, `inactive`, `absent`, `removed`, `copied`,
-    /// `skipped`, `refused` or `failed`.
+    /// `installed`, `updated`, `would-install`, `partial` (installed, the user's own script
+    /// not in force), `active`, `inactive`, `absent`, `removed`, `copied`, `skipped`,
+    /// `refused` or `failed`.
     pub state: String,
     /// Details: the server's reason, scripts copied, addresses rewritten.
     pub detail: String,
+    /// `transition apply --dry-run`: the script that would be installed (first mailbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
     /// For `failed`: what kind of failure, which decides the exit code.
     #[serde(skip)]
     pub failure: Option<FailureClass>,
@@ -125,6 +132,7 @@ fn outcome(e: &Entry, state: &str, detail: impl Into<String>) -> Outcome {
         target: e.target.clone(),
         state: state.into(),
         detail: detail.into(),
+        script: None,
         failure: None,
     }
 }
@@ -145,175 +153,372 @@ fn failed(e: &Entry, side: &str, err: &Error) -> Outcome {
 /// What `transition` should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Install (or update) and activate.
-    Apply,
+    /// Install (or update) and activate; with `dry_run`, only say what would be installed.
+    Apply {
+        /// Check and show, change nothing.
+        dry_run: bool,
+    },
     /// Report.
     Status,
     /// Deactivate, restore the user's script, delete ours.
     Remove,
 }
 
-/// Run a transition action over the renamed mailboxes of a campaign.
+/// Run a transition action over the renamed mailboxes of a campaign, `[run] jobs` mailboxes
+/// at a time; outcomes in the accounts file's order. A dry run carries the script it would
+/// install for the first mailbox.
 pub async fn transition_all(c: &Campaign, entries: &[Entry], action: Action) -> Vec<Outcome> {
+    use futures_util::StreamExt;
     let domains = organisation_domains(c);
     let mut out = Vec::new();
+    let mut work = Vec::new();
     for e in entries {
         let Some((src, tgt)) = movable(e, &mut out) else {
             continue;
         };
-        let (old, new) = (address(src), address(tgt));
-        if old.eq_ignore_ascii_case(new) {
+        if address(src).eq_ignore_ascii_case(address(tgt)) {
             continue; // not renamed
         }
-        let ep = c.sieve_endpoint("source", &src.endpoint.host);
-        let r = async {
-            let mut s = open(&ep, &src.tls, &src.credentials).await?;
-            let scripts = s.list().await?;
-            let ours = scripts.iter().find(|x| x.name == TRANSITION_SCRIPT);
-            let result = match action {
-                Action::Status => Ok(match ours {
-                    Some(x) if x.active => outcome(e, "active", format!("redirects to {new}")),
-                    Some(_) => outcome(e, "inactive", "installed but not active"),
-                    None => outcome(e, "absent", ""),
-                }),
-                Action::Apply => {
-                    // The user's own active script stays in force through include (when the
-                    // server has it); on an update, the one recorded in our script.
-                    let previous = match ours {
-                        Some(_) => previous_active(&s.get(TRANSITION_SCRIPT).await?),
-                        None => scripts.iter().find(|x| x.active).map(|x| x.name.clone()),
-                    };
-                    let include_ok = s.extensions().iter().any(|x| x == "include");
-                    let mut detail = format!("redirects to {new}");
-                    if previous.is_some() && !include_ok {
-                        detail.push_str(&format!(
-                            "; the server has no include extension, so the user's script {:?} is not in force while the transition is",
-                            previous.as_deref().unwrap_or("")
-                        ));
-                    }
-                    let text = transition(&Transition {
-                        old_address: old,
-                        new_address: new,
-                        organisation_domains: &domains,
-                        keep_copy: c.file.transition.keep_copy,
-                        days: c.file.transition.days,
-                        organisation: c.file.transition.organisation.as_deref(),
-                        include: previous.as_deref().filter(|_| include_ok),
-                    });
-                    if let Some(why) = s.check_script(&text).await? {
-                        Ok(outcome(e, "refused", why))
-                    } else {
-                        s.put(TRANSITION_SCRIPT, &text).await?;
-                        s.set_active(Some(TRANSITION_SCRIPT)).await?;
-                        Ok(outcome(
-                            e,
-                            if ours.is_some() { "updated" } else { "installed" },
-                            detail,
-                        ))
-                    }
-                }
-                Action::Remove => match ours {
-                    None => Ok(outcome(e, "absent", "")),
-                    Some(x) => {
-                        let previous = previous_active(&s.get(TRANSITION_SCRIPT).await?);
-                        if x.active {
-                            s.set_active(previous.as_deref()).await?;
-                        }
-                        s.delete(TRANSITION_SCRIPT).await?;
-                        Ok(outcome(
-                            e,
-                            "removed",
-                            previous
-                                .map(|p| format!("{p:?} is active again"))
-                                .unwrap_or_default(),
-                        ))
-                    }
-                },
-            };
-            s.logout().await;
-            result
-        }
+        work.push((e, src, tgt));
+    }
+    let domains = &domains;
+    let mut pending = Vec::new();
+    for (e, src, tgt) in work {
+        pending.push(transition_one(c, e, src, tgt, domains, action));
+    }
+    let done: Vec<Outcome> = futures_util::stream::iter(pending)
+        .buffered(c.file.run.jobs.max(1))
+        .collect()
         .await;
-        out.push(match r {
-            Ok(o) => o,
-            Err::<_, Error>(err) => failed(e, "source", &err),
-        });
+    out.extend(done);
+    let mut shown = false;
+    for o in &mut out {
+        if o.script.is_some() {
+            if shown {
+                o.script = None;
+            }
+            shown = true;
+        }
     }
     out
 }
 
-/// Copy every user's Sieve scripts to the target, addresses rewritten by the domain map.
-pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> Vec<Outcome> {
-    let mut out = Vec::new();
-    for e in entries {
-        let Some((src, tgt)) = movable(e, &mut out) else {
-            continue;
+async fn transition_one(
+    c: &Campaign,
+    e: &Entry,
+    src: &Side,
+    tgt: &Side,
+    domains: &[String],
+    action: Action,
+) -> Outcome {
+    let (old, new) = (address(src), address(tgt));
+    let ep = c.sieve_endpoint("source", &src.endpoint.host);
+    let r = async {
+        let mut s = open(&ep, &src.tls, &src.credentials).await?;
+        let scripts = s.list().await?;
+        let ours = scripts.iter().find(|x| x.name == TRANSITION_SCRIPT);
+        let result = match action {
+            Action::Status => Ok(match ours {
+                Some(x) if x.active => outcome(e, "active", format!("redirects to {new}")),
+                Some(_) => outcome(e, "inactive", "installed but not active"),
+                None => outcome(e, "absent", ""),
+            }),
+            Action::Apply { dry_run } => {
+                // The user's own active script; on an update, the one recorded in ours.
+                let previous = match ours {
+                    Some(_) => previous_active(&s.get(TRANSITION_SCRIPT).await?),
+                    None => scripts
+                        .iter()
+                        .find(|x| x.active && x.name != USER_COPY)
+                        .map(|x| x.name.clone()),
+                };
+                let combined = match &previous {
+                    Some(p) => combine(&mut s, p, dry_run).await?,
+                    None => Ok(()),
+                };
+                let text = transition(&Transition {
+                    old_address: old,
+                    new_address: new,
+                    organisation_domains: domains,
+                    keep_copy: c.file.transition.keep_copy,
+                    days: c.file.transition.days,
+                    organisation: c.file.transition.organisation.as_deref(),
+                    include: previous.as_deref().filter(|_| combined.is_ok()),
+                });
+                let mut detail = format!("redirects to {new}");
+                if let (Some(p), Ok(())) = (&previous, &combined) {
+                    detail.push_str(&format!("; the user's script {p:?} stays in force"));
+                }
+                if dry_run && previous.is_some() && combined.is_ok() && ours.is_none() {
+                    // The copy was not stored, so the server cannot check the include.
+                    let alone = transition(&Transition {
+                        include: None,
+                        old_address: old,
+                        new_address: new,
+                        organisation_domains: domains,
+                        keep_copy: c.file.transition.keep_copy,
+                        days: c.file.transition.days,
+                        organisation: c.file.transition.organisation.as_deref(),
+                    });
+                    if let Some(why) = s.check_script(&alone).await? {
+                        return Ok(outcome(e, "refused", why));
+                    }
+                } else if let Some(why) = s.check_script(&text).await? {
+                    return Ok(outcome(e, "refused", why));
+                }
+                let state = match (&combined, dry_run, ours.is_some()) {
+                    (Err(_), _, _) => "partial",
+                    (_, true, _) => "would-install",
+                    (_, false, true) => "updated",
+                    (_, false, false) => "installed",
+                };
+                if let Err(why) = &combined {
+                    detail.push_str(&format!(
+                        "; the user's script {:?} is NOT in force while the transition is: {why}",
+                        previous.as_deref().unwrap_or("")
+                    ));
+                }
+                if dry_run {
+                    let mut o = outcome(e, state, detail);
+                    o.script = Some(text);
+                    return Ok(o);
+                }
+                s.put(TRANSITION_SCRIPT, &text).await?;
+                s.set_active(Some(TRANSITION_SCRIPT)).await?;
+                if combined.is_err() {
+                    // A copy from an earlier apply is no longer included.
+                    if scripts.iter().any(|x| x.name == USER_COPY) {
+                        s.delete(USER_COPY).await?;
+                    }
+                }
+                Ok(outcome(e, state, detail))
+            }
+            Action::Remove => match ours {
+                None => Ok(outcome(e, "absent", "")),
+                Some(x) => {
+                    let previous = previous_active(&s.get(TRANSITION_SCRIPT).await?);
+                    if x.active {
+                        s.set_active(previous.as_deref()).await?;
+                    }
+                    s.delete(TRANSITION_SCRIPT).await?;
+                    if scripts.iter().any(|x| x.name == USER_COPY) {
+                        s.delete(USER_COPY).await?;
+                    }
+                    Ok(outcome(
+                        e,
+                        "removed",
+                        previous
+                            .map(|p| format!("{p:?} is active again"))
+                            .unwrap_or_default(),
+                    ))
+                }
+            },
         };
-        let sep = c.sieve_endpoint("source", &src.endpoint.host);
-        let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
-        let r = async {
-            let on_source = |err: Error| failed(e, "source", &err);
-            let on_target = |err: Error| failed(e, "target", &err);
-            let mut from = open(&sep, &src.tls, &src.credentials)
-                .await
-                .map_err(on_source)?;
-            let mut to = open(&tep, &tgt.tls, &tgt.credentials)
-                .await
-                .map_err(on_target)?;
-            let scripts = from.list().await.map_err(on_source)?;
-            let (mut copied, mut rewritten, mut refused) = (0, 0, Vec::new());
-            let mut active = None;
-            for x in scripts.iter().filter(|x| x.name != TRANSITION_SCRIPT) {
-                let text = from.get(&x.name).await.map_err(on_source)?;
-                let (text, n) = rewrite_addresses(&text, &c.file.rules.domain_map);
-                if let Some(why) = to.check_script(&text).await.map_err(on_target)? {
-                    refused.push(format!("{:?}: {why}", x.name));
-                    continue;
-                }
-                if !dry_run {
-                    to.put(&x.name, &text).await.map_err(on_target)?;
-                }
-                copied += 1;
-                rewritten += n;
-                if x.active {
-                    active = Some(x.name.clone());
-                }
-            }
-            if let (Some(a), false) = (&active, dry_run) {
-                to.set_active(Some(a)).await.map_err(on_target)?;
-            }
-            tokio::join!(from.logout(), to.logout());
-            let mut detail = format!(
-                "{copied} script(s) {}, {rewritten} address(es) rewritten{}",
-                if dry_run { "would be copied" } else { "copied" },
-                active
-                    .map(|a| format!(", {a:?} active"))
-                    .unwrap_or_default()
-            );
-            if !refused.is_empty() {
-                detail.push_str(&format!("; refused by the target: {}", refused.join("; ")));
-            }
-            Ok::<_, Outcome>((
-                if refused.is_empty() {
-                    "copied"
-                } else {
-                    "refused"
-                },
-                detail,
-            ))
-        }
-        .await;
-        out.push(match r {
-            Ok((state, detail)) => outcome(e, state, detail),
-            Err(failed) => failed,
-        });
+        s.logout().await;
+        result
     }
+    .await;
+    match r {
+        Ok(o) => o,
+        Err::<_, Error>(err) => failed(e, "source", &err),
+    }
+}
+
+/// Make the user's active script `name` run inside the transition: a copy with its `stop`,
+/// `vacation` and `reject` adapted ([`user_copy`]), checked by the server and stored (unless
+/// `dry_run`). `Err` says why they cannot be combined; the transition is then installed alone.
+async fn combine(
+    s: &mut ManageSieve,
+    name: &str,
+    dry_run: bool,
+) -> Result<Result<(), String>, Error> {
+    let exts = s.extensions();
+    for needed in ["include", "variables"] {
+        if !exts.iter().any(|x| x.eq_ignore_ascii_case(needed)) {
+            return Ok(Err(format!("the server has no {needed} extension")));
+        }
+    }
+    let original = s.get(name).await?;
+    let copy = match user_copy(name, &original) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(format!("its text cannot be read ({why})"))),
+    };
+    if let Some(max) = s.max_redirects()
+        && copy.redirects + 1 > max
+    {
+        return Ok(Err(format!(
+            "it redirects too ({} redirect(s)) and the server allows {max} per message",
+            copy.redirects
+        )));
+    }
+    if let Some(why) = s.check_script(&copy.text).await? {
+        return Ok(Err(format!("the server refuses it combined: {why}")));
+    }
+    if !dry_run {
+        s.put(USER_COPY, &copy.text).await?;
+    }
+    Ok(Ok(()))
+}
+
+/// Copy every user's Sieve scripts to the target: addresses rewritten by the domain map,
+/// folder names by the migration's folder map, the script the user has in force made active
+/// (during a transition, the one it keeps in force, not the transition's).
+pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> Vec<Outcome> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut work = Vec::new();
+    for e in entries {
+        if let Some((src, tgt)) = movable(e, &mut out) {
+            work.push((e, src, tgt));
+        }
+    }
+    let mut pending = Vec::new();
+    for (e, src, tgt) in work {
+        pending.push(migrate_one(c, e, src, tgt, dry_run));
+    }
+    let done: Vec<Outcome> = futures_util::stream::iter(pending)
+        .buffered(c.file.run.jobs.max(1))
+        .collect()
+        .await;
+    out.extend(done);
     out
+}
+
+async fn migrate_one(c: &Campaign, e: &Entry, src: &Side, tgt: &Side, dry_run: bool) -> Outcome {
+    let sep = c.sieve_endpoint("source", &src.endpoint.host);
+    let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
+    let r = async {
+        let on_source = |err: Error| failed(e, "source", &err);
+        let on_target = |err: Error| failed(e, "target", &err);
+        let mut from = open(&sep, &src.tls, &src.credentials)
+            .await
+            .map_err(on_source)?;
+        let mut to = open(&tep, &tgt.tls, &tgt.credentials)
+            .await
+            .map_err(on_target)?;
+        let scripts = from.list().await.map_err(on_source)?;
+        // The script in force for the user: during a transition, the one it recorded.
+        let mut in_force = scripts.iter().find(|x| x.active).map(|x| x.name.clone());
+        if in_force.as_deref() == Some(TRANSITION_SCRIPT) {
+            in_force = previous_active(&from.get(TRANSITION_SCRIPT).await.map_err(on_source)?);
+        }
+        let theirs: Vec<_> = scripts
+            .iter()
+            .filter(|x| x.name != TRANSITION_SCRIPT && x.name != USER_COPY)
+            .collect();
+        // Folder names are rewritten only where a script files mail.
+        let mut texts = Vec::new();
+        for x in &theirs {
+            texts.push(from.get(&x.name).await.map_err(on_source)?);
+        }
+        let files_mail = texts.iter().any(|t| {
+            let l = t.to_ascii_lowercase();
+            l.contains("fileinto") || l.contains("mailboxexists")
+        });
+        let folders = if files_mail {
+            let o = trasloco_sync::Options {
+                renames: c.file.folders.rename.clone(),
+                ..Default::default()
+            };
+            match trasloco_sync::folder_mappings(src, tgt, &o).await {
+                Ok(m) => Some(m),
+                Err((class, why)) => {
+                    return Err(Outcome {
+                        failure: Some(class),
+                        ..outcome(e, "failed", format!("folders: {why}"))
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let (mut copied, mut rewritten, mut refused) = (0, 0, Vec::new());
+        let mut renamed: Vec<String> = Vec::new();
+        let mut active = None;
+        for (x, text) in theirs.iter().zip(texts) {
+            let (text, n) = rewrite_addresses(&text, &c.file.rules.domain_map);
+            let text = match &folders {
+                Some(m) => {
+                    let map = |name: &str| folder_target(m, name);
+                    match rewrite_folders(&text, &map) {
+                        Ok((t, changed)) => {
+                            for (a, b) in changed {
+                                let line = format!("{a:?} → {b:?}");
+                                if !renamed.contains(&line) {
+                                    renamed.push(line);
+                                }
+                            }
+                            t
+                        }
+                        Err(_) => text, // the server says what is wrong with it below
+                    }
+                }
+                None => text,
+            };
+            if let Some(why) = to.check_script(&text).await.map_err(on_target)? {
+                refused.push(format!("{:?}: {why}", x.name));
+                continue;
+            }
+            if !dry_run {
+                to.put(&x.name, &text).await.map_err(on_target)?;
+            }
+            copied += 1;
+            rewritten += n;
+            if in_force.as_deref() == Some(x.name.as_str()) {
+                active = Some(x.name.clone());
+            }
+        }
+        if let (Some(a), false) = (&active, dry_run) {
+            to.set_active(Some(a)).await.map_err(on_target)?;
+        }
+        tokio::join!(from.logout(), to.logout());
+        let mut detail = format!(
+            "{copied} script(s) {}, {rewritten} address(es) rewritten{}",
+            if dry_run { "would be copied" } else { "copied" },
+            active
+                .map(|a| format!(", {a:?} active"))
+                .unwrap_or_default()
+        );
+        if !renamed.is_empty() {
+            detail.push_str(&format!(", folders renamed: {}", renamed.join(", ")));
+        }
+        if !refused.is_empty() {
+            detail.push_str(&format!("; refused by the target: {}", refused.join("; ")));
+        }
+        Ok::<_, Outcome>((
+            if refused.is_empty() {
+                "copied"
+            } else {
+                "refused"
+            },
+            detail,
+        ))
+    }
+    .await;
+    match r {
+        Ok((state, detail)) => outcome(e, state, detail),
+        Err(failed) => failed,
+    }
+}
+
+/// The target name of a folder a filter names on the source, as the migration maps it;
+/// `INBOX` in any case.
+fn folder_target(
+    mappings: &[trasloco_core::folder_map::FolderMapping],
+    name: &str,
+) -> Option<String> {
+    mappings
+        .iter()
+        .find(|m| {
+            m.source == name
+                || (m.source.eq_ignore_ascii_case("INBOX") && name.eq_ignore_ascii_case("INBOX"))
+        })
+        .map(|m| m.target.clone())
 }
 
 /// The exit code: 0 when every mailbox is as asked; when one failed, the code of the most
 /// common failure (10 no connection, 11 TLS, 12 login refused, 13 a command refused); else 2
-/// when a script was refused.
+/// when a script was refused or a transition is in force without the user's own script.
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
     let failed = outcomes
         .iter()
@@ -321,7 +526,10 @@ pub fn exit_code(outcomes: &[Outcome]) -> i32 {
         .map(|o| o.failure.unwrap_or(FailureClass::Protocol));
     if let Some(code) = crate::run::most_common_failure(failed) {
         code
-    } else if outcomes.iter().any(|o| o.state == "refused") {
+    } else if outcomes
+        .iter()
+        .any(|o| o.state == "refused" || o.state == "partial")
+    {
         crate::exit::INCOMPLETE
     } else {
         crate::exit::OK
@@ -338,6 +546,7 @@ mod tests {
             target: "a@new".into(),
             state: state.into(),
             detail: String::new(),
+            script: None,
             failure,
         }
     }

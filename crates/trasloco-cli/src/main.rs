@@ -336,6 +336,10 @@ enum Command {
         action: TransitionArg,
         /// The campaign file.
         campaign: PathBuf,
+        /// apply: check and show what would be installed, per mailbox, and the script for
+        /// the first one; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -606,10 +610,17 @@ fn main() -> ExitCode {
             Command::Transition {
                 action,
                 campaign,
+                dry_run,
                 json,
             } => {
+                if dry_run && !matches!(action, TransitionArg::Apply) {
+                    eprintln!("trasloco: --dry-run goes with `transition apply` only");
+                    return Ok(exit::USAGE);
+                }
                 let action = match action {
-                    TransitionArg::Apply => trasloco_campaign::transition::Action::Apply,
+                    TransitionArg::Apply => {
+                        trasloco_campaign::transition::Action::Apply { dry_run }
+                    }
                     TransitionArg::Status => trasloco_campaign::transition::Action::Status,
                     TransitionArg::Remove => trasloco_campaign::transition::Action::Remove,
                 };
@@ -1525,6 +1536,13 @@ async fn sieve_command(
     } else {
         for o in &outcomes {
             println!("{} → {}: {} {}", o.source, o.target, o.state, o.detail);
+        }
+        if let Some(o) = outcomes.iter().find(|o| o.script.is_some()) {
+            println!(
+                "\nThe script for {} (the others differ only in their addresses):\n",
+                o.source
+            );
+            print!("{}", o.script.as_deref().unwrap_or(""));
         }
         if outcomes.is_empty() {
             println!("No mailbox changes its address in this campaign: nothing to do.");

@@ -137,6 +137,32 @@ async fn transition_and_filters_over_managesieve() {
     .unwrap();
     let c = campaign.display().to_string();
 
+    // 0. A dry run says what would be installed and shows the script; nothing changes.
+    let out = pair.trasloco(&["transition", "apply", "--dry-run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("anna@cultura.gov.it@127.0.0.1: would-install redirects to anna@cultura.gov.it; the user's script \"filtri\" stays in force"), "{t}");
+    assert!(
+        t.contains("luigi@cultura.gov.it@127.0.0.1: would-install"),
+        "{t}"
+    );
+    assert!(
+        t.contains("The script for anna@beniculturali.it@127.0.0.1")
+            && t.contains("redirect :copy \"anna@cultura.gov.it\";")
+            && !t.contains("redirect :copy \"luigi@cultura.gov.it\";"),
+        "one script shown: {t}"
+    );
+    let mut s = sieve(&pair, "source", OLD).await;
+    let scripts = s.list().await.unwrap();
+    assert!(
+        scripts.iter().all(|x| !x.name.starts_with("trasloco")),
+        "{scripts:?}"
+    );
+    assert!(scripts.iter().any(|x| x.name == "filtri" && x.active));
+    s.logout().await;
+    let out = pair.trasloco(&["transition", "status", "--dry-run", &c], "", "");
+    assert_eq!(code(&out), 64, "{}", text(&out));
+
     // 1. Apply: installed and active for both renamed mailboxes.
     let out = pair.trasloco(&["transition", "apply", &c], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -153,9 +179,11 @@ async fn transition_and_filters_over_managesieve() {
     assert!(scripts.iter().any(|x| x.name == "filtri" && !x.active));
     let installed = s.get("trasloco-transition").await.unwrap();
     assert!(
-        installed.contains("include :personal \"filtri\";"),
+        installed.contains("include :personal \"trasloco-transition-user\";"),
         "{installed}"
     );
+    let copy = s.get("trasloco-transition-user").await.unwrap();
+    assert!(copy.contains("fileinto \"Capo\";"), "{copy}");
     s.logout().await;
 
     // 2. What the script does, by Pigeonhole's own sieve-test.
@@ -296,4 +324,244 @@ async fn transition_and_filters_over_managesieve() {
     let t = text(&out);
     assert_eq!(code(&out), 10, "{t}");
     assert!(t.contains("failed source anna@beniculturali.it"), "{t}");
+}
+
+/// A campaign over the pair for the given old-domain users (`beniculturali.it` →
+/// `cultura.gov.it`), master logins on both sides; its path.
+fn renaming_campaign(pair: &Pair, users: &[&str], extra: &str) -> String {
+    std::fs::write(pair.dir.path().join("master.txt"), "admin-secret\n").unwrap();
+    let rows: String = users
+        .iter()
+        .map(|u| format!("{u}@beniculturali.it,\n"))
+        .collect();
+    std::fs::write(
+        pair.dir.path().join("accounts.csv"),
+        format!("source_user,target_user\n{rows}"),
+    )
+    .unwrap();
+    let server = |port: &str| {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\nmaster_user = \"admin\"\nmaster_password_file = \"master.txt\"\nsieve_port = {}\n",
+            pair.port(&format!("{port}_IMAP_PORT")),
+            pair.ca().display(),
+            pair.port(&format!("{port}_SIEVE_PORT"))
+        )
+    };
+    let campaign = pair.dir.path().join("campaign.toml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n[rules]\ndomain_map = {{ \"beniculturali.it\" = \"cultura.gov.it\" }}\n{extra}",
+            server("SOURCE"),
+            server("TARGET")
+        ),
+    )
+    .unwrap();
+    campaign.display().to_string()
+}
+
+/// Users of both sides of a renaming pair.
+fn renaming_pair(users: &[&str]) -> Pair {
+    let side = |domain: &str| {
+        users
+            .iter()
+            .map(|u| format!("{u}@{domain}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Pair::start_with(&[
+        ("PAIR_SOURCE_USERS", &side("beniculturali.it")),
+        ("PAIR_TARGET_USERS", &side("cultura.gov.it")),
+    ])
+}
+
+/// Who got what from the servers: (recipient, what kind) per message sent, sorted.
+fn sent(pair: &Pair) -> Vec<(String, &'static str)> {
+    let mut got: Vec<(String, &'static str)> = pair
+        .outbox()
+        .into_iter()
+        .map(|(args, body)| {
+            let to = args.rsplit("-- ").next().unwrap_or("").trim().to_string();
+            let kind = if body.contains("X-Sieve-Redirected-From") {
+                "redirect"
+            } else if body.contains("Address changed") {
+                "our reply"
+            } else if body.contains("Sono in ferie") {
+                "their reply"
+            } else if body.to_lowercase().contains("rejected") {
+                "rejection"
+            } else {
+                "other"
+            };
+            (to, kind)
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+fn pairs(list: &[(&str, &'static str)]) -> Vec<(String, &'static str)> {
+    let mut v: Vec<(String, &'static str)> =
+        list.iter().map(|(a, k)| (a.to_string(), *k)).collect();
+    v.sort();
+    v
+}
+
+/// Cutover day with real delivery (Dovecot's LDA running the installed scripts, a sendmail
+/// sink counting what goes out): a user on holiday with an active out-of-office, one who
+/// forwards to a personal address and stops after filing, one who rejects a sender. The
+/// transition redirects every message to the new address whatever the user had active; one
+/// automatic reply per message (ours to outsiders, theirs to colleagues); a rejected message
+/// is neither redirected nor answered. Then `filters migrate` makes the user's own script
+/// active on the new server, with folder names mapped as the migration maps them, and a
+/// message delivered there lands in the mapped folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_transition_keeps_mail_flowing_whatever_the_user_had_active() {
+    let pair = renaming_pair(&["anna", "bruno", "carla"]);
+    let old = |u: &str| format!("{u}@beniculturali.it");
+    let new = |u: &str| format!("{u}@cultura.gov.it");
+    let scripts = [
+        (
+            "anna",
+            "ferie",
+            "require [\"vacation\"];\nvacation :days 1 :addresses [\"anna@beniculturali.it\"] :subject \"Fuori ufficio\" \"Sono in ferie fino al 10.\";\n",
+        ),
+        (
+            "bruno",
+            "regole",
+            "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"bilancio\" {\n  fileinto \"Progetti/Bilancio\";\n  stop;\n}\nif header :contains \"subject\" \"inviata\" { fileinto \"Posta inviata\"; }\nredirect \"bruno.personale@example.net\";\n",
+        ),
+        (
+            "carla",
+            "blocchi",
+            "require [\"reject\"];\nif address :is \"from\" \"molesto@example.com\" {\n  reject \"Non accetto messaggi da questo indirizzo.\";\n  stop;\n}\n",
+        ),
+    ];
+    for (user, name, text) in scripts {
+        let mut s = sieve(&pair, "source", &old(user)).await;
+        s.put(name, text).await.unwrap();
+        s.set_active(Some(name)).await.unwrap();
+        s.logout().await;
+    }
+    let mut imap = pair.client("source", &old("bruno")).await;
+    imap.create("Progetti/Bilancio").await.unwrap();
+    imap.create("Posta inviata").await.unwrap();
+    let c = renaming_campaign(&pair, &["anna", "bruno", "carla"], "");
+
+    let out = pair.trasloco(&["transition", "apply", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    for (user, name, _) in scripts {
+        assert!(
+            t.contains(&format!(
+                "{}@127.0.0.1: installed redirects to {}; the user's script {name:?} stays in force",
+                new(user),
+                new(user)
+            )),
+            "{t}"
+        );
+    }
+
+    let mail = |from: &str, to: &str, subject: &str| {
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject}.{}@example>\r\n\r\nciao\r\n",
+            from.len()
+        )
+    };
+    let deliver_to = |user: &str, from: &str, subject: &str| {
+        deliver(
+            &pair,
+            "source",
+            &old(user),
+            &old(user),
+            from,
+            &mail(from, &old(user), subject),
+        )
+    };
+    pair.outbox();
+    // On holiday: an outsider gets the address notice, a colleague the out-of-office.
+    deliver_to("anna", "mario@example.com", "preventivo");
+    assert_eq!(
+        sent(&pair),
+        pairs(&[
+            ("mario@example.com", "our reply"),
+            ("anna@cultura.gov.it", "redirect")
+        ])
+    );
+    deliver_to("anna", "luigi@beniculturali.it", "riunione");
+    assert_eq!(
+        sent(&pair),
+        pairs(&[
+            ("luigi@beniculturali.it", "their reply"),
+            ("anna@cultura.gov.it", "redirect")
+        ])
+    );
+    // Forwards and stops: both redirects, and a `stop` after filing ends only their filters.
+    deliver_to("bruno", "mario@example.com", "ordine");
+    assert_eq!(
+        sent(&pair),
+        pairs(&[
+            ("bruno.personale@example.net", "redirect"),
+            ("bruno@cultura.gov.it", "redirect"),
+            ("mario@example.com", "our reply"),
+        ])
+    );
+    deliver_to("bruno", "anna@beniculturali.it", "bilancio 2026");
+    assert_eq!(sent(&pair), pairs(&[("bruno@cultura.gov.it", "redirect")]));
+    assert_eq!(
+        count(&pair, "source", &old("bruno"), "Progetti/Bilancio").await,
+        1,
+        "filed on the old server too"
+    );
+    // A rejected sender is refused, not redirected; everyone else is.
+    deliver_to("carla", "molesto@example.com", "ancora");
+    let got = sent(&pair);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "molesto@example.com");
+    deliver_to("carla", "mario@example.com", "fattura");
+    assert_eq!(
+        sent(&pair),
+        pairs(&[
+            ("mario@example.com", "our reply"),
+            ("carla@cultura.gov.it", "redirect")
+        ])
+    );
+
+    // Filters to the new server during the transition: the user's own script is the active one,
+    // and folder names follow the migration's map.
+    let out = pair.trasloco(&["filters", "migrate", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("\"ferie\" active"), "{t}");
+    assert!(
+        t.contains("folders renamed: \"Progetti/Bilancio\" → \"Progetti.Bilancio\", \"Posta inviata\" → \"Sent\""),
+        "{t}"
+    );
+    for (user, name, _) in scripts {
+        let mut s = sieve(&pair, "target", &new(user)).await;
+        let list = s.list().await.unwrap();
+        assert!(
+            list.iter().any(|x| x.name == name && x.active),
+            "{user}: {list:?}"
+        );
+        assert!(
+            !list.iter().any(|x| x.name.starts_with("trasloco")),
+            "{list:?}"
+        );
+        s.logout().await;
+    }
+    let mut target = pair.client("target", &new("bruno")).await;
+    target.create("Progetti.Bilancio").await.unwrap();
+    deliver(
+        &pair,
+        "target",
+        &new("bruno"),
+        &new("bruno"),
+        "anna@cultura.gov.it",
+        &mail("anna@cultura.gov.it", &new("bruno"), "bilancio 2027"),
+    );
+    assert_eq!(
+        count(&pair, "target", &new("bruno"), "Progetti.Bilancio").await,
+        1
+    );
 }

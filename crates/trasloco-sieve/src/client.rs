@@ -87,6 +87,14 @@ impl ManageSieve {
         self.caps.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
     }
 
+    /// How many redirects one message may cause (`MAXREDIRECTS`), when the server says.
+    pub fn max_redirects(&self) -> Option<usize> {
+        self.caps
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("MAXREDIRECTS"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+    }
+
     /// The Sieve extensions the server supports (the `SIEVE` capability).
     pub fn extensions(&self) -> Vec<String> {
         self.caps

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 mod client;
+pub mod lex;
 pub mod script;
 
 pub use client::{ManageSieve, ScriptInfo};

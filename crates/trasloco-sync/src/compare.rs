@@ -134,6 +134,38 @@ pub async fn compare_mailbox(
     result.map_err(|e| e.describe(&sl, &tl))
 }
 
+/// Where each folder of an IMAP source goes on the target, as a run maps it (roles, renames,
+/// the target's hierarchy): for what refers to folders by name, such as users' filters.
+pub async fn folder_mappings(
+    source: &Side,
+    target: &Side,
+    opts: &Options,
+) -> Result<Vec<folder_map::FolderMapping>, crate::Failure> {
+    let (sl, tl) = (source.label(), target.label());
+    let result = async {
+        let (src, tgt) = tokio::join!(
+            connect(source, SideName::Source),
+            connect(target, SideName::Target)
+        );
+        let (mut src, mut tgt) = (src?, tgt?);
+        let (sf, tf) = tokio::join!(imap_folders(&mut src), imap_folders(&mut tgt));
+        tokio::join!(src.logout(), tgt.logout());
+        let (src_folders, _, _) = sf.on(SideName::Source)?;
+        let (tgt_folders, _, delim) = tf.on(SideName::Target)?;
+        let map_opts = MapOptions {
+            renames: opts.renames.clone(),
+        };
+        Ok::<_, SyncError>(folder_map::map_folders(
+            &src_folders,
+            &tgt_folders,
+            delim,
+            &map_opts,
+        ))
+    }
+    .await;
+    result.map_err(|e| e.describe(&sl, &tl))
+}
+
 /// What the state knows of the mailbox: the copies the target altered.
 struct Known<'a> {
     state: &'a trasloco_state::State,

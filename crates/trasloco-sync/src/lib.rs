@@ -26,6 +26,7 @@ mod stop;
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use compare::{
     ARCHIVED, AlteredMessage, ArchivePart, FolderComparison, MissingMessage, compare_mailbox,
+    folder_mappings,
 };
 pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest, latest_lines};
 pub use export::{ArchiveTarget, export_mailbox};

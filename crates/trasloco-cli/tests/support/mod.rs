@@ -553,3 +553,59 @@ pub fn deliver_raw(pair: &Pair, side: &str, user: &str, name: &str, bytes: &[u8]
         std::os::unix::fs::chown(p, Some(owner.uid()), Some(owner.gid())).unwrap();
     }
 }
+
+/// Deliver a message to `user` on one side with Dovecot's own LDA, which runs the user's active
+/// Sieve script; `rcpt` is the address the message was sent to. What the script sends goes to
+/// the pair's sendmail sink: see [`Pair::outbox`].
+pub fn deliver(pair: &Pair, side: &str, user: &str, rcpt: &str, from: &str, message: &str) {
+    use std::io::Write;
+    let conf = pair.dir.path().join(side).join("dovecot.conf");
+    let mut child = Command::new("/usr/lib/dovecot/dovecot-lda")
+        .arg("-c")
+        .arg(&conf)
+        .args(["-d", user, "-f", from, "-a", rcpt])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dovecot-lda for {user}: {}",
+        text(&out)
+    );
+}
+
+impl Pair {
+    /// What the servers sent out since the last call (redirects, automatic replies,
+    /// rejections): per message, its sendmail arguments (`-f <sender> -- <recipient>`) and
+    /// text, oldest first. The outbox is emptied.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let dir = self.dir.path().join("outbox");
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|p| {
+                let t = std::fs::read_to_string(&p).unwrap();
+                std::fs::remove_file(&p).unwrap();
+                let (args, rest) = t.split_once('\n').unwrap_or((&t, ""));
+                (
+                    args.trim_start_matches("X-Sink-Args: ").to_string(),
+                    rest.to_string(),
+                )
+            })
+            .collect()
+    }
+}
