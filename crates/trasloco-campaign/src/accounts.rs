@@ -43,6 +43,8 @@ pub struct Account {
     pub last_login: Option<String>,
     /// This account's quota strategy (`quota_strategy` column), overriding the campaign's.
     pub quota_strategy: Option<String>,
+    /// The person's name (`display_name` column), for client settings and guides.
+    pub display_name: Option<String>,
 }
 
 fn secret(s: &str) -> Option<SecretString> {
@@ -133,6 +135,7 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     target_password: secret(f[5]),
                     last_login: None,
                     quota_strategy: None,
+                    display_name: None,
                 });
             }
         }
@@ -167,6 +170,7 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     "target_password",
                     "last_login",
                     "quota_strategy",
+                    "display_name",
                 ]
             };
             let ignored: Vec<&str> = headers
@@ -236,6 +240,7 @@ pub fn parse(text: &str, format: Format, name: &str) -> Result<Vec<Account>, Con
                     target_password: secret(get(tp)),
                     last_login: cell("last_login"),
                     quota_strategy: cell("quota_strategy"),
+                    display_name: cell("display_name"),
                 });
             }
         }

@@ -166,6 +166,8 @@ pub struct Entry {
     pub blocked: Option<(String, String)>,
     /// The job, when there is a target address.
     pub job: Option<Job>,
+    /// The person's name, when the accounts file has one.
+    pub display_name: Option<String>,
 }
 
 /// The accounts of a campaign with their target addresses (`target_user`, else `domain_map`),
@@ -259,6 +261,7 @@ pub fn entries(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Entry>, 
             strategy,
             blocked: None,
             job: None,
+            display_name: a.display_name.clone(),
         };
         match address {
             Err(why) => {

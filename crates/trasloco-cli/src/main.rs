@@ -632,13 +632,29 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Clients(ClientsCommand::Generate { campaign, out }) => {
-                let site = client_site(&campaign)?;
+                let (site, skipped) = client_site(&campaign)?;
+                for line in &skipped {
+                    println!("{line}");
+                }
                 let n = site.generate(&out)?;
                 println!(
-                    "Wrote {n} files for {} addresses in {} domain(s) to {}.",
+                    "Wrote {n} files for {} addresses in {} domain(s) to {}{}.",
                     site.users.len(),
-                    site.domains.len(),
-                    out.display()
+                    site.domains.len() + site.old_domains.len(),
+                    out.display(),
+                    if site.old_domains.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (old domains: {})", site.old_domains.join(", "))
+                    }
+                );
+                println!(
+                    "Certificate names `trasloco serve` answers under (also in certificate-names.txt): {}",
+                    site.certificate_names().join(", ")
+                );
+                println!(
+                    "Each user's guide and profile links, for the notification mail: {}",
+                    out.join("links.csv").display()
                 );
                 Ok(exit::OK)
             }
@@ -647,7 +663,13 @@ fn main() -> ExitCode {
                 listen,
                 tls_cert,
                 tls_key,
-            } => serve::serve(client_site(&campaign)?, &listen, tls_cert.zip(tls_key)).await,
+            } => {
+                let (site, skipped) = client_site(&campaign)?;
+                for line in &skipped {
+                    eprintln!("trasloco: {line}");
+                }
+                serve::serve(site, &listen, tls_cert.zip(tls_key)).await
+            }
             Command::Filters(FiltersCommand::Migrate {
                 campaign,
                 dry_run,
@@ -1474,8 +1496,12 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
 
 /// The client-settings site of a campaign: its [clients] section and every account with a
 /// target address.
-fn client_site(path: &Path) -> Result<trasloco_campaign::clients::Site, ConfigError> {
-    use trasloco_campaign::clients::{Site, User};
+/// The client-settings site of a campaign, and a line for every account it leaves out and
+/// why. Every value is checked before anything is written or served.
+fn client_site(
+    path: &Path,
+) -> Result<(trasloco_campaign::clients::Site, Vec<String>), ConfigError> {
+    use trasloco_campaign::clients::{Site, User, address_problem};
     let campaign = Campaign::load(path)?;
     let Some(section) = campaign.file.clients.clone() else {
         return Err(ConfigError(format!(
@@ -1483,39 +1509,100 @@ fn client_site(path: &Path) -> Result<trasloco_campaign::clients::Site, ConfigEr
             path.display()
         )));
     };
+    let accounts_file = campaign.resolve(&campaign.file.accounts.file);
     let mut users = Vec::new();
+    let mut skipped = Vec::new();
     for e in campaign_entries(&campaign)? {
-        let (Some(job), None) = (e.job, e.blocked) else {
+        let label = format!("accounts file line {}: {}", e.line, e.source);
+        if let Some((rule, why)) = &e.blocked {
+            skipped.push(format!(
+                "{label}: skipped, blocked by the {rule} rule: {why}"
+            ));
+            continue;
+        }
+        let Some(job) = e.job else {
+            skipped.push(format!("{label}: skipped, it has no target address"));
             continue;
         };
         let (Target::Imap(t), Source::Imap(s) | Source::Pop3(s)) = (&job.target, &job.source)
         else {
+            skipped.push(format!(
+                "{label}: skipped, it does not move to a mail server"
+            ));
             continue;
         };
         let address = t.credentials.user.clone();
         let old = &s.credentials.user;
+        let old_address =
+            (old.contains('@') && !old.eq_ignore_ascii_case(&address)).then(|| old.clone());
+        for a in std::iter::once(&address).chain(old_address.as_ref()) {
+            if let Some(why) = address_problem(a) {
+                return Err(ConfigError(format!(
+                    "accounts file {} line {}: address {a:?} cannot go into client settings: {why}; correct it there",
+                    accounts_file.display(),
+                    e.line
+                )));
+            }
+        }
+        if let Some(n) = &e.display_name
+            && n.chars().any(char::is_control)
+        {
+            return Err(ConfigError(format!(
+                "accounts file {} line {}: display_name must be one line of text",
+                accounts_file.display(),
+                e.line
+            )));
+        }
         users.push(User {
-            old_address: (old.contains('@') && !old.eq_ignore_ascii_case(&address))
-                .then(|| old.clone()),
+            old_address,
             address,
+            display_name: e.display_name.clone(),
         });
     }
     let mut site = Site::new(section.clone(), users);
-    if let (Some(cert), Some(key)) = (&section.profile_sign_cert, &section.profile_sign_key) {
-        let read = |p: &Path| {
-            std::fs::read(campaign.resolve(p)).map_err(|e| {
+    let read = |p: &Path| {
+        std::fs::read(campaign.resolve(p)).map_err(|e| {
+            ConfigError(format!(
+                "[clients] cannot read {}: {e}",
+                campaign.resolve(p).display()
+            ))
+        })
+    };
+    match (&section.profile_sign_cert, &section.profile_sign_key) {
+        (Some(cert), Some(key)) => {
+            let (cert, key) = (
+                read(cert)?,
+                String::from_utf8_lossy(&read(key)?).into_owned(),
+            );
+            // A key that is not RSA or not the certificate's is refused here, before any
+            // profile is made.
+            trasloco_pec::sign::load_pem(&cert, &key).map_err(|e| {
                 ConfigError(format!(
-                    "[clients] cannot read {}: {e}",
-                    campaign.resolve(p).display()
+                    "[clients] profile_sign_cert / profile_sign_key: {e}"
                 ))
-            })
-        };
-        site.signer = Some((
-            read(cert)?,
-            String::from_utf8_lossy(&read(key)?).into_owned(),
-        ));
+            })?;
+            site.signer = Some((cert, key));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(ConfigError(
+                "[clients] profile_sign_cert and profile_sign_key go together".into(),
+            ));
+        }
     }
-    Ok(site)
+    if let Some(f) = &section.link_secret_file {
+        let secret = read(f)?;
+        if secret.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError(format!(
+                "[clients] link_secret_file {} is empty: put any secret text in it",
+                campaign.resolve(f).display()
+            )));
+        }
+        if section.private_links {
+            site.link_secret = Some(secret);
+        }
+    }
+    Ok((site, skipped))
 }
 
 type Outcomes<'a> = std::pin::Pin<

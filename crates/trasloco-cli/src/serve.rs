@@ -80,18 +80,69 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        429 => "Too Many Requests",
         500 => "Internal Server Error",
         _ => "Error",
+    }
+}
+
+/// Requests per client address in the current minute: a lookup service that tells whether
+/// an address exists must not be walked through a whole directory.
+struct Limiter {
+    per_minute: u32,
+    seen: std::sync::Mutex<(
+        std::time::Instant,
+        std::collections::HashMap<std::net::IpAddr, u32>,
+    )>,
+}
+
+impl Limiter {
+    fn new(per_minute: u32) -> Limiter {
+        Limiter {
+            per_minute,
+            seen: std::sync::Mutex::new((std::time::Instant::now(), Default::default())),
+        }
+    }
+
+    /// Whether one more request from `ip` is answered.
+    fn allow(&self, ip: std::net::IpAddr) -> bool {
+        let mut g = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0.elapsed() >= Duration::from_secs(60) {
+            *g = (std::time::Instant::now(), Default::default());
+        }
+        let n = g.1.entry(ip).or_insert(0);
+        *n += 1;
+        *n <= self.per_minute
     }
 }
 
 async fn handle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     mut s: S,
     site: Arc<Site>,
+    limiter: Arc<Limiter>,
+    peer: std::net::IpAddr,
 ) {
+    let mut extra = String::new();
+    let mut head_only = false;
     let answer = match tokio::time::timeout(Duration::from_secs(20), read_request(&mut s)).await {
+        Ok(Some(_)) if !limiter.allow(peer) => {
+            extra.push_str("Retry-After: 60\r\n");
+            (
+                429,
+                "text/plain; charset=utf-8",
+                b"too many requests; try again in a minute\n".to_vec(),
+            )
+        }
         Ok(Some(r)) => {
+            head_only = r.method == "HEAD";
             let a = site.respond(&r.method, &r.target, &r.host, &r.body);
+            if a.0 == 405 {
+                let path = r.target.split('?').next().unwrap_or("");
+                extra.push_str(&format!(
+                    "Allow: {}\r\n",
+                    trasloco_campaign::clients::allowed_methods(path)
+                ));
+            }
             tracing::info!("{} {} → {}", r.method, r.target, a.0);
             a
         }
@@ -99,12 +150,14 @@ async fn handle<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     };
     let (status, ctype, body) = answer;
     let head = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{extra}Connection: close\r\n\r\n",
         reason(status),
         body.len()
     );
     let _ = s.write_all(head.as_bytes()).await;
-    let _ = s.write_all(&body).await;
+    if !head_only {
+        let _ = s.write_all(&body).await;
+    }
     let _ = s.shutdown().await;
 }
 
@@ -114,9 +167,16 @@ pub async fn serve(
     listen: &str,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 ) -> Result<i32, ConfigError> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| ConfigError(format!("cannot listen on {listen}: {e}")))?;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            // Not a mistake in the command line: the address is taken or not ours.
+            eprintln!(
+                "trasloco: cannot listen on {listen}: {e}; choose another --listen address or stop what uses it"
+            );
+            return Ok(trasloco_campaign::exit::CONNECTION);
+        }
+    };
     let acceptor = match tls {
         None => None,
         Some((cert, key)) => Some(tls_acceptor(&cert, &key)?),
@@ -130,20 +190,22 @@ pub async fn serve(
         site.users.len(),
         if acceptor.is_some() { "https" } else { "http" }
     );
+    let limiter = Arc::new(Limiter::new(site.clients.lookups_per_minute.max(1)));
     let site = Arc::new(site);
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(0),
             accepted = listener.accept() => {
-                let Ok((sock, _)) = accepted else { continue };
-                let site = site.clone();
+                let Ok((sock, peer)) = accepted else { continue };
+                let (site, limiter) = (site.clone(), limiter.clone());
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
+                    let ip = peer.ip();
                     match acceptor {
-                        None => handle(sock, site).await,
+                        None => handle(sock, site, limiter, ip).await,
                         Some(a) => {
                             if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_secs(10), a.accept(sock)).await {
-                                handle(s, site).await;
+                                handle(s, site, limiter, ip).await;
                             }
                         }
                     }

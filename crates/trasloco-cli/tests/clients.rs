@@ -240,10 +240,21 @@ fn generate_and_serve_client_settings() {
     );
     assert_eq!(s, 200);
     thunderbird_fields(&body);
+    // New staff (an address of the domain not in the accounts file) get settings too; an
+    // address of another domain does not.
     assert_eq!(
         get(
             port,
-            "/mail/config-v1.1.xml?emailaddress=eve%40cultura.gov.it",
+            "/mail/config-v1.1.xml?emailaddress=nuova%40cultura.gov.it",
+            "autoconfig.cultura.gov.it"
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        get(
+            port,
+            "/mail/config-v1.1.xml?emailaddress=eve%40evil.example",
             "autoconfig.cultura.gov.it"
         )
         .0,
@@ -281,7 +292,7 @@ fn generate_and_serve_client_settings() {
     let (s, body) = post(
         port,
         "/autodiscover/autodiscover.xml",
-        &autodiscover_request("eve@cultura.gov.it"),
+        &autodiscover_request("eve@evil.example"),
     );
     assert_eq!(s, 200);
     assert!(
@@ -296,13 +307,13 @@ fn generate_and_serve_client_settings() {
     assert_eq!(s, 200);
     assert!(body.contains("com.apple.mail.managed"));
     assert_eq!(
-        get(port, "/profile/eve@cultura.gov.it.mobileconfig", "x").0,
+        get(port, "/profile/eve@evil.example.mobileconfig", "x").0,
         404
     );
     let (s, body) = get(port, "/guide/anna@cultura.gov.it", "x");
     assert_eq!(s, 200);
     assert!(body.contains("Cosa cambia / What changes"));
-    assert_eq!(get(port, "/guide/eve@cultura.gov.it", "x").0, 404);
+    assert_eq!(get(port, "/guide/eve@evil.example", "x").0, 404);
     assert_eq!(get(port, "/etc/passwd", "x").0, 404);
 
     // HTTPS, with a certificate the test makes.
@@ -381,4 +392,239 @@ fn generate_and_serve_client_settings() {
         std::fs::read(site.join("profiles/anna@cultura.gov.it.mobileconfig")).unwrap(),
         "the signed profile carries the same plist"
     );
+}
+
+/// The raw answer to a request: status line and headers, and the body.
+fn raw(port: u16, request: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+/// Cutover day for clients: people who type their old address, a person's name, an account
+/// the campaign cannot move, and HTTP as clients speak it.
+#[test]
+fn old_addresses_names_skipped_accounts_and_http_details() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = campaign(dir.path());
+    std::fs::write(
+        dir.path().join("accounts.csv"),
+        "source_user,target_user,display_name\nanna@beniculturali.it,,Anna Rossi\nbruno@beniculturali.it,b.verdi@cultura.gov.it,\ncarlo@altro.example,,\n",
+    )
+    .unwrap();
+    let out = run(command(dir.path(), "", "").args(["clients", "generate", &c, "--out", "site"]));
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("accounts file line 4: carlo@altro.example@imap.beniculturali.example: skipped, blocked by the address rule"),
+        "{t}"
+    );
+    assert!(
+        t.contains("autoconfig.beniculturali.it, autodiscover.beniculturali.it"),
+        "certificate names for the old domain too: {t}"
+    );
+    let site = dir.path().join("site");
+    let zone = std::fs::read_to_string(site.join("dns/beniculturali.it.zone")).unwrap();
+    assert!(
+        zone.contains("_imaps._tcp.beniculturali.it. 3600 IN SRV 0 1 993 imap.cultura.gov.it."),
+        "{zone}"
+    );
+    assert!(
+        std::fs::read_to_string(site.join("certificate-names.txt"))
+            .unwrap()
+            .contains("autodiscover.beniculturali.it\n")
+    );
+    let links = std::fs::read_to_string(site.join("links.csv")).unwrap();
+    assert!(
+        links.contains("anna@cultura.gov.it,anna@beniculturali.it,Anna Rossi,https://config.cultura.gov.it/guide/anna@cultura.gov.it,"),
+        "{links}"
+    );
+    let answer =
+        std::fs::read_to_string(site.join("autodiscover/anna@cultura.gov.it.xml")).unwrap();
+    assert!(answer.contains("<DisplayName>Anna Rossi</DisplayName>"));
+
+    let (_srv, port) = serve(dir.path(), &c, &[]);
+    // Outlook asked with the old address: it is told to ask again with the new one.
+    let (s, body) = post(
+        port,
+        "/autodiscover/autodiscover.xml",
+        &autodiscover_request("anna@beniculturali.it"),
+    );
+    assert_eq!(s, 200);
+    let p = paths(&body);
+    assert!(
+        p.contains("Autodiscover/Response/Account/RedirectAddr"),
+        "{body}"
+    );
+    assert!(body.contains("<RedirectAddr>anna@cultura.gov.it</RedirectAddr>"));
+    let (s, body) = post(
+        port,
+        "/autodiscover/autodiscover.xml",
+        &autodiscover_request("anna@cultura.gov.it"),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        body.contains("<DisplayName>Anna Rossi</DisplayName>"),
+        "{body}"
+    );
+    // HEAD: the headers of GET, no body.
+    let (head, body) = raw(
+        port,
+        "HEAD /guide/anna@cultura.gov.it HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(!head.contains("Content-Length: 0"), "{head}");
+    assert_eq!(body, "");
+    // A method a route does not take: 405 with Allow.
+    let (head, _) = raw(
+        port,
+        "GET /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 405") && head.contains("Allow: POST"),
+        "{head}"
+    );
+    let (head, _) = raw(
+        port,
+        "PUT /guide/anna@cultura.gov.it HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 405") && head.contains("Allow: GET, HEAD"),
+        "{head}"
+    );
+
+    // A port that is taken: the connection class of exit codes, one line.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(command(dir.path(), "", "").args(["serve", &c, "--listen", &addr]));
+    assert_eq!(code(&out), 10, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        text(&out)
+    );
+
+    // Lookups are limited per client address.
+    let limited = std::fs::read_to_string(&c).unwrap().replace(
+        "serve_host = \"config.cultura.gov.it\"\n",
+        "serve_host = \"config.cultura.gov.it\"\nlookups_per_minute = 3\n",
+    );
+    std::fs::write(dir.path().join("limited.toml"), limited).unwrap();
+    let (_lim, lport) = serve(dir.path(), "limited.toml", &[]);
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| get(lport, "/guide/anna@cultura.gov.it", "x").0)
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+/// Values that would end up in every file are checked before anything is written: a URL or a
+/// line break where a host name belongs, an address with a space, a signing key that is not
+/// RSA or not the certificate's. A failed run leaves the output directory as it was.
+#[test]
+fn bad_client_settings_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = campaign(d);
+    let good = std::fs::read_to_string(&c).unwrap();
+    let generate =
+        |file: &str| run(command(d, "", "").args(["clients", "generate", file, "--out", "site"]));
+    let refused = |file: &str, needle: &str| {
+        let out = generate(file);
+        let t = text(&out);
+        assert_eq!(code(&out), 64, "{t}");
+        assert!(t.contains(needle), "{needle:?} in {t}");
+        assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+        assert!(!t.contains("panicked"));
+    };
+    let variant = |name: &str, from: &str, to: &str| {
+        assert!(good.contains(from), "{from}");
+        std::fs::write(d.join(name), good.replace(from, to)).unwrap();
+        name.to_string()
+    };
+    refused(
+        &variant(
+            "url.toml",
+            "host = \"imap.cultura.gov.it\"",
+            "host = \"imaps://imap.cultura.gov.it\"",
+        ),
+        "[clients] imap.host \"imaps://imap.cultura.gov.it\" is not a host name",
+    );
+    refused(
+        &variant(
+            "newline.toml",
+            "serve_host = \"config.cultura.gov.it\"",
+            "serve_host = \"config.cultura.gov.it\\nevil 3600 IN A 192.0.2.1\"",
+        ),
+        "[clients] serve_host",
+    );
+    assert!(!d.join("site").exists(), "nothing written");
+
+    // A good run, then failing ones: the directory stays as the good run left it.
+    let out = generate(&c);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let before = std::fs::read_dir(d.join("site/guides")).unwrap().count();
+    std::fs::write(
+        d.join("accounts.csv"),
+        "source_user,target_user\nanna@beniculturali.it,\nanna rossi@beniculturali.it,\n",
+    )
+    .unwrap();
+    refused(
+        &c,
+        "line 3: address \"anna rossi@cultura.gov.it\" cannot go into client settings",
+    );
+    std::fs::write(
+        d.join("accounts.csv"),
+        "source_user,target_user\nanna@beniculturali.it,\n",
+    )
+    .unwrap();
+    let sh = |args: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(args)
+            .current_dir(d)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{args}");
+    };
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=ec -keyout ec.key -out ec.pem",
+    );
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=one -keyout one.key -out one.pem",
+    );
+    sh("openssl genrsa -out other.key 2048");
+    let signing = |name: &str, cert: &str, key: &str| {
+        variant(
+            name,
+            "serve_host = \"config.cultura.gov.it\"\n",
+            &format!(
+                "serve_host = \"config.cultura.gov.it\"\nprofile_sign_cert = \"{cert}\"\nprofile_sign_key = \"{key}\"\n"
+            ),
+        )
+    };
+    refused(
+        &signing("ec.toml", "ec.pem", "ec.key"),
+        "the key is not an unencrypted RSA key",
+    );
+    refused(
+        &signing("mismatch.toml", "one.pem", "other.key"),
+        "the key does not belong to the certificate",
+    );
+    assert_eq!(
+        std::fs::read_dir(d.join("site/guides")).unwrap().count(),
+        before,
+        "the earlier output is intact"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".site."))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let out = generate(&signing("good-sign.toml", "one.pem", "one.key"));
+    assert_eq!(code(&out), 0, "{}", text(&out));
 }

@@ -53,7 +53,7 @@ pub fn sign(content: &[u8], s: &Signer<'_>, attached: bool) -> Result<Vec<u8>, S
             values: SetOfVec::try_from(vec![v]).map_err(e)?,
         })
     };
-    let time = Time::try_from(s.at).map_err(e)?;
+    let time = signing_time(s.at).map_err(e)?;
     let attrs = SetOfVec::try_from(vec![
         attr(
             "1.2.840.113549.1.9.3",
@@ -124,6 +124,17 @@ pub fn sign(content: &[u8], s: &Signer<'_>, attached: bool) -> Result<Vec<u8>, S
     .map_err(e)
 }
 
+/// The signingTime value: UTCTime for dates from 1950 to 2049, GeneralizedTime otherwise
+/// (RFC 5652 §11.3).
+fn signing_time(at: SystemTime) -> Result<Time, der::Error> {
+    match der::asn1::UtcTime::from_system_time(at) {
+        Ok(t) => Ok(Time::UtcTime(t)),
+        Err(_) => Ok(Time::GeneralTime(
+            der::asn1::GeneralizedTime::from_system_time(at)?,
+        )),
+    }
+}
+
 /// A signer's certificates (PEM: the signer first, then its chain) and RSA key (PEM, PKCS#8
 /// or PKCS#1, unencrypted).
 pub fn load_pem(
@@ -140,6 +151,52 @@ pub fn load_pem(
     }
     let key = RsaPrivateKey::from_pkcs8_pem(key_pem)
         .or_else(|_| RsaPrivateKey::from_pkcs1_pem(key_pem))
-        .map_err(|_| "the key is not an unencrypted RSA key (PKCS#8 or PKCS#1 PEM)")?;
+        .map_err(|_| "the key is not an unencrypted RSA key (PKCS#8 or PKCS#1 PEM); an EC or encrypted key cannot sign here")?;
+    // The key must be the first certificate's: otherwise every signature fails to verify.
+    use rsa::pkcs8::EncodePublicKey;
+    let public = rsa::RsaPublicKey::from(&key)
+        .to_public_key_der()
+        .map_err(|e| e.to_string())?;
+    let in_cert = certs[0]
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    if public.as_bytes() != in_cert.as_slice() {
+        return Err(
+            "the key does not belong to the certificate (the first certificate in the file must be the signer's)"
+                .into(),
+        );
+    }
     Ok((key, certs))
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// The DER tag of the signingTime value in a signature made at `at`.
+    fn time_tag(at: chrono::DateTime<chrono::Utc>) -> u8 {
+        let mut p = crate::testkit::Pki::new().current;
+        p.signs_at = at;
+        let der = p.sign(b"content");
+        let ci = ContentInfo::from_der(&der).unwrap();
+        let sd: SignedData = ci.content.decode_as().unwrap();
+        let si = sd.signer_infos.0.iter().next().unwrap();
+        let attrs = si.signed_attrs.as_ref().unwrap();
+        let t = attrs
+            .iter()
+            .find(|a| a.oid == Oid::new_unwrap("1.2.840.113549.1.9.5"))
+            .unwrap();
+        der::Tagged::tag(t.values.iter().next().unwrap()).octet()
+    }
+
+    #[test]
+    fn signing_time_is_utc_time_until_2049() {
+        let utc = |y| chrono::Utc.with_ymd_and_hms(y, 6, 1, 12, 0, 0).unwrap();
+        assert_eq!(time_tag(utc(2026)), 0x17, "UTCTime");
+        assert_eq!(time_tag(utc(2049)), 0x17, "UTCTime");
+        assert_eq!(time_tag(utc(2050)), 0x18, "GeneralizedTime");
+    }
 }
