@@ -170,7 +170,7 @@ ssl = yes
 ssl_cert = <$dir/../tls/server.crt
 ssl_key = <$dir/../tls/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login$( [ "$side" = target ] && [ -n "${PAIR_TARGET_OAUTH:-}" ] && echo " xoauth2 oauthbearer" )
 auth_master_user_separator = *
 mail_location = $mail_location
 mail_plugins = \$mail_plugins $acl_plugin $quota_plugins
@@ -179,6 +179,17 @@ $( [ "$side" = source ] && echo "mail_max_keyword_length = 200" )
 $( [ "$side" = target ] && [ -n "${TARGET_IMAP_CAPABILITY:-}" ] && echo "imap_capability = $TARGET_IMAP_CAPABILITY" )
 imap_max_line_length = 1M
 $namespace
+$( [ "$side" = target ] && [ -n "${PAIR_TARGET_OAUTH:-}" ] && cat <<OAUTH
+# OAuth2 bearer logins (XOAUTH2, OAUTHBEARER): JWTs signed with the pair's key (oauth/key),
+# validated locally. An app token (appid = trasloco-test-app, scope mail.migrate) opens any
+# mailbox, as an Exchange Online app with FullAccess does.
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $dir/oauth2.conf.ext
+}
+OAUTH
+)
 passdb {
   driver = passwd-file
   args = $masters
@@ -249,6 +260,19 @@ service stats {
   }
 }
 EOF
+  if [ "$side" = target ] && [ -n "${PAIR_TARGET_OAUTH:-}" ]; then
+    mkdir -p "$dir/../oauth/keys/default/HS256"
+    head -c 32 /dev/urandom | base64 >"$dir/../oauth/key"
+    cp "$dir/../oauth/key" "$dir/../oauth/keys/default/HS256/default"
+    chmod -R a+rX "$dir/../oauth"
+    cat >"$dir/oauth2.conf.ext" <<OAUTH
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=$dir/../oauth/keys/
+username_attribute = appid
+username_format = trasloco-test-app
+scope = mail.migrate
+OAUTH
+  fi
   chown -R "$MAIL_UID:$MAIL_GID" "$dir/home" "$dir/sieve"
   chmod 755 "$dir"
 }
@@ -309,6 +333,7 @@ TARGET_IMAPS_PORT=$TARGET_IMAPS_PORT
 TARGET_POP3_PORT=$TARGET_POP3_PORT
 TARGET_POP3S_PORT=$TARGET_POP3S_PORT
 TARGET_SIEVE_PORT=$TARGET_SIEVE_PORT
+OAUTH_KEY_FILE=$top/oauth/key
 EOF
 }
 

@@ -116,6 +116,33 @@ pub struct ServerSection {
     /// ManageSieve port (default 4190); STARTTLS as `tls` says (implicit TLS here means
     /// STARTTLS required, as ManageSieve has no implicit-TLS port).
     pub sieve_port: Option<u16>,
+    /// OAuth2 logins (SASL OAUTHBEARER / XOAUTH2) instead of passwords.
+    pub oauth2: Option<OAuth2Section>,
+}
+
+/// `[source.oauth2]` / `[target.oauth2]`: where bearer tokens come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Section {
+    /// `client-credentials`, `microsoft-app`, `command` or `token-file`.
+    pub flow: String,
+    /// client-credentials: the token endpoint.
+    pub token_url: Option<String>,
+    /// microsoft-app: the tenant (id or domain).
+    pub tenant: Option<String>,
+    /// client-credentials, microsoft-app: the application (client) id.
+    pub client_id: Option<String>,
+    /// The client secret's file (first line), relative to the campaign file.
+    pub client_secret_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    pub client_secret_env: Option<String>,
+    /// client-credentials: the scope (microsoft-app: `https://outlook.office365.com/.default`).
+    pub scope: Option<String>,
+    /// command: run with `sh -c`, the account on its standard input; it prints a token or a
+    /// JSON token response.
+    pub token_command: Option<String>,
+    /// token-file: a file holding the token (one mailbox), re-read at every login.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[accounts]`.
@@ -346,6 +373,8 @@ pub struct Server {
     pub tls: TlsOptions,
     /// Admin login, with its password.
     pub master: Option<(Master, SecretString)>,
+    /// OAuth2 tokens for every account's login, one source (and cache) for the whole run.
+    pub oauth: Option<std::sync::Arc<trasloco_imap::oauth::Tokens>>,
 }
 
 /// Whether a host is on this machine (where plain IMAP is acceptable).
@@ -637,7 +666,93 @@ impl Campaign {
                     .map_err(|e| ConfigError(format!("[{which}] cert_fingerprint: {e}")))?,
             },
             master,
+            oauth: match &s.oauth2 {
+                Some(o) => Some(std::sync::Arc::new(trasloco_imap::oauth::Tokens::new(
+                    self.oauth_flow(which, o, &s.tls_options_for_tokens(self))?,
+                ))),
+                None => None,
+            },
         })
+    }
+
+    /// The token flow `[which.oauth2]` describes; a missing or contradictory key is named.
+    fn oauth_flow(
+        &self,
+        which: &str,
+        o: &OAuth2Section,
+        tls: &TlsOptions,
+    ) -> Result<trasloco_imap::oauth::Flow, ConfigError> {
+        use trasloco_imap::oauth::Flow;
+        let at = format!("campaign file {}: [{which}.oauth2]", self.path.display());
+        let need = |v: &Option<String>, key: &str| {
+            v.clone()
+                .filter(|x| !x.trim().is_empty())
+                .ok_or_else(|| ConfigError(format!("{at} flow = {:?} needs {key}", o.flow)))
+        };
+        let secret = || -> Result<SecretString, ConfigError> {
+            match (&o.client_secret_file, &o.client_secret_env) {
+                (Some(f), None) => {
+                    read_secret_file(&self.resolve(f), &format!("{which} OAuth2 client secret"))
+                }
+                (None, Some(var)) => std::env::var(var).map(SecretString::from).map_err(|_| {
+                    ConfigError(format!(
+                        "{at} client_secret_env names {var}, which is not set"
+                    ))
+                }),
+                _ => Err(ConfigError(format!(
+                    "{at} needs exactly one of client_secret_file and client_secret_env"
+                ))),
+            }
+        };
+        Ok(match o.flow.as_str() {
+            "client-credentials" => Flow::ClientCredentials {
+                url: need(&o.token_url, "token_url")?,
+                client_id: need(&o.client_id, "client_id")?,
+                secret: secret()?,
+                scope: need(&o.scope, "scope")?,
+                tls: tls.clone(),
+            },
+            "microsoft-app" => {
+                let tenant = need(&o.tenant, "tenant (the directory id or its domain)")?;
+                Flow::ClientCredentials {
+                    url: o.token_url.clone().unwrap_or_else(|| {
+                        format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+                    }),
+                    client_id: need(&o.client_id, "client_id")?,
+                    secret: secret()?,
+                    scope: o
+                        .scope
+                        .clone()
+                        .unwrap_or_else(|| "https://outlook.office365.com/.default".into()),
+                    tls: tls.clone(),
+                }
+            }
+            "command" => Flow::Command(need(&o.token_command, "token_command")?),
+            "token-file" => match &o.token_file {
+                Some(f) => Flow::File(self.resolve(f)),
+                None => {
+                    return Err(ConfigError(format!(
+                        "{at} flow = \"token-file\" needs token_file"
+                    )));
+                }
+            },
+            other => {
+                return Err(ConfigError(format!(
+                    "{at} flow {other:?} is not one of client-credentials, microsoft-app, command, token-file"
+                )));
+            }
+        })
+    }
+}
+
+impl ServerSection {
+    /// Certificates for a token endpoint: the server's extra CA (test setups) on top of the
+    /// system's.
+    fn tls_options_for_tokens(&self, c: &Campaign) -> TlsOptions {
+        TlsOptions {
+            ca_file: self.ca_file.as_ref().map(|p| c.resolve(p)),
+            ..TlsOptions::default()
+        }
     }
 }
 

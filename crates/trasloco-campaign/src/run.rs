@@ -198,16 +198,21 @@ pub fn entries(campaign: &Campaign, accounts: &[Account]) -> Result<Vec<Entry>, 
                      user: &str,
                      pw: &Option<secrecy::SecretString>,
                      server: &crate::config::Server| {
+            if let Some(tokens) = &server.oauth {
+                return Ok(Credentials::oauth(user, tokens.clone()));
+            }
             match (&server.master, pw) {
                 (Some((m, secret)), _) => Ok(Credentials {
                     user: user.to_string(),
                     password: secret.clone(),
                     master: Some(m.clone()),
+                    oauth: None,
                 }),
                 (None, Some(pw)) => Ok(Credentials {
                     user: user.to_string(),
                     password: pw.clone(),
                     master: None,
+                    oauth: None,
                 }),
                 (None, None) => Err(ConfigError(format!(
                     "accounts file {} line {}: no {side} password for {user:?} and no [{side}] master_user in the campaign",

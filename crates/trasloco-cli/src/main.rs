@@ -913,6 +913,7 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
                 user,
                 password: secret,
                 master,
+                oauth: None,
             },
         },
     ))

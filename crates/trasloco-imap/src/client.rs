@@ -385,6 +385,9 @@ pub struct Client {
     trace_id: String,
     /// Body bytes read from the server so far (for reports and benchmarks).
     pub bytes_read: u64,
+    /// When the OAuth2 token this session logged in with expires (a server may end the
+    /// session then, as Exchange Online does).
+    token: Option<Box<crate::oauth::Token>>,
 }
 
 impl Client {
@@ -404,6 +407,7 @@ impl Client {
             host: ep.host.clone(),
             trace_id,
             bytes_read: 0,
+            token: None,
         };
         let greeting = client.read_frame().await.map_err(|e| {
             if ep.security == Security::Implicit {
@@ -508,6 +512,9 @@ impl Client {
                 ),
             ));
         }
+        if let Some(tokens) = &creds.oauth {
+            return self.login_bearer(&creds.user, tokens).await;
+        }
         let password = creds.password.expose_secret();
         let (login_user, plain) = match &creds.master {
             Some(m) => match m.style {
@@ -576,6 +583,104 @@ impl Client {
         }
         // The login's OK usually carries the post-login capabilities (RFC 3501 §7.1): when it
         // does, they are the ones to use, and asking again would cost a round trip.
+        match done.code.as_deref().and_then(caps_in_code) {
+            Some(caps) => {
+                self.caps = caps;
+                Ok(())
+            }
+            None => self.refresh_capabilities().await,
+        }
+    }
+
+    /// Whether this session logged in with an OAuth2 token that is due for renewal: the
+    /// caller reconnects (between batches) before the server ends the session at expiry.
+    pub fn token_due(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| !t.fresh())
+    }
+
+    /// SASL OAUTHBEARER (RFC 7628), else XOAUTH2, with a token from `tokens`.
+    async fn login_bearer(
+        &mut self,
+        user: &str,
+        tokens: &crate::oauth::Tokens,
+    ) -> Result<(), Error> {
+        use secrecy::ExposeSecret;
+        let mech = if self.has_cap("AUTH=OAUTHBEARER") {
+            "OAUTHBEARER"
+        } else if self.has_cap("AUTH=XOAUTH2") {
+            "XOAUTH2"
+        } else {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2: it takes no OAuth2 login; log in with a password or a master user",
+                    self.host
+                ),
+            ));
+        };
+        let token = tokens.token(user).await?;
+        let ir = crate::oauth::initial_response(mech, user, token.secret.expose_secret());
+        let tag = self.tag();
+        tracing::trace!(conn = %self.trace_id, "> {tag} AUTHENTICATE {mech} ***");
+        let mut sent = self.has_cap("SASL-IR");
+        if sent {
+            self.write_all(&[
+                tag.as_bytes(),
+                b" AUTHENTICATE ",
+                mech.as_bytes(),
+                b" ",
+                ir.as_bytes(),
+                b"\r\n",
+            ])
+            .await?;
+        } else {
+            self.write_all(&[tag.as_bytes(), b" AUTHENTICATE ", mech.as_bytes(), b"\r\n"])
+                .await?;
+        }
+        self.flush().await?;
+        let mut reason = None;
+        let done = loop {
+            let frame = self.read_frame().await?;
+            if frame.starts_with(b"+") {
+                if sent {
+                    // A failure comes as a challenge with the reason; the client answers it
+                    // with a dummy response and then gets the NO (RFC 7628 §3.2.3).
+                    reason = crate::oauth::failure_reason(&String::from_utf8_lossy(&frame[1..]));
+                    let dummy: &[u8] = if mech == "OAUTHBEARER" {
+                        b"AQ==\r\n"
+                    } else {
+                        b"\r\n"
+                    };
+                    self.write_all(&[dummy]).await?;
+                } else {
+                    self.write_all(&[ir.as_bytes(), b"\r\n"]).await?;
+                    sent = true;
+                }
+                self.flush().await?;
+                continue;
+            }
+            tracing::trace!(conn = %self.trace_id, "< {}", crate::framing::summarise(&frame, TRACE_WIDTH));
+            if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
+                break parse_done(&frame, &tag).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        format!("{} sent an unreadable completion", self.host),
+                    )
+                })?;
+            }
+        };
+        if !done.ok {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "OAuth2 login ({mech}, {}) as {user} refused by {}: {}",
+                    tokens.describe(),
+                    self.host,
+                    reason.unwrap_or_else(|| done.text.trim().to_string())
+                ),
+            ));
+        }
+        self.token = Some(Box::new(token));
         match done.code.as_deref().and_then(caps_in_code) {
             Some(caps) => {
                 self.caps = caps;

@@ -103,6 +103,9 @@ pub struct Credentials {
     pub password: SecretString,
     /// Admin mode.
     pub master: Option<Master>,
+    /// OAuth2: log in with a bearer token from this source (SASL OAUTHBEARER or XOAUTH2)
+    /// instead of the password.
+    pub oauth: Option<std::sync::Arc<crate::oauth::Tokens>>,
 }
 
 impl Credentials {
@@ -112,6 +115,20 @@ impl Credentials {
             user: user.into(),
             password: SecretString::from(password),
             master: None,
+            oauth: None,
+        }
+    }
+
+    /// A login with bearer tokens from `tokens`.
+    pub fn oauth(
+        user: impl Into<String>,
+        tokens: std::sync::Arc<crate::oauth::Tokens>,
+    ) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: SecretString::from(String::new()),
+            master: None,
+            oauth: Some(tokens),
         }
     }
 }

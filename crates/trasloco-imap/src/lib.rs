@@ -25,6 +25,7 @@ mod command;
 mod connect;
 mod error;
 pub mod framing;
+pub mod oauth;
 pub mod timeouts;
 
 pub use client::{

@@ -609,3 +609,144 @@ impl Pair {
             .collect()
     }
 }
+
+/// HMAC-SHA256 (RFC 2104), for the test token endpoint's signatures.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut k = [0u8; 64];
+    k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let pad = |x: u8| k.iter().map(|b| b ^ x).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// A JWT the pair's OAuth target accepts: an app token (`appid` trasloco-test-app) with the
+/// given scope, valid for `lifetime` seconds from now (negative: already expired).
+pub fn app_token(pair: &Pair, scope: &str, lifetime: i64) -> String {
+    app_token_in(pair.dir.path(), scope, lifetime)
+}
+
+fn app_token_in(dir: &Path, scope: &str, lifetime: i64) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let key_text = std::fs::read_to_string(dir.join("oauth/key")).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_text.trim())
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = b64(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = b64(serde_json::json!({
+        "sub": "trasloco-test-app",
+        "appid": "trasloco-test-app",
+        "scope": scope,
+        "iat": now - 5,
+        "exp": now + lifetime,
+    })
+    .to_string()
+    .as_bytes());
+    let signed = format!("{header}.{claims}");
+    let sig = b64(&hmac_sha256(&key, signed.as_bytes()));
+    format!("{signed}.{sig}")
+}
+
+/// A client-credentials token endpoint on 127.0.0.1 (a test double: no OAuth2 token issuer
+/// is packaged for Debian). It checks the client id and secret (`trasloco-test-app`,
+/// `app-secret`) and the scope (`mail.migrate`), and answers as Microsoft's does: a JSON
+/// token response, or `error` with `error_description`. Tokens are JWTs the pair's target
+/// validates, valid for `lifetime` seconds.
+pub struct TokenEndpoint {
+    /// Its URL.
+    pub url: String,
+    /// Tokens issued so far.
+    pub issued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TokenEndpoint {
+    pub fn start(pair: &Pair, lifetime: i64) -> TokenEndpoint {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/tenant/oauth2/v2.0/token",
+            listener.local_addr().unwrap().port()
+        );
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = issued.clone();
+        let dir = pair.dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let pair_dir = dir;
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break String::new();
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break body.to_string();
+                        }
+                    }
+                };
+                let form: HashMap<String, String> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.replace('+', " ")))
+                    .collect();
+                let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+                let (status, json) = if get("grant_type") != "client_credentials" {
+                    (400, serde_json::json!({"error": "unsupported_grant_type"}))
+                } else if get("client_id") != "trasloco-test-app"
+                    || get("client_secret") != "app-secret"
+                {
+                    (
+                        401,
+                        serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 0"}),
+                    )
+                } else if get("scope") != "mail.migrate" {
+                    (
+                        400,
+                        serde_json::json!({"error": "invalid_scope", "error_description": "AADSTS70011: The provided value for the input parameter 'scope' is not valid."}),
+                    )
+                } else {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (
+                        200,
+                        serde_json::json!({"token_type": "Bearer", "expires_in": lifetime, "access_token": app_token_in(&pair_dir, "mail.migrate", lifetime)}),
+                    )
+                };
+                let body = json.to_string();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenEndpoint { url, issued }
+    }
+
+    pub fn issued(&self) -> u64 {
+        self.issued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,173 @@
+//! OAuth2 logins against a real Dovecot whose target validates bearer tokens (its `oauth2`
+//! passdb, local JWT validation), with tokens from a client-credentials endpoint (a test
+//! double on 127.0.0.1: no token issuer is packaged) or a token file.
+
+mod support;
+
+use support::*;
+
+fn write(pair: &Pair, name: &str, text: &str) -> String {
+    let p = pair.dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A campaign of alice and bob, passwords on the source, `oauth2` lines for the target.
+fn oauth_campaign(pair: &Pair, oauth2: &str) -> String {
+    write(
+        pair,
+        "accounts.csv",
+        "source_user,source_password,target_user\nalice,alice-pw,alice\nbob,bob-pw,bob\n",
+    );
+    write(pair, "app.secret", "app-secret\n");
+    write(
+        pair,
+        "campaign.toml",
+        &format!(
+            r#"[source]
+host = "127.0.0.1"
+port = {sp}
+tls = "starttls"
+ca_file = "{ca}"
+
+[target]
+host = "127.0.0.1"
+port = {tp}
+tls = "starttls"
+ca_file = "{ca}"
+
+[target.oauth2]
+{oauth2}
+
+[accounts]
+file = "accounts.csv"
+
+[run]
+jobs = 2
+state = "state.sqlite"
+reports = "reports"
+"#,
+            sp = pair.port("SOURCE_IMAP_PORT"),
+            tp = pair.port("TARGET_IMAP_PORT"),
+            ca = pair.ca().display(),
+        ),
+    )
+}
+
+fn client_credentials(url: &str, scope: &str) -> String {
+    format!(
+        "flow = \"client-credentials\"\ntoken_url = \"{url}\"\nclient_id = \"trasloco-test-app\"\nclient_secret_file = \"app.secret\"\nscope = \"{scope}\""
+    )
+}
+
+/// Everything trasloco wrote: reports, state (and its journal), as text.
+fn written(pair: &Pair) -> String {
+    let mut all = String::new();
+    let mut stack = vec![pair.dir.path().join("reports")];
+    for f in ["state.sqlite", "state.sqlite-wal"] {
+        if let Ok(b) = std::fs::read(pair.dir.path().join(f)) {
+            all.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+/// A campaign whose target takes bearer tokens: every mailbox is copied byte-exact with one
+/// token from the endpoint for the whole run, the logins are OAUTHBEARER, and neither the
+/// token nor the client secret is written anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_into_an_oauth_target_is_copied_with_one_app_token() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
+    for (user, n) in [("alice", 60), ("bob", 25)] {
+        let mut src = pair.client("source", user).await;
+        seed(&mut src, "INBOX", padded(n, 500)).await;
+        seed(&mut src, "Lavoro", padded(n / 5, 200)).await;
+    }
+    let endpoint = TokenEndpoint::start(&pair, 3600);
+    let c = oauth_campaign(&pair, &client_credentials(&endpoint.url, "mail.migrate"));
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    for user in ["alice", "bob"] {
+        let mut src = pair.client("source", user).await;
+        let mut tgt = pair.client("target", user).await;
+        let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+        for folder in ["INBOX", "Lavoro"] {
+            assert_eq!(a[folder], b[folder], "{user} {folder}");
+        }
+    }
+    assert_eq!(endpoint.issued(), 1, "one app token serves every mailbox");
+    let log = std::fs::read_to_string(pair.dir.path().join("target/log/dovecot.log")).unwrap();
+    for user in ["alice", "bob"] {
+        assert!(
+            log.contains(&format!("Login: user=<{user}>, method=OAUTHBEARER")),
+            "{user} logged in with the token"
+        );
+    }
+    let all = format!("{t}{}", written(&pair));
+    assert!(
+        !all.contains("app-secret"),
+        "the client secret is never written"
+    );
+    assert!(!all.contains("eyJ"), "no token is ever written");
+}
+
+/// What goes wrong with tokens is said in one line that names the endpoint or the server and
+/// the reason, with the login failure's exit code: a scope the endpoint refuses, a client
+/// secret it refuses, a token the server finds expired.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_failures_are_one_line_with_the_reason() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(3, 100)).await;
+    let endpoint = TokenEndpoint::start(&pair, 3600);
+    let cases = [
+        (
+            client_credentials(&endpoint.url, "mail.read"),
+            format!(
+                "token endpoint {}: invalid_scope: AADSTS70011",
+                endpoint.url
+            ),
+        ),
+        (
+            client_credentials(&endpoint.url, "mail.migrate")
+                .replace("trasloco-test-app", "another-app"),
+            "invalid_client: AADSTS7000215: Invalid client secret provided.".to_string(),
+        ),
+    ];
+    for (oauth2, needle) in cases {
+        let c = oauth_campaign(&pair, &oauth2);
+        let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+        let t = text(&out);
+        assert_eq!(code(&out), 12, "{t}");
+        assert!(t.contains(&needle), "{needle:?} in {t}");
+        assert!(!t.contains("app-secret") && !t.contains("panicked"), "{t}");
+    }
+    write(
+        &pair,
+        "expired.token",
+        &app_token(&pair, "mail.migrate", -120),
+    );
+    let c = oauth_campaign(
+        &pair,
+        "flow = \"token-file\"\ntoken_file = \"expired.token\"",
+    );
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 12, "{t}");
+    assert!(
+        t.contains("OAuth2 login (OAUTHBEARER, token file") && t.contains("the token was refused"),
+        "{t}"
+    );
+    assert!(!t.contains("eyJ"), "{t}");
+}
