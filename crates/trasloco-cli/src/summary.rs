@@ -68,6 +68,10 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             format!(", {} reconnects", m.reconnects)
         } else {
             String::new()
+        } + &if m.token_renewals > 0 {
+            format!(", {} logins with a renewed OAuth2 token", m.token_renewals)
+        } else {
+            String::new()
         }
     );
     if !m.pec.is_empty() {

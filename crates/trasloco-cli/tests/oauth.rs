@@ -171,3 +171,73 @@ async fn token_failures_are_one_line_with_the_reason() {
     );
     assert!(!t.contains("eyJ"), "{t}");
 }
+
+/// Tokens that expire during the run: Exchange ends a session when its token expires, so
+/// every connection logs in again with a new token before that, between batches. With
+/// four-second tokens and a run of several lifetimes, no session is ever ended for an expired
+/// token, every message is copied exactly once, and the report counts the renewals.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_renewed_before_the_session_expires() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(1500, 300)).await;
+    let endpoint = TokenEndpoint::start(&pair, 4);
+    let proxy = ExchangeProxy::start(
+        pair.port("TARGET_IMAP_PORT"),
+        std::time::Duration::from_millis(8),
+    );
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user\nalice,alice-pw,alice\n",
+    );
+    write(&pair, "app.secret", "app-secret\n");
+    let c = write(
+        &pair,
+        "campaign.toml",
+        &format!(
+            r#"[source]
+host = "127.0.0.1"
+port = {sp}
+tls = "starttls"
+ca_file = "{ca}"
+
+[target]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+
+[target.oauth2]
+{oauth2}
+
+[accounts]
+file = "accounts.csv"
+
+[run]
+state = "state.sqlite"
+reports = "reports"
+verify = false
+batch_messages = 5
+"#,
+            sp = pair.port("SOURCE_IMAP_PORT"),
+            ca = pair.ca().display(),
+            port = proxy.port,
+            oauth2 = client_credentials(&endpoint.url, "mail.migrate"),
+        ),
+    );
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mut tgt = pair.client("target", "alice").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"],
+        "every message exactly once"
+    );
+    let r = report(&pair, &out);
+    let renewals = r["mailboxes"][0]["token_renewals"].as_u64().unwrap_or(0);
+    assert!(renewals >= 1, "{t}");
+    assert!(endpoint.issued() >= 2, "{}", endpoint.issued());
+    assert_eq!(proxy.byes(), 0, "no session outlived its token: {t}");
+    assert!(t.contains("logins with a renewed OAuth2 token"), "{t}");
+}

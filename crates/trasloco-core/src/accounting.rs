@@ -226,6 +226,9 @@ pub struct MailboxReport {
     pub seconds: f64,
     /// Reconnections after dropped connections.
     pub reconnects: u32,
+    /// Reconnections made to log in with a new OAuth2 token before the old one expired.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub token_renewals: u32,
     /// Copies made (by this run or one before it) that were never read back, because the run
     /// ended before it got to them: the next run reads them back.
     #[serde(default)]
@@ -286,6 +289,10 @@ pub struct CleanupItem {
     pub sha256: String,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl MailboxReport {
     /// An empty report, to be filled with folders and closed with [`MailboxReport::finish`].
     pub fn new(source: String, target: String) -> MailboxReport {
@@ -300,6 +307,7 @@ impl MailboxReport {
             bytes_copied: 0,
             seconds: 0.0,
             reconnects: 0,
+            token_renewals: 0,
             not_read_back: 0,
             folders: Vec::new(),
             pec: BTreeMap::new(),

@@ -680,7 +680,8 @@ impl Client {
                 ),
             ));
         }
-        self.token = Some(Box::new(token));
+        // A token already due at login (a file nobody renews) is not renewed by reconnecting.
+        self.token = token.fresh().then(|| Box::new(token));
         match done.code.as_deref().and_then(caps_in_code) {
             Some(caps) => {
                 self.caps = caps;

@@ -112,7 +112,7 @@ impl Appends {
                 side: SideName::Source,
                 ..
             } | SyncError::Stopped(_)
-        );
+        ) || e.is_renewal();
         !self.drawn.lock().expect("appends lock").is_empty() && !answered
     }
 

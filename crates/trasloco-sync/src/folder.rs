@@ -1095,6 +1095,11 @@ async fn append_worker(
     let pipelined = tgt.pipelines_appends();
     let mut inflight: Option<(Prepared, PendingAppend)> = None;
     loop {
+        // With nothing in flight, a connection whose token is due leaves the work to the
+        // others; the attempt then ends and logs in again (every answer read, nothing lost).
+        if inflight.is_none() && tgt.token_due() {
+            return Err(crate::mailbox::renew(SideName::Target));
+        }
         let batch = if inflight.is_some() {
             queue.lock().await.try_recv().ok()
         } else {
@@ -1208,6 +1213,9 @@ async fn copy_messages(
             if opts.stop.requested().is_some() {
                 break;
             }
+            if fetcher.token_due() {
+                return Err(crate::mailbox::renew(SideName::Source));
+            }
             let bytes = batch.iter().map(|u| listed[u].size).sum();
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
@@ -1273,6 +1281,12 @@ async fn copy_messages(
     for uid in large {
         if opts.stop.requested().is_some() {
             break;
+        }
+        if src.token_due() {
+            return Err(crate::mailbox::renew(SideName::Source));
+        }
+        if tgts[0].token_due() {
+            return Err(crate::mailbox::renew(SideName::Target));
         }
         let src = src.client().expect("only IMAP sources stream");
         let tgt = &mut tgts[0];

@@ -267,7 +267,25 @@ impl From<trasloco_state::Error> for SyncError {
     }
 }
 
+/// Why an attempt ends between batches when a connection's OAuth2 token is due: the next
+/// attempt logs in with a fresh one, before the server ends the session (Exchange Online
+/// closes it at expiry, `* BYE Session invalidated - AccessTokenExpired`).
+pub(crate) const TOKEN_RENEWAL: &str = "the OAuth2 token is due for renewal";
+
+/// The attempt ends here so `side` logs in again with a fresh token.
+pub(crate) fn renew(side: SideName) -> SyncError {
+    SyncError::Imap {
+        side,
+        error: Error::new(ErrorKind::Dropped, TOKEN_RENEWAL),
+    }
+}
+
 impl SyncError {
+    /// Whether this ends an attempt only to renew a token: every answer was read first.
+    pub(crate) fn is_renewal(&self) -> bool {
+        matches!(self, SyncError::Imap { error, .. } if error.message == TOKEN_RENEWAL)
+    }
+
     /// The failure class and the one line for the report, naming the side and its account.
     pub(crate) fn describe(self, src_label: &str, tgt_label: &str) -> (FailureClass, String) {
         match self {
@@ -393,6 +411,7 @@ pub async fn sync_mailbox(
     let started = Instant::now();
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut reconnects = 0u32;
+    let mut renewals = 0u32;
     // Reconnects in a row that made no progress: those are what `max_reconnects` bounds. A
     // reconnect after progress is not a failure: a connection reset every few minutes must
     // not end a mailbox that moves between the resets.
@@ -422,6 +441,7 @@ pub async fn sync_mailbox(
                 let mut report = MailboxReport::new(src_label.clone(), tgt_label.clone());
                 report.folders = partial;
                 report.reconnects = reconnects;
+                report.token_renewals = renewals;
                 if let Source::Archive(a) = source {
                     report.skipped_files = a.skipped.iter().map(|s| s.why.clone()).collect();
                     report.warnings = a.warnings();
@@ -448,6 +468,15 @@ pub async fn sync_mailbox(
                 report.not_read_back = not_read_back(state, &report, opts).await;
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
+            }
+            Err(e) if e.is_renewal() => {
+                // Not a failure, and not a dropped connection: log in again at once.
+                earlier.keep(&partial);
+                renewals += 1;
+                progress.restart();
+                tracing::info!(
+                    "{src_label} → {tgt_label}: logging in again with a new OAuth2 token"
+                );
             }
             Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
                 let moved = earlier.finished.len() > finished_before.len()
@@ -494,6 +523,7 @@ pub async fn sync_mailbox(
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
+                report.token_renewals = renewals;
                 // What earlier attempts copied counts too (their folders were listed again).
                 earlier.carry(&mut partial);
                 report.folders = partial;

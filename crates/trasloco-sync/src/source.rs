@@ -184,6 +184,11 @@ impl SourceConn {
     }
 
     /// The IMAP client when the source is IMAP: only IMAP streams large messages piece by piece.
+    /// Whether its OAuth2 token is due for renewal (an IMAP source that logged in with one).
+    pub(crate) fn token_due(&self) -> bool {
+        matches!(self, SourceConn::Imap(c) if c.token_due())
+    }
+
     pub(crate) fn client(&mut self) -> Option<&mut Client> {
         match self {
             SourceConn::Imap(c) => Some(c),

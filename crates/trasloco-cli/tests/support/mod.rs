@@ -750,3 +750,93 @@ impl TokenEndpoint {
         self.issued.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A stand-in for Exchange Online's session rule in front of the real target (plain IMAP on
+/// 127.0.0.1; a test double, as no Exchange exists to test against): a session that logged in
+/// with a bearer token ends when the token expires, with Exchange's own words
+/// `* BYE Session invalidated - AccessTokenExpired`, at the client's next bytes. Each chunk the
+/// client sends is held back `delay` first, to make a run last a few token lifetimes.
+pub struct ExchangeProxy {
+    /// Where clients connect.
+    pub port: u16,
+    /// Sessions it ended because their token expired.
+    pub byes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The `exp` of the bearer token in an AUTHENTICATE line with an initial response.
+fn bearer_expiry(line: &str) -> Option<u64> {
+    use base64::Engine;
+    let ir = line.split_whitespace().nth(3)?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(ir).ok()?;
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let token = raw.split("auth=Bearer ").nth(1)?.split('\x01').next()?;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1)?)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&claims)
+        .ok()?
+        .get("exp")?
+        .as_u64()
+}
+
+impl ExchangeProxy {
+    pub fn start(upstream: u16, delay: std::time::Duration) -> ExchangeProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let byes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = byes.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { return };
+                let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let to_client = std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut expires: Option<u64> = None;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs();
+                        if expires.is_some_and(|e| now >= e) {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let _ = client
+                                .write_all(b"* BYE Session invalidated - AccessTokenExpired\r\n");
+                            break;
+                        }
+                        let text = String::from_utf8_lossy(&buf[..n]);
+                        if expires.is_none()
+                            && let Some(line) = text.lines().find(|l| l.contains(" AUTHENTICATE "))
+                        {
+                            expires = bearer_expiry(line);
+                        }
+                        std::thread::sleep(delay);
+                        if server.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(std::net::Shutdown::Both);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = to_client.join();
+                });
+            }
+        });
+        ExchangeProxy { port, byes }
+    }
+
+    pub fn byes(&self) -> u64 {
+        self.byes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
