@@ -35,9 +35,22 @@ impl Inner {
         let done = self.mailboxes_done.load(Ordering::Relaxed);
         // A server that has not answered for a while is named, so a stall does not look like
         // a hang.
-        let waiting = match trasloco_imap::timeouts::longest_wait() {
-            Some((host, d)) => format!(", waiting for the server {host} ({} s)", d.as_secs()),
-            None => String::new(),
+        let waiting = match (
+            trasloco_imap::timeouts::longest_pause(),
+            trasloco_imap::timeouts::longest_wait(),
+        ) {
+            (Some((host, left)), _) => {
+                let s = left.as_secs();
+                format!(
+                    ", throttled by {host}, resuming in {}m{:02}s",
+                    s / 60,
+                    s % 60
+                )
+            }
+            (None, Some((host, d))) => {
+                format!(", waiting for the server {host} ({} s)", d.as_secs())
+            }
+            (None, None) => String::new(),
         };
         if let Some(o) = &self.overall {
             o.set_length(pb);

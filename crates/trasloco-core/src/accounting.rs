@@ -229,6 +229,12 @@ pub struct MailboxReport {
     /// Reconnections made to log in with a new OAuth2 token before the old one expired.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub token_renewals: u32,
+    /// Times a server asked to slow down (throttling), and the time spent waiting for it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled: u32,
+    /// Seconds spent waiting because of throttling.
+    #[serde(default)]
+    pub throttled_seconds: f64,
     /// Copies made (by this run or one before it) that were never read back, because the run
     /// ended before it got to them: the next run reads them back.
     #[serde(default)]
@@ -308,6 +314,8 @@ impl MailboxReport {
             seconds: 0.0,
             reconnects: 0,
             token_renewals: 0,
+            throttled: 0,
+            throttled_seconds: 0.0,
             not_read_back: 0,
             folders: Vec::new(),
             pec: BTreeMap::new(),

@@ -1673,7 +1673,7 @@ impl Client {
             let frame = self.read_frame().await?;
             tracing::trace!(conn = %self.trace_id, "< {}", crate::framing::summarise(&frame, TRACE_WIDTH));
             if frame.starts_with(tag.as_bytes()) && frame.get(tag.len()) == Some(&b' ') {
-                return parse_done(&frame, tag).ok_or_else(|| {
+                let done = parse_done(&frame, tag).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Protocol,
                         format!(
@@ -1682,7 +1682,14 @@ impl Client {
                             String::from_utf8_lossy(&frame).trim_end()
                         ),
                     )
-                });
+                })?;
+                // Throttling is not a refusal of this command: the caller waits and goes on.
+                if !done.ok
+                    && let Some(e) = Error::throttled(&self.host, &done.describe())
+                {
+                    return Err(e);
+                }
+                return Ok(done);
             }
             match Response::parse(&frame) {
                 Ok((
@@ -1692,6 +1699,12 @@ impl Client {
                         outcome,
                     },
                 )) => {
+                    // The whole line: a response code such as [UNAVAILABLE] says why.
+                    let raw = String::from_utf8_lossy(&frame);
+                    let words = raw.trim_end().trim_start_matches("* BYE ").trim_start();
+                    if let Some(e) = Error::throttled(&self.host, words) {
+                        return Err(e);
+                    }
                     return Err(Error::new(
                         ErrorKind::Dropped,
                         format!(

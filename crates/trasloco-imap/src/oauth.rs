@@ -73,6 +73,8 @@ pub enum Flow {
 pub struct Tokens {
     flow: Flow,
     cache: Mutex<HashMap<String, Token>>,
+    /// One fetch at a time: connections opening together share the token the first fetched.
+    fetching: tokio::sync::Mutex<()>,
     fetched: std::sync::atomic::AtomicU64,
 }
 
@@ -90,6 +92,7 @@ impl Tokens {
         Tokens {
             flow,
             cache: Mutex::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
             fetched: Default::default(),
         }
     }
@@ -119,6 +122,7 @@ impl Tokens {
                     return self.obtain(user).await;
                 }
             };
+            let _one = self.fetching.lock().await;
             if let Some(t) = self
                 .cache
                 .lock()

@@ -98,6 +98,44 @@ pub fn longest_wait() -> Option<(String, Duration)> {
         .map(|(_, host, since)| (host.clone(), since.elapsed()))
 }
 
+static PAUSES: Mutex<Vec<(u64, String, Instant)>> = Mutex::new(Vec::new());
+
+/// A pause a server asked for (throttling), listed until dropped.
+pub struct Pause(u64);
+
+/// List a pause for `host` until `until`, for the progress line.
+pub fn pause(host: &str, until: Instant) -> Pause {
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    PAUSES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((id, host.to_string(), until));
+    Pause(id)
+}
+
+impl Drop for Pause {
+    fn drop(&mut self) {
+        PAUSES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _, _)| *id != self.0);
+    }
+}
+
+/// The server that throttles right now, and how long until work resumes (the longest pause).
+pub fn longest_pause() -> Option<(String, Duration)> {
+    let pauses = PAUSES.lock().unwrap_or_else(|e| e.into_inner());
+    pauses
+        .iter()
+        .max_by_key(|(_, _, until)| *until)
+        .map(|(_, host, until)| {
+            (
+                host.clone(),
+                until.saturating_duration_since(Instant::now()),
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

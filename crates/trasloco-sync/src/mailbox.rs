@@ -267,6 +267,56 @@ impl From<trasloco_state::Error> for SyncError {
     }
 }
 
+/// Throttling met by one mailbox: how often, how long it waited, and the wait to come when a
+/// server does not say. A server that keeps throttling without any progress for an hour ends
+/// the mailbox (it resumes at the next run); until then it only slows it.
+#[derive(Default)]
+struct Throttle {
+    times: u32,
+    waited: Duration,
+    without_progress: Duration,
+    unsaid: Duration,
+}
+
+impl Throttle {
+    const FIRST: Duration = Duration::from_secs(5);
+    const MOST: Duration = Duration::from_secs(300);
+    const GIVE_UP: Duration = Duration::from_secs(3600);
+
+    fn may_wait(&self) -> bool {
+        self.without_progress < Self::GIVE_UP
+    }
+
+    /// The wait for this throttling: what the server said (at most 15 minutes), else a
+    /// back-off that doubles from 5 s to 5 minutes and starts again after progress.
+    fn next(&mut self, told: Option<Duration>, moved: bool) -> Duration {
+        if moved {
+            self.without_progress = Duration::ZERO;
+            self.unsaid = Duration::ZERO;
+        }
+        let wait = match told {
+            Some(t) => t.min(Duration::from_secs(900)),
+            None => {
+                self.unsaid = if self.unsaid.is_zero() {
+                    Self::FIRST
+                } else {
+                    (self.unsaid * 2).min(Self::MOST)
+                };
+                self.unsaid
+            }
+        };
+        self.times += 1;
+        self.waited += wait;
+        self.without_progress += wait;
+        wait
+    }
+
+    fn report_into(&self, r: &mut MailboxReport) {
+        r.throttled = self.times;
+        r.throttled_seconds = self.waited.as_secs_f64();
+    }
+}
+
 /// Why an attempt ends between batches when a connection's OAuth2 token is due: the next
 /// attempt logs in with a fresh one, before the server ends the session (Exchange Online
 /// closes it at expiry, `* BYE Session invalidated - AccessTokenExpired`).
@@ -358,6 +408,7 @@ pub fn failure_class(kind: ErrorKind) -> FailureClass {
         ErrorKind::Tls => FailureClass::Tls,
         ErrorKind::Auth => FailureClass::Authentication,
         ErrorKind::Refused | ErrorKind::Protocol => FailureClass::Protocol,
+        ErrorKind::Throttled => FailureClass::Connection,
     }
 }
 
@@ -412,6 +463,7 @@ pub async fn sync_mailbox(
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut reconnects = 0u32;
     let mut renewals = 0u32;
+    let mut throttle = Throttle::default();
     // Reconnects in a row that made no progress: those are what `max_reconnects` bounds. A
     // reconnect after progress is not a failure: a connection reset every few minutes must
     // not end a mailbox that moves between the resets.
@@ -442,6 +494,7 @@ pub async fn sync_mailbox(
                 report.folders = partial;
                 report.reconnects = reconnects;
                 report.token_renewals = renewals;
+                throttle.report_into(&mut report);
                 if let Source::Archive(a) = source {
                     report.skipped_files = a.skipped.iter().map(|s| s.why.clone()).collect();
                     report.warnings = a.warnings();
@@ -468,6 +521,47 @@ pub async fn sync_mailbox(
                 report.not_read_back = not_read_back(state, &report, opts).await;
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
+            }
+            Err(SyncError::Imap { side, error })
+                if error.kind == ErrorKind::Throttled && throttle.may_wait() =>
+            {
+                // Throttling slows, never fails: wait what the server said (or back off when
+                // it said nothing), then resume from the state.
+                let moved = earlier.finished.len() > finished_before.len()
+                    || partial
+                        .iter()
+                        .any(|f| !finished_before.contains(&f.source) && f.buckets.copied > 0);
+                earlier.keep(&partial);
+                progress.restart();
+                let wait = throttle.next(error.retry_after, moved);
+                let who = if side == SideName::Source {
+                    &src_label
+                } else {
+                    &tgt_label
+                };
+                tracing::warn!(
+                    "{side} {who}: {error}; resuming in {} s (throttled {} time(s))",
+                    wait.as_secs(),
+                    throttle.times
+                );
+                let host = if side == SideName::Source {
+                    match source {
+                        Source::Imap(s) | Source::Pop3(s) => s.endpoint.host.clone(),
+                        Source::Archive(_) => String::new(),
+                    }
+                } else {
+                    target.endpoint.host.clone()
+                };
+                let _pause = trasloco_imap::timeouts::pause(&host, Instant::now() + wait);
+                let until = Instant::now() + wait;
+                while Instant::now() < until && opts.stop.requested().is_none() {
+                    tokio::time::sleep(
+                        until
+                            .saturating_duration_since(Instant::now())
+                            .min(Duration::from_millis(250)),
+                    )
+                    .await;
+                }
             }
             Err(e) if e.is_renewal() => {
                 // Not a failure, and not a dropped connection: log in again at once.
@@ -524,6 +618,7 @@ pub async fn sync_mailbox(
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
                 report.token_renewals = renewals;
+                throttle.report_into(&mut report);
                 // What earlier attempts copied counts too (their folders were listed again).
                 earlier.carry(&mut partial);
                 report.folders = partial;

@@ -751,16 +751,30 @@ impl TokenEndpoint {
     }
 }
 
-/// A stand-in for Exchange Online's session rule in front of the real target (plain IMAP on
-/// 127.0.0.1; a test double, as no Exchange exists to test against): a session that logged in
-/// with a bearer token ends when the token expires, with Exchange's own words
-/// `* BYE Session invalidated - AccessTokenExpired`, at the client's next bytes. Each chunk the
-/// client sends is held back `delay` first, to make a run last a few token lifetimes.
+/// What the Exchange-behaviour proxy does besides passing bytes on.
+#[derive(Clone, Default)]
+pub struct Behaviour {
+    /// Each chunk the client sends is held back this long first.
+    pub delay: std::time::Duration,
+    /// Every Nth APPEND is answered `NO Request is throttled. Suggested Backoff Time: …`
+    /// instead of reaching the server (it becomes a NOOP there, so answers stay in order).
+    pub throttle_every: Option<u64>,
+    /// The backoff the throttling answer suggests.
+    pub backoff_ms: u64,
+}
+
+/// A stand-in for Exchange Online in front of the real target (plain IMAP on 127.0.0.1; a
+/// test double, as no Exchange exists to test against). A session that logged in with a
+/// bearer token ends when the token expires, with Exchange's own words `* BYE Session
+/// invalidated - AccessTokenExpired`, at the client's next command; with `throttle_every`,
+/// APPENDs are throttled with Exchange's sentence.
 pub struct ExchangeProxy {
     /// Where clients connect.
     pub port: u16,
     /// Sessions it ended because their token expired.
     pub byes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// APPENDs it throttled.
+    pub throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The `exp` of the bearer token in an AUTHENTICATE line with an initial response.
@@ -779,52 +793,141 @@ fn bearer_expiry(line: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// The length of the first whole command or response in `buf` (its lines and the literals
+/// they announce), if it is all there.
+fn unit_len(buf: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let cr = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        let line = &buf[at..cr];
+        at = cr + 2;
+        let literal = line
+            .strip_suffix(b"}")
+            .and_then(|l| l.iter().rposition(|&c| c == b'{').map(|i| &l[i + 1..]))
+            .map(|n| n.strip_suffix(b"+").unwrap_or(n))
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
+        match literal {
+            Some(n) => {
+                at += n;
+                if at > buf.len() {
+                    return None;
+                }
+            }
+            None => return Some(at),
+        }
+    }
+}
+
 impl ExchangeProxy {
     pub fn start(upstream: u16, delay: std::time::Duration) -> ExchangeProxy {
+        Self::start_with(
+            upstream,
+            Behaviour {
+                delay,
+                ..Behaviour::default()
+            },
+        )
+    }
+
+    pub fn start_with(upstream: u16, b: Behaviour) -> ExchangeProxy {
         use std::io::{Read, Write};
+        use std::sync::atomic::Ordering::SeqCst;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let byes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = byes.clone();
+        let throttled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let appends = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (bye_count, throttle_count) = (byes.clone(), throttled.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { return };
                 let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
+                // Tags whose server answer becomes the throttling answer.
+                let rewrite: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>> =
+                    Default::default();
                 let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let rw = rewrite.clone();
                 let to_client = std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut s2, &mut c2);
-                    let _ = c2.shutdown(std::net::Shutdown::Both);
-                });
-                let counter = counter.clone();
-                std::thread::spawn(move || {
-                    let mut expires: Option<u64> = None;
+                    let mut pending: Vec<u8> = Vec::new();
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
+                        let n = match s2.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(len) = unit_len(&pending) {
+                            let unit: Vec<u8> = pending.drain(..len).collect();
+                            let text = String::from_utf8_lossy(&unit).to_string();
+                            let tag = text.split(' ').next().unwrap_or("").to_string();
+                            let swap = rw.lock().unwrap().remove(&tag);
+                            let out = match swap {
+                                Some(answer) => answer.into_bytes(),
+                                None => unit,
+                            };
+                            if c2.write_all(&out).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                let (bye_count, throttle_count) = (bye_count.clone(), throttle_count.clone());
+                let appends = appends.clone();
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let mut expires: Option<u64> = None;
+                    let mut pending: Vec<u8> = Vec::new();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    'conn: loop {
                         let n = match client.read(&mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => n,
                         };
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_secs();
-                        if expires.is_some_and(|e| now >= e) {
-                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            let _ = client
-                                .write_all(b"* BYE Session invalidated - AccessTokenExpired\r\n");
-                            break;
-                        }
-                        let text = String::from_utf8_lossy(&buf[..n]);
-                        if expires.is_none()
-                            && let Some(line) = text.lines().find(|l| l.contains(" AUTHENTICATE "))
-                        {
-                            expires = bearer_expiry(line);
-                        }
-                        std::thread::sleep(delay);
-                        if server.write_all(&buf[..n]).is_err() {
-                            break;
+                        std::thread::sleep(b.delay);
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(len) = unit_len(&pending) {
+                            let mut unit: Vec<u8> = pending.drain(..len).collect();
+                            let now = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .unwrap()
+                                .as_secs();
+                            if expires.is_some_and(|e| now >= e) {
+                                bye_count.fetch_add(1, SeqCst);
+                                let _ = client.write_all(
+                                    b"* BYE Session invalidated - AccessTokenExpired\r\n",
+                                );
+                                break 'conn;
+                            }
+                            let head =
+                                String::from_utf8_lossy(&unit[..unit.len().min(300)]).to_string();
+                            let mut words = head.split(' ');
+                            let (tag, verb) = (
+                                words.next().unwrap_or("").to_string(),
+                                words.next().unwrap_or("").to_ascii_uppercase(),
+                            );
+                            if verb == "AUTHENTICATE" && expires.is_none() {
+                                expires = bearer_expiry(head.lines().next().unwrap_or(""));
+                            }
+                            if verb == "APPEND"
+                                && let Some(every) = b.throttle_every
+                                && (appends.fetch_add(1, SeqCst) + 1).is_multiple_of(every)
+                            {
+                                throttle_count.fetch_add(1, SeqCst);
+                                rewrite.lock().unwrap().insert(
+                                    tag.clone(),
+                                    format!(
+                                        "{tag} NO Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
+                                        b.backoff_ms
+                                    ),
+                                );
+                                unit = format!("{tag} NOOP\r\n").into_bytes();
+                            }
+                            if server.write_all(&unit).is_err() {
+                                break 'conn;
+                            }
                         }
                     }
                     let _ = server.shutdown(std::net::Shutdown::Both);
@@ -833,10 +936,18 @@ impl ExchangeProxy {
                 });
             }
         });
-        ExchangeProxy { port, byes }
+        ExchangeProxy {
+            port,
+            byes,
+            throttled,
+        }
     }
 
     pub fn byes(&self) -> u64 {
         self.byes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

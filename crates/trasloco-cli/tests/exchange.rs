@@ -1,0 +1,93 @@
+//! Exchange Online's behaviour in front of a real Dovecot target (the proxy in the test
+//! support is a test double: no Exchange exists to test against): throttled APPENDs slow the
+//! run down and never fail it.
+
+mod support;
+
+use support::*;
+
+fn write(pair: &Pair, name: &str, text: &str) -> String {
+    let p = pair.dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A campaign of alice through the proxy, passwords on both sides.
+fn through(pair: &Pair, proxy_port: u16, run: &str) -> String {
+    write(
+        pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    write(
+        pair,
+        "campaign.toml",
+        &format!(
+            r#"[source]
+host = "127.0.0.1"
+port = {sp}
+tls = "starttls"
+ca_file = "{ca}"
+
+[target]
+host = "127.0.0.1"
+port = {proxy_port}
+tls = "none"
+
+[accounts]
+file = "accounts.csv"
+
+[run]
+state = "state.sqlite"
+reports = "reports"
+{run}
+"#,
+            sp = pair.port("SOURCE_IMAP_PORT"),
+            ca = pair.ca().display(),
+        ),
+    )
+}
+
+/// Every fifteenth APPEND is answered with Exchange's throttling sentence and a backoff of
+/// 1.5 s: the run waits at least that each time, resumes from the state, completes with every
+/// message exactly once and exit 0, and the report says how often and how long it waited.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_appends_slow_the_run_and_never_fail_it() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(300, 400)).await;
+    seed(&mut src, "Lavoro", padded(60, 200)).await;
+    let proxy = ExchangeProxy::start_with(
+        pair.port("TARGET_IMAP_PORT"),
+        Behaviour {
+            throttle_every: Some(15),
+            backoff_ms: 1500,
+            ..Behaviour::default()
+        },
+    );
+    let c = through(&pair, proxy.port, "batch_messages = 10");
+    let started = std::time::Instant::now();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mut tgt = pair.client("target", "alice").await;
+    let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    for folder in ["INBOX", "Lavoro"] {
+        assert_eq!(a[folder], b[folder], "{folder}: every message exactly once");
+    }
+    let times = proxy.throttled();
+    assert!(times >= 2, "{times}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "in-sync", "{mb}");
+    assert_eq!(mb["throttled"].as_u64().unwrap(), times, "{mb}");
+    let waited = mb["throttled_seconds"].as_f64().unwrap();
+    assert!(waited >= 1.5 * times as f64, "waits what it was told: {mb}");
+    assert!(started.elapsed().as_secs_f64() >= 1.5 * times as f64);
+    assert_eq!(
+        mb["buckets"]["failed"],
+        serde_json::json!({}),
+        "nothing failed: {mb}"
+    );
+    assert_eq!(mb["buckets"]["copied"], 360, "{mb}");
+    assert!(t.contains(&format!("throttled {times} time(s)")), "{t}");
+}
