@@ -304,6 +304,15 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Log in to every mailbox on both sides and list its folders, nothing else: what would
+    /// stop a run, said per mailbox before it starts (cryptic server answers translated).
+    Check {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Mailboxes checked in parallel (default run.jobs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
     /// Compare source and target of every migrated mailbox: counts, content identities with
     /// multiplicity, sizes; with --full the SHA-256 of every message.
     Verify {
@@ -600,6 +609,7 @@ fn main() -> ExitCode {
                 include,
                 jobs,
             } => plan_campaign(&campaign, &include, jobs).await,
+            Command::Check { campaign, jobs } => check_campaign(&campaign, jobs).await,
             Command::Verify {
                 campaign,
                 full,
@@ -1213,6 +1223,86 @@ async fn plan_campaign(
         written.display()
     );
     Ok(exit::OK)
+}
+
+/// `trasloco check`: every mailbox's logins on both sides, and its folders listed.
+async fn check_campaign(path: &Path, jobs: Option<usize>) -> Result<i32, ConfigError> {
+    use futures_util::StreamExt;
+    let campaign = Campaign::load(path)?;
+    let entries = campaign_entries(&campaign)?;
+    let jobs = jobs.unwrap_or(campaign.file.run.jobs).max(1);
+    let (state, _scratch) = campaign_state(&campaign).await?;
+    let opts = trasloco_sync::Options {
+        renames: campaign.file.folders.rename.clone(),
+        ..Default::default()
+    };
+    let mut pending = Vec::new();
+    for e in &entries {
+        let (state, opts) = (&state, &opts);
+        pending.push(async move {
+            let label = format!("{} → {}", e.source, e.target);
+            if let Some((rule, why)) = &e.blocked {
+                return (
+                    label,
+                    Err(None),
+                    format!("not checked: blocked by the {rule} rule: {why}"),
+                );
+            }
+            let Some(job) = &e.job else {
+                return (label, Err(None), "not checked: no target address".into());
+            };
+            let checked = match (&job.source, &job.target) {
+                (Source::Imap(s), Target::Imap(t)) => trasloco_sync::folder_mappings(s, t, opts)
+                    .await
+                    .map(|m| format!("{} folder(s) on the source", m.len())),
+                (source @ Source::Pop3(_), Target::Imap(t)) => {
+                    match trasloco_sync::inventory_source(source, state, opts).await {
+                        Ok(inv) => trasloco_sync::target_quota(t)
+                            .await
+                            .map(|_| format!("{} folder(s) on the POP3 source", inv.folders.len())),
+                        Err(f) => Err(f),
+                    }
+                }
+                _ => Ok("nothing to log in to (a local archive)".into()),
+            };
+            match checked {
+                Ok(what) => (label, Ok(()), format!("ok: both logins work, {what}")),
+                Err((class, line)) => (label, Err(Some(class)), line),
+            }
+        });
+    }
+    let results: Vec<_> = futures_util::stream::iter(pending)
+        .buffered(jobs)
+        .collect()
+        .await;
+    let mut failures = Vec::new();
+    let mut ok = 0;
+    for (label, r, line) in &results {
+        match r {
+            Ok(()) => {
+                ok += 1;
+                println!("{label}: {line}");
+            }
+            Err(class) => {
+                failures.extend(*class);
+                println!(
+                    "{label}: {}{line}",
+                    if class.is_some() { "FAILED " } else { "" }
+                );
+            }
+        }
+    }
+    println!(
+        "\nChecked {} mailbox(es): {ok} reachable on both sides, {} failing{}.",
+        results.len(),
+        failures.len(),
+        if results.len() > ok + failures.len() {
+            format!(", {} not checked", results.len() - ok - failures.len())
+        } else {
+            String::new()
+        }
+    );
+    Ok(run::most_common_failure(failures).unwrap_or(exit::OK))
 }
 
 /// The campaign's state store for reading; an empty scratch one (kept alive by the returned

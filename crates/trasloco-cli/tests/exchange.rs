@@ -91,3 +91,63 @@ async fn throttled_appends_slow_the_run_and_never_fail_it() {
     assert_eq!(mb["buckets"]["copied"], 360, "{mb}");
     assert!(t.contains(&format!("throttled {times} time(s)")), "{t}");
 }
+
+/// `check` logs in to every mailbox on both sides and lists its folders, nothing else, and
+/// says what stands in the way: a wrong password with the usual hint, and Exchange's
+/// "authenticated but not connected" translated into the permission to grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_logs_in_everywhere_and_translates_what_exchange_says() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(5, 100)).await;
+    let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,not-bobs\n",
+    );
+    let campaign = std::fs::read_to_string(&c).unwrap().replace(
+        "tls = \"none\"",
+        &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
+    );
+    std::fs::write(&c, campaign).unwrap();
+    let out = pair.trasloco(&["check", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 12, "{t}");
+    assert!(
+        t.contains("alice@127.0.0.1 → alice@127.0.0.1: ok: both logins work"),
+        "{t}"
+    );
+    assert!(
+        t.contains("bob@127.0.0.1 → bob@127.0.0.1: FAILED target bob@127.0.0.1:")
+            && t.contains("check the target user name and password"),
+        "{t}"
+    );
+    assert!(
+        t.contains("Checked 2 mailbox(es): 1 reachable on both sides, 1 failing."),
+        "{t}"
+    );
+    assert_eq!(
+        count(&pair, "target", "alice", "INBOX").await,
+        0,
+        "nothing copied"
+    );
+
+    let proxy = ExchangeProxy::start_with(
+        pair.port("TARGET_IMAP_PORT"),
+        Behaviour {
+            not_connected: true,
+            ..Behaviour::default()
+        },
+    );
+    let c = through(&pair, proxy.port, "");
+    let out = pair.trasloco(&["check", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 13, "{t}");
+    assert!(
+        t.contains("User is authenticated but not connected")
+            && t.contains("Add-MailboxPermission")
+            && t.contains("Enterprise application's Object ID"),
+        "{t}"
+    );
+}

@@ -345,12 +345,17 @@ impl SyncError {
                 } else {
                     tgt_label
                 };
-                // An error that already says what to do needs no second hint.
+                // An error that already says what to do needs no second hint; one whose
+                // server words are known to mislead gets what they mean.
                 let text = error.to_string();
-                let advised = text.contains("--ca-file") || text.contains("; check ");
-                let line = match hint(error.kind, side) {
-                    h if h.is_empty() || advised => format!("{side} {who}: {error}"),
-                    h => format!("{side} {who}: {error}; {h}"),
+                let advised = text.contains("--ca-file")
+                    || text.contains("; check ")
+                    || text.contains("OAuth2 login")
+                    || text.contains("token endpoint");
+                let line = match (known_failure(&text), hint(error.kind, side)) {
+                    (Some(k), _) => format!("{side} {who}: {error}; {k}"),
+                    (None, h) if h.is_empty() || advised => format!("{side} {who}: {error}"),
+                    (None, h) => format!("{side} {who}: {error}; {h}"),
                 };
                 (failure_class(error.kind), line)
             }
@@ -409,6 +414,41 @@ pub fn failure_class(kind: ErrorKind) -> FailureClass {
         ErrorKind::Auth => FailureClass::Authentication,
         ErrorKind::Refused | ErrorKind::Protocol => FailureClass::Protocol,
         ErrorKind::Throttled => FailureClass::Connection,
+    }
+}
+
+/// What to do about failures whose server words do not say it (seen with Exchange Online,
+/// Zimbra and Google).
+pub fn known_failure(text: &str) -> Option<&'static str> {
+    let l = text.to_ascii_lowercase();
+    let has = |s: &str| l.contains(s);
+    if has("user is authenticated but not connected") {
+        Some(
+            "the login worked but the mailbox cannot be opened: for an Exchange Online app, grant its service principal FullAccess on this mailbox (Add-MailboxPermission) and check that New-ServicePrincipal was given the Enterprise application's Object ID, not the App registration's; with a password login the password may be wrong",
+        )
+    } else if has("does not have imap access")
+        || has("imap access disabled")
+        || has("imap is disabled")
+    {
+        Some(
+            "IMAP is switched off for this account: on Zimbra `zmprov ma ACCOUNT zimbraImapEnabled TRUE`, on Exchange Online `Set-CASMailbox ACCOUNT -ImapEnabled $true`",
+        )
+    } else if has("adminloginas") {
+        Some(
+            "the admin may not log in as this user: on Zimbra `zmprov grantRight domain DOMAIN usr ADMIN adminLoginAs` (or use a global admin)",
+        )
+    } else if has("unauthorized client or scope") || has("unauthorized_client") {
+        Some(
+            "Google: in the Admin console (Security, API controls, Domain-wide delegation) give the service account's client id the scope https://mail.google.com/",
+        )
+    } else if has("maximum size of appendable message") {
+        Some(
+            "raise the mailbox's limit: `Set-Mailbox ACCOUNT -MaxReceiveSize 150MB -MaxSendSize 150MB` (Exchange Online allows up to 150 MB)",
+        )
+    } else if has("folder name is reserved") {
+        Some("the target reserves this folder name: map it to another with [folders] rename")
+    } else {
+        None
     }
 }
 
@@ -1096,4 +1136,61 @@ async fn sync_once(
         futures_util::future::join_all(checkers.into_iter().map(Client::logout))
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cryptic_server_words_are_translated() {
+        let e = SyncError::Imap {
+            side: SideName::Target,
+            error: Error::new(
+                ErrorKind::Refused,
+                "LIST failed on outlook.office365.com: BAD User is authenticated but not connected.",
+            ),
+        };
+        let (_, line) = e.describe("a@old", "a@new");
+        assert!(
+            line.contains("Add-MailboxPermission") && line.contains("Object ID"),
+            "{line}"
+        );
+        let zimbra = known_failure("NO account does not have IMAP access enabled").unwrap();
+        assert!(zimbra.contains("zimbraImapEnabled"));
+        let admin = known_failure("NO permission denied: need right: adminLoginAs").unwrap();
+        assert!(admin.contains("grantRight"));
+        let google = known_failure("unauthorized_client: Unauthorized client or scope in request.");
+        assert!(google.unwrap().contains("mail.google.com"));
+        assert_eq!(
+            known_failure("NO [AUTHENTICATIONFAILED] Authentication failed."),
+            None
+        );
+    }
+
+    #[test]
+    fn throttling_waits_as_told_or_backs_off_and_gives_up_after_an_hour() {
+        let mut t = Throttle::default();
+        assert_eq!(
+            t.next(Some(Duration::from_millis(1500)), false),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(t.next(None, false), Duration::from_secs(5));
+        assert_eq!(t.next(None, false), Duration::from_secs(10));
+        assert_eq!(
+            t.next(None, true),
+            Duration::from_secs(5),
+            "progress starts again"
+        );
+        assert_eq!(
+            t.next(Some(Duration::from_secs(7200)), false),
+            Duration::from_secs(900)
+        );
+        assert_eq!(t.times, 5);
+        assert!(t.may_wait());
+        for _ in 0..4 {
+            t.next(Some(Duration::from_secs(900)), false);
+        }
+        assert!(!t.may_wait(), "an hour without progress");
+    }
 }

@@ -761,6 +761,9 @@ pub struct Behaviour {
     pub throttle_every: Option<u64>,
     /// The backoff the throttling answer suggests.
     pub backoff_ms: u64,
+    /// Every LIST is answered `BAD User is authenticated but not connected.`, as Exchange
+    /// Online answers an app without FullAccess on the mailbox.
+    pub not_connected: bool,
 }
 
 /// A stand-in for Exchange Online in front of the real target (plain IMAP on 127.0.0.1; a
@@ -921,6 +924,15 @@ impl ExchangeProxy {
                                     format!(
                                         "{tag} NO Request is throttled. Suggested Backoff Time: {} milliseconds\r\n",
                                         b.backoff_ms
+                                    ),
+                                );
+                                unit = format!("{tag} NOOP\r\n").into_bytes();
+                            }
+                            if verb == "LIST" && b.not_connected {
+                                rewrite.lock().unwrap().insert(
+                                    tag.clone(),
+                                    format!(
+                                        "{tag} BAD User is authenticated but not connected.\r\n"
                                     ),
                                 );
                                 unit = format!("{tag} NOOP\r\n").into_bytes();
