@@ -118,6 +118,10 @@ pub struct ServerSection {
     pub sieve_port: Option<u16>,
     /// OAuth2 logins (SASL OAUTHBEARER / XOAUTH2) instead of passwords.
     pub oauth2: Option<OAuth2Section>,
+    /// What is known of the service: `microsoft365`, `dovecot` or `generic` (the default).
+    pub provider: Option<String>,
+    /// The largest message the target takes, in MB (Microsoft 365: 35 unless raised).
+    pub max_message_mb: Option<u64>,
 }
 
 /// `[source.oauth2]` / `[target.oauth2]`: where bearer tokens come from.
@@ -512,6 +516,13 @@ impl Campaign {
                     side.cert_fingerprint
                         .digests()
                         .map_err(|e| format!("[{which}] cert_fingerprint: {e}"))?;
+                    if let Some(p) = &side.provider {
+                        crate::providers::Provider::parse(p)
+                            .map_err(|e| format!("[{which}] {e}"))?;
+                    }
+                    if side.max_message_mb == Some(0) {
+                        return Err(format!("[{which}] max_message_mb must be at least 1"));
+                    }
                 }
                 Ok(())
             })

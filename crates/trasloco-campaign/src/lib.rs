@@ -23,6 +23,7 @@ pub mod html;
 pub mod pec;
 pub mod phases;
 pub mod plan;
+pub mod providers;
 pub mod report;
 pub mod rules;
 pub mod run;

@@ -481,6 +481,17 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     sync.exclude_roles = campaign.file.folders.roles().unwrap_or_default();
     sync.defer = campaign.file.folders.defer.clone();
     sync.renames = campaign.file.folders.rename.clone();
+    let provider = |s: &crate::config::ServerSection| {
+        s.provider
+            .as_deref()
+            .and_then(|p| crate::providers::Provider::parse(p).ok())
+    };
+    crate::providers::apply(
+        provider(&campaign.file.source),
+        provider(&campaign.file.target),
+        campaign.file.target.max_message_mb,
+        &mut sync,
+    );
     Settings {
         jobs: r.jobs,
         sync,

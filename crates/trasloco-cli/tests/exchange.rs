@@ -151,3 +151,66 @@ async fn check_logs_in_everywhere_and_translates_what_exchange_says() {
         "{t}"
     );
 }
+
+/// `provider = "microsoft365"`: from an Exchange source the folders that hold no mail stay
+/// behind under their own rule; into an Exchange target a message over the limit fails before
+/// upload with how to raise it, `$MDNSent` is never set (reported as dropped), and the
+/// reserved `Files` folder gets another name.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_microsoft365_preset_on_both_sides() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let mdn = Msg {
+        flags: vec!["\\Seen", "$MDNSent"],
+        ..msg(simple(1, "INBOX"))
+    };
+    seed(&mut src, "INBOX", vec![mdn, msg(simple(2, "INBOX"))]).await;
+    seed(&mut src, "INBOX", padded(1, 1_500_000)).await;
+    for folder in ["Calendar", "Contatti", "Posta in uscita"] {
+        seed(&mut src, folder, vec![msg(simple(3, folder))]).await;
+    }
+    seed(&mut src, "Files", vec![msg(simple(4, "Files"))]).await;
+    let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
+    let text_of = std::fs::read_to_string(&c).unwrap();
+    let text_of = text_of
+        .replacen(
+            "ca_file = \"",
+            "provider = \"microsoft365\"\nca_file = \"",
+            1,
+        )
+        .replace(
+            "tls = \"none\"",
+            &format!(
+                "tls = \"starttls\"\nca_file = \"{}\"\nprovider = \"microsoft365\"\nmax_message_mb = 1",
+                pair.ca().display()
+            ),
+        );
+    std::fs::write(&c, text_of).unwrap();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "the large message failed: {t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["skipped"]["folder-not-mail"], 3, "{mb}");
+    assert_eq!(
+        mb["buckets"]["failed"]["over the target's size limit"], 1,
+        "{mb}"
+    );
+    assert!(t.contains("MaxReceiveSize"), "{t}");
+    let dropped: u64 = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["dropped_keywords"]["$MDNSent"].as_u64())
+        .sum();
+    assert_eq!(dropped, 1, "{mb}");
+    let mut tgt = pair.client("target", "alice").await;
+    let snap = snapshot(&mut tgt).await;
+    assert_eq!(snap["INBOX"].len(), 2);
+    assert!(
+        snap["INBOX"]
+            .iter()
+            .all(|(_, flags, _)| !flags.contains(&"$MDNSent".to_string()))
+    );
+    assert_eq!(snap["Files (migrated)"].len(), 1, "{:?}", snap.keys());
+    assert!(!snap.contains_key("Calendar") && !snap.contains_key("Contatti"));
+}

@@ -1018,3 +1018,35 @@ async fn a_failure_after_every_message_was_copied_says_so() {
     );
     assert!(text(&out).contains("incomplete"), "{}", text(&out));
 }
+
+/// A target that says how large a message it takes (APPENDLIMIT, RFC 7889): a larger message
+/// fails with that reason before any of it is uploaded; the others are copied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_over_the_targets_appendlimit_is_refused_before_upload() {
+    let caps = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE NAMESPACE UIDPLUS CHILDREN LIST-EXTENDED SPECIAL-USE QUOTA LITERAL+ MULTIAPPEND APPENDLIMIT=100000";
+    let pair = Pair::start_with(&[("TARGET_IMAP_CAPABILITY", caps)]);
+    let mut tgt = pair.client("target", "carol").await;
+    assert_eq!(tgt.append_limit(), Some(100_000), "test setup");
+    let mut src = pair.client("source", "carol").await;
+    let mut msgs: Vec<Msg> = (0..5).map(|i| msg(simple(i, "INBOX"))).collect();
+    msgs.extend(padded(1, 150_000));
+    seed(&mut src, "INBOX", msgs).await;
+    let out = pair.migrate("carol", &[]);
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 5, "{mb}");
+    assert_eq!(
+        mb["buckets"]["failed"]["over the target's size limit"], 1,
+        "{mb}"
+    );
+    assert!(
+        t.contains("over the 0.1 MB the target takes per message"),
+        "{t}"
+    );
+    assert_eq!(snapshot(&mut tgt).await["INBOX"].len(), 5);
+    assert!(
+        mb["bytes_copied"].as_u64().unwrap() < 100_000,
+        "nothing of it was uploaded: {mb}"
+    );
+}

@@ -152,6 +152,9 @@ pub struct Permanent {
     pub listed: FlagSet,
     /// `\*`: any new keyword may be created.
     pub any_keyword: bool,
+    /// Flags never set on this target whatever it accepts (a provider's, such as Exchange's
+    /// `$MDNSent`, which Outlook shows as a category on every message).
+    pub never: FlagSet,
 }
 
 impl Permanent {
@@ -162,6 +165,7 @@ impl Permanent {
             None => Permanent {
                 listed: SYSTEM_FLAGS.iter().collect(),
                 any_keyword: false,
+                never: FlagSet::new(),
             },
             Some(list) => {
                 let mut listed = FlagSet::new();
@@ -176,6 +180,7 @@ impl Permanent {
                 Permanent {
                     listed,
                     any_keyword,
+                    never: FlagSet::new(),
                 }
             }
         }
@@ -187,12 +192,14 @@ impl Permanent {
         Permanent {
             listed: SYSTEM_FLAGS.iter().collect(),
             any_keyword: true,
+            never: FlagSet::new(),
         }
     }
 
     /// Whether the target keeps this flag.
     pub fn accepts(&self, flag: &str) -> bool {
-        self.listed.contains(flag) || (self.any_keyword && is_keyword(flag))
+        !self.never.contains(flag)
+            && (self.listed.contains(flag) || (self.any_keyword && is_keyword(flag)))
     }
 
     /// Split flags into (kept, dropped).

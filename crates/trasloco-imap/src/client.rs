@@ -592,6 +592,16 @@ impl Client {
         }
     }
 
+    /// The largest message the server takes, when it says (`APPENDLIMIT=N`, RFC 7889).
+    pub fn append_limit(&self) -> Option<u64> {
+        self.caps.iter().find_map(|c| {
+            let (k, v) = c.split_once('=')?;
+            k.eq_ignore_ascii_case("APPENDLIMIT")
+                .then(|| v.parse().ok())
+                .flatten()
+        })
+    }
+
     /// Whether this session logged in with an OAuth2 token that is due for renewal: the
     /// caller reconnects (between batches) before the server ends the session at expiry.
     pub fn token_due(&self) -> bool {

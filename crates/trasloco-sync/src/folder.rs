@@ -285,7 +285,7 @@ pub(crate) async fn sync_folder(
     };
     // A dry run opens the target read-only, and a read-only folder offers no permanent flags
     // (Dovecot answers EXAMINE with `PERMANENTFLAGS ()`): it assumes the target takes them all.
-    let permanent = match &tsel {
+    let mut permanent = match &tsel {
         Some(_) if opts.dry_run => Permanent::anything(),
         Some(t) => Permanent::from_list(
             t.permanent_flags
@@ -294,6 +294,9 @@ pub(crate) async fn sync_folder(
         ),
         None => Permanent::anything(),
     };
+    for f in &opts.never_flags {
+        permanent.never.insert(f);
+    }
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.
     let folder_id = match (recorded, &tsel) {
@@ -830,6 +833,31 @@ impl Window<'_> {
             }
         } else {
             report.flags_updated += store.len() as u64;
+        }
+
+        // A message over the size the target says it takes (APPENDLIMIT, RFC 7889) is
+        // refused here with the reason, not uploaded whole only to be refused.
+        let mut to_copy = to_copy;
+        if let Some(limit) = ctx.opts.size_limit.or(tgts[0].append_limit()) {
+            to_copy.retain(|u| {
+                let size = listed[u].size;
+                if size <= limit {
+                    return true;
+                }
+                fail(
+                    report,
+                    *u,
+                    size,
+                    "over the target's size limit".into(),
+                    format!(
+                        "{:.1} MB, over the {:.1} MB the target takes per message{}",
+                        size as f64 / 1e6,
+                        limit as f64 / 1e6,
+                        ctx.opts.size_limit_hint.as_deref().unwrap_or("")
+                    ),
+                );
+                false
+            });
         }
 
         // Copy.

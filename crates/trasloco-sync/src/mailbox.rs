@@ -84,6 +84,16 @@ pub struct Options {
     pub evict: Option<std::sync::Arc<Evict>>,
     /// How many times a dropped connection is re-established before the mailbox is given up.
     pub max_reconnects: u32,
+    /// The largest message the target takes, when known otherwise than by its APPENDLIMIT
+    /// (a provider's documented limit); a larger one fails before it is uploaded.
+    pub size_limit: Option<u64>,
+    /// What the size-limit failure adds (how to raise it).
+    pub size_limit_hint: Option<String>,
+    /// Flags never set on the target (reported as dropped, per flag).
+    pub never_flags: Vec<String>,
+    /// Source folders that hold no mail (a provider's calendars, contacts, tasks): left out
+    /// under the rule `folder-not-mail`, children included.
+    pub not_mail: Vec<String>,
     /// First back-off delay after a drop; doubles each time.
     pub backoff: Duration,
     /// Message bytes in memory at once, shared by every mailbox that clones these options.
@@ -121,6 +131,10 @@ impl Default for Options {
             pec: None,
             evict: None,
             max_reconnects: 5,
+            size_limit: None,
+            size_limit_hint: None,
+            never_flags: Vec::new(),
+            not_mail: Vec::new(),
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
             append_connections: 1,
@@ -200,6 +214,8 @@ impl Options {
             || role_of(name, role).is_some_and(|r| self.exclude_roles.contains(&r))
         {
             Some("folder-excluded")
+        } else if glob(&self.not_mail) {
+            Some("folder-not-mail")
         } else if glob(&self.defer) {
             Some("folder-deferred")
         } else {

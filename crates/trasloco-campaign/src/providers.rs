@@ -1,0 +1,133 @@
+//! What is known of a provider's IMAP service, applied when a campaign names it
+//! (`provider = "microsoft365"` under `[source]` or `[target]`).
+//!
+//! Microsoft 365 (Exchange Online):
+//! - as a source, its folders that hold no mail (calendars, contacts, tasks, notes, journal,
+//!   outbox, conversation history, sync issues; English and Italian names) are left out under
+//!   the rule `folder-not-mail`;
+//! - as a target, a message over its per-message limit (35 MB unless the admin raised it,
+//!   `max_message_mb`) fails before upload with how to raise it; `$MDNSent` is never set
+//!   (Outlook shows it as a category on every message); the reserved folder name `Files` is
+//!   renamed `Files (migrated)`.
+
+use trasloco_sync::Options;
+
+/// A provider a campaign can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Exchange Online.
+    Microsoft365,
+    /// Dovecot: nothing beyond the standard.
+    Dovecot,
+    /// Anything else: only what the server says of itself.
+    Generic,
+}
+
+impl Provider {
+    /// From the campaign's value.
+    pub fn parse(s: &str) -> Result<Provider, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "microsoft365" | "office365" | "exchange-online" => Ok(Provider::Microsoft365),
+            "dovecot" => Ok(Provider::Dovecot),
+            "generic" => Ok(Provider::Generic),
+            "gmail" | "zimbra" => Err(format!(
+                "provider {s:?} has no preset yet; leave provider out (the server's own capabilities apply)"
+            )),
+            _ => Err(format!(
+                "provider {s:?} is not one of microsoft365, dovecot, generic"
+            )),
+        }
+    }
+}
+
+/// Exchange Online's folders that hold no mail, English and Italian.
+const EXCHANGE_NOT_MAIL: &[&str] = &[
+    "Calendar",
+    "Contacts",
+    "Tasks",
+    "Notes",
+    "Journal",
+    "Outbox",
+    "Conversation History",
+    "Sync Issues",
+    "Calendario",
+    "Contatti",
+    "Attività",
+    "Note",
+    "Diario",
+    "Posta in uscita",
+    "Cronologia conversazioni",
+    "Problemi di sincronizzazione",
+];
+
+/// Exchange Online's default per-message limit, in MB.
+pub const EXCHANGE_DEFAULT_MB: u64 = 35;
+
+/// Apply the source's and the target's presets to a run's options.
+pub fn apply(
+    source: Option<Provider>,
+    target: Option<Provider>,
+    max_message_mb: Option<u64>,
+    sync: &mut Options,
+) {
+    if source == Some(Provider::Microsoft365) {
+        sync.not_mail
+            .extend(EXCHANGE_NOT_MAIL.iter().map(|s| s.to_string()));
+    }
+    if target == Some(Provider::Microsoft365) {
+        let mb = max_message_mb.unwrap_or(EXCHANGE_DEFAULT_MB);
+        sync.size_limit = Some(mb * 1024 * 1024);
+        sync.size_limit_hint = Some(if mb < 150 {
+            "; an admin can raise Exchange Online's limit up to 150 MB (`Set-Mailbox ACCOUNT -MaxReceiveSize 150MB -MaxSendSize 150MB`), then set [target] max_message_mb = 150".into()
+        } else {
+            String::new()
+        });
+        sync.never_flags.push("$MDNSent".into());
+        sync.renames
+            .entry("Files".into())
+            .or_insert_with(|| "Files (migrated)".into());
+    } else if let Some(mb) = max_message_mb {
+        sync.size_limit = Some(mb * 1024 * 1024);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_presets() {
+        assert_eq!(Provider::parse("Microsoft365"), Ok(Provider::Microsoft365));
+        assert!(
+            Provider::parse("gmail")
+                .unwrap_err()
+                .contains("no preset yet")
+        );
+        assert!(Provider::parse("exchnage").is_err());
+        let mut o = Options::default();
+        apply(
+            Some(Provider::Microsoft365),
+            Some(Provider::Microsoft365),
+            None,
+            &mut o,
+        );
+        assert!(o.not_mail.contains(&"Calendario".to_string()));
+        assert_eq!(o.size_limit, Some(35 * 1024 * 1024));
+        assert!(
+            o.size_limit_hint
+                .as_deref()
+                .unwrap()
+                .contains("MaxReceiveSize")
+        );
+        assert_eq!(o.never_flags, ["$MDNSent"]);
+        assert_eq!(o.renames["Files"], "Files (migrated)");
+        let mut o = Options::default();
+        o.renames.insert("Files".into(), "Documenti".into());
+        apply(None, Some(Provider::Microsoft365), Some(150), &mut o);
+        assert_eq!(
+            o.renames["Files"], "Documenti",
+            "the campaign's own rename wins"
+        );
+        assert_eq!(o.size_limit_hint.as_deref(), Some(""));
+    }
+}
