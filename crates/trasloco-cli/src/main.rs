@@ -431,6 +431,19 @@ struct MigrateArgs {
     /// Log in to the target as this master user on behalf of the user (admin mode).
     #[arg(long)]
     to_master: Option<String>,
+    /// OAuth2 for the source: a command that prints a token (or a JSON token response) for
+    /// the account given on its standard input; the login is SASL OAUTHBEARER or XOAUTH2.
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["from_master", "from_password_file", "from_token_file"])]
+    from_token_command: Option<String>,
+    /// OAuth2 for the target: a command, as --from-token-command.
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["to_master", "to_password_file", "to_token_file"])]
+    to_token_command: Option<String>,
+    /// OAuth2 for the source: a file holding the token, re-read at every login.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from_master", "from_password_file"])]
+    from_token_file: Option<PathBuf>,
+    /// OAuth2 for the target: a file holding the token, re-read at every login.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["to_master", "to_password_file"])]
+    to_token_file: Option<PathBuf>,
     /// How master users log in: SASL PLAIN with authorization identity, or Dovecot's user*master.
     #[arg(long, value_enum, default_value = "sasl")]
     master_login: MasterLogin,
@@ -834,11 +847,25 @@ struct Login<'a> {
     ca_file: &'a Option<PathBuf>,
     pins: &'a [String],
     insecure: bool,
+    /// OAuth2 tokens instead of a password.
+    oauth: Option<trasloco_imap::oauth::Flow>,
 }
 
 fn side(args: &MigrateArgs, which: &str) -> Result<(Proto, Side), ConfigError> {
+    use trasloco_imap::oauth::Flow;
     let source = which == "source";
+    let (command, file) = if source {
+        (&args.from_token_command, &args.from_token_file)
+    } else {
+        (&args.to_token_command, &args.to_token_file)
+    };
+    let oauth = match (command, file) {
+        (Some(c), _) => Some(Flow::Command(c.clone())),
+        (None, Some(f)) => Some(Flow::File(f.clone())),
+        (None, None) => None,
+    };
     login_side(&Login {
+        oauth,
         which,
         flag: if source { "from" } else { "to" },
         url: if source { &args.from } else { &args.to },
@@ -891,6 +918,24 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
         Some(m) => format!("master user {m} (for {user}@{host})"),
         None => format!("{user}@{host}"),
     };
+    if let Some(flow) = &l.oauth {
+        let (port, security) = (port, security);
+        return Ok((
+            proto,
+            Side {
+                endpoint: Endpoint {
+                    host,
+                    port,
+                    security,
+                },
+                tls: side_tls(l, flag)?,
+                credentials: Credentials::oauth(
+                    user,
+                    std::sync::Arc::new(trasloco_imap::oauth::Tokens::new(flow.clone())),
+                ),
+            },
+        ));
+    }
     let secret = password(which, &who, file)?;
     let master = master.as_ref().map(|m| Master {
         user: m.clone(),
@@ -907,18 +952,7 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
                 port,
                 security,
             },
-            tls: TlsOptions {
-                ca_file: l.ca_file.clone(),
-                insecure: l.insecure,
-                pins: l
-                    .pins
-                    .iter()
-                    .map(|p| {
-                        trasloco_imap::parse_fingerprint(p)
-                            .map_err(|e| ConfigError(format!("--{flag}-cert-fingerprint: {e}")))
-                    })
-                    .collect::<Result<_, _>>()?,
-            },
+            tls: side_tls(l, flag)?,
             credentials: Credentials {
                 user,
                 password: secret,
@@ -927,6 +961,21 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
             },
         },
     ))
+}
+
+fn side_tls(l: &Login<'_>, flag: &str) -> Result<TlsOptions, ConfigError> {
+    Ok(TlsOptions {
+        ca_file: l.ca_file.clone(),
+        insecure: l.insecure,
+        pins: l
+            .pins
+            .iter()
+            .map(|p| {
+                trasloco_imap::parse_fingerprint(p)
+                    .map_err(|e| ConfigError(format!("--{flag}-cert-fingerprint: {e}")))
+            })
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 fn is_server_url(s: &str) -> bool {
@@ -1400,6 +1449,7 @@ async fn pec_report(args: PecArgs) -> Result<i32, ConfigError> {
             ca_file: &args.ca_file,
             pins: &args.from_cert_fingerprint,
             insecure: args.insecure,
+            oauth: None,
         })?;
         vec![match proto {
             Proto::Imap => Source::Imap(side),
@@ -1497,6 +1547,7 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
             ca_file: &args.ca_file,
             pins: &args.to_cert_fingerprint,
             insecure: args.insecure,
+            oauth: None,
         })?;
         sides.push(side);
     } else if let Some(c) = &args.campaign {

@@ -241,3 +241,131 @@ batch_messages = 5
     assert_eq!(proxy.byes(), 0, "no session outlived its token: {t}");
     assert!(t.contains("logins with a renewed OAuth2 token"), "{t}");
 }
+
+/// `migrate` takes OAuth2 too (`--to-token-file`, `--from-token-command`), and so do the
+/// target's POP3 and ManageSieve: the same bearer logins open them.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_pop3_and_managesieve_log_in_with_tokens() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
+    let mut src = pair.client("source", "carol").await;
+    seed(&mut src, "INBOX", padded(4, 100)).await;
+    write(
+        &pair,
+        "carol.token",
+        &app_token(&pair, "mail.migrate", 3600),
+    );
+    std::fs::write(pair.dir.path().join("carol.pw"), "carol-pw\n").unwrap();
+    let tp = pair.port("TARGET_IMAP_PORT");
+    let out = pair.trasloco(
+        &[
+            "--no-progress",
+            "migrate",
+            "--from",
+            &format!("imap://carol@127.0.0.1:{}", pair.port("SOURCE_IMAP_PORT")),
+            "--to",
+            &format!("imap://carol@127.0.0.1:{tp}"),
+            "--from-password-file",
+            "carol.pw",
+            "--to-token-file",
+            "carol.token",
+            "--ca-file",
+            &pair.ca().display().to_string(),
+            "--state",
+            "carol.sqlite",
+        ],
+        "",
+        "",
+    );
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mut tgt = pair.client("target", "carol").await;
+    assert_eq!(
+        snapshot(&mut src).await["INBOX"],
+        snapshot(&mut tgt).await["INBOX"]
+    );
+
+    // The target's POP3 as a source, its token from a command that is told the account.
+    let token = pair.dir.path().join("carol.token").display().to_string();
+    let out = pair.trasloco(
+        &[
+            "--no-progress",
+            "migrate",
+            "--from",
+            &format!("pop3://carol@127.0.0.1:{}", pair.port("TARGET_POP3_PORT")),
+            "--to",
+            &format!("imap://carol@127.0.0.1:{}", pair.port("SOURCE_IMAP_PORT")),
+            "--from-token-command",
+            &format!("read account; test \"$account\" = carol && cat {token}"),
+            "--to-password-file",
+            "carol.pw",
+            "--ca-file",
+            &pair.ca().display().to_string(),
+            "--state",
+            "pop3.sqlite",
+            "--dry-run",
+        ],
+        "",
+        "",
+    );
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(t.contains("4 messages"), "{t}");
+
+    // ManageSieve on the target: filters migrate with [target.oauth2].
+    write(
+        &pair,
+        "accounts.csv",
+        "source_user,source_password,target_user\ncarol,carol-pw,carol\n",
+    );
+    let c = write(
+        &pair,
+        "campaign.toml",
+        &format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{ca}\"\nsieve_port = {}\n\n[target]\nhost = \"127.0.0.1\"\nport = {tp}\ntls = \"starttls\"\nca_file = \"{ca}\"\nsieve_port = {}\n\n[target.oauth2]\nflow = \"token-file\"\ntoken_file = \"carol.token\"\n\n[accounts]\nfile = \"accounts.csv\"\n",
+            pair.port("SOURCE_IMAP_PORT"),
+            pair.port("SOURCE_SIEVE_PORT"),
+            pair.port("TARGET_SIEVE_PORT"),
+            ca = pair.ca().display(),
+        ),
+    );
+    let mut s = trasloco_sieve::ManageSieve::connect(
+        &trasloco_imap::Endpoint {
+            host: "127.0.0.1".into(),
+            port: pair.port("SOURCE_SIEVE_PORT"),
+            security: trasloco_imap::Security::StartTls,
+        },
+        &trasloco_imap::TlsOptions {
+            ca_file: Some(pair.ca()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.login(&trasloco_imap::Credentials::new("carol", "carol-pw".into()))
+        .await
+        .unwrap();
+    s.put(
+        "regole",
+        "require [\"fileinto\"];\nif header :contains \"subject\" \"x\" { fileinto \"INBOX\"; }\n",
+    )
+    .await
+    .unwrap();
+    s.set_active(Some("regole")).await.unwrap();
+    s.logout().await;
+    let out = pair.trasloco(&["filters", "migrate", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("1 script(s) copied") && t.contains("\"regole\" active"),
+        "{t}"
+    );
+    let log = std::fs::read_to_string(pair.dir.path().join("target/log/dovecot.log")).unwrap();
+    assert!(
+        log.contains("managesieve-login: Info: Login: user=<carol>, method=OAUTHBEARER"),
+        "sieve login"
+    );
+    assert!(
+        log.contains("pop3-login: Info: Login: user=<carol>, method=OAUTHBEARER"),
+        "pop3 login"
+    );
+}

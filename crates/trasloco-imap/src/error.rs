@@ -19,7 +19,7 @@ pub enum ErrorKind {
     /// The server sent something we cannot work with.
     Protocol,
     /// The server asked the client to slow down (Exchange's "Request is throttled",
-    /// `[THROTTLED]`, `[LIMIT]`, `[UNAVAILABLE]`, Gmail's bandwidth limit): wait and go on.
+    /// `[THROTTLED]`, `[UNAVAILABLE]`, Gmail's bandwidth limit): wait and go on.
     Throttled,
 }
 
@@ -63,8 +63,9 @@ impl Error {
 /// Whether a server's answer asks the client to slow down, and for how long when it says:
 /// Exchange Online's `Request is throttled. Suggested Backoff Time: N milliseconds` (on NO or
 /// BAD, up to about five minutes), its `Connection closed. 14` after throttling, the
-/// `[THROTTLED]`, `[LIMIT]` and `[UNAVAILABLE]` response codes, Gmail's "exceeded command or
-/// bandwidth limits". `Some(None)`: throttled, for an unsaid time.
+/// `[THROTTLED]` and `[UNAVAILABLE]` response codes, Gmail's "exceeded command or bandwidth
+/// limits". Not `[LIMIT]` (RFC 5530): servers use it for a message over a size limit, which
+/// waiting cannot change. `Some(None)`: throttled, for an unsaid time.
 pub fn throttling(text: &str) -> Option<Option<std::time::Duration>> {
     let lower = text.to_ascii_lowercase();
     if let Some(i) = lower.find("suggested backoff time:") {
@@ -78,7 +79,6 @@ pub fn throttling(text: &str) -> Option<Option<std::time::Duration>> {
     }
     let said = lower.contains("request is throttled")
         || lower.contains("[throttled]")
-        || lower.contains("[limit]")
         || lower.contains("[unavailable]")
         || lower.contains("exceeded command or bandwidth limits")
         || lower.trim_end().ends_with("connection closed. 14");
@@ -106,6 +106,11 @@ mod tests {
         );
         assert_eq!(throttling("[THROTTLED] slow down"), Some(None));
         assert_eq!(throttling("[UNAVAILABLE] try later"), Some(None));
+        assert_eq!(
+            throttling("[LIMIT] Mail size is larger than the maximum size allowed"),
+            None,
+            "a size limit is not throttling"
+        );
         assert_eq!(throttling("Connection closed. 14"), Some(None));
         assert_eq!(
             throttling("Account exceeded command or bandwidth limits. (Failure)"),

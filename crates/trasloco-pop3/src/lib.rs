@@ -96,11 +96,63 @@ impl Pop3 {
     }
 
     fn sasl_plain(&self) -> bool {
+        self.sasl("PLAIN")
+    }
+
+    /// Whether CAPA lists this SASL mechanism.
+    fn sasl(&self, mechanism: &str) -> bool {
         self.caps.iter().any(|c| {
             let mut w = c.split_whitespace();
             w.next().is_some_and(|x| x.eq_ignore_ascii_case("SASL"))
-                && w.any(|m| m.eq_ignore_ascii_case("PLAIN"))
+                && w.any(|m| m.eq_ignore_ascii_case(mechanism))
         })
+    }
+
+    /// SASL OAUTHBEARER, else XOAUTH2 (RFC 5034 `AUTH` with an initial response).
+    async fn login_bearer(
+        &mut self,
+        user: &str,
+        tokens: &trasloco_imap::oauth::Tokens,
+    ) -> Result<(), Error> {
+        let mech = if self.sasl("OAUTHBEARER") {
+            "OAUTHBEARER"
+        } else if self.sasl("XOAUTH2") {
+            "XOAUTH2"
+        } else {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} offers neither SASL OAUTHBEARER nor XOAUTH2: it takes no OAuth2 login",
+                    self.host
+                ),
+            ));
+        };
+        let token = tokens.token(user).await?;
+        let ir = trasloco_imap::oauth::initial_response(mech, user, token.secret.expose_secret());
+        self.send(&format!("AUTH {mech} {ir}")).await?;
+        self.flush().await?;
+        let mut r = self.line().await?;
+        let mut reason = None;
+        if r.starts_with('+') && !r.starts_with("+OK") {
+            // A failure challenge: answered with a dummy response, then the -ERR.
+            reason = trasloco_imap::oauth::failure_reason(r.trim_start_matches('+'));
+            self.send(if mech == "OAUTHBEARER" { "AQ==" } else { "" })
+                .await?;
+            self.flush().await?;
+            r = self.line().await?;
+        }
+        if !r.starts_with("+OK") {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "OAuth2 login ({mech}, {}) as {user} refused by {}: {}",
+                    tokens.describe(),
+                    self.host,
+                    reason.unwrap_or_else(|| r.trim_end().to_string())
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn capa(&mut self) -> Result<(), Error> {
@@ -123,6 +175,9 @@ impl Pop3 {
     /// Log in: SASL PLAIN when offered (with an authorization identity for a master user),
     /// else USER/PASS (Dovecot's `user*master` form when the master style says so).
     pub async fn login(&mut self, creds: &Credentials) -> Result<(), Error> {
+        if let Some(tokens) = &creds.oauth {
+            return self.login_bearer(&creds.user, tokens).await;
+        }
         let password = creds.password.expose_secret();
         let who = match &creds.master {
             Some(m) => format!("{} (master user {})", creds.user, m.user),

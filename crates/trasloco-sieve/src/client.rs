@@ -125,6 +125,9 @@ impl ManageSieve {
     /// Log in with SASL PLAIN (a master user logs in on behalf of the user with an
     /// authorization identity; Dovecot's `user*master` form is sent as the user name).
     pub async fn login(&mut self, creds: &Credentials) -> Result<(), Error> {
+        if let Some(tokens) = &creds.oauth {
+            return self.login_bearer(&creds.user, tokens).await;
+        }
         let password = creds.password.expose_secret();
         let (authz, authc) = match &creds.master {
             Some(m) => match m.style {
@@ -155,6 +158,69 @@ impl ManageSieve {
         }
         // RFC 5804 §2.1: after a successful AUTHENTICATE the server may send capabilities
         // again only on request; nothing more to read here.
+        Ok(())
+    }
+
+    /// SASL OAUTHBEARER, else XOAUTH2, with a token from `tokens` (where the server offers
+    /// either in its SASL capability).
+    async fn login_bearer(
+        &mut self,
+        user: &str,
+        tokens: &trasloco_imap::oauth::Tokens,
+    ) -> Result<(), Error> {
+        let offered = |m: &str| {
+            self.caps.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("SASL")
+                    && v.split_whitespace().any(|x| x.eq_ignore_ascii_case(m))
+            })
+        };
+        let mech = if offered("OAUTHBEARER") {
+            "OAUTHBEARER"
+        } else if offered("XOAUTH2") {
+            "XOAUTH2"
+        } else {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} offers neither SASL OAUTHBEARER nor XOAUTH2 over ManageSieve: it takes no OAuth2 login",
+                    self.host
+                ),
+            ));
+        };
+        let token = tokens.token(user).await?;
+        let ir = trasloco_imap::oauth::initial_response(mech, user, token.secret.expose_secret());
+        self.send(format!("AUTHENTICATE \"{mech}\" \"{ir}\"\r\n").as_bytes())
+            .await?;
+        let first = self.line().await?;
+        let mut reason = None;
+        let done = if first.starts_with('"') || first.starts_with('{') {
+            // A failure challenge; answered with a dummy response, then the NO.
+            reason = trasloco_imap::oauth::failure_reason(first.trim_matches('"'));
+            let dummy = if mech == "OAUTHBEARER" {
+                "\"AQ==\""
+            } else {
+                "\"\""
+            };
+            self.send(format!("{dummy}\r\n").as_bytes()).await?;
+            self.done(&mut Vec::new()).await?
+        } else {
+            let upper = first.to_ascii_uppercase();
+            Done {
+                ok: upper == "OK" || upper.starts_with("OK "),
+                text: first.clone(),
+            }
+        };
+        if !done.ok {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "OAuth2 ManageSieve login ({mech}, {}) as {user} refused by {}: {}",
+                    tokens.describe(),
+                    self.host,
+                    reason.unwrap_or(done.text)
+                ),
+            ));
+        }
         Ok(())
     }
 
