@@ -128,7 +128,8 @@ pub struct ServerSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2Section {
-    /// `client-credentials`, `microsoft-app`, `command` or `token-file`.
+    /// `microsoft-app`, `google-service-account`, `client-credentials`, `command` or
+    /// `token-file`.
     pub flow: String,
     /// client-credentials: the token endpoint.
     pub token_url: Option<String>,
@@ -147,6 +148,12 @@ pub struct OAuth2Section {
     pub token_command: Option<String>,
     /// token-file: a file holding the token (one mailbox), re-read at every login.
     pub token_file: Option<PathBuf>,
+    /// google-service-account: the service account's JSON key file.
+    pub service_account_file: Option<PathBuf>,
+    /// microsoft-app: the application's certificate (PEM), instead of a client secret.
+    pub certificate_file: Option<PathBuf>,
+    /// microsoft-app: the certificate's private key (PEM, unencrypted RSA).
+    pub certificate_key_file: Option<PathBuf>,
 }
 
 /// `[accounts]`.
@@ -725,16 +732,94 @@ impl Campaign {
             },
             "microsoft-app" => {
                 let tenant = need(&o.tenant, "tenant (the directory id or its domain)")?;
-                Flow::ClientCredentials {
-                    url: o.token_url.clone().unwrap_or_else(|| {
-                        format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
-                    }),
-                    client_id: need(&o.client_id, "client_id")?,
-                    secret: secret()?,
+                let url = o.token_url.clone().unwrap_or_else(|| {
+                    format!("https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token")
+                });
+                let client_id = need(&o.client_id, "client_id")?;
+                let scope = o
+                    .scope
+                    .clone()
+                    .unwrap_or_else(|| "https://outlook.office365.com/.default".into());
+                match (&o.certificate_file, &o.certificate_key_file) {
+                    (Some(cert), Some(key)) => {
+                        let read = |p: &PathBuf| {
+                            std::fs::read(self.resolve(p)).map_err(|e| {
+                                ConfigError(format!(
+                                    "{at} cannot read {}: {e}",
+                                    self.resolve(p).display()
+                                ))
+                            })
+                        };
+                        let thumbprints = trasloco_imap::oauth::thumbprints(&read(cert)?)
+                            .map_err(|e| ConfigError(format!("{at} certificate_file: {e}")))?;
+                        let key =
+                            trasloco_imap::oauth::rsa_key(&String::from_utf8_lossy(&read(key)?))
+                                .map_err(|e| {
+                                    ConfigError(format!("{at} certificate_key_file: {e}"))
+                                })?;
+                        Flow::CertificateAssertion {
+                            url,
+                            client_id,
+                            thumbprints,
+                            key: std::sync::Arc::new(key),
+                            scope,
+                            tls: tls.clone(),
+                        }
+                    }
+                    (None, None) => Flow::ClientCredentials {
+                        url,
+                        client_id,
+                        secret: secret()?,
+                        scope,
+                        tls: tls.clone(),
+                    },
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "{at} certificate_file and certificate_key_file go together"
+                        )));
+                    }
+                }
+            }
+            "google-service-account" => {
+                let Some(f) = &o.service_account_file else {
+                    return Err(ConfigError(format!(
+                        "{at} flow = \"google-service-account\" needs service_account_file (the service account's JSON key)"
+                    )));
+                };
+                let path = self.resolve(f);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("{at} cannot read {}: {e}", path.display()))
+                })?;
+                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    ConfigError(format!(
+                        "{at} {} is not a service account's JSON key: {e}",
+                        path.display()
+                    ))
+                })?;
+                let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+                let (Some(issuer), Some(pem)) = (field("client_email"), field("private_key"))
+                else {
+                    return Err(ConfigError(format!(
+                        "{at} {} has no client_email or private_key: download a JSON key for the service account",
+                        path.display()
+                    )));
+                };
+                let key = trasloco_imap::oauth::rsa_key(&pem).map_err(|e| {
+                    ConfigError(format!("{at} {}: private_key: {e}", path.display()))
+                })?;
+                Flow::ServiceAccount {
+                    url: o
+                        .token_url
+                        .clone()
+                        .or_else(|| field("token_uri"))
+                        .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+                    issuer,
+                    key_id: field("private_key_id"),
+                    key: std::sync::Arc::new(key),
                     scope: o
                         .scope
                         .clone()
-                        .unwrap_or_else(|| "https://outlook.office365.com/.default".into()),
+                        .unwrap_or_else(|| "https://mail.google.com/".into()),
                     tls: tls.clone(),
                 }
             }
@@ -749,7 +834,7 @@ impl Campaign {
             },
             other => {
                 return Err(ConfigError(format!(
-                    "{at} flow {other:?} is not one of client-credentials, microsoft-app, command, token-file"
+                    "{at} flow {other:?} is not one of microsoft-app, google-service-account, client-credentials, command, token-file"
                 )));
             }
         })

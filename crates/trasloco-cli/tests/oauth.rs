@@ -369,3 +369,80 @@ async fn migrate_pop3_and_managesieve_log_in_with_tokens() {
         "pop3 login"
     );
 }
+
+/// The JWT-assertion flows: Google's service account asks a token per mailbox (`sub` = the
+/// mailbox), Microsoft's app proves itself with its certificate's key instead of a secret.
+/// The endpoint checks each assertion's RS256 signature, issuer and audience.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_account_and_certificate_assertions() {
+    let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
+    for user in ["alice", "bob"] {
+        let mut src = pair.client("source", user).await;
+        seed(&mut src, "INBOX", padded(3, 100)).await;
+    }
+    let sh = |cmd: &str| {
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(pair.dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{cmd}");
+    };
+    sh("openssl genrsa -out sa.key 2048 && openssl rsa -in sa.key -pubout -out sa.pub");
+    sh("openssl genrsa -out other.key 2048");
+    sh("openssl req -x509 -key sa.key -subj /CN=trasloco-test-app -days 2 -out app.pem");
+    let public = std::fs::read_to_string(pair.dir.path().join("sa.pub")).unwrap();
+    let endpoint = TokenEndpoint::start_with(&pair, 3600, Some(public));
+    let service_account = |key: &str| {
+        let pem = std::fs::read_to_string(pair.dir.path().join(key)).unwrap();
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": "svc@trasloco-test.iam.gserviceaccount.com",
+            "private_key_id": "k1",
+            "private_key": pem,
+            "token_uri": endpoint.url,
+        })
+        .to_string()
+    };
+    write(&pair, "sa.json", &service_account("sa.key"));
+    let c = oauth_campaign(
+        &pair,
+        "flow = \"google-service-account\"\nservice_account_file = \"sa.json\"",
+    );
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mut subjects = endpoint.subjects.lock().unwrap().clone();
+    subjects.sort();
+    assert_eq!(subjects, ["alice", "bob"], "one grant per mailbox");
+    for user in ["alice", "bob"] {
+        let mut src = pair.client("source", user).await;
+        let mut tgt = pair.client("target", user).await;
+        assert_eq!(
+            snapshot(&mut src).await["INBOX"],
+            snapshot(&mut tgt).await["INBOX"]
+        );
+    }
+
+    write(&pair, "sa.json", &service_account("other.key"));
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 12, "{t}");
+    assert!(t.contains("invalid_grant: Invalid JWT Signature."), "{t}");
+    assert!(!t.contains("PRIVATE KEY"), "{t}");
+
+    let c = oauth_campaign(
+        &pair,
+        &format!(
+            "flow = \"microsoft-app\"\ntenant = \"trasloco-test\"\ntoken_url = \"{}\"\nclient_id = \"trasloco-test-app\"\ncertificate_file = \"app.pem\"\ncertificate_key_file = \"sa.key\"\nscope = \"mail.migrate\"",
+            endpoint.url
+        ),
+    );
+    let before = endpoint.issued();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert_eq!(endpoint.issued(), before + 1, "one app token");
+}

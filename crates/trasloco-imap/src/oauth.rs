@@ -54,6 +54,38 @@ pub enum Flow {
     /// A program run with `sh -c`, the account on its standard input; it prints a token (or a
     /// JSON token response).
     Command(String),
+    /// A JWT grant per user (RFC 7523), signed with a service account's RSA key: Google
+    /// Workspace's domain-wide delegation (`sub` = the mailbox).
+    ServiceAccount {
+        /// The token endpoint (`token_uri` of the key file).
+        url: String,
+        /// The service account (`client_email`).
+        issuer: String,
+        /// Its key id (`private_key_id`), named in the JWT header.
+        key_id: Option<String>,
+        /// Its private key.
+        key: std::sync::Arc<rsa::RsaPrivateKey>,
+        /// The scope asked for.
+        scope: String,
+        /// Certificates for the endpoint.
+        tls: TlsOptions,
+    },
+    /// Client credentials proven by a JWT signed with a certificate's key (RFC 7523 §2.2),
+    /// the way Microsoft recommends for daemons: one token for every mailbox.
+    CertificateAssertion {
+        /// The token endpoint.
+        url: String,
+        /// The client id.
+        client_id: String,
+        /// The certificate's SHA-1 thumbprint (`x5t`) and SHA-256 one (`x5t#S256`).
+        thumbprints: ([u8; 20], [u8; 32]),
+        /// The certificate's private key.
+        key: std::sync::Arc<rsa::RsaPrivateKey>,
+        /// The scope asked for.
+        scope: String,
+        /// Certificates for the endpoint.
+        tls: TlsOptions,
+    },
     /// A client-credentials token endpoint.
     ClientCredentials {
         /// The token endpoint (https://…; http:// only on this machine).
@@ -102,7 +134,9 @@ impl Tokens {
         match &self.flow {
             Flow::File(p) => format!("token file {}", p.display()),
             Flow::Command(_) => "token command".into(),
-            Flow::ClientCredentials { url, .. } => format!("token endpoint {url}"),
+            Flow::ClientCredentials { url, .. }
+            | Flow::ServiceAccount { url, .. }
+            | Flow::CertificateAssertion { url, .. } => format!("token endpoint {url}"),
         }
     }
 
@@ -115,8 +149,8 @@ impl Tokens {
     pub fn token<'a>(&'a self, user: &'a str) -> TokenFuture<'a> {
         Box::pin(async move {
             let key = match &self.flow {
-                Flow::ClientCredentials { .. } => String::new(),
-                Flow::Command(_) => user.to_ascii_lowercase(),
+                Flow::ClientCredentials { .. } | Flow::CertificateAssertion { .. } => String::new(),
+                Flow::Command(_) | Flow::ServiceAccount { .. } => user.to_ascii_lowercase(),
                 Flow::File(_) => {
                     // Re-read every time: whoever renews the file is in charge.
                     return self.obtain(user).await;
@@ -152,6 +186,68 @@ impl Tokens {
                 let out = run_command(cmd, user).await.map_err(err)?;
                 parse_token(&out).map_err(err)?
             }
+            Flow::ServiceAccount {
+                url,
+                issuer,
+                key_id,
+                key,
+                scope,
+                tls,
+            } => {
+                let now = unix_now();
+                let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+                if let Some(k) = key_id {
+                    header["kid"] = k.clone().into();
+                }
+                let claims = serde_json::json!({
+                    "iss": issuer, "scope": scope, "aud": url, "sub": user,
+                    "iat": now, "exp": now + 3600,
+                });
+                let jwt = sign_jwt(&header, &claims, key).map_err(err)?;
+                let body = format!(
+                    "grant_type={}&assertion={jwt}",
+                    form("urn:ietf:params:oauth:grant-type:jwt-bearer")
+                );
+                let (status, text) = post_form(url, &body, tls).await?;
+                let t = parse_token(&text).map_err(err)?;
+                if status != 200 {
+                    return Err(err(format!("HTTP {status}")));
+                }
+                t
+            }
+            Flow::CertificateAssertion {
+                url,
+                client_id,
+                thumbprints,
+                key,
+                scope,
+                tls,
+            } => {
+                let now = unix_now();
+                let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+                let header = serde_json::json!({
+                    "alg": "RS256", "typ": "JWT",
+                    "x5t": b64(&thumbprints.0), "x5t#S256": b64(&thumbprints.1),
+                });
+                let claims = serde_json::json!({
+                    "aud": url, "iss": client_id, "sub": client_id,
+                    "jti": format!("{now}-{}", self.fetched()), "nbf": now, "iat": now,
+                    "exp": now + 600,
+                });
+                let jwt = sign_jwt(&header, &claims, key).map_err(err)?;
+                let body = format!(
+                    "grant_type=client_credentials&client_id={}&scope={}&client_assertion_type={}&client_assertion={jwt}",
+                    form(client_id),
+                    form(scope),
+                    form("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                );
+                let (status, text) = post_form(url, &body, tls).await?;
+                let t = parse_token(&text).map_err(err)?;
+                if status != 200 {
+                    return Err(err(format!("HTTP {status}")));
+                }
+                t
+            }
             Flow::ClientCredentials {
                 url,
                 client_id,
@@ -177,6 +273,56 @@ impl Tokens {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(t)
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A compact JWS (RS256) of `header` and `claims`.
+fn sign_jwt(
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+    key: &rsa::RsaPrivateKey,
+) -> Result<String, String> {
+    use rsa::signature::{SignatureEncoding, Signer};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let signed = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key.clone());
+    let sig = signer
+        .try_sign(signed.as_bytes())
+        .map_err(|e| format!("cannot sign the assertion: {e}"))?;
+    Ok(format!("{signed}.{}", b64(&sig.to_vec())))
+}
+
+/// An RSA private key from PEM (PKCS#8 or PKCS#1, unencrypted).
+pub fn rsa_key(pem: &str) -> Result<rsa::RsaPrivateKey, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|_| "not an unencrypted RSA private key (PKCS#8 or PKCS#1 PEM)".to_string())
+}
+
+/// A certificate's SHA-1 and SHA-256 thumbprints, from PEM.
+pub fn thumbprints(cert_pem: &[u8]) -> Result<([u8; 20], [u8; 32]), String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = CertificateDer::pem_slice_iter(cert_pem)
+        .next()
+        .ok_or("no PEM certificate in it")?
+        .map_err(|e| e.to_string())?;
+    use sha1::Digest as _;
+    let s1: [u8; 20] = sha1::Sha1::digest(der.as_ref()).into();
+    let s256: [u8; 32] = sha2::Sha256::digest(der.as_ref()).into();
+    Ok((s1, s256))
 }
 
 /// A token from what a flow gave: a JSON token response (`access_token`, `expires_in`; an

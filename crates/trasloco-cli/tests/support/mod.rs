@@ -668,10 +668,63 @@ pub struct TokenEndpoint {
     pub url: String,
     /// Tokens issued so far.
     pub issued: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The users tokens were issued for (JWT grants), in order.
+    pub subjects: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The claims of an RS256 JWT whose signature `public_pem` verifies.
+fn verify_rs256(jwt: &str, public_pem: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()
+    };
+    let mut parts = jwt.split('.');
+    let (h, c, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let header: serde_json::Value = serde_json::from_slice(&b64(h)?).ok()?;
+    if header["alg"] != "RS256" {
+        return None;
+    }
+    let key = rsa::RsaPublicKey::from_public_key_pem(public_pem).ok()?;
+    let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key);
+    let sig = rsa::pkcs1v15::Signature::try_from(b64(sig)?.as_slice()).ok()?;
+    verifier.verify(format!("{h}.{c}").as_bytes(), &sig).ok()?;
+    let mut claims: serde_json::Value = serde_json::from_slice(&b64(c)?).ok()?;
+    claims["header"] = header;
+    Some(claims)
+}
+
+fn form_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TokenEndpoint {
     pub fn start(pair: &Pair, lifetime: i64) -> TokenEndpoint {
+        Self::start_with(pair, lifetime, None)
+    }
+
+    /// With `public_pem`, JWT assertions signed by its private key are accepted too: a
+    /// service account's grant per user (`iss` svc@trasloco-test.iam.gserviceaccount.com,
+    /// scope https://mail.google.com/) and an app's certificate assertion (`iss` = `sub` =
+    /// trasloco-test-app), each checked for its audience (this URL) and signature.
+    pub fn start_with(pair: &Pair, lifetime: i64, public_pem: Option<String>) -> TokenEndpoint {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!(
@@ -680,6 +733,9 @@ impl TokenEndpoint {
         );
         let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = issued.clone();
+        let subjects: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let seen = subjects.clone();
+        let own_url = url.clone();
         let dir = pair.dir.path().to_path_buf();
         std::thread::spawn(move || {
             let pair_dir = dir;
@@ -711,10 +767,55 @@ impl TokenEndpoint {
                 let form: HashMap<String, String> = body
                     .split('&')
                     .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.replace('+', " ")))
+                    .map(|(k, v)| (k.to_string(), form_decode(v)))
                     .collect();
                 let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-                let (status, json) = if get("grant_type") != "client_credentials" {
+                let assertion = |jwt: &str| {
+                    public_pem
+                        .as_deref()
+                        .and_then(|p| verify_rs256(jwt, p))
+                        .filter(|c| c["aud"] == own_url.as_str())
+                };
+                let token = |sub: &str| {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    seen.lock().unwrap().push(sub.to_string());
+                    serde_json::json!({"token_type": "Bearer", "expires_in": lifetime, "access_token": app_token_in(&pair_dir, "mail.migrate", lifetime)})
+                };
+                let (status, json) = if get("grant_type")
+                    == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                {
+                    match assertion(get("assertion")) {
+                        Some(c)
+                            if c["iss"] == "svc@trasloco-test.iam.gserviceaccount.com"
+                                && c["scope"] == "https://mail.google.com/" =>
+                        {
+                            (200, token(c["sub"].as_str().unwrap_or("")))
+                        }
+                        Some(_) => (
+                            401,
+                            serde_json::json!({"error": "unauthorized_client", "error_description": "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested."}),
+                        ),
+                        None => (
+                            400,
+                            serde_json::json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
+                        ),
+                    }
+                } else if !get("client_assertion").is_empty() {
+                    match assertion(get("client_assertion")) {
+                        Some(c)
+                            if c["iss"] == "trasloco-test-app"
+                                && c["sub"] == "trasloco-test-app"
+                                && get("scope") == "mail.migrate"
+                                && c["header"]["x5t"].is_string() =>
+                        {
+                            (200, token("trasloco-test-app"))
+                        }
+                        _ => (
+                            401,
+                            serde_json::json!({"error": "invalid_client", "error_description": "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application."}),
+                        ),
+                    }
+                } else if get("grant_type") != "client_credentials" {
                     (400, serde_json::json!({"error": "unsupported_grant_type"}))
                 } else if get("client_id") != "trasloco-test-app"
                     || get("client_secret") != "app-secret"
@@ -729,11 +830,7 @@ impl TokenEndpoint {
                         serde_json::json!({"error": "invalid_scope", "error_description": "AADSTS70011: The provided value for the input parameter 'scope' is not valid."}),
                     )
                 } else {
-                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    (
-                        200,
-                        serde_json::json!({"token_type": "Bearer", "expires_in": lifetime, "access_token": app_token_in(&pair_dir, "mail.migrate", lifetime)}),
-                    )
+                    (200, token("trasloco-test-app"))
                 };
                 let body = json.to_string();
                 let _ = write!(
@@ -743,7 +840,11 @@ impl TokenEndpoint {
                 );
             }
         });
-        TokenEndpoint { url, issued }
+        TokenEndpoint {
+            url,
+            issued,
+            subjects,
+        }
     }
 
     pub fn issued(&self) -> u64 {
