@@ -475,6 +475,7 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     if let Some(n) = r.listing_window {
         sync.listing_window = n.max(1);
     }
+    sync.mailboxes_at_once = r.jobs.max(1);
     sync.leave_days = r.leave_days;
     sync.pop3_seen = r.pop3_seen;
     sync.exclude = campaign.file.folders.exclude.clone();

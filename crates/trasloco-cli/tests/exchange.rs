@@ -50,7 +50,8 @@ reports = "reports"
 
 /// Every fifteenth APPEND is answered with Exchange's throttling sentence and a backoff of
 /// 1.5 s: the run waits at least that each time, resumes from the state, completes with every
-/// message exactly once and exit 0, and the report says how often and how long it waited.
+/// message exactly once and exit 0, and the report says how often and how long it waited. The
+/// mailboxes allowed against that server at once are halved.
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_appends_slow_the_run_and_never_fail_it() {
     let pair = Pair::start();
@@ -90,6 +91,13 @@ async fn throttled_appends_slow_the_run_and_never_fail_it() {
     );
     assert_eq!(mb["buckets"]["copied"], 360, "{mb}");
     assert!(t.contains(&format!("throttled {times} time(s)")), "{t}");
+    assert!(
+        t.contains(&format!(
+            "127.0.0.1:{} throttles: at most 2 mailbox(es) at a time against it (was 4)",
+            proxy.port
+        )),
+        "fewer mailboxes against a throttling server: {t}"
+    );
 }
 
 /// `check` logs in to every mailbox on both sides and lists its folders, nothing else, and

@@ -16,6 +16,7 @@ mod compare;
 mod evidence;
 mod export;
 mod folder;
+mod governor;
 mod inventory;
 mod mailbox;
 mod pop3_cleanup;

@@ -91,6 +91,9 @@ pub struct Options {
     pub size_limit_hint: Option<String>,
     /// Flags never set on the target (reported as dropped, per flag).
     pub never_flags: Vec<String>,
+    /// Mailboxes of the run working at once: the most any server sees; a server that
+    /// throttles sees half as many, growing back by one a minute.
+    pub mailboxes_at_once: usize,
     /// Source folders that hold no mail (a provider's calendars, contacts, tasks): left out
     /// under the rule `folder-not-mail`, children included.
     pub not_mail: Vec<String>,
@@ -134,6 +137,7 @@ impl Default for Options {
             size_limit: None,
             size_limit_hint: None,
             never_flags: Vec::new(),
+            mailboxes_at_once: 1,
             not_mail: Vec::new(),
             backoff: Duration::from_secs(1),
             memory: MemoryBudget::default(),
@@ -527,10 +531,36 @@ pub async fn sync_mailbox(
     let mut earlier = Earlier::default();
     let mut delay = opts.backoff;
     let appends = Appends::default();
+    // Each attempt takes a place with both servers (source first, always, so mailboxes never
+    // wait on each other in a circle); a server that throttles gives out fewer places.
+    let key = |s: &Side| format!("{}:{}", s.endpoint.host, s.endpoint.port);
+    let source_key = match source {
+        Source::Imap(s) | Source::Pop3(s) => Some(key(s)),
+        Source::Archive(_) => None,
+    };
+    let target_key = key(target);
+    let governors: Vec<std::sync::Arc<crate::governor::Governor>> = source_key
+        .iter()
+        .filter(|k| **k != target_key)
+        .chain(std::iter::once(&target_key))
+        .map(|k| crate::governor::of(k, opts.mailboxes_at_once))
+        .collect();
+    let governor_of = |side: SideName| {
+        let k = if side == SideName::Source {
+            source_key.clone().unwrap_or_else(|| target_key.clone())
+        } else {
+            target_key.clone()
+        };
+        crate::governor::of(&k, opts.mailboxes_at_once)
+    };
     loop {
         let mut partial: Vec<FolderReport> = Vec::new();
         // What attempts before this one finished: reported again as they were, no progress.
         let finished_before: BTreeSet<String> = earlier.finished.keys().cloned().collect();
+        let mut slots = Vec::with_capacity(governors.len());
+        for g in &governors {
+            slots.push(g.slot().await);
+        }
         let result = sync_once(
             source,
             target,
@@ -542,6 +572,7 @@ pub async fn sync_mailbox(
             &mut partial,
         )
         .await;
+        drop(slots);
         match result {
             Ok(()) => {
                 appends.finish(state, None).await;
@@ -590,6 +621,7 @@ pub async fn sync_mailbox(
                 earlier.keep(&partial);
                 progress.restart();
                 let wait = throttle.next(error.retry_after, moved);
+                governor_of(side).throttled();
                 let who = if side == SideName::Source {
                     &src_label
                 } else {

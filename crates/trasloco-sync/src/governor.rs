@@ -1,0 +1,151 @@
+//! How many mailboxes work against one server at once, shared by every mailbox of the run:
+//! halved each time the server throttles, grown back by one a minute while it does not
+//! (additive increase, multiplicative decrease). A throttling server then sees fewer
+//! connections instead of the same number retrying.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long the allowance stays put before it grows by one.
+const GROW_AFTER: Duration = Duration::from_secs(60);
+
+struct Limits {
+    /// Mailboxes allowed at once now.
+    current: usize,
+    /// The run's own limit, never exceeded.
+    max: usize,
+    /// Permits still to take out of circulation as they come back.
+    debt: usize,
+    /// When the allowance last changed.
+    changed: Instant,
+}
+
+/// The allowance for one server.
+pub(crate) struct Governor {
+    host: String,
+    sem: Arc<Semaphore>,
+    limits: Mutex<Limits>,
+}
+
+/// A mailbox's place among those working against the server; given back when dropped.
+pub(crate) struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    gov: Arc<Governor>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut l = self.gov.lock();
+        if l.debt > 0 {
+            l.debt -= 1;
+            if let Some(p) = self.permit.take() {
+                p.forget();
+            }
+        }
+    }
+}
+
+/// The governor of `host`, made with `max` places the first time.
+pub(crate) fn of(host: &str, max: usize) -> Arc<Governor> {
+    static ALL: Mutex<Option<HashMap<String, Arc<Governor>>>> = Mutex::new(None);
+    let mut all = ALL.lock().unwrap_or_else(|e| e.into_inner());
+    all.get_or_insert_with(HashMap::new)
+        .entry(host.to_ascii_lowercase())
+        .or_insert_with(|| {
+            let max = max.max(1);
+            Arc::new(Governor {
+                host: host.to_string(),
+                sem: Arc::new(Semaphore::new(max)),
+                limits: Mutex::new(Limits {
+                    current: max,
+                    max,
+                    debt: 0,
+                    changed: Instant::now(),
+                }),
+            })
+        })
+        .clone()
+}
+
+impl Governor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Limits> {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait for a place.
+    pub(crate) async fn slot(self: &Arc<Governor>) -> Slot {
+        self.grow();
+        let permit = self.sem.clone().acquire_owned().await.ok();
+        Slot {
+            permit,
+            gov: self.clone(),
+        }
+    }
+
+    /// The server throttled: half as many mailboxes (at least one) from now on.
+    pub(crate) fn throttled(&self) {
+        let mut l = self.lock();
+        let new = (l.current / 2).max(1);
+        let cut = l.current - new;
+        if cut == 0 {
+            l.changed = Instant::now();
+            return;
+        }
+        let forgotten = self.sem.forget_permits(cut);
+        l.debt += cut - forgotten;
+        tracing::warn!(
+            "{} throttles: at most {new} mailbox(es) at a time against it (was {}); one more each minute it does not",
+            self.host,
+            l.current
+        );
+        l.current = new;
+        l.changed = Instant::now();
+    }
+
+    /// One more place when the allowance has held for a while without throttling.
+    fn grow(&self) {
+        let mut l = self.lock();
+        if l.current < l.max && l.changed.elapsed() >= GROW_AFTER {
+            l.current += 1;
+            l.changed = Instant::now();
+            if l.debt > 0 {
+                l.debt -= 1;
+            } else {
+                self.sem.add_permits(1);
+            }
+        }
+    }
+
+    /// Mailboxes allowed at once now.
+    #[cfg(test)]
+    fn current(&self) -> usize {
+        self.lock().current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn halves_on_throttling_and_takes_back_places_in_use() {
+        let g = of("aimd.test", 4);
+        let (a, b, c) = (g.slot().await, g.slot().await, g.slot().await);
+        g.throttled();
+        assert_eq!(g.current(), 2);
+        // One place was free and is gone; one more goes when a holder gives its back.
+        assert_eq!(g.sem.available_permits(), 0);
+        drop(a);
+        assert_eq!(g.sem.available_permits(), 0, "taken out of circulation");
+        drop(b);
+        assert_eq!(g.sem.available_permits(), 1);
+        g.throttled();
+        assert_eq!(g.current(), 1);
+        drop(c);
+        assert_eq!(g.sem.available_permits(), 1, "one mailbox at a time");
+        g.throttled();
+        assert_eq!(g.current(), 1, "never below one");
+    }
+}
