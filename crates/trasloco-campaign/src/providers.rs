@@ -7,7 +7,8 @@
 //!   the rule `folder-not-mail`;
 //! - as a target, a message over its per-message limit (35 MB unless the admin raised it,
 //!   `max_message_mb`) fails before upload with how to raise it; `$MDNSent` is never set
-//!   (Outlook shows it as a category on every message); the reserved folder name `Files` is
+//!   (Outlook shows it as a category on every message); `\Flagged`, which Exchange forgets
+//!   when it comes with APPEND, is set again by STORE; the reserved folder name `Files` is
 //!   renamed `Files (migrated)`.
 
 use trasloco_sync::Options;
@@ -83,6 +84,7 @@ pub fn apply(
             String::new()
         });
         sync.never_flags.push("$MDNSent".into());
+        sync.flag_after_append = true;
         sync.renames
             .entry("Files".into())
             .or_insert_with(|| "Files (migrated)".into());
@@ -120,6 +122,7 @@ mod tests {
                 .contains("MaxReceiveSize")
         );
         assert_eq!(o.never_flags, ["$MDNSent"]);
+        assert!(o.flag_after_append);
         assert_eq!(o.renames["Files"], "Files (migrated)");
         let mut o = Options::default();
         o.renames.insert("Files".into(), "Documenti".into());

@@ -222,3 +222,42 @@ async fn the_microsoft365_preset_on_both_sides() {
     assert_eq!(snap["Files (migrated)"].len(), 1, "{:?}", snap.keys());
     assert!(!snap.contains_key("Calendar") && !snap.contains_key("Contatti"));
 }
+
+/// Exchange forgets `\Flagged` given with APPEND: into a `microsoft365` target, a flagged
+/// message's flags are set again by STORE after it is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn flagged_is_stored_again_after_the_append_on_exchange() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let flagged = |i| Msg {
+        flags: vec!["\\Flagged", "\\Seen"],
+        ..msg(simple(i, "INBOX"))
+    };
+    seed(
+        &mut src,
+        "INBOX",
+        vec![flagged(1), msg(simple(2, "INBOX")), flagged(3)],
+    )
+    .await;
+    let proxy = ExchangeProxy::start(pair.port("TARGET_IMAP_PORT"), std::time::Duration::ZERO);
+    let c = through(&pair, proxy.port, "");
+    let file = std::fs::read_to_string(&c).unwrap().replace(
+        "tls = \"none\"",
+        "tls = \"none\"\nprovider = \"microsoft365\"",
+    );
+    std::fs::write(&c, file).unwrap();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stores: Vec<String> = proxy
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("UID STORE") && l.contains("\\Flagged"))
+        .cloned()
+        .collect();
+    assert_eq!(stores.len(), 2, "{stores:?}");
+    let mut tgt = pair.client("target", "alice").await;
+    let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    assert_eq!(a["INBOX"], b["INBOX"]);
+}

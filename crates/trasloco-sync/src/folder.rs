@@ -879,6 +879,21 @@ impl Window<'_> {
             .await?;
         let mut copied =
             copy_messages(ctx, src, tgts, &to_copy, &listed, permanent, fid, report).await?;
+        // Exchange forgets `\Flagged` given with APPEND: set it again by STORE on the copies
+        // (the folder is selected on the first target connection).
+        if opts.flag_after_append && ctx.target_exists {
+            let updates: Vec<(u32, Vec<String>)> = copied
+                .iter()
+                .filter(|c| c.target_uid != 0 && listed[&c.source_uid].flags.contains("\\Flagged"))
+                .map(|c| {
+                    let (kept, _) = permanent.filter(&listed[&c.source_uid].flags);
+                    (c.target_uid, kept.iter().map(str::to_string).collect())
+                })
+                .collect();
+            if !updates.is_empty() {
+                tgts[0].store_flags(&updates).await.on(SideName::Target)?;
+            }
+        }
         // The shorter copies of messages that grew go, once their whole copy is stored: only
         // copies this tool made and recorded.
         let superseded: Vec<u32> = copied

@@ -91,6 +91,9 @@ pub struct Options {
     pub size_limit_hint: Option<String>,
     /// Flags never set on the target (reported as dropped, per flag).
     pub never_flags: Vec<String>,
+    /// Set a copy's flags again by STORE after the APPEND when it is `\Flagged` (Exchange
+    /// forgets `\Flagged` given with APPEND).
+    pub flag_after_append: bool,
     /// Mailboxes of the run working at once: the most any server sees; a server that
     /// throttles sees half as many, growing back by one a minute.
     pub mailboxes_at_once: usize,
@@ -137,6 +140,7 @@ impl Default for Options {
             size_limit: None,
             size_limit_hint: None,
             never_flags: Vec::new(),
+            flag_after_append: false,
             mailboxes_at_once: 1,
             not_mail: Vec::new(),
             backoff: Duration::from_secs(1),

@@ -879,6 +879,8 @@ pub struct ExchangeProxy {
     pub byes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// APPENDs it throttled.
     pub throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The first line of every command clients sent, in order.
+    pub commands: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The `exp` of the bearer token in an AUTHENTICATE line with an initial response.
@@ -942,6 +944,8 @@ impl ExchangeProxy {
         let throttled = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let appends = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (bye_count, throttle_count) = (byes.clone(), throttled.clone());
+        let commands: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let log = commands.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { return };
@@ -981,6 +985,7 @@ impl ExchangeProxy {
                 let (bye_count, throttle_count) = (bye_count.clone(), throttle_count.clone());
                 let appends = appends.clone();
                 let b = b.clone();
+                let log = log.clone();
                 std::thread::spawn(move || {
                     let mut expires: Option<u64> = None;
                     let mut pending: Vec<u8> = Vec::new();
@@ -1012,6 +1017,10 @@ impl ExchangeProxy {
                                 words.next().unwrap_or("").to_string(),
                                 words.next().unwrap_or("").to_ascii_uppercase(),
                             );
+                            log.lock().unwrap().push(match verb.as_str() {
+                                "AUTHENTICATE" | "LOGIN" => format!("{tag} {verb} ***"),
+                                _ => head.lines().next().unwrap_or("").to_string(),
+                            });
                             if verb == "AUTHENTICATE" && expires.is_none() {
                                 expires = bearer_expiry(head.lines().next().unwrap_or(""));
                             }
@@ -1053,6 +1062,7 @@ impl ExchangeProxy {
             port,
             byes,
             throttled,
+            commands,
         }
     }
 
