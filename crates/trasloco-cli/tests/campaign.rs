@@ -5,15 +5,8 @@ mod support;
 
 use support::*;
 
-fn write(pair: &Pair, name: &str, content: &str) -> String {
-    let p = pair.dir.path().join(name);
-    std::fs::write(&p, content).unwrap();
-    p.display().to_string()
-}
-
 fn campaign(pair: &Pair, accounts: &str, extra_source: &str, extra_target: &str) -> String {
-    write(
-        pair,
+    pair.write(
         "campaign.toml",
         &format!(
             r#"name = "test campaign"
@@ -52,8 +45,7 @@ exclude = ["Cestino*"]
 /// A campaign of alice alone, her password on both sides, with `run_extra` lines added to
 /// its `[run]` section.
 fn alice_campaign(pair: &Pair, run_extra: &str) -> String {
-    write(
-        pair,
+    pair.write(
         "accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
     );
@@ -95,7 +87,7 @@ async fn imapsync_csv_with_user_passwords_and_status() {
     let pair = Pair::start();
     seed_users(&pair, &["alice", "bob", "carol"]).await;
     let csv = "# imapsync batch file\n;alice;alice-pw;;alice;alice-pw\n;bob;bob-pw;;bob;bob-pw\n;carol;carol-pw;;carol;carol-pw\n";
-    write(&pair, "accounts.txt", csv);
+    pair.write("accounts.txt", csv);
     let c = campaign(&pair, "accounts.txt", "", "");
 
     let out = pair.trasloco(&["--no-progress", "run", &c, "--dry-run"], "", "");
@@ -166,12 +158,11 @@ async fn imapsync_csv_with_user_passwords_and_status() {
 async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
     let pair = Pair::start();
     seed_users(&pair, &["dave", "erin", "frank"]).await;
-    write(&pair, "master.txt", "admin-secret\n");
+    pair.write("master.txt", "admin-secret\n");
 
     // Microsoft's format: target address, source login, source password; the target side
     // logs in as the master user with Dovecot's user*master form.
-    write(
-        &pair,
+    pair.write(
         "ms.csv",
         "EmailAddress,UserName,Password\ndave,dave,dave-pw\n",
     );
@@ -186,8 +177,7 @@ async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
     assert_eq!(count(&pair, "target", "dave", "INBOX").await, 7);
 
     // Our format without passwords: SASL PLAIN with an authorization identity on both sides.
-    write(
-        &pair,
+    pair.write(
         "ours.csv",
         "source_user,target_user\nerin,erin\nfrank,frank\n",
     );
@@ -199,7 +189,7 @@ async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
     assert_eq!(count(&pair, "target", "frank", "INBOX").await, 7);
 
     // A wrong master password fails every mailbox as an authentication failure.
-    write(&pair, "master.txt", "nope\n");
+    pair.write("master.txt", "nope\n");
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     assert_eq!(code(&out), 12, "{}", text(&out));
     assert!(
@@ -212,7 +202,7 @@ async fn master_users_on_both_sides_with_microsoft_csv_and_our_csv() {
 #[tokio::test(flavor = "multi_thread")]
 async fn accounts_without_passwords_need_a_master_user() {
     let pair = Pair::start();
-    write(&pair, "ours.csv", "source_user,target_user\nerin,erin\n");
+    pair.write("ours.csv", "source_user,target_user\nerin,erin\n");
     let c = campaign(&pair, "ours.csv", "", "");
     let out = pair.trasloco(&["run", &c], "", "");
     assert_eq!(code(&out), 64, "{}", text(&out));
@@ -446,9 +436,7 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_campaign_of_blocked_mailboxes_is_not_a_success() {
     let pair = Pair::start();
-    write(
-        &pair,
-        "accounts.csv",
+    pair.write("accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,bob,bob-pw\ncarol,carol-pw,bob,bob-pw\n",
     );
     let camp = campaign(&pair, "accounts.csv", "", "");
@@ -537,9 +525,7 @@ async fn sigterm_stops_cleanly_with_summary_report_and_exit_143() {
     let mut src = pair.client("source", "alice").await;
     seed(&mut src, "INBOX", padded(2000, 6000)).await;
     seed_users(&pair, &["bob"]).await;
-    write(
-        &pair,
-        "accounts.csv",
+    pair.write("accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,bob-pw\n",
     );
     let camp = campaign(&pair, "accounts.csv", "", "");

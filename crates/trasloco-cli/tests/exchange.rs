@@ -6,21 +6,13 @@ mod support;
 
 use support::*;
 
-fn write(pair: &Pair, name: &str, text: &str) -> String {
-    let p = pair.dir.path().join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
-
 /// A campaign of alice through the proxy, passwords on both sides.
 fn through(pair: &Pair, proxy_port: u16, run: &str) -> String {
-    write(
-        pair,
+    pair.write(
         "accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
     );
-    write(
-        pair,
+    pair.write(
         "campaign.toml",
         &format!(
             r#"[source]
@@ -109,9 +101,7 @@ async fn check_logs_in_everywhere_and_translates_what_exchange_says() {
     let mut src = pair.client("source", "alice").await;
     seed(&mut src, "INBOX", padded(5, 100)).await;
     let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
-    write(
-        &pair,
-        "accounts.csv",
+    pair.write("accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,not-bobs\n",
     );
     let campaign = std::fs::read_to_string(&c).unwrap().replace(

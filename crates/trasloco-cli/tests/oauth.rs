@@ -6,22 +6,14 @@ mod support;
 
 use support::*;
 
-fn write(pair: &Pair, name: &str, text: &str) -> String {
-    let p = pair.dir.path().join(name);
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
-
 /// A campaign of alice and bob, passwords on the source, `oauth2` lines for the target.
 fn oauth_campaign(pair: &Pair, oauth2: &str) -> String {
-    write(
-        pair,
+    pair.write(
         "accounts.csv",
         "source_user,source_password,target_user\nalice,alice-pw,alice\nbob,bob-pw,bob\n",
     );
-    write(pair, "app.secret", "app-secret\n");
-    write(
-        pair,
+    pair.write("app.secret", "app-secret\n");
+    pair.write(
         "campaign.toml",
         &format!(
             r#"[source]
@@ -153,11 +145,7 @@ async fn token_failures_are_one_line_with_the_reason() {
         assert!(t.contains(&needle), "{needle:?} in {t}");
         assert!(!t.contains("app-secret") && !t.contains("panicked"), "{t}");
     }
-    write(
-        &pair,
-        "expired.token",
-        &app_token(&pair, "mail.migrate", -120),
-    );
+    pair.write("expired.token", &app_token(&pair, "mail.migrate", -120));
     let c = oauth_campaign(
         &pair,
         "flow = \"token-file\"\ntoken_file = \"expired.token\"",
@@ -186,14 +174,12 @@ async fn tokens_are_renewed_before_the_session_expires() {
         pair.port("TARGET_IMAP_PORT"),
         std::time::Duration::from_millis(8),
     );
-    write(
-        &pair,
+    pair.write(
         "accounts.csv",
         "source_user,source_password,target_user\nalice,alice-pw,alice\n",
     );
-    write(&pair, "app.secret", "app-secret\n");
-    let c = write(
-        &pair,
+    pair.write("app.secret", "app-secret\n");
+    let c = pair.write(
         "campaign.toml",
         &format!(
             r#"[source]
@@ -249,11 +235,7 @@ async fn migrate_pop3_and_managesieve_log_in_with_tokens() {
     let pair = Pair::start_with(&[("PAIR_TARGET_OAUTH", "1")]);
     let mut src = pair.client("source", "carol").await;
     seed(&mut src, "INBOX", padded(4, 100)).await;
-    write(
-        &pair,
-        "carol.token",
-        &app_token(&pair, "mail.migrate", 3600),
-    );
+    pair.write("carol.token", &app_token(&pair, "mail.migrate", 3600));
     std::fs::write(pair.dir.path().join("carol.pw"), "carol-pw\n").unwrap();
     let tp = pair.port("TARGET_IMAP_PORT");
     let out = pair.trasloco(
@@ -312,14 +294,11 @@ async fn migrate_pop3_and_managesieve_log_in_with_tokens() {
     assert!(t.contains("4 messages"), "{t}");
 
     // ManageSieve on the target: filters migrate with [target.oauth2].
-    write(
-        &pair,
+    pair.write(
         "accounts.csv",
         "source_user,source_password,target_user\ncarol,carol-pw,carol\n",
     );
-    let c = write(
-        &pair,
-        "campaign.toml",
+    let c = pair.write("campaign.toml",
         &format!(
             "[source]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{ca}\"\nsieve_port = {}\n\n[target]\nhost = \"127.0.0.1\"\nport = {tp}\ntls = \"starttls\"\nca_file = \"{ca}\"\nsieve_port = {}\n\n[target.oauth2]\nflow = \"token-file\"\ntoken_file = \"carol.token\"\n\n[accounts]\nfile = \"accounts.csv\"\n",
             pair.port("SOURCE_IMAP_PORT"),
@@ -406,7 +385,7 @@ async fn service_account_and_certificate_assertions() {
         })
         .to_string()
     };
-    write(&pair, "sa.json", &service_account("sa.key"));
+    pair.write("sa.json", &service_account("sa.key"));
     let c = oauth_campaign(
         &pair,
         "flow = \"google-service-account\"\nservice_account_file = \"sa.json\"",
@@ -426,7 +405,7 @@ async fn service_account_and_certificate_assertions() {
         );
     }
 
-    write(&pair, "sa.json", &service_account("other.key"));
+    pair.write("sa.json", &service_account("other.key"));
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 12, "{t}");

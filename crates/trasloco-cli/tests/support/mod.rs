@@ -584,6 +584,13 @@ pub fn deliver(pair: &Pair, side: &str, user: &str, rcpt: &str, from: &str, mess
 }
 
 impl Pair {
+    /// Write a file into the pair's directory (campaign files, accounts, secrets); its path.
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
     /// What the servers sent out since the last call (redirects, automatic replies,
     /// rejections): per message, its sendmail arguments (`-f <sender> -- <recipient>`) and
     /// text, oldest first. The outbox is emptied.
