@@ -614,22 +614,10 @@ impl Client {
         user: &str,
         tokens: &crate::oauth::Tokens,
     ) -> Result<(), Error> {
-        use secrecy::ExposeSecret;
-        let mech = if self.has_cap("AUTH=OAUTHBEARER") {
-            "OAUTHBEARER"
-        } else if self.has_cap("AUTH=XOAUTH2") {
-            "XOAUTH2"
-        } else {
-            return Err(Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "{} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2: it takes no OAuth2 login; log in with a password or a master user",
-                    self.host
-                ),
-            ));
-        };
-        let token = tokens.token(user).await?;
-        let ir = crate::oauth::initial_response(mech, user, token.secret.expose_secret());
+        let (mech, ir, token) = crate::oauth::begin(tokens, user, &self.host, "IMAP", |m| {
+            self.has_cap(&format!("AUTH={m}"))
+        })
+        .await?;
         let tag = self.tag();
         tracing::trace!(conn = %self.trace_id, "> {tag} AUTHENTICATE {mech} ***");
         let mut sent = self.has_cap("SASL-IR");

@@ -523,6 +523,33 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// How a bearer login starts, in any protocol: OAUTHBEARER where the server offers it, else
+/// XOAUTH2, a token for `user`, and the initial response. An error names the server and the
+/// protocol when it offers neither.
+pub async fn begin(
+    tokens: &Tokens,
+    user: &str,
+    host: &str,
+    protocol: &str,
+    offered: impl Fn(&str) -> bool,
+) -> Result<(&'static str, String, Token), Error> {
+    let mech = if offered("OAUTHBEARER") {
+        "OAUTHBEARER"
+    } else if offered("XOAUTH2") {
+        "XOAUTH2"
+    } else {
+        return Err(Error::new(
+            ErrorKind::Auth,
+            format!(
+                "{host} offers neither OAUTHBEARER nor XOAUTH2 over {protocol}: it takes no OAuth2 login; log in with a password or a master user"
+            ),
+        ));
+    };
+    let token = tokens.token(user).await?;
+    let ir = initial_response(mech, user, token.secret.expose_secret());
+    Ok((mech, ir, token))
+}
+
 /// The SASL initial response for a bearer token: OAUTHBEARER (RFC 7628) or XOAUTH2.
 pub fn initial_response(mechanism: &str, user: &str, token: &str) -> String {
     let raw = if mechanism.eq_ignore_ascii_case("OAUTHBEARER") {

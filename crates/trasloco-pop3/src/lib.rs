@@ -114,21 +114,8 @@ impl Pop3 {
         user: &str,
         tokens: &trasloco_imap::oauth::Tokens,
     ) -> Result<(), Error> {
-        let mech = if self.sasl("OAUTHBEARER") {
-            "OAUTHBEARER"
-        } else if self.sasl("XOAUTH2") {
-            "XOAUTH2"
-        } else {
-            return Err(Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "{} offers neither SASL OAUTHBEARER nor XOAUTH2: it takes no OAuth2 login",
-                    self.host
-                ),
-            ));
-        };
-        let token = tokens.token(user).await?;
-        let ir = trasloco_imap::oauth::initial_response(mech, user, token.secret.expose_secret());
+        let (mech, ir, _token) =
+            trasloco_imap::oauth::begin(tokens, user, &self.host, "POP3", |m| self.sasl(m)).await?;
         self.send(&format!("AUTH {mech} {ir}")).await?;
         self.flush().await?;
         let mut r = self.line().await?;

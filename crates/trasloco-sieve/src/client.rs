@@ -174,21 +174,8 @@ impl ManageSieve {
                     && v.split_whitespace().any(|x| x.eq_ignore_ascii_case(m))
             })
         };
-        let mech = if offered("OAUTHBEARER") {
-            "OAUTHBEARER"
-        } else if offered("XOAUTH2") {
-            "XOAUTH2"
-        } else {
-            return Err(Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "{} offers neither SASL OAUTHBEARER nor XOAUTH2 over ManageSieve: it takes no OAuth2 login",
-                    self.host
-                ),
-            ));
-        };
-        let token = tokens.token(user).await?;
-        let ir = trasloco_imap::oauth::initial_response(mech, user, token.secret.expose_secret());
+        let (mech, ir, _token) =
+            trasloco_imap::oauth::begin(tokens, user, &self.host, "ManageSieve", offered).await?;
         self.send(format!("AUTHENTICATE \"{mech}\" \"{ir}\"\r\n").as_bytes())
             .await?;
         let first = self.line().await?;
