@@ -316,13 +316,49 @@ pub async fn make(
     }
     state.close().await;
     rows.sort_by_key(|(i, _)| *i);
-    let mailboxes = rows.into_iter().map(|(_, r)| r).collect();
+    let mut mailboxes: Vec<PlanRow> = rows.into_iter().map(|(_, r)| r).collect();
+    let exchange = campaign
+        .file
+        .target
+        .provider
+        .as_deref()
+        .and_then(|p| crate::providers::Provider::parse(p).ok())
+        == Some(crate::providers::Provider::Microsoft365);
+    if exchange {
+        for row in mailboxes
+            .iter_mut()
+            .filter(|r| r.decision.action != Action::Skip)
+        {
+            let warnings = retention_warnings(&row.folders);
+            row.decision.reasons.extend(warnings);
+        }
+    }
     Ok(Plan {
         campaign: campaign.file.name.clone(),
         created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         mailboxes,
         changes: Vec::new(),
     })
+}
+
+/// Mail that Exchange Online may purge after it arrives: Junk Email is emptied after 30
+/// days, and Deleted Items by any retention policy. One line per such folder that moves.
+fn retention_warnings(folders: &[PlanFolder]) -> Vec<String> {
+    folders
+        .iter()
+        .filter(|f| f.messages > 0 && f.rule.is_none())
+        .filter_map(|f| {
+            let (into, why) = match f.role.as_deref()? {
+                "junk" => ("Junk Email", "Exchange Online empties it after 30 days"),
+                "trash" => ("Deleted Items", "retention policies may purge it"),
+                _ => return None,
+            };
+            Some(format!(
+                "{} message(s) in {:?} go to {into}, and {why}: to keep them, map the folder elsewhere with [folders] rename",
+                f.messages, f.name
+            ))
+        })
+        .collect()
 }
 
 /// What changed from `old` to `new`, one line each.
@@ -648,6 +684,29 @@ mod tests {
             }),
             folders: Vec::new(),
         }
+    }
+
+    #[test]
+    fn junk_and_deleted_items_get_a_retention_warning() {
+        let folder = |name: &str, role: Option<&str>, messages, rule: Option<&str>| PlanFolder {
+            name: name.into(),
+            role: role.map(str::to_string),
+            messages,
+            bytes: 0,
+            oldest: None,
+            newest: None,
+            rule: rule.map(str::to_string),
+        };
+        let w = retention_warnings(&[
+            folder("INBOX", Some("inbox"), 10, None),
+            folder("Spam", Some("junk"), 3, None),
+            folder("Cestino", Some("trash"), 2, None),
+            folder("Posta indesiderata", Some("junk"), 0, None),
+            folder("Vecchio cestino", Some("trash"), 5, Some("folder-excluded")),
+        ]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("3 message(s) in \"Spam\" go to Junk Email"));
+        assert!(w[1].contains("Deleted Items") && w[1].contains("[folders] rename"));
     }
 
     #[test]

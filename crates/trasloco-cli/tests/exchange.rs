@@ -153,7 +153,7 @@ async fn check_logs_in_everywhere_and_translates_what_exchange_says() {
 /// `provider = "microsoft365"`: from an Exchange source the folders that hold no mail stay
 /// behind under their own rule; into an Exchange target a message over the limit fails before
 /// upload with how to raise it, `$MDNSent` is never set (reported as dropped), and the
-/// reserved `Files` folder gets another name.
+/// reserved `Files` folder gets another name. The plan warns of mail bound for Junk Email.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_microsoft365_preset_on_both_sides() {
     let pair = Pair::start();
@@ -168,6 +168,7 @@ async fn the_microsoft365_preset_on_both_sides() {
         seed(&mut src, folder, vec![msg(simple(3, folder))]).await;
     }
     seed(&mut src, "Files", vec![msg(simple(4, "Files"))]).await;
+    seed(&mut src, "Spam", vec![msg(simple(5, "Spam"))]).await;
     let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
     let text_of = std::fs::read_to_string(&c).unwrap();
     let text_of = text_of
@@ -184,6 +185,14 @@ async fn the_microsoft365_preset_on_both_sides() {
             ),
         );
     std::fs::write(&c, text_of).unwrap();
+    // The plan warns of mail that Exchange purges after it arrives.
+    let out = pair.trasloco(&["plan", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("1 message(s) in \"Spam\" go to Junk Email, and Exchange Online empties it after 30 days"),
+        "{t}"
+    );
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 2, "the large message failed: {t}");
