@@ -1089,59 +1089,6 @@ pub struct Site {
 /// An HTTP answer: status, content type, body.
 pub type Answer = (u16, &'static str, Vec<u8>);
 
-/// Percent-decoding; `+` is a space only in a query string (form encoding), a plus in a path.
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// HMAC-SHA256 (RFC 2104).
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |x: u8| k.iter().map(|b| b ^ x).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
 /// The routes `serve` answers and the methods each takes (for 405 and `Allow`).
 pub fn allowed_methods(path: &str) -> &'static str {
     let lower = path.to_ascii_lowercase();
@@ -1223,7 +1170,7 @@ impl Site {
     /// The key in a user's private links (`private_links`), if links carry one.
     pub fn link_key(&self, address: &str) -> Option<String> {
         let secret = self.link_secret.as_ref()?;
-        let mac = hmac(
+        let mac = trasloco_core::escapes::hmac_sha256(
             secret,
             format!("trasloco link {}", address.to_ascii_lowercase()).as_bytes(),
         );
@@ -1316,7 +1263,8 @@ impl Site {
             query.split('&').find_map(|kv| {
                 let (k, v) = kv.split_once('=')?;
                 k.eq_ignore_ascii_case(name)
-                    .then(|| percent_decode(v, true))
+                    .then(|| trasloco_core::escapes::percent_decode(v, true))
+                    .flatten()
             })
         };
         let lower = path.to_ascii_lowercase();
@@ -1388,7 +1336,9 @@ impl Site {
             if !is_get {
                 return wrong_method();
             }
-            let asked = self.resolve(&percent_decode(a, false));
+            // A broken escape names nobody.
+            let asked =
+                trasloco_core::escapes::percent_decode(a, false).and_then(|a| self.resolve(&a));
             // With private links, only the right key opens a page: the same answer for a
             // wrong key and an unknown address, so nothing tells which addresses exist.
             let allowed = asked.as_ref().is_some_and(|x| {

@@ -780,7 +780,8 @@ fn parse_url(
             "--{side}: passwords never go in the URL (they would show in the process list); use --{side}-password-file or the environment"
         )));
     }
-    let user = percent_decode(user).ok_or_else(|| bad("a bad %-escape in the user"))?;
+    let user = trasloco_core::escapes::percent_decode(user, false)
+        .ok_or_else(|| bad("a bad %-escape in the user"))?;
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
             h.trim_matches(['[', ']']).to_string(),
@@ -792,25 +793,6 @@ fn parse_url(
         return Err(bad("empty user or host"));
     }
     Ok((proto, implicit, user, host, port))
-}
-
-/// `%`-escapes of a URL's user part decoded (`anna%40example.org` is `anna@example.org`);
-/// `None` for a broken escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// A password: file, then environment, then a prompt on a terminal.

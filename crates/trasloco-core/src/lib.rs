@@ -9,7 +9,8 @@
 //! - [`flags`]: which flags a target accepts, and how a source flag change is carried over;
 //! - [`diff`]: what to copy, what is already there, what flags to update;
 //! - [`accounting`]: the buckets every source message ends in, which always add up;
-//! - [`words`]: RFC 2047 encoded words in header values, decoded for display.
+//! - [`words`]: RFC 2047 encoded words in header values, decoded for display;
+//! - [`escapes`]: URL percent-decoding and HMAC-SHA256.
 //!
 //! ```
 //! use trasloco_core::mutf7;
@@ -20,6 +21,7 @@
 
 pub mod accounting;
 pub mod diff;
+pub mod escapes;
 pub mod flags;
 pub mod folder_map;
 pub mod identity;

@@ -617,22 +617,6 @@ impl Pair {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104), for the test token endpoint's signatures.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
-    let pad = |x: u8| k.iter().map(|b| b ^ x).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
 /// A JWT the pair's OAuth target accepts: an app token (`appid` trasloco-test-app) with the
 /// given scope, valid for `lifetime` seconds from now (negative: already expired).
 pub fn app_token(pair: &Pair, scope: &str, lifetime: i64) -> String {
@@ -661,7 +645,10 @@ fn app_token_in(dir: &Path, scope: &str, lifetime: i64) -> String {
     .to_string()
     .as_bytes());
     let signed = format!("{header}.{claims}");
-    let sig = b64(&hmac_sha256(&key, signed.as_bytes()));
+    let sig = b64(&trasloco_core::escapes::hmac_sha256(
+        &key,
+        signed.as_bytes(),
+    ));
     format!("{signed}.{sig}")
 }
 
@@ -702,24 +689,6 @@ fn verify_rs256(jwt: &str, public_pem: &str) -> Option<serde_json::Value> {
     let mut claims: serde_json::Value = serde_json::from_slice(&b64(c)?).ok()?;
     claims["header"] = header;
     Some(claims)
-}
-
-fn form_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap_or(b'?'));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TokenEndpoint {
@@ -774,7 +743,10 @@ impl TokenEndpoint {
                 let form: HashMap<String, String> = body
                     .split('&')
                     .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), form_decode(v)))
+                    .map(|(k, v)| {
+                        let v = trasloco_core::escapes::percent_decode(v, true);
+                        (k.to_string(), v.unwrap_or_default())
+                    })
                     .collect();
                 let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
                 let assertion = |jwt: &str| {
