@@ -236,7 +236,7 @@ async fn transition_one(
                     Some(p) => combine(&mut s, p, dry_run).await?,
                     None => Ok(()),
                 };
-                let text = transition(&Transition {
+                let shape = Transition {
                     old_address: old,
                     new_address: new,
                     organisation_domains: domains,
@@ -244,7 +244,8 @@ async fn transition_one(
                     days: c.file.transition.days,
                     organisation: c.file.transition.organisation.as_deref(),
                     include: previous.as_deref().filter(|_| combined.is_ok()),
-                });
+                };
+                let text = transition(&shape);
                 let mut detail = format!("redirects to {new}");
                 if let (Some(p), Ok(())) = (&previous, &combined) {
                     detail.push_str(&format!("; the user's script {p:?} stays in force"));
@@ -253,12 +254,7 @@ async fn transition_one(
                     // The copy was not stored, so the server cannot check the include.
                     let alone = transition(&Transition {
                         include: None,
-                        old_address: old,
-                        new_address: new,
-                        organisation_domains: domains,
-                        keep_copy: c.file.transition.keep_copy,
-                        days: c.file.transition.days,
-                        organisation: c.file.transition.organisation.as_deref(),
+                        ..shape
                     });
                     if let Some(why) = s.check_script(&alone).await? {
                         return Ok(outcome(e, "refused", why));
@@ -372,9 +368,11 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
             work.push((e, src, tgt));
         }
     }
+    // Folder names follow the migration's own map: its renames and the provider presets.
+    let folders = crate::run::settings(c, true).sync;
     let mut pending = Vec::new();
     for (e, src, tgt) in work {
-        pending.push(migrate_one(c, e, src, tgt, dry_run));
+        pending.push(migrate_one(c, e, src, tgt, &folders, dry_run));
     }
     let done: Vec<Outcome> = futures_util::stream::iter(pending)
         .buffered(c.file.run.jobs.max(1))
@@ -384,7 +382,14 @@ pub async fn migrate_filters(c: &Campaign, entries: &[Entry], dry_run: bool) -> 
     out
 }
 
-async fn migrate_one(c: &Campaign, e: &Entry, src: &Side, tgt: &Side, dry_run: bool) -> Outcome {
+async fn migrate_one(
+    c: &Campaign,
+    e: &Entry,
+    src: &Side,
+    tgt: &Side,
+    folder_opts: &trasloco_sync::Options,
+    dry_run: bool,
+) -> Outcome {
     let sep = c.sieve_endpoint("source", &src.endpoint.host);
     let tep = c.sieve_endpoint("target", &tgt.endpoint.host);
     let r = async {
@@ -416,11 +421,7 @@ async fn migrate_one(c: &Campaign, e: &Entry, src: &Side, tgt: &Side, dry_run: b
             l.contains("fileinto") || l.contains("mailboxexists")
         });
         let folders = if files_mail {
-            let o = trasloco_sync::Options {
-                renames: c.file.folders.rename.clone(),
-                ..Default::default()
-            };
-            match trasloco_sync::folder_mappings(src, tgt, &o).await {
+            match trasloco_sync::folder_mappings(src, tgt, folder_opts).await {
                 Ok(m) => Some(m),
                 Err((class, why)) => {
                     return Err(Outcome {

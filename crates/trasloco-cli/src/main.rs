@@ -900,32 +900,24 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
         Some(m) => format!("master user {m} (for {user}@{host})"),
         None => format!("{user}@{host}"),
     };
-    if let Some(flow) = &l.oauth {
-        let (port, security) = (port, security);
-        return Ok((
-            proto,
-            Side {
-                endpoint: Endpoint {
-                    host,
-                    port,
-                    security,
+    let credentials = match &l.oauth {
+        Some(flow) => Credentials::oauth(
+            user,
+            std::sync::Arc::new(trasloco_imap::oauth::Tokens::new(flow.clone())),
+        ),
+        None => Credentials {
+            password: password(which, &who, file)?,
+            master: master.as_ref().map(|m| Master {
+                user: m.clone(),
+                style: match l.master_login {
+                    MasterLogin::Sasl => MasterStyle::Sasl,
+                    MasterLogin::Separator => MasterStyle::Separator('*'),
                 },
-                tls: side_tls(l, flag)?,
-                credentials: Credentials::oauth(
-                    user,
-                    std::sync::Arc::new(trasloco_imap::oauth::Tokens::new(flow.clone())),
-                ),
-            },
-        ));
-    }
-    let secret = password(which, &who, file)?;
-    let master = master.as_ref().map(|m| Master {
-        user: m.clone(),
-        style: match l.master_login {
-            MasterLogin::Sasl => MasterStyle::Sasl,
-            MasterLogin::Separator => MasterStyle::Separator('*'),
+            }),
+            user,
+            oauth: None,
         },
-    });
+    };
     Ok((
         proto,
         Side {
@@ -935,12 +927,7 @@ fn login_side(l: &Login<'_>) -> Result<(Proto, Side), ConfigError> {
                 security,
             },
             tls: side_tls(l, flag)?,
-            credentials: Credentials {
-                user,
-                password: secret,
-                master,
-                oauth: None,
-            },
+            credentials,
         },
     ))
 }
@@ -1263,10 +1250,8 @@ async fn check_campaign(path: &Path, jobs: Option<usize>) -> Result<i32, ConfigE
     let entries = campaign_entries(&campaign)?;
     let jobs = jobs.unwrap_or(campaign.file.run.jobs).max(1);
     let (state, _scratch) = campaign_state(&campaign).await?;
-    let opts = trasloco_sync::Options {
-        renames: campaign.file.folders.rename.clone(),
-        ..Default::default()
-    };
+    // Looked at as a run would: its folder renames, exclusions and provider presets.
+    let opts = run::settings(&campaign, true).sync;
     let mut pending = Vec::new();
     for e in &entries {
         let (state, opts) = (&state, &opts);

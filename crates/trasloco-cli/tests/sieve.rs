@@ -328,7 +328,7 @@ async fn transition_and_filters_over_managesieve() {
 
 /// A campaign over the pair for the given old-domain users (`beniculturali.it` →
 /// `cultura.gov.it`), master logins on both sides; its path.
-fn renaming_campaign(pair: &Pair, users: &[&str], extra: &str) -> String {
+fn renaming_campaign(pair: &Pair, users: &[&str], target_extra: &str) -> String {
     std::fs::write(pair.dir.path().join("master.txt"), "admin-secret\n").unwrap();
     let rows: String = users
         .iter()
@@ -351,7 +351,7 @@ fn renaming_campaign(pair: &Pair, users: &[&str], extra: &str) -> String {
     std::fs::write(
         &campaign,
         format!(
-            "[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n[rules]\ndomain_map = {{ \"beniculturali.it\" = \"cultura.gov.it\" }}\n{extra}",
+            "[source]\n{}\n[target]\n{}{target_extra}\n[accounts]\nfile = \"accounts.csv\"\n[rules]\ndomain_map = {{ \"beniculturali.it\" = \"cultura.gov.it\" }}\n",
             server("SOURCE"),
             server("TARGET")
         ),
@@ -429,7 +429,7 @@ async fn the_transition_keeps_mail_flowing_whatever_the_user_had_active() {
         (
             "bruno",
             "regole",
-            "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"bilancio\" {\n  fileinto \"Progetti/Bilancio\";\n  stop;\n}\nif header :contains \"subject\" \"inviata\" { fileinto \"Posta inviata\"; }\nredirect \"bruno.personale@example.net\";\n",
+            "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"bilancio\" {\n  fileinto \"Progetti/Bilancio\";\n  stop;\n}\nif header :contains \"subject\" \"inviata\" { fileinto \"Posta inviata\"; }\nif header :contains \"subject\" \"file\" { fileinto \"Files\"; }\nredirect \"bruno.personale@example.net\";\n",
         ),
         (
             "carla",
@@ -446,7 +446,14 @@ async fn the_transition_keeps_mail_flowing_whatever_the_user_had_active() {
     let mut imap = pair.client("source", &old("bruno")).await;
     imap.create("Progetti/Bilancio").await.unwrap();
     imap.create("Posta inviata").await.unwrap();
-    let c = renaming_campaign(&pair, &["anna", "bruno", "carla"], "");
+    imap.create("Files").await.unwrap();
+    // The new platform is Exchange-like: its preset renames the reserved `Files`, and filters
+    // follow the migration's map, presets included.
+    let c = renaming_campaign(
+        &pair,
+        &["anna", "bruno", "carla"],
+        "provider = \"microsoft365\"\n",
+    );
 
     let out = pair.trasloco(&["transition", "apply", &c], "", "");
     let t = text(&out);
@@ -534,7 +541,7 @@ async fn the_transition_keeps_mail_flowing_whatever_the_user_had_active() {
     assert_eq!(code(&out), 0, "{t}");
     assert!(t.contains("\"ferie\" active"), "{t}");
     assert!(
-        t.contains("folders renamed: \"Progetti/Bilancio\" → \"Progetti.Bilancio\", \"Posta inviata\" → \"Sent\""),
+        t.contains("folders renamed: \"Progetti/Bilancio\" → \"Progetti.Bilancio\", \"Posta inviata\" → \"Sent\", \"Files\" → \"Files (migrated)\""),
         "{t}"
     );
     for (user, name, _) in scripts {

@@ -175,6 +175,17 @@ impl Tokens {
         })
     }
 
+    /// POST a token request to an endpoint and read the token from its answer.
+    async fn request(&self, url: &str, body: &str, tls: &TlsOptions) -> Result<Token, Error> {
+        let err = |m: String| Error::new(ErrorKind::Auth, format!("{}: {m}", self.describe()));
+        let (status, text) = post_form(url, body, tls).await?;
+        let t = parse_token(&text).map_err(err)?;
+        if status != 200 {
+            return Err(err(format!("HTTP {status}")));
+        }
+        Ok(t)
+    }
+
     async fn obtain(&self, user: &str) -> Result<Token, Error> {
         let err = |m: String| Error::new(ErrorKind::Auth, format!("{}: {m}", self.describe()));
         let t = match &self.flow {
@@ -208,12 +219,7 @@ impl Tokens {
                     "grant_type={}&assertion={jwt}",
                     form("urn:ietf:params:oauth:grant-type:jwt-bearer")
                 );
-                let (status, text) = post_form(url, &body, tls).await?;
-                let t = parse_token(&text).map_err(err)?;
-                if status != 200 {
-                    return Err(err(format!("HTTP {status}")));
-                }
-                t
+                self.request(url, &body, tls).await?
             }
             Flow::CertificateAssertion {
                 url,
@@ -241,12 +247,7 @@ impl Tokens {
                     form(scope),
                     form("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
                 );
-                let (status, text) = post_form(url, &body, tls).await?;
-                let t = parse_token(&text).map_err(err)?;
-                if status != 200 {
-                    return Err(err(format!("HTTP {status}")));
-                }
-                t
+                self.request(url, &body, tls).await?
             }
             Flow::ClientCredentials {
                 url,
@@ -261,12 +262,7 @@ impl Tokens {
                     form(secret.expose_secret()),
                     form(scope)
                 );
-                let (status, text) = post_form(url, &body, tls).await?;
-                let t = parse_token(&text).map_err(err)?;
-                if status != 200 {
-                    return Err(err(format!("HTTP {status}")));
-                }
-                t
+                self.request(url, &body, tls).await?
             }
         };
         self.fetched

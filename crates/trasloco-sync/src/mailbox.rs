@@ -618,10 +618,7 @@ pub async fn sync_mailbox(
             {
                 // Throttling slows, never fails: wait what the server said (or back off when
                 // it said nothing), then resume from the state.
-                let moved = earlier.finished.len() > finished_before.len()
-                    || partial
-                        .iter()
-                        .any(|f| !finished_before.contains(&f.source) && f.buckets.copied > 0);
+                let moved = earlier.moved_since(&finished_before, &partial);
                 earlier.keep(&partial);
                 progress.restart();
                 let wait = throttle.next(error.retry_after, moved);
@@ -665,10 +662,7 @@ pub async fn sync_mailbox(
                 );
             }
             Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
-                let moved = earlier.finished.len() > finished_before.len()
-                    || partial
-                        .iter()
-                        .any(|f| !finished_before.contains(&f.source) && f.buckets.copied > 0);
+                let moved = earlier.moved_since(&finished_before, &partial);
                 earlier.keep(&partial);
                 reconnects += 1;
                 // After progress the connection is made again at once; connections that fail
@@ -784,6 +778,15 @@ struct Done {
 }
 
 impl Earlier {
+    /// Whether the attempt that ended with `partial` moved anything: a folder finished that
+    /// was not before, or copies made in a folder it had not finished.
+    fn moved_since(&self, finished_before: &BTreeSet<String>, partial: &[FolderReport]) -> bool {
+        self.finished.len() > finished_before.len()
+            || partial
+                .iter()
+                .any(|f| !finished_before.contains(&f.source) && f.buckets.copied > 0)
+    }
+
     /// After a failed attempt: keep what it did in the folders it did not finish.
     fn keep(&mut self, partial: &[FolderReport]) {
         for f in partial
