@@ -867,13 +867,19 @@ async fn ctrl_c_stops_cleanly_and_twice_stops_at_once() {
         "copies made are read back: {mb}"
     );
 
-    // Twice: the process ends at once, without a summary.
+    // Twice: the process ends at once, without a summary. The target is paused so the clean
+    // stop cannot finish before the second Ctrl-C (two signals sent together may arrive as
+    // one, and an unpaused stop is over in milliseconds).
     let mut child = spawn_migrate(&pair, "erin");
     let before = count(&pair, "target", "erin", "INBOX").await;
     wait_for_target(&pair, "erin", before + 100, &mut child).await;
+    let paused = pair.pause_imap("target");
     interrupt(&child);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     interrupt(&child);
     let out = child.wait_with_output().unwrap();
+    pair.resume(&paused);
+    pair.wait_sessions_closed("target", "erin");
     assert_eq!(code(&out), 130, "{}", text(&out));
     assert!(text(&out).contains("stopped at once"), "{}", text(&out));
 
