@@ -9,7 +9,10 @@
 //!   `max_message_mb`) fails before upload with how to raise it; `$MDNSent` is never set
 //!   (Outlook shows it as a category on every message); `\Flagged`, which Exchange forgets
 //!   when it comes with APPEND, is set again by STORE; the reserved folder name `Files` is
-//!   renamed `Files (migrated)`.
+//!   renamed `Files (migrated)`; a message with a line over 10,500 characters fails before
+//!   upload (its bytes are never rewrapped); appends go in batches small enough, and sessions
+//!   are renewed early enough, that no session reaches the ten refused commands after which
+//!   Exchange ends it.
 
 use trasloco_sync::Options;
 
@@ -64,6 +67,13 @@ const EXCHANGE_NOT_MAIL: &[&str] = &[
 /// Exchange Online's default per-message limit, in MB.
 pub const EXCHANGE_DEFAULT_MB: u64 = 35;
 
+/// Exchange Online ends an IMAP session after this many refused commands.
+pub const EXCHANGE_SESSION_ERRORS: u32 = 10;
+
+/// The longest line Exchange Online takes (characters; imapsync's `--office2` wraps at
+/// 10,239, which changes the message: trasloco fails such a message with the reason).
+pub const EXCHANGE_MAX_LINE: usize = 10_500;
+
 /// Apply the source's and the target's presets to a run's options.
 pub fn apply(
     source: Option<Provider>,
@@ -85,6 +95,8 @@ pub fn apply(
         });
         sync.never_flags.push("$MDNSent".into());
         sync.flag_after_append = true;
+        sync.session_errors = Some(EXCHANGE_SESSION_ERRORS);
+        sync.max_line = Some(EXCHANGE_MAX_LINE);
         sync.renames
             .entry("Files".into())
             .or_insert_with(|| "Files (migrated)".into());
@@ -123,6 +135,8 @@ mod tests {
         );
         assert_eq!(o.never_flags, ["$MDNSent"]);
         assert!(o.flag_after_append);
+        assert_eq!(o.session_errors, Some(10));
+        assert_eq!(o.max_line, Some(10_500));
         assert_eq!(o.renames["Files"], "Files (migrated)");
         let mut o = Options::default();
         o.renames.insert("Files".into(), "Documenti".into());

@@ -72,6 +72,13 @@ fn mailbox(m: &MailboxReport, dry_run: bool) {
             format!(", {} logins with a renewed OAuth2 token", m.token_renewals)
         } else {
             String::new()
+        } + &if m.session_resets > 0 {
+            format!(
+                ", {} new sessions before the target's error limit",
+                m.session_resets
+            )
+        } else {
+            String::new()
         } + &if m.throttled > 0 {
             format!(
                 ", throttled {} time(s), {:.0} s waiting",

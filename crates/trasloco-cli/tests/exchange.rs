@@ -260,3 +260,146 @@ async fn flagged_is_stored_again_after_the_append_on_exchange() {
     let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
     assert_eq!(a["INBOX"], b["INBOX"]);
 }
+
+/// Exchange Online ends a session after ten refused commands. Fourteen messages it refuses
+/// (`BAD Command Argument Error. 11`, injected by the proxy) and one with a line over its
+/// 10,500 characters: with the `microsoft365` preset no session reaches the limit (appends
+/// go in small batches, a new session starts before the limit, a refused message is not sent
+/// again in the run), every other message is copied exactly once, and each refused one is
+/// failed with what Exchange's words mean. The next run tries them again, same outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_messages_never_burn_an_exchange_session() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let mut msgs: Vec<Msg> = (0..42)
+        .map(|i| {
+            let body = simple(i, "INBOX");
+            msg(if i % 3 == 0 {
+                [b"X-Refuse: yes\r\n".as_slice(), &body].concat()
+            } else {
+                body
+            })
+        })
+        .collect();
+    let long = format!(
+        "Message-ID: <long@test.example>\r\nSubject: long line\r\n\r\n{}\r\n",
+        "x".repeat(12_000)
+    );
+    msgs.push(msg(long));
+    seed(&mut src, "INBOX", msgs).await;
+    let proxy = ExchangeProxy::start_with(
+        pair.port("TARGET_IMAP_PORT"),
+        Behaviour {
+            refuse_containing: Some("X-Refuse: yes".into()),
+            error_limit: Some(10),
+            exchange_caps: true,
+            ..Behaviour::default()
+        },
+    );
+    let c = through(&pair, proxy.port, "");
+    let file = std::fs::read_to_string(&c).unwrap().replace(
+        "tls = \"none\"",
+        "tls = \"none\"\nprovider = \"microsoft365\"",
+    );
+    std::fs::write(&c, file).unwrap();
+    for run in 1..=2 {
+        let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+        let t = text(&out);
+        assert_eq!(code(&out), 2, "run {run}: {t}");
+        assert_eq!(
+            proxy.error_closes.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "run {run}: no session reached Exchange's error limit: {t}"
+        );
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        let failed = &mb["buckets"]["failed"];
+        let refused: u64 = failed
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.contains("Command Argument Error. 11"))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(refused, 14, "run {run}: {mb}");
+        assert_eq!(
+            failed["a line longer than the target takes"], 1,
+            "run {run}: {mb}"
+        );
+        if run == 1 {
+            assert_eq!(mb["buckets"]["copied"], 28, "{mb}");
+        } else {
+            assert_eq!(mb["buckets"]["already_present"], 28, "{mb}");
+        }
+        assert!(
+            mb["session_resets"].as_u64().unwrap() >= 1,
+            "run {run}: {mb}"
+        );
+        let reasons = mb["folders"][0]["errors"].to_string();
+        assert!(reasons.contains("a line that is too long"), "{reasons}");
+        assert!(
+            reasons.contains("a line of 12000 characters, over the 10500"),
+            "{reasons}"
+        );
+        assert!(
+            t.contains("new sessions before the target's error limit"),
+            "{t}"
+        );
+    }
+    let mut tgt = pair.client("target", "alice").await;
+    let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    let copies: std::collections::BTreeSet<&String> = b["INBOX"].iter().map(|m| &m.0).collect();
+    assert_eq!(copies.len(), 28, "every other message exactly once");
+    assert_eq!(b["INBOX"].len(), 28, "every other message exactly once");
+    assert!(copies.iter().all(|h| a["INBOX"].iter().any(|m| &&m.0 == h)));
+}
+
+/// A stop (Ctrl-C) while the run waits out a throttling server ends the wait at once: exit
+/// 130, and the mailbox is reported incomplete with what it copied — never "in sync" because
+/// the attempt after the wait reached no folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_while_throttled_reports_the_mailbox_incomplete() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(60, 200)).await;
+    let proxy = ExchangeProxy::start_with(
+        pair.port("TARGET_IMAP_PORT"),
+        Behaviour {
+            throttle_every: Some(3),
+            backoff_ms: 120_000,
+            ..Behaviour::default()
+        },
+    );
+    let c = through(&pair, proxy.port, "batch_messages = 10");
+    let child = command(pair.dir.path(), "", "")
+        .args(["--no-progress", "run", &c])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while proxy.throttled() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(code(&out), 130, "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "incomplete", "{mb}");
+    assert!(
+        mb["error"].as_str().unwrap().contains("stopped by Ctrl-C"),
+        "{mb}"
+    );
+    assert_eq!(
+        mb["buckets"]["copied"].as_u64().unwrap(),
+        u64::from(count(&pair, "target", "alice", "INBOX").await),
+        "every copy made is counted: {mb}"
+    );
+    assert!(mb["buckets"]["copied"].as_u64().unwrap() > 0, "{mb}");
+    let waited = mb["throttled_seconds"].as_f64().unwrap();
+    assert!(waited < 60.0, "only the time waited counts: {mb}");
+}

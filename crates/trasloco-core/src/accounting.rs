@@ -229,6 +229,10 @@ pub struct MailboxReport {
     /// Reconnections made to log in with a new OAuth2 token before the old one expired.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub token_renewals: u32,
+    /// New sessions started before the target's limit of refused commands per session
+    /// (Exchange Online ends a session after ten).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub session_resets: u32,
     /// Times a server asked to slow down (throttling), and the time spent waiting for it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub throttled: u32,
@@ -314,6 +318,7 @@ impl MailboxReport {
             seconds: 0.0,
             reconnects: 0,
             token_renewals: 0,
+            session_resets: 0,
             throttled: 0,
             throttled_seconds: 0.0,
             not_read_back: 0,

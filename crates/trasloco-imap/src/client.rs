@@ -388,6 +388,9 @@ pub struct Client {
     /// When the OAuth2 token this session logged in with expires (a server may end the
     /// session then, as Exchange Online does).
     token: Option<Box<crate::oauth::Token>>,
+    /// Commands this session's server answered NO or BAD (Exchange Online ends a session
+    /// after ten).
+    refusals: u32,
 }
 
 impl Client {
@@ -408,6 +411,7 @@ impl Client {
             trace_id,
             bytes_read: 0,
             token: None,
+            refusals: 0,
         };
         let greeting = client.read_frame().await.map_err(|e| {
             if ep.security == Security::Implicit {
@@ -606,6 +610,11 @@ impl Client {
     /// caller reconnects (between batches) before the server ends the session at expiry.
     pub fn token_due(&self) -> bool {
         self.token.as_ref().is_some_and(|t| !t.fresh())
+    }
+
+    /// How many commands of this session the server answered NO or BAD.
+    pub fn refusals(&self) -> u32 {
+        self.refusals
     }
 
     /// SASL OAUTHBEARER (RFC 7628), else XOAUTH2, with a token from `tokens`.
@@ -1445,6 +1454,7 @@ impl Client {
                 if done.ok {
                     return Ok(None);
                 }
+                self.refusals += 1;
                 return Err(self.fetch_failed(&done));
             }
             if line.starts_with(b"* ")
@@ -1518,7 +1528,10 @@ impl Client {
             return Ok(None);
         }
         match parse_done(&frame, tag) {
-            Some(done) => Ok(Some(done)),
+            Some(done) => {
+                self.refusals += u32::from(!done.ok);
+                Ok(Some(done))
+            }
             None => Err(Error::new(
                 ErrorKind::Protocol,
                 format!(
@@ -1681,6 +1694,9 @@ impl Client {
                         ),
                     )
                 })?;
+                if !done.ok {
+                    self.refusals += 1;
+                }
                 // Throttling is not a refusal of this command: the caller waits and goes on.
                 if !done.ok
                     && let Some(e) = Error::throttled(&self.host, &done.describe())

@@ -38,6 +38,9 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A folder's messages the target refused: source UID → (bucket, reason).
+pub(crate) type Refused = HashMap<u32, (String, String)>;
+
 /// One mailbox's APPENDs over all attempts of a run.
 #[derive(Default)]
 pub(crate) struct Appends {
@@ -47,9 +50,43 @@ pub(crate) struct Appends {
     inherited: Mutex<HashMap<i64, AppendLine>>,
     /// The mailbox's row, once an attempt started (never in a dry run).
     mailbox: std::sync::OnceLock<i64>,
+    /// Messages the target refused in this run, per source folder: UID → (bucket, reason).
+    /// Later attempts count them failed again without sending them (a refusal costs a
+    /// server's error budget; the next run tries them again).
+    refused: Mutex<HashMap<String, Refused>>,
 }
 
 impl Appends {
+    /// The target refused `uid` of `folder` in this run.
+    pub(crate) fn refused(&self, folder: &str, uid: u32, key: &str, reason: &str) {
+        self.refused
+            .lock()
+            .expect("refusals")
+            .entry(folder.to_string())
+            .or_default()
+            .insert(uid, (key.to_string(), reason.to_string()));
+    }
+
+    /// What the target refused of `folder` earlier in this run.
+    pub(crate) fn refused_in(&self, folder: &str) -> Refused {
+        self.refused
+            .lock()
+            .expect("refusals")
+            .get(folder)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many messages the target refused in this run.
+    pub(crate) fn refusals(&self) -> usize {
+        self.refused
+            .lock()
+            .expect("refusals")
+            .values()
+            .map(HashMap::len)
+            .sum()
+    }
+
     /// At the start of each attempt: the lines left behind, now the attempt's to sweep.
     /// Returns those a process that stopped left (not this run's earlier attempts).
     pub(crate) async fn start_attempt(

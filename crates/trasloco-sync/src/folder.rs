@@ -63,6 +63,17 @@ fn refusal_key(describe: &str) -> String {
     }
 }
 
+/// A refusal with what it means when the server's words say little.
+fn explain_refusal(why: String) -> String {
+    if why.contains("Command Argument Error. 11") {
+        format!(
+            "{why} (Exchange Online's answer to a message over the mailbox's size limit, a line that is too long, a full mailbox or a keyword it does not take)"
+        )
+    } else {
+        why
+    }
+}
+
 pub(crate) fn fail(report: &mut FolderReport, uid: u32, size: u64, key: String, reason: String) {
     report.buckets.fail(key);
     if report.errors.len() < MAX_LISTED_ERRORS {
@@ -835,9 +846,21 @@ impl Window<'_> {
             report.flags_updated += store.len() as u64;
         }
 
+        // What the target refused earlier in this run is not sent again (each refusal costs
+        // the session's error budget on Exchange Online); the next run tries it again.
+        let mut to_copy = to_copy;
+        let refused = ctx.appends.refused_in(&m.source);
+        if !refused.is_empty() {
+            to_copy.retain(|u| match refused.get(u) {
+                Some((key, why)) => {
+                    fail(report, *u, listed[u].size, key.clone(), why.clone());
+                    false
+                }
+                None => true,
+            });
+        }
         // A message over the size the target says it takes (APPENDLIMIT, RFC 7889) is
         // refused here with the reason, not uploaded whole only to be refused.
-        let mut to_copy = to_copy;
         if let Some(limit) = ctx.opts.size_limit.or(tgts[0].append_limit()) {
             to_copy.retain(|u| {
                 let size = listed[u].size;
@@ -954,7 +977,32 @@ pub(crate) fn batches(
 }
 
 /// A fetched batch: bodies, messages the source could not give, and the memory they hold.
-type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String)>, Reservation);
+/// A fetched batch: the bodies, the messages that go no further (UID, bucket, reason) and
+/// the memory the bodies hold.
+type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String, String)>, Reservation);
+
+/// The bucket of a message with a line longer than the target takes.
+const LINE_TOO_LONG: &str = "a line longer than the target takes";
+
+/// Why `body` cannot go to a target that takes lines of at most `max` bytes, if it cannot.
+/// The bytes are never rewritten to fit: a copy must be the message itself.
+fn line_too_long(body: &[u8], max: usize) -> Option<String> {
+    let (mut longest, mut start) = (0usize, 0usize);
+    for nl in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let end = if nl > start && body.get(nl.wrapping_sub(1)) == Some(&b'\r') && nl < body.len() {
+            nl - 1
+        } else {
+            nl
+        };
+        longest = longest.max(end.saturating_sub(start));
+        start = nl + 1;
+    }
+    (longest > max).then(|| {
+        format!(
+            "a line of {longest} characters, over the {max} the target takes; the message is left as it is (rewrapping would change its bytes): copy it by hand or forward it"
+        )
+    })
+}
 
 /// A message handed to the target: source UID, size, SHA-256 of its bytes, and for PEC
 /// messages the source signature verdict.
@@ -970,7 +1018,7 @@ struct Appended {
     fetched: u64,
     results: Vec<(AppendOutcome, Sent)>,
     dropped: Vec<(String, u64)>,
-    unreadable: Vec<(u32, String)>,
+    unreadable: Vec<(u32, String, String)>,
 }
 
 /// A fetched batch made ready to append: the messages with the flags the target keeps, what
@@ -980,7 +1028,7 @@ struct Prepared {
     meta: Vec<Sent>,
     dropped: BTreeMap<String, u64>,
     fetched: u64,
-    unreadable: Vec<(u32, String)>,
+    unreadable: Vec<(u32, String, String)>,
     held: Reservation,
 }
 
@@ -1138,12 +1186,21 @@ async fn append_worker(
     let pipelined = tgt.pipelines_appends();
     let mut inflight: Option<(Prepared, PendingAppend)> = None;
     loop {
-        // With nothing in flight, a connection whose token is due leaves the work to the
+        // With nothing in flight, a connection whose token is due, or that is near the
+        // number of refusals after which the server ends the session, leaves the work to the
         // others; the attempt then ends and logs in again (every answer read, nothing lost).
-        if inflight.is_none() && tgt.token_due() {
-            return Err(crate::mailbox::renew(SideName::Target));
+        let tired = errors_due(tgt, ctx.opts);
+        if inflight.is_none() && (tired || tgt.token_due()) {
+            return Err(if tired {
+                crate::mailbox::reset(SideName::Target)
+            } else {
+                crate::mailbox::renew(SideName::Target)
+            });
         }
-        let batch = if inflight.is_some() {
+        let batch = if tired {
+            // No new batch: the one in flight is answered, then the session ends.
+            None
+        } else if inflight.is_some() {
             queue.lock().await.try_recv().ok()
         } else {
             match queue.lock().await.recv().await {
@@ -1195,6 +1252,24 @@ async fn append_worker(
     }
 }
 
+/// Messages in one batch: with a target that ends a session after `session_errors`
+/// refusals, two batches in flight (one answered while the next is sent) stay below it.
+fn batch_cap(opts: &Options) -> usize {
+    match opts.session_errors {
+        Some(limit) => opts
+            .batch_messages
+            .min((limit.saturating_sub(1) / 3).max(1) as usize),
+        None => opts.batch_messages,
+    }
+}
+
+/// Whether `tgt` must log in again before it sends another batch: refusals so far plus two
+/// batches that could all be refused would reach the limit.
+fn errors_due(tgt: &Client, opts: &Options) -> bool {
+    opts.session_errors
+        .is_some_and(|limit| tgt.refusals() as usize + 2 * batch_cap(opts) >= limit as usize)
+}
+
 /// Debug builds only: `TRASLOCO_TEST_EXIT_AFTER_APPENDS=N` ends the process once the Nth
 /// pipelined APPEND has been written whole and before its answer is read, as a crash at that
 /// moment would: the target has the batch and commits it, the state never hears of it.
@@ -1236,14 +1311,16 @@ async fn copy_messages(
     let opts = ctx.opts;
     // Large messages are streamed one by one from an IMAP source to the target, never held
     // whole; the rest (and everything from POP3 or an archive) travels in batches.
-    let streams = src.client().is_some();
+    // Not when lines are measured first: a line over the target's limit must be found before
+    // the upload starts.
+    let streams = src.client().is_some() && opts.max_line.is_none();
     let (large, small): (Vec<u32>, Vec<u32>) = to_copy
         .iter()
         .partition(|u| streams && listed[*u].size > STREAM_ABOVE);
     let plan = batches(
         small.iter().map(|u| (*u, listed[u].size)),
         opts.batch_bytes,
-        opts.batch_messages,
+        batch_cap(opts),
     );
     // One batch is fetched while the previous one is appended, so the two servers work at once.
     // Every batch first reserves its bytes in the process-wide budget; the reservation travels
@@ -1262,11 +1339,14 @@ async fn copy_messages(
             let bytes = batch.iter().map(|u| listed[u].size).sum();
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
-            let mut unreadable: Vec<(u32, String)> = Vec::new();
+            let mut unreadable: Vec<(u32, String, String)> = Vec::new();
             fetcher
                 .bodies(&batch, &mut |uid, r| match r {
-                    Ok(body) => got.push((uid, body)),
-                    Err(why) => unreadable.push((uid, why)),
+                    Ok(body) => match opts.max_line.and_then(|m| line_too_long(&body, m)) {
+                        Some(why) => unreadable.push((uid, LINE_TOO_LONG.into(), why)),
+                        None => got.push((uid, body)),
+                    },
+                    Err(why) => unreadable.push((uid, "source: message unreadable".into(), why)),
                 })
                 .await
                 .on(SideName::Source)?;
@@ -1301,9 +1381,12 @@ async fn copy_messages(
             for (k, n) in a.dropped {
                 *report.dropped_keywords.entry(k).or_default() += n;
             }
-            for (uid, why) in a.unreadable {
+            for (uid, key, why) in a.unreadable {
                 let size = listed[&uid].size;
-                fail(report, uid, size, "source: message unreadable".into(), why);
+                if key == LINE_TOO_LONG {
+                    ctx.appends.refused(&ctx.mapping.source, uid, &key, &why);
+                }
+                fail(report, uid, size, key, why);
             }
             if let Err(e) = settle(ctx, folder_id, listed, a.results, &mut copied, report).await {
                 // Nothing more is appended once a copy cannot be recorded (a full disk): the
@@ -1330,6 +1413,9 @@ async fn copy_messages(
         }
         if tgts[0].token_due() {
             return Err(crate::mailbox::renew(SideName::Target));
+        }
+        if errors_due(&tgts[0], opts) {
+            return Err(crate::mailbox::reset(SideName::Target));
         }
         let src = src.client().expect("only IMAP sources stream");
         let tgt = &mut tgts[0];
@@ -1616,7 +1702,12 @@ async fn settle(
                     });
                 }
             }
-            AppendOutcome::Rejected(why) => fail(report, uid, size, refusal_key(&why), why),
+            AppendOutcome::Rejected(why) => {
+                let key = refusal_key(&why);
+                let why = explain_refusal(why);
+                ctx.appends.refused(&ctx.mapping.source, uid, &key, &why);
+                fail(report, uid, size, key, why)
+            }
         }
     }
     ctx.state.record(folder_id, &records).await?;
@@ -1898,6 +1989,35 @@ pub(crate) fn record_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_measured_without_their_line_ends() {
+        assert!(line_too_long(b"ab\r\ncd\r\n", 2).is_none());
+        assert!(
+            line_too_long(b"ab\ncd", 2).is_none(),
+            "bare LF, no final line end"
+        );
+        assert!(line_too_long(b"\r\n\r\n", 0).is_none());
+        let why = line_too_long(b"ab\r\nabc\r\n", 2).unwrap();
+        assert!(
+            why.starts_with("a line of 3 characters, over the 2"),
+            "{why}"
+        );
+        assert!(
+            line_too_long(b"ab\r\nabc", 2).is_some(),
+            "the last line counts"
+        );
+        let opts = Options {
+            session_errors: Some(10),
+            ..Options::default()
+        };
+        assert_eq!(
+            batch_cap(&opts),
+            3,
+            "two batches in flight stay under ten refusals"
+        );
+        assert_eq!(batch_cap(&Options::default()), 300);
+    }
 
     #[test]
     fn refusals_are_counted_by_code() {

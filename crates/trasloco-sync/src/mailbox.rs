@@ -94,6 +94,13 @@ pub struct Options {
     /// Set a copy's flags again by STORE after the APPEND when it is `\Flagged` (Exchange
     /// forgets `\Flagged` given with APPEND).
     pub flag_after_append: bool,
+    /// The target ends a session after this many refused commands (Exchange Online: 10):
+    /// appends go in batches small enough that a session never reaches it, and a connection
+    /// logs in again between batches before it does.
+    pub session_errors: Option<u32>,
+    /// The longest line (bytes, without its CRLF) the target takes: a message with a longer
+    /// one fails before upload with the reason (its bytes are never rewritten).
+    pub max_line: Option<usize>,
     /// Mailboxes of the run working at once: the most any server sees; a server that
     /// throttles sees half as many, growing back by one a minute.
     pub mailboxes_at_once: usize,
@@ -141,6 +148,8 @@ impl Default for Options {
             size_limit_hint: None,
             never_flags: Vec::new(),
             flag_after_append: false,
+            session_errors: None,
+            max_line: None,
             mailboxes_at_once: 1,
             not_mail: Vec::new(),
             backoff: Duration::from_secs(1),
@@ -335,6 +344,12 @@ impl Throttle {
         wait
     }
 
+    /// A wait ended `left` early (a clean stop): only the time waited counts.
+    fn cut_short(&mut self, left: Duration) {
+        self.waited = self.waited.saturating_sub(left);
+        self.without_progress = self.without_progress.saturating_sub(left);
+    }
+
     fn report_into(&self, r: &mut MailboxReport) {
         r.throttled = self.times;
         r.throttled_seconds = self.waited.as_secs_f64();
@@ -354,10 +369,30 @@ pub(crate) fn renew(side: SideName) -> SyncError {
     }
 }
 
+/// Why an attempt ends between batches when the target's session is near the number of
+/// refused commands after which the server ends it (Exchange Online: 10).
+pub(crate) const SESSION_RESET: &str =
+    "the session is near the number of refusals after which the server ends it";
+
+/// The attempt ends here so `side` starts a new session before the server ends this one.
+pub(crate) fn reset(side: SideName) -> SyncError {
+    SyncError::Imap {
+        side,
+        error: Error::new(ErrorKind::Dropped, SESSION_RESET),
+    }
+}
+
 impl SyncError {
-    /// Whether this ends an attempt only to renew a token: every answer was read first.
+    /// Whether this ends an attempt only to log in again (a token due, a session near its
+    /// error limit): every answer was read first.
     pub(crate) fn is_renewal(&self) -> bool {
-        matches!(self, SyncError::Imap { error, .. } if error.message == TOKEN_RENEWAL)
+        matches!(self, SyncError::Imap { error, .. }
+            if error.message == TOKEN_RENEWAL || error.message == SESSION_RESET)
+    }
+
+    /// Whether this ends an attempt because the session had too many refusals.
+    fn is_reset(&self) -> bool {
+        matches!(self, SyncError::Imap { error, .. } if error.message == SESSION_RESET)
     }
 
     /// The failure class and the one line for the report, naming the side and its account.
@@ -527,6 +562,7 @@ pub async fn sync_mailbox(
     let (src_label, tgt_label) = (source.label(), target.label());
     let mut reconnects = 0u32;
     let mut renewals = 0u32;
+    let mut resets = 0u32;
     let mut throttle = Throttle::default();
     // Reconnects in a row that made no progress: those are what `max_reconnects` bounds. A
     // reconnect after progress is not a failure: a connection reset every few minutes must
@@ -557,26 +593,40 @@ pub async fn sync_mailbox(
         };
         crate::governor::of(&k, opts.mailboxes_at_once)
     };
+    // A stop asked for while waiting out a throttling server: the attempt that was throttled
+    // is the last one, reported with what it did.
+    let mut stopped_waiting: Option<(i32, Vec<FolderReport>)> = None;
     loop {
         let mut partial: Vec<FolderReport> = Vec::new();
         // What attempts before this one finished: reported again as they were, no progress.
         let finished_before: BTreeSet<String> = earlier.finished.keys().cloned().collect();
-        let mut slots = Vec::with_capacity(governors.len());
-        for g in &governors {
-            slots.push(g.slot().await);
-        }
-        let result = sync_once(
-            source,
-            target,
-            state,
-            opts,
-            progress,
-            &appends,
-            &mut earlier,
-            &mut partial,
-        )
-        .await;
-        drop(slots);
+        // Messages the target refused count as progress: they are not sent again.
+        let refused_before = appends.refusals();
+        let result = match stopped_waiting.take() {
+            Some((signal, last)) => {
+                partial = last;
+                Err(SyncError::Stopped(signal))
+            }
+            None => {
+                let mut slots = Vec::with_capacity(governors.len());
+                for g in &governors {
+                    slots.push(g.slot().await);
+                }
+                let result = sync_once(
+                    source,
+                    target,
+                    state,
+                    opts,
+                    progress,
+                    &appends,
+                    &mut earlier,
+                    &mut partial,
+                )
+                .await;
+                drop(slots);
+                result
+            }
+        };
         match result {
             Ok(()) => {
                 appends.finish(state, None).await;
@@ -585,6 +635,7 @@ pub async fn sync_mailbox(
                 report.folders = partial;
                 report.reconnects = reconnects;
                 report.token_renewals = renewals;
+                report.session_resets = resets;
                 throttle.report_into(&mut report);
                 if let Source::Archive(a) = source {
                     report.skipped_files = a.skipped.iter().map(|s| s.why.clone()).collect();
@@ -618,9 +669,8 @@ pub async fn sync_mailbox(
             {
                 // Throttling slows, never fails: wait what the server said (or back off when
                 // it said nothing), then resume from the state.
-                let moved = earlier.moved_since(&finished_before, &partial);
-                earlier.keep(&partial);
-                progress.restart();
+                let moved = earlier.moved_since(&finished_before, &partial)
+                    || appends.refusals() > refused_before;
                 let wait = throttle.next(error.retry_after, moved);
                 governor_of(side).throttled();
                 let who = if side == SideName::Source {
@@ -651,8 +701,38 @@ pub async fn sync_mailbox(
                     )
                     .await;
                 }
+                throttle.cut_short(until.saturating_duration_since(Instant::now()));
+                match opts.stop.requested() {
+                    Some(signal) => stopped_waiting = Some((signal, partial)),
+                    None => {
+                        earlier.keep(&partial);
+                        progress.restart();
+                    }
+                }
             }
-            Err(e) if e.is_renewal() => {
+            Err(e)
+                if e.is_reset()
+                    && (earlier.moved_since(&finished_before, &partial)
+                        || appends.refusals() > refused_before
+                        || fruitless < opts.max_reconnects) =>
+            {
+                // Refused messages are not sent again in this run, so each new session gets
+                // further; one that got nowhere counts as a fruitless reconnect.
+                if earlier.moved_since(&finished_before, &partial)
+                    || appends.refusals() > refused_before
+                {
+                    fruitless = 0;
+                } else {
+                    fruitless += 1;
+                }
+                earlier.keep(&partial);
+                resets += 1;
+                progress.restart();
+                tracing::info!(
+                    "{src_label} → {tgt_label}: a new session before the server's error limit"
+                );
+            }
+            Err(e) if e.is_renewal() && !e.is_reset() => {
                 // Not a failure, and not a dropped connection: log in again at once.
                 earlier.keep(&partial);
                 renewals += 1;
@@ -662,7 +742,8 @@ pub async fn sync_mailbox(
                 );
             }
             Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
-                let moved = earlier.moved_since(&finished_before, &partial);
+                let moved = earlier.moved_since(&finished_before, &partial)
+                    || appends.refusals() > refused_before;
                 earlier.keep(&partial);
                 reconnects += 1;
                 // After progress the connection is made again at once; connections that fail
@@ -704,6 +785,7 @@ pub async fn sync_mailbox(
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
                 report.token_renewals = renewals;
+                report.session_resets = resets;
                 throttle.report_into(&mut report);
                 // What earlier attempts copied counts too (their folders were listed again).
                 earlier.carry(&mut partial);
@@ -711,8 +793,14 @@ pub async fn sync_mailbox(
                 report.tally();
                 if stopped {
                     // Not a failure: what it reached is done; the rest is for the next run.
+                    let line = report.error.clone();
                     report.finish(opts.dry_run);
-                    if report.status == MailboxStatus::InSync {
+                    if report.status == MailboxStatus::InSync && !earlier.got_through {
+                        // Stopped before some folder was reached (while waiting out a
+                        // throttling server, say): not in sync, whatever the folders reached say.
+                        report.status = MailboxStatus::Incomplete;
+                        report.error = line;
+                    } else if report.status == MailboxStatus::InSync {
                         report.failure = None;
                         report.error = None;
                     }

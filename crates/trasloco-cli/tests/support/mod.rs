@@ -844,6 +844,15 @@ pub struct Behaviour {
     /// Every LIST is answered `BAD User is authenticated but not connected.`, as Exchange
     /// Online answers an app without FullAccess on the mailbox.
     pub not_connected: bool,
+    /// An APPEND whose message contains this text is answered `BAD Command Argument Error.
+    /// 11` (Exchange's answer to a message it does not take) instead of reaching the server.
+    pub refuse_containing: Option<String>,
+    /// After this many commands answered NO or BAD in one session, the session ends with
+    /// `* BYE Connection closed. 14` (Exchange Online: ten).
+    pub error_limit: Option<u32>,
+    /// Capabilities as Exchange Online's: no MULTIAPPEND, and PERMANENTFLAGS without `\*`
+    /// (no keywords).
+    pub exchange_caps: bool,
 }
 
 /// A stand-in for Exchange Online in front of the real target (plain IMAP on 127.0.0.1; a
@@ -860,6 +869,8 @@ pub struct ExchangeProxy {
     pub throttled: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The first line of every command clients sent, in order.
     pub commands: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Sessions it ended because they reached `error_limit`.
+    pub error_closes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The `exp` of the bearer token in an AUTHENTICATE line with an initial response.
@@ -925,6 +936,8 @@ impl ExchangeProxy {
         let (bye_count, throttle_count) = (byes.clone(), throttled.clone());
         let commands: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         let log = commands.clone();
+        let error_closes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let closes = error_closes.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { return };
@@ -936,7 +949,10 @@ impl ExchangeProxy {
                     Default::default();
                 let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let rw = rewrite.clone();
+                let (limit, exchange_caps, closes) =
+                    (b.error_limit, b.exchange_caps, closes.clone());
                 let to_client = std::thread::spawn(move || {
+                    let mut errors = 0u32;
                     let mut pending: Vec<u8> = Vec::new();
                     let mut buf = vec![0u8; 64 * 1024];
                     loop {
@@ -950,12 +966,31 @@ impl ExchangeProxy {
                             let text = String::from_utf8_lossy(&unit).to_string();
                             let tag = text.split(' ').next().unwrap_or("").to_string();
                             let swap = rw.lock().unwrap().remove(&tag);
-                            let out = match swap {
+                            let mut out = match swap {
                                 Some(answer) => answer.into_bytes(),
                                 None => unit,
                             };
+                            if exchange_caps && out.len() < 4096 {
+                                let line = String::from_utf8_lossy(&out)
+                                    .replace(" MULTIAPPEND", "")
+                                    .replace(" \\*)", ")");
+                                out = line.into_bytes();
+                            }
+                            let refused = {
+                                let line = String::from_utf8_lossy(&out[..out.len().min(200)]);
+                                !tag.starts_with('*')
+                                    && !tag.starts_with('+')
+                                    && (line.split(' ').nth(1) == Some("NO")
+                                        || line.split(' ').nth(1) == Some("BAD"))
+                            };
                             if c2.write_all(&out).is_err() {
                                 return;
+                            }
+                            errors += u32::from(refused);
+                            if limit.is_some_and(|l| errors >= l) {
+                                closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                let _ = c2.write_all(b"* BYE Connection closed. 14\r\n");
+                                break;
                             }
                         }
                     }
@@ -1017,6 +1052,16 @@ impl ExchangeProxy {
                                 );
                                 unit = format!("{tag} NOOP\r\n").into_bytes();
                             }
+                            if verb == "APPEND"
+                                && let Some(marker) = &b.refuse_containing
+                                && unit.windows(marker.len()).any(|w| w == marker.as_bytes())
+                            {
+                                rewrite.lock().unwrap().insert(
+                                    tag.clone(),
+                                    format!("{tag} BAD Command Argument Error. 11\r\n"),
+                                );
+                                unit = format!("{tag} NOOP\r\n").into_bytes();
+                            }
                             if verb == "LIST" && b.not_connected {
                                 rewrite.lock().unwrap().insert(
                                     tag.clone(),
@@ -1042,6 +1087,7 @@ impl ExchangeProxy {
             byes,
             throttled,
             commands,
+            error_closes,
         }
     }
 
