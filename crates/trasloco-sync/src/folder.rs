@@ -976,7 +976,6 @@ pub(crate) fn batches(
     out
 }
 
-/// A fetched batch: bodies, messages the source could not give, and the memory they hold.
 /// A fetched batch: the bodies, the messages that go no further (UID, bucket, reason) and
 /// the memory the bodies hold.
 type Fetched = (Vec<(u32, Bytes)>, Vec<(u32, String, String)>, Reservation);
@@ -988,14 +987,10 @@ const LINE_TOO_LONG: &str = "a line longer than the target takes";
 /// The bytes are never rewritten to fit: a copy must be the message itself.
 fn line_too_long(body: &[u8], max: usize) -> Option<String> {
     let (mut longest, mut start) = (0usize, 0usize);
-    for nl in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
-        let end = if nl > start && body.get(nl.wrapping_sub(1)) == Some(&b'\r') && nl < body.len() {
-            nl - 1
-        } else {
-            nl
-        };
-        longest = longest.max(end.saturating_sub(start));
-        start = nl + 1;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let line = &body[start..end];
+        longest = longest.max(line.strip_suffix(b"\r").unwrap_or(line).len());
+        start = end + 1;
     }
     (longest > max).then(|| {
         format!(

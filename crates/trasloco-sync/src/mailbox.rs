@@ -627,6 +627,10 @@ pub async fn sync_mailbox(
                 result
             }
         };
+        // Progress: a folder finished, a copy made, or a message the target refused (it is
+        // not sent again in this run).
+        let moved =
+            earlier.moved_since(&finished_before, &partial) || appends.refusals() > refused_before;
         match result {
             Ok(()) => {
                 appends.finish(state, None).await;
@@ -669,8 +673,6 @@ pub async fn sync_mailbox(
             {
                 // Throttling slows, never fails: wait what the server said (or back off when
                 // it said nothing), then resume from the state.
-                let moved = earlier.moved_since(&finished_before, &partial)
-                    || appends.refusals() > refused_before;
                 let wait = throttle.next(error.retry_after, moved);
                 governor_of(side).throttled();
                 let who = if side == SideName::Source {
@@ -710,21 +712,10 @@ pub async fn sync_mailbox(
                     }
                 }
             }
-            Err(e)
-                if e.is_reset()
-                    && (earlier.moved_since(&finished_before, &partial)
-                        || appends.refusals() > refused_before
-                        || fruitless < opts.max_reconnects) =>
-            {
+            Err(e) if e.is_reset() && (moved || fruitless < opts.max_reconnects) => {
                 // Refused messages are not sent again in this run, so each new session gets
                 // further; one that got nowhere counts as a fruitless reconnect.
-                if earlier.moved_since(&finished_before, &partial)
-                    || appends.refusals() > refused_before
-                {
-                    fruitless = 0;
-                } else {
-                    fruitless += 1;
-                }
+                fruitless = if moved { 0 } else { fruitless + 1 };
                 earlier.keep(&partial);
                 resets += 1;
                 progress.restart();
@@ -742,8 +733,6 @@ pub async fn sync_mailbox(
                 );
             }
             Err(e) if e.is_transient() && fruitless < opts.max_reconnects => {
-                let moved = earlier.moved_since(&finished_before, &partial)
-                    || appends.refusals() > refused_before;
                 earlier.keep(&partial);
                 reconnects += 1;
                 // After progress the connection is made again at once; connections that fail
