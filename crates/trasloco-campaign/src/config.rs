@@ -221,7 +221,7 @@ impl FoldersSection {
             .map(|r| {
                 crate::rules::role_named(r).ok_or_else(|| {
                     format!(
-                        "[folders] exclude_roles: unknown role {r:?}; use inbox, sent, drafts, trash, junk, archive, all or flagged"
+                        "[folders] exclude_roles: unknown role {r:?}; use inbox, sent, drafts, trash, junk, archive, all, flagged or important"
                     )
                 })
             })

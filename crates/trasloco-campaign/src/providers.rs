@@ -21,6 +21,8 @@ use trasloco_sync::Options;
 pub enum Provider {
     /// Exchange Online.
     Microsoft365,
+    /// Gmail (Google Workspace).
+    Gmail,
     /// Dovecot: nothing beyond the standard.
     Dovecot,
     /// Anything else: only what the server says of itself.
@@ -32,13 +34,14 @@ impl Provider {
     pub fn parse(s: &str) -> Result<Provider, String> {
         match s.to_ascii_lowercase().as_str() {
             "microsoft365" | "office365" | "exchange-online" => Ok(Provider::Microsoft365),
+            "gmail" | "google" | "google-workspace" => Ok(Provider::Gmail),
             "dovecot" => Ok(Provider::Dovecot),
             "generic" => Ok(Provider::Generic),
-            "gmail" | "zimbra" => Err(format!(
+            "zimbra" => Err(format!(
                 "provider {s:?} has no preset yet; leave provider out (the server's own capabilities apply)"
             )),
             _ => Err(format!(
-                "provider {s:?} is not one of microsoft365, dovecot, generic"
+                "provider {s:?} is not one of microsoft365, gmail, dovecot, generic"
             )),
         }
     }
@@ -85,6 +88,9 @@ pub fn apply(
         sync.not_mail
             .extend(EXCHANGE_NOT_MAIL.iter().map(|s| s.to_string()));
     }
+    if source == Some(Provider::Gmail) {
+        sync.copy_once = true;
+    }
     if target == Some(Provider::Microsoft365) {
         let mb = max_message_mb.unwrap_or(EXCHANGE_DEFAULT_MB);
         sync.size_limit = Some(mb * 1024 * 1024);
@@ -112,8 +118,9 @@ mod tests {
     #[test]
     fn exchange_presets() {
         assert_eq!(Provider::parse("Microsoft365"), Ok(Provider::Microsoft365));
+        assert_eq!(Provider::parse("gmail"), Ok(Provider::Gmail));
         assert!(
-            Provider::parse("gmail")
+            Provider::parse("zimbra")
                 .unwrap_err()
                 .contains("no preset yet")
         );

@@ -32,6 +32,8 @@ pub enum Role {
     All,
     /// A virtual "flagged" view.
     Flagged,
+    /// Gmail's "important" view (its `\Important` attribute).
+    Important,
 }
 
 impl Role {
@@ -46,6 +48,7 @@ impl Role {
             "archive" => Role::Archive,
             "all" => Role::All,
             "flagged" => Role::Flagged,
+            "important" => Role::Important,
             _ => return None,
         })
     }
@@ -139,6 +142,10 @@ const NAMES: &[(Role, &[&str])] = &[
     (
         Role::Flagged,
         &["[Gmail]/Starred", "[Gmail]/Speciali", "Starred"],
+    ),
+    (
+        Role::Important,
+        &["[Gmail]/Important", "[Gmail]/Importanti"],
     ),
 ];
 

@@ -1136,6 +1136,47 @@ impl Client {
         Ok(out)
     }
 
+    /// Gmail's message ids (X-GM-MSGID, with the X-GM-EXT-1 capability) of the selected
+    /// folder's messages: the given UIDs, or every message with `None`. One id names one
+    /// message in every folder (label) that shows it.
+    pub async fn fetch_gmail_ids(
+        &mut self,
+        uids: Option<&[u32]>,
+    ) -> Result<Vec<(u32, u64)>, Error> {
+        let sets = match uids {
+            Some(u) => uid_chunks(u, MAX_RANGES)
+                .iter()
+                .map(|c| uid_set(c))
+                .collect(),
+            None => vec!["1:*".to_string()],
+        };
+        let mut out = Vec::new();
+        for set in sets {
+            let cmd = format!("UID FETCH {set} (UID X-GM-MSGID)");
+            let done = self
+                .run(&cmd, &mut |_, resp| {
+                    if let Response::Fetch(_, attrs) = resp {
+                        let (mut uid, mut id) = (0, None);
+                        for a in attrs {
+                            match a {
+                                AttributeValue::Uid(u) => uid = u,
+                                AttributeValue::GmailMsgId(g) => id = Some(g),
+                                _ => {}
+                            }
+                        }
+                        if let (true, Some(id)) = (uid != 0, id) {
+                            out.push((uid, id));
+                        }
+                    }
+                })
+                .await?;
+            if !done.ok {
+                return Err(self.fetch_failed(&done));
+            }
+        }
+        Ok(out)
+    }
+
     /// The identity header fields and size of the given UIDs: (uid, size, header block).
     pub async fn fetch_identity_headers(
         &mut self,

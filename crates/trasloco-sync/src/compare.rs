@@ -207,6 +207,9 @@ async fn compare_folders(
         renames: opts.renames.clone(),
     };
     let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, delim, &map_opts);
+    let owners = crate::labels::for_source(src, &src_folders, &mappings, opts)
+        .await
+        .on(SideName::Source)?;
     mappings.retain(|m| m.selectable && opts.selected(&m.source, m.role));
     let tgt_names: HashSet<&str> = tgt_folders.iter().map(|f| f.name.as_str()).collect();
     let manifest = match archive {
@@ -363,6 +366,29 @@ async fn compare_folders(
                 } else {
                     missing.push((x, "target"));
                 }
+            }
+            // A Gmail source's message copied into another of its folders.
+            if let (Some(owners), false) = (&owners, missing.is_empty())
+                && let Some(c) = src.client()
+            {
+                let uids: Vec<u32> = missing.iter().map(|(x, _)| x.uid).collect();
+                let ids: HashMap<u32, u64> = c
+                    .fetch_gmail_ids(Some(&uids))
+                    .await
+                    .on(SideName::Source)?
+                    .into_iter()
+                    .collect();
+                missing.retain(|(x, _)| {
+                    let elsewhere = ids
+                        .get(&x.uid)
+                        .is_some_and(|&id| owners.elsewhere(&m.source, id));
+                    if elsewhere {
+                        *fc.skipped
+                            .entry(crate::labels::LABEL_ELSEWHERE.into())
+                            .or_default() += 1;
+                    }
+                    !elsewhere
+                });
             }
             if full && !missing.is_empty() {
                 let uids: Vec<u32> = missing.iter().map(|(x, _)| x.uid).collect();

@@ -37,6 +37,8 @@ pub(crate) struct FolderCtx<'a> {
     pub appends: &'a Appends,
     /// The target account (`user@host`), named where a copy turns out altered.
     pub target_label: &'a str,
+    /// A Gmail source copied once: which folder takes each message.
+    pub owners: Option<&'a crate::labels::Owners>,
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -734,6 +736,27 @@ impl Window<'_> {
                 None => true,
             },
         );
+
+        // A message a Gmail source shows in several folders is copied in one of them.
+        if let (Some(owners), false) = (ctx.owners, pass.unmapped.is_empty())
+            && let Some(c) = src.client()
+        {
+            let ids: HashMap<u32, u64> = c
+                .fetch_gmail_ids(Some(&pass.unmapped))
+                .await
+                .on(SideName::Source)?
+                .into_iter()
+                .collect();
+            pass.unmapped.retain(|u| {
+                let elsewhere = ids
+                    .get(u)
+                    .is_some_and(|&id| owners.elsewhere(&m.source, id));
+                if elsewhere {
+                    report.buckets.skip(crate::labels::LABEL_ELSEWHERE);
+                }
+                !elsewhere
+            });
+        }
 
         // Identity pass only when it can match something.
         if !pass.unmapped.is_empty() && self.pool.is_none() {

@@ -18,6 +18,7 @@ mod export;
 mod folder;
 mod governor;
 mod inventory;
+mod labels;
 mod mailbox;
 mod pop3_cleanup;
 mod scan;
@@ -32,6 +33,7 @@ pub use compare::{
 pub use evidence::{EvidenceLine, LineCheck, PecEvidence, check_manifest, latest_lines};
 pub use export::{ArchiveTarget, export_mailbox};
 pub use inventory::{Failure, FolderListing, SourceInventory, inventory_source, target_quota};
+pub use labels::LABEL_ELSEWHERE;
 pub use mailbox::{
     DateRule, Evict, FolderSelect, Options, Progress, Side, SideName, failure_class, signal_name,
     sync_mailbox,

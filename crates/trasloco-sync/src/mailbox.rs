@@ -101,6 +101,9 @@ pub struct Options {
     /// The longest line (bytes, without its CRLF) the target takes: a message with a longer
     /// one fails before upload with the reason (its bytes are never rewritten).
     pub max_line: Option<usize>,
+    /// A source that shows one message in several folders (Gmail's labels, X-GM-EXT-1):
+    /// copy each message into one of them only (see `labels`).
+    pub copy_once: bool,
     /// Mailboxes of the run working at once: the most any server sees; a server that
     /// throttles sees half as many, growing back by one a minute.
     pub mailboxes_at_once: usize,
@@ -150,6 +153,7 @@ impl Default for Options {
             flag_after_append: false,
             session_errors: None,
             max_line: None,
+            copy_once: false,
             mailboxes_at_once: 1,
             not_mail: Vec::new(),
             backoff: Duration::from_secs(1),
@@ -971,6 +975,10 @@ async fn sync_once(
         renames: opts.renames.clone(),
     };
     let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, tgt_delim, &map_opts);
+    let owners = crate::labels::for_source(src, &src_folders, &mappings, opts)
+        .await
+        .on(SideName::Source)?;
+    let owners = owners.as_ref();
     mappings.retain(|m| opts.selected(&m.source, m.role));
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
@@ -1141,6 +1149,7 @@ async fn sync_once(
                             progress,
                             appends,
                             target_label: tgt_label,
+                            owners,
                         };
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its

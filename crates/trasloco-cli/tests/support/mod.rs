@@ -853,6 +853,57 @@ pub struct Behaviour {
     /// Capabilities as Exchange Online's: no MULTIAPPEND, and PERMANENTFLAGS without `\*`
     /// (no keywords).
     pub exchange_caps: bool,
+    /// Gmail's IMAP extension on top of the real server: X-GM-EXT-1 in the capabilities,
+    /// `\All`, `\Flagged`, `\Important` on `[Gmail]/All Mail`, `Starred`, `Important`, and
+    /// X-GM-MSGID answered with a number derived from the message's Message-ID (so the same
+    /// message appended to several folders, as Gmail shows one message under several labels,
+    /// has one id everywhere).
+    pub gmail: bool,
+}
+
+/// The fetch item that stands in for X-GM-MSGID on its way to the real server.
+const GM_STANDIN: &str = "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID X-GM-EMU)]";
+
+/// A server answer as Gmail's: see `Behaviour::gmail`.
+fn as_gmail(unit: Vec<u8>) -> Vec<u8> {
+    let echoed = b"BODY[HEADER.FIELDS (MESSAGE-ID X-GM-EMU)] {";
+    let mut unit = unit;
+    while let Some(at) = unit.windows(echoed.len()).position(|w| w == echoed) {
+        let open = at + echoed.len();
+        let close = open + unit[open..].iter().position(|&c| c == b'}').unwrap();
+        let n: usize = std::str::from_utf8(&unit[open..close])
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (start, end) = (close + 3, close + 3 + n);
+        let value = String::from_utf8_lossy(&unit[start..end]).to_string();
+        let id = value
+            .split_once(':')
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default();
+        let digest = Sha256::digest(id.as_bytes());
+        let number = u64::from_be_bytes(digest[..8].try_into().unwrap()) >> 1;
+        unit.splice(at..end, format!("X-GM-MSGID {number}").into_bytes());
+    }
+    if unit.len() > 4096 {
+        return unit;
+    }
+    let mut text = String::from_utf8_lossy(&unit).to_string();
+    if text.contains("CAPABILITY") {
+        text = text.replace("IMAP4rev1", "IMAP4rev1 X-GM-EXT-1");
+    }
+    if text.starts_with("* LIST (") {
+        for (name, attr) in [
+            ("All Mail\"", "\\All"),
+            ("Starred\"", "\\Flagged"),
+            ("Important\"", "\\Important"),
+        ] {
+            if text.trim_end().ends_with(name) {
+                text = text.replacen("* LIST (", &format!("* LIST ({attr} "), 1);
+            }
+        }
+    }
+    text.into_bytes()
 }
 
 /// A stand-in for Exchange Online in front of the real target (plain IMAP on 127.0.0.1; a
@@ -949,8 +1000,8 @@ impl ExchangeProxy {
                     Default::default();
                 let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let rw = rewrite.clone();
-                let (limit, exchange_caps, closes) =
-                    (b.error_limit, b.exchange_caps, closes.clone());
+                let (limit, exchange_caps, gmail, closes) =
+                    (b.error_limit, b.exchange_caps, b.gmail, closes.clone());
                 let to_client = std::thread::spawn(move || {
                     let mut errors = 0u32;
                     let mut pending: Vec<u8> = Vec::new();
@@ -970,6 +1021,9 @@ impl ExchangeProxy {
                                 Some(answer) => answer.into_bytes(),
                                 None => unit,
                             };
+                            if gmail {
+                                out = as_gmail(out);
+                            }
                             if exchange_caps && out.len() < 4096 {
                                 let line = String::from_utf8_lossy(&out)
                                     .replace(" MULTIAPPEND", "")
@@ -1061,6 +1115,10 @@ impl ExchangeProxy {
                                     format!("{tag} BAD Command Argument Error. 11\r\n"),
                                 );
                                 unit = format!("{tag} NOOP\r\n").into_bytes();
+                            }
+                            if b.gmail && verb == "UID" && head.contains("X-GM-MSGID") {
+                                let text = String::from_utf8_lossy(&unit).to_string();
+                                unit = text.replace("X-GM-MSGID", GM_STANDIN).into_bytes();
                             }
                             if verb == "LIST" && b.not_connected {
                                 rewrite.lock().unwrap().insert(

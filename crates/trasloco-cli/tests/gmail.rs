@@ -1,0 +1,124 @@
+//! Gmail as a source and as a target. No Gmail runs here: the source is the real Dovecot with
+//! a test double in front of it (`Behaviour::gmail`) that speaks Gmail's IMAP extension
+//! (X-GM-EXT-1, X-GM-MSGID, the `\All` `\Flagged` `\Important` views), on 127.0.0.1 only.
+
+mod support;
+
+use support::*;
+
+fn campaign(pair: &Pair, source_port: u16, source: &str, target: &str, run: &str) -> String {
+    pair.write(
+        "accounts.csv",
+        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+    );
+    pair.write(
+        "campaign.toml",
+        &format!(
+            r#"[source]
+host = "127.0.0.1"
+port = {source_port}
+tls = "none"
+{source}
+
+[target]
+host = "127.0.0.1"
+port = {tp}
+tls = "starttls"
+ca_file = "{ca}"
+{target}
+
+[accounts]
+file = "accounts.csv"
+
+[run]
+state = "state.sqlite"
+reports = "reports"
+{run}
+"#,
+            tp = pair.port("TARGET_IMAP_PORT"),
+            ca = pair.ca().display(),
+        ),
+    )
+}
+
+/// A message Gmail shows under three labels (INBOX, a label, All Mail) and starred arrives
+/// once, in the first of its folders; a message only in All Mail (archived) arrives in All
+/// Mail. The others are counted under `copied-under-another-label`, the buckets add up, a
+/// second run copies nothing, and verification finds nothing missing. A run of All Mail alone
+/// (a phase) still leaves out what belongs to the INBOX.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_under_several_labels_is_copied_once() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let m = |i: usize| msg(simple(i, "gmail"));
+    // 0,1: INBOX; 0 also "Progetti"; 2: "Progetti" only; 3: archived (All Mail only);
+    // 2 starred, 0 important.
+    seed(&mut src, "INBOX", vec![m(0), m(1)]).await;
+    seed(&mut src, "Progetti", vec![m(0), m(2)]).await;
+    seed(&mut src, "[Gmail]/All Mail", vec![m(0), m(1), m(2), m(3)]).await;
+    seed(&mut src, "[Gmail]/Starred", vec![m(2)]).await;
+    seed(&mut src, "[Gmail]/Important", vec![m(0)]).await;
+    let proxy = ExchangeProxy::start_with(
+        pair.port("SOURCE_IMAP_PORT"),
+        Behaviour {
+            gmail: true,
+            ..Behaviour::default()
+        },
+    );
+
+    // All Mail alone first, as a phase that defers the rest would.
+    let c = campaign(&pair, proxy.port, "provider = \"gmail\"", "", "");
+    let first = std::fs::read_to_string(&c).unwrap().replace(
+        "[accounts]",
+        "[folders]\ndefer = [\"INBOX\", \"Progetti\", \"[Gmail]/Starred\", \"[Gmail]/Important\"]\n\n[accounts]",
+    );
+    std::fs::write(&c, first).unwrap();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let all_mail = target_name("[Gmail]/All Mail");
+    assert_eq!(
+        count(&pair, "target", "alice", &all_mail).await,
+        1,
+        "only the archived message belongs to All Mail: {t}"
+    );
+
+    let c = campaign(&pair, proxy.port, "provider = \"gmail\"", "", "");
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "in-sync", "{mb}");
+    let b = &mb["buckets"];
+    assert_eq!(b["copied"], 3, "{mb}");
+    assert_eq!(b["already_present"], 1, "{mb}");
+    assert_eq!(b["skipped"]["copied-under-another-label"], 6, "{mb}");
+    assert_eq!(folder_sum(mb, "source_messages"), 10, "{mb}");
+    for (folder, n) in [
+        ("INBOX", 2),
+        ("Progetti", 1),
+        ("[Gmail]/All Mail", 1),
+        ("[Gmail]/Starred", 0),
+        ("[Gmail]/Important", 0),
+    ] {
+        assert_eq!(
+            count(&pair, "target", "alice", &target_name(folder)).await,
+            n,
+            "{folder}: {mb}"
+        );
+    }
+
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        mb["buckets"]["copied"], 0,
+        "a second run copies nothing: {mb}"
+    );
+    assert_eq!(mb["buckets"]["already_present"], 4, "{mb}");
+
+    let out = pair.trasloco(&["verify", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "verification finds nothing missing: {t}");
+    assert!(t.contains("copied-under-another-label"), "{t}");
+}
