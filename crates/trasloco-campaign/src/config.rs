@@ -118,10 +118,14 @@ pub struct ServerSection {
     pub sieve_port: Option<u16>,
     /// OAuth2 logins (SASL OAUTHBEARER / XOAUTH2) instead of passwords.
     pub oauth2: Option<OAuth2Section>,
-    /// What is known of the service: `microsoft365`, `dovecot` or `generic` (the default).
+    /// What is known of the service: `microsoft365`, `gmail`, `dovecot` or `generic` (the
+    /// default).
     pub provider: Option<String>,
     /// The largest message the target takes, in MB (Microsoft 365: 35 unless raised).
     pub max_message_mb: Option<u64>,
+    /// The most a target account takes in a day over IMAP, in MB (Gmail: 500), counted
+    /// across runs.
+    pub daily_upload_mb: Option<f64>,
 }
 
 /// `[source.oauth2]` / `[target.oauth2]`: where bearer tokens come from.
@@ -529,6 +533,14 @@ impl Campaign {
                     }
                     if side.max_message_mb == Some(0) {
                         return Err(format!("[{which}] max_message_mb must be at least 1"));
+                    }
+                    if side
+                        .daily_upload_mb
+                        .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+                    {
+                        return Err(format!(
+                            "[{which}] daily_upload_mb must be a number of MB above 0"
+                        ));
                     }
                 }
                 Ok(())

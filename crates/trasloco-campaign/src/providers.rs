@@ -77,11 +77,15 @@ pub const EXCHANGE_SESSION_ERRORS: u32 = 10;
 /// 10,239, which changes the message: trasloco fails such a message with the reason).
 pub const EXCHANGE_MAX_LINE: usize = 10_500;
 
+/// Gmail's IMAP upload cap per account and day, in MB.
+pub const GMAIL_DAILY_MB: f64 = 500.0;
+
 /// Apply the source's and the target's presets to a run's options.
 pub fn apply(
     source: Option<Provider>,
     target: Option<Provider>,
     max_message_mb: Option<u64>,
+    daily_upload_mb: Option<f64>,
     sync: &mut Options,
 ) {
     if source == Some(Provider::Microsoft365) {
@@ -109,6 +113,12 @@ pub fn apply(
     } else if let Some(mb) = max_message_mb {
         sync.size_limit = Some(mb * 1024 * 1024);
     }
+    let daily = match (daily_upload_mb, target) {
+        (Some(mb), _) => Some(mb),
+        (None, Some(Provider::Gmail)) => Some(GMAIL_DAILY_MB),
+        _ => None,
+    };
+    sync.daily_upload = daily.map(|mb| (mb * 1_000_000.0) as u64);
 }
 
 #[cfg(test)]
@@ -130,6 +140,7 @@ mod tests {
             Some(Provider::Microsoft365),
             Some(Provider::Microsoft365),
             None,
+            None,
             &mut o,
         );
         assert!(o.not_mail.contains(&"Calendario".to_string()));
@@ -147,11 +158,30 @@ mod tests {
         assert_eq!(o.renames["Files"], "Files (migrated)");
         let mut o = Options::default();
         o.renames.insert("Files".into(), "Documenti".into());
-        apply(None, Some(Provider::Microsoft365), Some(150), &mut o);
+        apply(None, Some(Provider::Microsoft365), Some(150), None, &mut o);
         assert_eq!(
             o.renames["Files"], "Documenti",
             "the campaign's own rename wins"
         );
         assert_eq!(o.size_limit_hint.as_deref(), Some(""));
+        assert_eq!(o.daily_upload, None);
+    }
+
+    #[test]
+    fn gmail_presets() {
+        let mut o = Options::default();
+        apply(
+            Some(Provider::Gmail),
+            Some(Provider::Gmail),
+            None,
+            None,
+            &mut o,
+        );
+        assert!(o.copy_once);
+        assert_eq!(o.daily_upload, Some(500_000_000));
+        let mut o = Options::default();
+        apply(None, Some(Provider::Gmail), None, Some(0.5), &mut o);
+        assert!(!o.copy_once);
+        assert_eq!(o.daily_upload, Some(500_000), "the campaign's own cap wins");
     }
 }

@@ -491,6 +491,7 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
         provider(&campaign.file.source),
         provider(&campaign.file.target),
         campaign.file.target.max_message_mb,
+        campaign.file.target.daily_upload_mb,
         &mut sync,
     );
     Settings {

@@ -6,6 +6,9 @@ mod support;
 
 use support::*;
 
+/// The source through the test double: plain IMAP on 127.0.0.1, Gmail's preset.
+const GMAIL_SOURCE: &str = "tls = \"none\"\nprovider = \"gmail\"";
+
 fn campaign(pair: &Pair, source_port: u16, source: &str, target: &str, run: &str) -> String {
     pair.write(
         "accounts.csv",
@@ -17,7 +20,6 @@ fn campaign(pair: &Pair, source_port: u16, source: &str, target: &str, run: &str
             r#"[source]
 host = "127.0.0.1"
 port = {source_port}
-tls = "none"
 {source}
 
 [target]
@@ -67,7 +69,7 @@ async fn a_message_under_several_labels_is_copied_once() {
     );
 
     // All Mail alone first, as a phase that defers the rest would.
-    let c = campaign(&pair, proxy.port, "provider = \"gmail\"", "", "");
+    let c = campaign(&pair, proxy.port, GMAIL_SOURCE, "", "");
     let first = std::fs::read_to_string(&c).unwrap().replace(
         "[accounts]",
         "[folders]\ndefer = [\"INBOX\", \"Progetti\", \"[Gmail]/Starred\", \"[Gmail]/Important\"]\n\n[accounts]",
@@ -83,7 +85,7 @@ async fn a_message_under_several_labels_is_copied_once() {
         "only the archived message belongs to All Mail: {t}"
     );
 
-    let c = campaign(&pair, proxy.port, "provider = \"gmail\"", "", "");
+    let c = campaign(&pair, proxy.port, GMAIL_SOURCE, "", "");
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
@@ -121,4 +123,57 @@ async fn a_message_under_several_labels_is_copied_once() {
     let t = text(&out);
     assert_eq!(code(&out), 0, "verification finds nothing missing: {t}");
     assert!(t.contains("copied-under-another-label"), "{t}");
+}
+
+/// Into a target with a daily upload cap (Gmail's 500 MB, here 10 kB): a run stops the
+/// mailbox cleanly at the cap, incomplete (exit 2), saying the day it can go on; a second
+/// run the same day sends nothing; a run with room (the next day, here a larger cap) finishes
+/// with every message exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daily_upload_cap_stops_a_mailbox_until_the_next_day() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    seed(&mut src, "INBOX", padded(30, 900)).await;
+    let capped = |mb: &str| {
+        campaign(
+            &pair,
+            pair.port("SOURCE_IMAP_PORT"),
+            &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
+            &format!("provider = \"gmail\"\ndaily_upload_mb = {mb}"),
+            "batch_messages = 3",
+        )
+    };
+    let c = capped("0.01");
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "incomplete", "{mb}");
+    let line = mb["error"].as_str().unwrap();
+    assert!(
+        line.contains(&format!(
+            "daily upload cap of 10000 bytes is reached for {today}"
+        )) && line.contains("or later"),
+        "{line}"
+    );
+    assert!(t.contains("daily upload cap"), "{t}");
+    let first = count(&pair, "target", "alice", "INBOX").await;
+    assert!(first > 0 && first < 30, "{first}");
+    assert!(mb["bytes_copied"].as_u64().unwrap() <= 10_000, "{mb}");
+
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert_eq!(
+        count(&pair, "target", "alice", "INBOX").await,
+        first,
+        "the day's cap is used up: nothing more today"
+    );
+
+    let c = capped("1");
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mut tgt = pair.client("target", "alice").await;
+    let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
+    assert_eq!(a["INBOX"], b["INBOX"], "every message exactly once");
 }

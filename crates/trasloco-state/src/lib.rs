@@ -281,6 +281,12 @@ CREATE TABLE IF NOT EXISTS append_line (
     since TEXT NOT NULL,
     inherited_at TEXT
 );
+CREATE TABLE IF NOT EXISTS upload_day (
+    target TEXT NOT NULL,
+    day TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (target, day)
+);
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
     started_at TEXT NOT NULL,
@@ -815,6 +821,34 @@ impl State {
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.err(e))
+    }
+
+    /// Bytes uploaded to a target account on a day (`YYYY-MM-DD`, UTC), by every run: what a
+    /// daily upload cap (Gmail's 500 MB over IMAP) is measured against.
+    pub async fn uploaded_on(&self, target: &str, day: &str) -> Result<u64, Error> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT bytes FROM upload_day WHERE target = ?1 AND day = ?2")
+                .bind(target)
+                .bind(day)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Add bytes uploaded to a target account on a day.
+    pub async fn add_uploaded(&self, target: &str, day: &str, bytes: u64) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO upload_day (target, day, bytes) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (target, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+        )
+        .bind(target)
+        .bind(day)
+        .bind(bytes as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Record a mailbox's quota archive cut.

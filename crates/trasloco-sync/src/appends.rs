@@ -140,7 +140,7 @@ impl Appends {
     /// Whether an attempt that ended with `e` may have left an APPEND the target still
     /// commits. A source failure cannot: the APPENDs already written are answered before the
     /// attempt ends, and a message streamed from the source stops mid-literal, which the
-    /// target discards. Nor can a clean stop.
+    /// target discards. Nor can a clean stop, or one at the target's daily cap.
     pub(crate) fn may_be_unanswered(&self, e: &SyncError) -> bool {
         // A clean stop reads every answer before it ends.
         let answered = matches!(
@@ -149,6 +149,7 @@ impl Appends {
                 side: SideName::Source,
                 ..
             } | SyncError::Stopped(_)
+                | SyncError::DailyCap(_)
         ) || e.is_renewal();
         !self.drawn.lock().expect("appends lock").is_empty() && !answered
     }

@@ -39,6 +39,8 @@ pub(crate) struct FolderCtx<'a> {
     pub target_label: &'a str,
     /// A Gmail source copied once: which folder takes each message.
     pub owners: Option<&'a crate::labels::Owners>,
+    /// The target account's room under its daily upload cap, when it has one.
+    pub daily: Option<&'a crate::daily::DailyCap>,
 }
 
 /// Messages above this size are streamed from source to target instead of batched.
@@ -1355,6 +1357,10 @@ async fn copy_messages(
                 return Err(crate::mailbox::renew(SideName::Source));
             }
             let bytes = batch.iter().map(|u| listed[u].size).sum();
+            // A batch the target's daily cap has no room for waits for another day.
+            if ctx.daily.is_some_and(|d| !d.take(bytes)) {
+                break;
+            }
             let held = opts.memory.reserve(bytes).await;
             let mut got: Vec<(u32, Bytes)> = Vec::with_capacity(batch.len());
             let mut unreadable: Vec<(u32, String, String)> = Vec::new();
@@ -1423,7 +1429,8 @@ async fn copy_messages(
     s?;
     p?;
     for uid in large {
-        if opts.stop.requested().is_some() {
+        if opts.stop.requested().is_some() || ctx.daily.is_some_and(|d| !d.take(listed[&uid].size))
+        {
             break;
         }
         if src.token_due() {
@@ -1729,6 +1736,9 @@ async fn settle(
         }
     }
     ctx.state.record(folder_id, &records).await?;
+    if let Some(d) = ctx.daily {
+        d.uploaded(ctx.state, bytes).await?;
+    }
     report.buckets.copied += stored;
     report.bytes_copied += bytes;
     ctx.progress.copied(stored, bytes);

@@ -13,6 +13,7 @@
 mod appends;
 mod budget;
 mod compare;
+mod daily;
 mod evidence;
 mod export;
 mod folder;

@@ -2,6 +2,7 @@
 
 use crate::appends::Appends;
 use crate::budget::MemoryBudget;
+use crate::daily::DailyCap;
 use crate::folder::{
     Copied, EvidenceCtx, FolderCtx, locate_differences, note_altered, record_check, sync_folder,
     verify_folder,
@@ -101,6 +102,9 @@ pub struct Options {
     /// The longest line (bytes, without its CRLF) the target takes: a message with a longer
     /// one fails before upload with the reason (its bytes are never rewritten).
     pub max_line: Option<usize>,
+    /// The most bytes a target account takes in a day (Gmail: 500 MB over IMAP), counted in
+    /// the state across runs; at the cap the mailbox stops, incomplete, until the next day.
+    pub daily_upload: Option<u64>,
     /// A source that shows one message in several folders (Gmail's labels, X-GM-EXT-1):
     /// copy each message into one of them only (see `labels`).
     pub copy_once: bool,
@@ -154,6 +158,7 @@ impl Default for Options {
             session_errors: None,
             max_line: None,
             copy_once: false,
+            daily_upload: None,
             mailboxes_at_once: 1,
             not_mail: Vec::new(),
             backoff: Duration::from_secs(1),
@@ -296,6 +301,9 @@ pub(crate) enum SyncError {
     /// A clean stop was asked for (the signal's number): what was started is finished and
     /// recorded, nothing new starts.
     Stopped(i32),
+    /// The target account's daily upload cap is reached (the line says when it can go on):
+    /// what was sent is recorded, nothing new is sent today.
+    DailyCap(String),
 }
 
 impl From<trasloco_state::Error> for SyncError {
@@ -424,6 +432,7 @@ impl SyncError {
             }
             SyncError::State(e) => (FailureClass::State, e.to_string()),
             SyncError::Local(why) => (FailureClass::Local, format!("target {tgt_label}: {why}")),
+            SyncError::DailyCap(line) => (FailureClass::Stopped, line),
             SyncError::Stopped(signal) => (
                 FailureClass::Stopped,
                 format!(
@@ -773,7 +782,7 @@ pub async fn sync_mailbox(
             }
             Err(e) => {
                 appends.finish(state, Some(&e)).await;
-                let stopped = matches!(e, SyncError::Stopped(_));
+                let stopped = matches!(e, SyncError::Stopped(_) | SyncError::DailyCap(_));
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
@@ -979,6 +988,11 @@ async fn sync_once(
         .await
         .on(SideName::Source)?;
     let owners = owners.as_ref();
+    let daily = match (opts.daily_upload, opts.dry_run) {
+        (Some(cap), false) => Some(DailyCap::load(state, &tgt_label, cap).await?),
+        _ => None,
+    };
+    let daily = daily.as_ref();
     mappings.retain(|m| opts.selected(&m.source, m.role));
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
@@ -1102,8 +1116,11 @@ async fn sync_once(
             async move {
                 loop {
                     opts.go_on()?;
-                    // Once a lane failed, the mailbox ends: no lane starts another folder.
-                    if halted.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Once a lane failed, the mailbox ends: no lane starts another folder;
+                    // nor once the target's daily cap held a batch back.
+                    if halted.load(std::sync::atomic::Ordering::Relaxed)
+                        || daily.is_some_and(DailyCap::reached)
+                    {
                         return Ok(());
                     }
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1150,6 +1167,7 @@ async fn sync_once(
                             appends,
                             target_label: tgt_label,
                             owners,
+                            daily,
                         };
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its
@@ -1193,7 +1211,11 @@ async fn sync_once(
         });
             // Every lane runs until the folders run out or its own connection fails.
             let results = futures_util::future::join_all(lanes).await;
-            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))?;
+            match daily {
+                Some(d) if d.reached() => Err(d.stop()),
+                _ => Ok(()),
+            }
         };
     let (folders, verified) = tokio::join!(folders, verifier);
     earlier.got_through = folders.is_ok();

@@ -192,6 +192,7 @@ pub(crate) fn failed(days: u32, e: SyncError) -> SourceCleanup {
         SyncError::Imap { side, error } => format!("{side}: {error}"),
         SyncError::State(e) => e.to_string(),
         SyncError::Local(why) => format!("target: {why}"),
+        SyncError::DailyCap(line) => line,
         SyncError::Stopped(signal) => format!("stopped by {}", crate::mailbox::signal_name(signal)),
     };
     tracing::warn!("--leave-days: nothing deleted: {line}");
