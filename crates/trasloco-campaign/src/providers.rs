@@ -14,6 +14,7 @@
 //!   are renewed early enough, that no session reaches the ten refused commands after which
 //!   Exchange ends it.
 
+use crate::config::{Campaign, Protocol};
 use trasloco_sync::Options;
 
 /// A provider a campaign can name.
@@ -45,6 +46,87 @@ impl Provider {
             )),
         }
     }
+}
+
+impl Provider {
+    /// The name a campaign gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Microsoft365 => "microsoft365",
+            Provider::Gmail => "gmail",
+            Provider::Dovecot => "dovecot",
+            Provider::Generic => "generic",
+        }
+    }
+}
+
+/// What a server's greeting and capabilities say it is, and the words that say it: Gmail
+/// offers X-GM-EXT-1 (and greets with "Gimap"), Exchange greets as "Microsoft Exchange",
+/// Dovecot as "Dovecot".
+pub fn recognise(
+    greeting: &str,
+    has_cap: impl Fn(&str) -> bool,
+) -> Option<(Provider, &'static str)> {
+    if has_cap("X-GM-EXT-1") {
+        Some((Provider::Gmail, "X-GM-EXT-1"))
+    } else if greeting.contains("Gimap") {
+        Some((Provider::Gmail, "Gimap"))
+    } else if greeting.contains("Microsoft Exchange") {
+        Some((Provider::Microsoft365, "Microsoft Exchange"))
+    } else if greeting.contains("Dovecot") {
+        Some((Provider::Dovecot, "Dovecot"))
+    } else {
+        None
+    }
+}
+
+/// For each IMAP side whose `provider` the campaign leaves out: one connection, no login, to
+/// read the greeting and capabilities; a recognised service gets its preset (written into the
+/// campaign in memory, so every command that follows applies the same). Returns one line per
+/// preset applied. A side that cannot be reached is left as it is: the run reports that.
+pub async fn detect(campaign: &mut Campaign) -> Vec<String> {
+    let mut lines = Vec::new();
+    for which in ["source", "target"] {
+        let section = if which == "source" {
+            &campaign.file.source
+        } else {
+            &campaign.file.target
+        };
+        if section.provider.is_some()
+            || section.protocol != Protocol::Imap
+            || section.host.is_empty()
+        {
+            continue;
+        }
+        let Ok(server) = campaign.server(which) else {
+            continue;
+        };
+        let probe = trasloco_imap::Client::connect(&server.endpoint, &server.tls);
+        let Ok(Ok(client)) = tokio::time::timeout(std::time::Duration::from_secs(30), probe).await
+        else {
+            continue;
+        };
+        let found = recognise(client.greeting(), |c| client.has_cap(c));
+        client.logout().await;
+        let Some((provider, words)) = found else {
+            continue;
+        };
+        if provider != Provider::Dovecot {
+            lines.push(format!(
+                "{which} {}:{} says {words:?}: provider = \"{}\" applied (set provider = \"generic\" under [{which}] to turn it off)",
+                server.endpoint.host,
+                server.endpoint.port,
+                provider.name()
+            ));
+        }
+        let section = if which == "source" {
+            &mut campaign.file.source
+        } else {
+            &mut campaign.file.target
+        };
+        section.provider = Some(provider.name().to_string());
+    }
+    lines
 }
 
 /// Exchange Online's folders that hold no mail, English and Italian.
@@ -165,6 +247,36 @@ mod tests {
         );
         assert_eq!(o.size_limit_hint.as_deref(), Some(""));
         assert_eq!(o.daily_upload, None);
+    }
+
+    #[test]
+    fn services_are_recognised_by_what_they_say() {
+        let none = |_: &str| false;
+        assert_eq!(
+            recognise("* OK Gimap ready for requests from 10.0.0.1 a1mb", none),
+            Some((Provider::Gmail, "Gimap"))
+        );
+        assert_eq!(
+            recognise("* OK [CAPABILITY IMAP4rev1] ready", |c| c == "X-GM-EXT-1").map(|(p, _)| p),
+            Some(Provider::Gmail)
+        );
+        assert_eq!(
+            recognise(
+                "* OK The Microsoft Exchange IMAP4 service is ready. [TQBBADAAUAAy]",
+                none
+            )
+            .map(|(p, _)| p),
+            Some(Provider::Microsoft365)
+        );
+        assert_eq!(
+            recognise(
+                "* OK [CAPABILITY IMAP4rev1 SASL-IR] Dovecot (Debian) ready.",
+                none
+            )
+            .map(|(p, _)| p),
+            Some(Provider::Dovecot)
+        );
+        assert_eq!(recognise("* OK mail.example.org ready", none), None);
     }
 
     #[test]

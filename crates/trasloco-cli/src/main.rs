@@ -1151,8 +1151,18 @@ fn campaign_entries(campaign: &Campaign) -> Result<Vec<run::Entry>, ConfigError>
     run::entries(campaign, &list)
 }
 
+/// Load a campaign for a command that talks to the servers: a side without `provider` gets
+/// the preset its greeting names (said on stderr).
+async fn load_detected(path: &Path) -> Result<Campaign, ConfigError> {
+    let mut campaign = Campaign::load(path)?;
+    for line in trasloco_campaign::providers::detect(&mut campaign).await {
+        eprintln!("trasloco: {line}");
+    }
+    Ok(campaign)
+}
+
 async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i32, ConfigError> {
-    let campaign = Campaign::load(path)?;
+    let campaign = load_detected(path).await?;
     // A dry run writes nothing, so the window does not hold it back.
     if let (Some(w), false) = (&campaign.file.window, how.force || how.dry_run) {
         let now = chrono::Local::now();
@@ -1226,7 +1236,7 @@ async fn plan_campaign(
     include: &[String],
     jobs: Option<usize>,
 ) -> Result<i32, ConfigError> {
-    let campaign = Campaign::load(path)?;
+    let campaign = load_detected(path).await?;
     let entries = campaign_entries(&campaign)?;
     let jobs = jobs.unwrap_or(campaign.file.run.jobs);
     let mut new = plan::make(&campaign, &entries, include, jobs, chrono::Utc::now()).await?;
@@ -1246,7 +1256,7 @@ async fn plan_campaign(
 /// `trasloco check`: every mailbox's logins on both sides, and its folders listed.
 async fn check_campaign(path: &Path, jobs: Option<usize>) -> Result<i32, ConfigError> {
     use futures_util::StreamExt;
-    let campaign = Campaign::load(path)?;
+    let campaign = load_detected(path).await?;
     let entries = campaign_entries(&campaign)?;
     let jobs = jobs.unwrap_or(campaign.file.run.jobs).max(1);
     let (state, _scratch) = campaign_state(&campaign).await?;
@@ -1341,7 +1351,7 @@ async fn campaign_state(
 }
 
 async fn verify_campaign(path: &Path, full: bool, json: bool) -> Result<i32, ConfigError> {
-    let campaign = Campaign::load(path)?;
+    let campaign = load_detected(path).await?;
     let entries = campaign_entries(&campaign)?;
     let plan = plan::load(&campaign.plan_path())?;
     let (jobs, left) = run::prepare(&campaign, entries, plan.as_ref(), &[])?;

@@ -47,7 +47,8 @@ reports = "reports"
 /// once, in the first of its folders; a message only in All Mail (archived) arrives in All
 /// Mail. The others are counted under `copied-under-another-label`, the buckets add up, a
 /// second run copies nothing, and verification finds nothing missing. A run of All Mail alone
-/// (a phase) still leaves out what belongs to the INBOX.
+/// (a phase) still leaves out what belongs to the INBOX. Without `provider`, the preset is
+/// found by the source's capabilities.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_under_several_labels_is_copied_once() {
     let pair = Pair::start();
@@ -85,10 +86,18 @@ async fn a_message_under_several_labels_is_copied_once() {
         "only the archived message belongs to All Mail: {t}"
     );
 
-    let c = campaign(&pair, proxy.port, GMAIL_SOURCE, "", "");
+    // Then everything, the preset found by what the source says of itself.
+    let c = campaign(&pair, proxy.port, "tls = \"none\"", "", "");
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains(&format!(
+            "source 127.0.0.1:{} says \"X-GM-EXT-1\": provider = \"gmail\" applied",
+            proxy.port
+        )),
+        "{t}"
+    );
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["status"], "in-sync", "{mb}");
     let b = &mb["buckets"];

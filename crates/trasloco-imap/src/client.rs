@@ -391,6 +391,8 @@ pub struct Client {
     /// Commands this session's server answered NO or BAD (Exchange Online ends a session
     /// after ten).
     refusals: u32,
+    /// The greeting line, as the server sent it.
+    greeting: String,
 }
 
 impl Client {
@@ -412,6 +414,7 @@ impl Client {
             bytes_read: 0,
             token: None,
             refusals: 0,
+            greeting: String::new(),
         };
         let greeting = client.read_frame().await.map_err(|e| {
             if ep.security == Security::Implicit {
@@ -434,6 +437,9 @@ impl Client {
                 ),
             ));
         }
+        client.greeting = String::from_utf8_lossy(&greeting[..greeting.len().min(300)])
+            .trim_end()
+            .to_string();
         // Most servers list their capabilities in the greeting: no CAPABILITY round trip then.
         match caps_in_greeting(&greeting) {
             Some(caps) => client.caps = caps,
@@ -472,6 +478,11 @@ impl Client {
     /// Whether the server advertised a capability (case-insensitive).
     pub fn has_cap(&self, cap: &str) -> bool {
         self.caps.iter().any(|c| c.eq_ignore_ascii_case(cap))
+    }
+
+    /// The server's greeting line (at most 300 bytes): what a server says it is.
+    pub fn greeting(&self) -> &str {
+        &self.greeting
     }
 
     /// The host this client talks to.
