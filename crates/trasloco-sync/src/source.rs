@@ -57,7 +57,7 @@ pub(crate) struct ArchiveConn {
 
 /// An open source.
 pub(crate) enum SourceConn {
-    Imap(Client),
+    Imap(Box<Client>),
     Pop3(Box<Pop3Conn>),
     Archive(ArchiveConn),
 }
@@ -128,7 +128,7 @@ impl SourceConn {
             Source::Imap(side) => {
                 let mut c = Client::connect(&side.endpoint, &side.tls).await?;
                 c.login(&side.credentials).await?;
-                SourceConn::Imap(c)
+                SourceConn::Imap(Box::new(c))
             }
             Source::Pop3(side) => {
                 let mut pop = Pop3::connect(&side.endpoint, &side.tls).await?;
