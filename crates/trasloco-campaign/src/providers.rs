@@ -195,6 +195,9 @@ pub fn apply(
     } else if let Some(mb) = max_message_mb {
         sync.size_limit = Some(mb * 1024 * 1024);
     }
+    if target == Some(Provider::Gmail) {
+        sync.merges_by_message_id = true;
+    }
     let daily = match (daily_upload_mb, target) {
         (Some(mb), _) => Some(mb),
         (None, Some(Provider::Gmail)) => Some(GMAIL_DAILY_MB),
@@ -289,7 +292,7 @@ mod tests {
             None,
             &mut o,
         );
-        assert!(o.copy_once);
+        assert!(o.copy_once && o.merges_by_message_id);
         assert_eq!(o.daily_upload, Some(500_000_000));
         let mut o = Options::default();
         apply(None, Some(Provider::Gmail), None, Some(0.5), &mut o);

@@ -186,3 +186,70 @@ async fn the_daily_upload_cap_stops_a_mailbox_until_the_next_day() {
     let (a, b) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
     assert_eq!(a["INBOX"], b["INBOX"], "every message exactly once");
 }
+
+/// Into a target that merges by Message-ID, as Gmail does: a second message with a
+/// Message-ID the account holds (a duplicate in the INBOX, the Sent copy of a message also
+/// received) is stored as the message already there. The run counts it as already present,
+/// never as altered or missing; the mailbox is in sync (exit 0), a second run copies nothing,
+/// and verification finds nothing missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_gmail_merges_by_message_id_are_present_not_altered() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    let m = |i: usize| simple(i, "gmail");
+    let other = |i: usize| {
+        let text = String::from_utf8(m(i)).unwrap();
+        text.replace("Body of message", "Another copy of message")
+            .into_bytes()
+    };
+    seed(&mut src, "INBOX", vec![msg(m(0)), msg(other(0)), msg(m(1))]).await;
+    seed(&mut src, "Posta inviata", vec![msg(other(1))]).await;
+    let proxy = ExchangeProxy::start_with(
+        pair.port("TARGET_IMAP_PORT"),
+        Behaviour {
+            gmail_merge: true,
+            ..Behaviour::default()
+        },
+    );
+    let c = campaign(
+        &pair,
+        pair.port("SOURCE_IMAP_PORT"),
+        &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
+        "provider = \"gmail\"",
+        "",
+    );
+    let text_of = std::fs::read_to_string(&c).unwrap().replace(
+        &format!(
+            "port = {}\ntls = \"starttls\"",
+            pair.port("TARGET_IMAP_PORT")
+        ),
+        &format!("port = {}\ntls = \"none\"", proxy.port),
+    );
+    std::fs::write(&c, text_of).unwrap();
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["status"], "in-sync", "{mb}");
+    assert_eq!(mb["buckets"]["copied"], 2, "{mb}");
+    assert_eq!(mb["buckets"]["already_present"], 2, "{mb}");
+    assert_eq!(mb["buckets"]["altered"], 0, "{mb}");
+    let merged: u64 = mb["folders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["merged"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(merged, 2, "{mb}");
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 2);
+    assert_eq!(count(&pair, "target", "alice", "Sent").await, 1);
+
+    let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(mb["buckets"]["copied"], 0, "{mb}");
+    assert_eq!(mb["buckets"]["already_present"], 4, "{mb}");
+
+    let out = pair.trasloco(&["verify", &c], "", "");
+    assert_eq!(code(&out), 0, "nothing missing: {}", text(&out));
+}

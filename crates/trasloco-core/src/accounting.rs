@@ -147,6 +147,10 @@ pub struct FolderReport {
     /// again since (same bytes): removed from the target. Not a source message's bucket.
     #[serde(default)]
     pub late_removed: u64,
+    /// Messages a target that merges by Message-ID (Gmail) stored as a message it already
+    /// held (same Message-ID, other bytes): counted as already present.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub merged: u64,
     /// Wall time spent on this folder.
     pub seconds: f64,
     /// The failed messages (at most 100 listed).
@@ -300,6 +304,10 @@ pub struct CleanupItem {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

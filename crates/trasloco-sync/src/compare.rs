@@ -5,6 +5,7 @@
 //! both sides. Headers and bodies are read one listing window at a time and reduced to 32-byte
 //! keys, so a folder costs its listing and one key per target message.
 
+use crate::folder::message_id;
 use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
 use crate::source::{Source, SourceConn, imap_folders};
 use bytes::Bytes;
@@ -243,6 +244,10 @@ async fn compare_folders(
         // costs in memory is its UIDs and keys, not its headers.
         let window = opts.listing_window.max(1);
         let mut on_target: HashMap<[u8; 32], u32> = HashMap::new();
+        // A target that merges by Message-ID (Gmail) holds one message for all the source's
+        // messages with its Message-ID: their Message-IDs on the target.
+        let mut target_ids: HashSet<String> = HashSet::new();
+        let merges = opts.merges_by_message_id;
         let mut altered = known.altered(&m.source, uv).await?;
         if tgt_names.contains(m.target.as_str()) {
             let (_, tmeta) = tgt
@@ -260,6 +265,9 @@ async fn compare_folders(
                 if full {
                     tgt.fetch_bodies(chunk, &mut |_, b: Bytes| {
                         *on_target.entry(Sha256::digest(&b).into()).or_default() += 1;
+                        if let (true, Some(id)) = (merges, message_id(&b)) {
+                            target_ids.insert(id);
+                        }
                     })
                     .await
                     .on(SideName::Target)?;
@@ -270,6 +278,9 @@ async fn compare_folders(
                         .on(SideName::Target)?
                     {
                         *on_target.entry(identity(&h, size).0).or_default() += 1;
+                        if let (true, Some(id)) = (merges, message_id(&h)) {
+                            target_ids.insert(id);
+                        }
                     }
                 }
             }
@@ -395,6 +406,17 @@ async fn compare_folders(
                 heads = src.identity_headers(&uids).await.on(SideName::Source)?;
             }
             let head_of: HashMap<u32, &Bytes> = heads.iter().map(|(u, _, h)| (*u, h)).collect();
+            if !target_ids.is_empty() {
+                missing.retain(|(x, expected_in)| {
+                    let merged = *expected_in == "target"
+                        && head_of
+                            .get(&x.uid)
+                            .and_then(|h| message_id(h))
+                            .is_some_and(|id| target_ids.contains(&id));
+                    fc.matched += u64::from(merged);
+                    !merged
+                });
+            }
             for (x, expected_in) in missing {
                 let h = head_of.get(&x.uid).map(|h| h.as_ref()).unwrap_or(&[][..]);
                 fc.missing.push(MissingMessage {

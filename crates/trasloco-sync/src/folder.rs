@@ -1031,6 +1031,15 @@ struct Sent {
     size: u64,
     sha256: String,
     pec: Option<Before>,
+    /// Its Message-ID, when the target merges by it (Gmail).
+    message_id: Option<String>,
+}
+
+/// A message's Message-ID as written (spaces folded), if it has one.
+pub(crate) fn message_id(body: &[u8]) -> Option<String> {
+    let v = trasloco_archive::dates::header(body, "Message-ID")?;
+    let v = v.split_whitespace().collect::<String>();
+    (!v.is_empty()).then_some(v)
 }
 
 /// What one append worker did with one batch.
@@ -1055,6 +1064,7 @@ struct Prepared {
 fn prepare(
     (batch, unreadable, held): Fetched,
     pec: Option<&PecEvidence>,
+    merges: bool,
     listed: &HashMap<u32, Listed>,
     permanent: &Permanent,
 ) -> Prepared {
@@ -1073,6 +1083,7 @@ fn prepare(
             size: body.len() as u64,
             sha256: sha256_hex(&body),
             pec: pec.and_then(|p| p.before(&body)),
+            message_id: if merges { message_id(&body) } else { None },
         });
         msgs.push(AppendMsg {
             flags: kept.into_iter().collect(),
@@ -1231,7 +1242,7 @@ async fn append_worker(
         let mut ahead = None;
         let mut now = None;
         if let Some(b) = batch {
-            let p = prepare(b, pec, listed, permanent);
+            let p = prepare(b, pec, ctx.opts.merges_by_message_id, listed, permanent);
             if pipelined && !p.msgs.is_empty() {
                 let sent = tgt
                     .append_send(folder, &p.msgs)
@@ -1333,7 +1344,8 @@ async fn copy_messages(
     // whole; the rest (and everything from POP3 or an archive) travels in batches.
     // Not when lines are measured first: a line over the target's limit must be found before
     // the upload starts.
-    let streams = src.client().is_some() && opts.max_line.is_none();
+    // Nor when the target merges by Message-ID: the read-back compares the copy's.
+    let streams = src.client().is_some() && opts.max_line.is_none() && !opts.merges_by_message_id;
     let (large, small): (Vec<u32>, Vec<u32>) = to_copy
         .iter()
         .partition(|u| streams && listed[*u].size > STREAM_ABOVE);
@@ -1523,6 +1535,7 @@ async fn stream_one(
             size,
             sha256: hex::encode(sha.finalize()),
             pec,
+            message_id: None,
         };
         return Ok(Some((outcome, sent)));
     }
@@ -1701,6 +1714,7 @@ async fn settle(
             size,
             sha256: digest,
             pec,
+            message_id,
         } = sent;
         match outcome {
             AppendOutcome::Stored { uid: tuid, .. } => {
@@ -1724,6 +1738,7 @@ async fn settle(
                         sha256: digest,
                         pec,
                         place: None,
+                        message_id,
                     });
                 }
             }
@@ -1754,6 +1769,8 @@ pub(crate) struct Copied {
     pec: Option<Before>,
     /// The source file, when the source is an archive.
     place: Option<String>,
+    /// Its Message-ID, when the target merges by it.
+    message_id: Option<String>,
 }
 
 /// Where the copies being verified came from, for the PEC evidence manifest.
@@ -1775,6 +1792,8 @@ pub(crate) struct Checked {
     /// Source UIDs of the copies read back (whatever they were found to be).
     pub(crate) read: Vec<u32>,
     mismatched: Vec<Mismatch>,
+    /// Source UIDs whose copy the target merged into a message of the same Message-ID.
+    merged: Vec<u32>,
     /// PEC copies without an evidence line: (source UID, size, why).
     unproven: Vec<(u32, u64, &'static str)>,
     /// PEC copies checked.
@@ -1804,6 +1823,7 @@ pub(crate) async fn verify_folder(
     folder: &str,
     copied: &[Copied],
     evidence: Option<EvidenceCtx<'_>>,
+    merges: bool,
 ) -> Result<Checked, SyncError> {
     let line = |c: &Copied, before: &Before, after: &str| EvidenceLine {
         checked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -1868,19 +1888,35 @@ pub(crate) async fn verify_folder(
     };
     let mut seen = 0u64;
     let mut read_back: std::collections::HashSet<u32> = Default::default();
-    let (large, small): (Vec<&Copied>, Vec<&Copied>) =
-        copied.iter().partition(|c| c.size > STREAM_ABOVE);
+    // Copies a target that merges by Message-ID (Gmail) answered with a message it already
+    // held: other bytes, the same Message-ID. Read whole, to see their Message-ID.
+    let mut merged: Vec<u32> = Vec::new();
+    let (large, small): (Vec<&Copied>, Vec<&Copied>) = copied
+        .iter()
+        .partition(|c| c.size > STREAM_ABOVE && !merges);
     // The small ones in one FETCH, sent with the EXAMINE: each is hashed as it arrives and
-    // dropped, so memory stays at one message whatever the folder holds.
-    let want: HashMap<u32, &Copied> = small.iter().map(|c| (c.target_uid, *c)).collect();
-    let tuids: Vec<u32> = small.iter().map(|c| c.target_uid).collect();
+    // dropped, so memory stays at one message whatever the folder holds. (A merging target
+    // may answer two APPENDs with one UID.)
+    let mut want: HashMap<u32, Vec<&Copied>> = HashMap::new();
+    for c in &small {
+        want.entry(c.target_uid).or_default().push(c);
+    }
+    let tuids: Vec<u32> = want.keys().copied().collect();
     tgt.examine_and_fetch_bodies(folder, &tuids, &mut |tuid, body| {
-        if let Some(c) = want.get(&tuid) {
+        let Some(cs) = want.get(&tuid) else {
+            return;
+        };
+        read_back.insert(tuid);
+        let digest = sha256_hex(&body);
+        for c in cs {
             seen += 1;
-            read_back.insert(tuid);
-            let digest = sha256_hex(&body);
-            if !pec_ok(c, &body) || digest != c.sha256 {
-                mismatched.push(mismatch(c, digest));
+            if pec_ok(c, &body) && digest == c.sha256 {
+                continue;
+            }
+            if merges && c.message_id.is_some() && message_id(&body) == c.message_id {
+                merged.push(c.source_uid);
+            } else {
+                mismatched.push(mismatch(c, digest.clone()));
             }
         }
     })
@@ -1942,6 +1978,7 @@ pub(crate) async fn verify_folder(
         seen,
         read,
         mismatched,
+        merged,
         unproven,
         pec: pec_seen.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
@@ -1981,8 +2018,21 @@ pub(crate) fn record_check(
         .filter(|(uid, _, _)| !checked.mismatched.iter().any(|m| m.source_uid == *uid))
         .collect();
     let unproven_seen = unproven.iter().filter(|u| u.2 != PEC_UNREAD).count() as u64;
-    report.verified +=
-        (checked.seen - checked.mismatched.len() as u64).saturating_sub(unproven_seen);
+    report.verified += (checked.seen - checked.mismatched.len() as u64)
+        .saturating_sub(checked.merged.len() as u64)
+        .saturating_sub(unproven_seen);
+    // Merged by the target into the message of the same Message-ID it held: present, with
+    // that message's bytes (Gmail keeps the first copy).
+    if !checked.merged.is_empty() {
+        let n = checked.merged.len() as u64;
+        report.buckets.copied -= n;
+        report.buckets.already_present += n;
+        report.merged += n;
+        tracing::info!(
+            "{}: {n} message(s) merged by the target into one it held with the same Message-ID",
+            report.target
+        );
+    }
     for (uid, size, why) in unproven {
         report.buckets.copied -= 1;
         fail(report, uid, size, why.to_string(), why.to_string());

@@ -105,6 +105,9 @@ pub struct Options {
     /// The most bytes a target account takes in a day (Gmail: 500 MB over IMAP), counted in
     /// the state across runs; at the cap the mailbox stops, incomplete, until the next day.
     pub daily_upload: Option<u64>,
+    /// The target stores an APPEND whose Message-ID it already holds as that message (Gmail):
+    /// such a copy read back with other bytes but the same Message-ID counts as present.
+    pub merges_by_message_id: bool,
     /// A source that shows one message in several folders (Gmail's labels, X-GM-EXT-1):
     /// copy each message into one of them only (see `labels`).
     pub copy_once: bool,
@@ -158,6 +161,7 @@ impl Default for Options {
             session_errors: None,
             max_line: None,
             copy_once: false,
+            merges_by_message_id: false,
             daily_upload: None,
             mailboxes_at_once: 1,
             not_mail: Vec::new(),
@@ -1071,7 +1075,9 @@ async fn sync_once(
                         target_port: target.endpoint.port,
                         target_uid_validity: uid_validity,
                     });
-                    let checked = verify_folder(c, &folder, &copied, evidence).await?;
+                    let checked =
+                        verify_folder(c, &folder, &copied, evidence, opts.merges_by_message_id)
+                            .await?;
                     if let Some(mb) = mailbox_id
                         && let Some(f) = state.find_folder(mb, &mappings[i].source).await?
                     {

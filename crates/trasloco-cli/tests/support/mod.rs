@@ -201,10 +201,12 @@ impl Pair {
         }
     }
 
-    /// How many IMAP sessions of `user` the server has closed so far, from its log, once the
-    /// count has stayed the same for a quarter of a second (the log is written a moment after
-    /// the client has gone).
+    /// How many IMAP sessions of `user` the server has closed so far, from its log, once no
+    /// session of the user is left and the count has stayed the same for a quarter of a
+    /// second (the log is written a moment after the client has gone; on a loaded machine
+    /// the stable count alone was read before the last session had ended).
     pub fn imap_sessions_closed(&self, side: &str, user: &str) -> usize {
+        self.wait_sessions_closed(side, user);
         let log = self.dir.path().join(side).join("log/dovecot.log");
         let needle = format!("imap({user})<");
         let count = || {
@@ -859,6 +861,44 @@ pub struct Behaviour {
     /// message appended to several folders, as Gmail shows one message under several labels,
     /// has one id everywhere).
     pub gmail: bool,
+    /// Gmail's merge as a target: an APPEND whose Message-ID the account already holds is
+    /// not a new message. Into a folder that shows it already, the answer names the message
+    /// there and nothing is stored; into another folder, the first copy's bytes are stored
+    /// (Gmail adds a label to the message it has). MULTIAPPEND is not offered (Gmail has none).
+    pub gmail_merge: bool,
+}
+
+/// What a Gmail-merging target remembers, over all its sessions.
+#[derive(Default)]
+struct Merges {
+    /// Message-ID → the bytes first stored with it.
+    first: HashMap<String, Vec<u8>>,
+    /// (Message-ID, folder) → the `APPENDUID` answer's "uidvalidity uid".
+    stored: HashMap<(String, String), String>,
+    /// Tags of APPENDs on their way to the server → (Message-ID, folder).
+    pending: HashMap<String, (String, String)>,
+}
+
+/// An APPEND of one message, as a merging target sees it: (folder, Message-ID, literal's
+/// range in the unit).
+fn append_parts(unit: &[u8]) -> Option<(String, String, std::ops::Range<usize>)> {
+    let cr = unit.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&unit[..cr]).ok()?;
+    let folder = line.split(' ').nth(2)?.trim_matches('"').to_string();
+    let open = line.rfind('{')?;
+    let n: usize = line[open + 1..line.len() - 1]
+        .trim_end_matches('+')
+        .parse()
+        .ok()?;
+    let body = cr + 2..cr + 2 + n;
+    let head = &unit[body.clone()];
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]).to_string();
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID:"))?
+        .trim()
+        .to_string();
+    Some((folder, id, body))
 }
 
 /// The fetch item that stands in for X-GM-MSGID on its way to the real server.
@@ -989,6 +1029,7 @@ impl ExchangeProxy {
         let log = commands.clone();
         let error_closes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let closes = error_closes.clone();
+        let merges: std::sync::Arc<std::sync::Mutex<Merges>> = Default::default();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { return };
@@ -1002,6 +1043,7 @@ impl ExchangeProxy {
                 let rw = rewrite.clone();
                 let (limit, exchange_caps, gmail, closes) =
                     (b.error_limit, b.exchange_caps, b.gmail, closes.clone());
+                let (merging, merges_out) = (b.gmail_merge, merges.clone());
                 let to_client = std::thread::spawn(move || {
                     let mut errors = 0u32;
                     let mut pending: Vec<u8> = Vec::new();
@@ -1023,6 +1065,19 @@ impl ExchangeProxy {
                             };
                             if gmail {
                                 out = as_gmail(out);
+                            }
+                            if merging && out.len() < 4096 {
+                                let line = String::from_utf8_lossy(&out).to_string();
+                                let mut m = merges_out.lock().unwrap();
+                                if let Some(key) = m.pending.remove(&tag)
+                                    && let Some(uid) = line
+                                        .split("[APPENDUID ")
+                                        .nth(1)
+                                        .and_then(|r| r.split(']').next())
+                                {
+                                    m.stored.insert(key, uid.to_string());
+                                }
+                                out = line.replace(" MULTIAPPEND", "").into_bytes();
                             }
                             if exchange_caps && out.len() < 4096 {
                                 let line = String::from_utf8_lossy(&out)
@@ -1052,6 +1107,7 @@ impl ExchangeProxy {
                 });
                 let (bye_count, throttle_count) = (bye_count.clone(), throttle_count.clone());
                 let appends = appends.clone();
+                let merges = merges.clone();
                 let b = b.clone();
                 let log = log.clone();
                 std::thread::spawn(move || {
@@ -1115,6 +1171,43 @@ impl ExchangeProxy {
                                     format!("{tag} BAD Command Argument Error. 11\r\n"),
                                 );
                                 unit = format!("{tag} NOOP\r\n").into_bytes();
+                            }
+                            if b.gmail_merge
+                                && verb == "APPEND"
+                                && let Some((folder, id, body)) = append_parts(&unit)
+                            {
+                                let key = (id.clone(), folder);
+                                // The same message into the same folder, its first APPEND
+                                // not answered yet: Gmail takes one after the other.
+                                let mut m = loop {
+                                    let m = merges.lock().unwrap();
+                                    if !m.pending.values().any(|k| *k == key) {
+                                        break m;
+                                    }
+                                    drop(m);
+                                    std::thread::sleep(std::time::Duration::from_millis(5));
+                                };
+                                if let Some(uid) = m.stored.get(&key) {
+                                    let answer =
+                                        format!("{tag} OK [APPENDUID {uid}] (Success)\r\n");
+                                    rewrite.lock().unwrap().insert(tag.clone(), answer);
+                                    unit = format!("{tag} NOOP\r\n").into_bytes();
+                                } else {
+                                    if let Some(first) = m.first.get(&id) {
+                                        let line_end = body.start - 2;
+                                        let line = String::from_utf8_lossy(&unit[..line_end]);
+                                        let open = line.rfind('{').unwrap();
+                                        let mut new =
+                                            format!("{}{{{}+}}\r\n", &line[..open], first.len())
+                                                .into_bytes();
+                                        new.extend_from_slice(first);
+                                        new.extend_from_slice(&unit[body.end..]);
+                                        unit = new;
+                                    } else {
+                                        m.first.insert(id, unit[body].to_vec());
+                                    }
+                                    m.pending.insert(tag.clone(), key);
+                                }
                             }
                             if b.gmail && verb == "UID" && head.contains("X-GM-MSGID") {
                                 let text = String::from_utf8_lossy(&unit).to_string();
