@@ -20,7 +20,8 @@
 # Sieve: both offer ManageSieve; the target leaves out the "regex" extension, so a test can see it
 # refuse a script the source accepted.
 # PAIR_ACL=1 loads the acl plugin (vfile) on both, so a test can take rights away from a folder
-# (owners keep every right unless a dovecot-acl file says otherwise).
+# (owners keep every right unless a dovecot-acl file says otherwise), and offers the IMAP ACL
+# extension (MYRIGHTS).
 # PAIR_USERS (space-separated) replaces the user list (the benchmark uses b01 b02 …);
 # PAIR_SOURCE_USERS / PAIR_TARGET_USERS replace it on one side only (a renamed domain has
 # different user names on each side).
@@ -114,6 +115,8 @@ write_instance() {
     acl_plugin="acl"
     acl_block="  acl = vfile"
   fi
+  local imap_acl=""
+  [ -n "${PAIR_ACL:-}" ] && imap_acl="imap_acl"
   if [ "$side" = source ]; then
     mail_location="maildir:~/Maildir:LAYOUT=fs"
     namespace='namespace inbox {
@@ -211,7 +214,7 @@ $quota_block
 $( [ "$side" = target ] && echo "  sieve_extensions = -regex" )
 }
 protocol imap {
-  mail_plugins = \$mail_plugins $imap_plugins
+  mail_plugins = \$mail_plugins $imap_plugins $imap_acl
 }
 protocol sieve {
 }

@@ -13,6 +13,16 @@
 //!   upload (its bytes are never rewrapped); appends go in batches small enough, and sessions
 //!   are renewed early enough, that no session reaches the ten refused commands after which
 //!   Exchange ends it.
+//!
+//! Gmail: as a source, a message shown under several labels is copied once
+//! (`trasloco_sync` `labels`); as a target, the 500 MB daily upload cap is kept across runs
+//! and a copy merged into the message of the same Message-ID counts as present.
+//!
+//! Zimbra, as a source: folders the user does not administer (others' folders mounted in
+//! the user's tree) are left out under `folder-shared`; flags Zimbra's add-ons make
+//! (`…:FLAG51135`) are dropped before APPEND.
+//!
+//! A side without `provider` is recognised by its greeting and capabilities ([`detect`]).
 
 use crate::config::{Campaign, Protocol};
 use trasloco_sync::Options;
@@ -24,6 +34,8 @@ pub enum Provider {
     Microsoft365,
     /// Gmail (Google Workspace).
     Gmail,
+    /// Zimbra Collaboration.
+    Zimbra,
     /// Dovecot: nothing beyond the standard.
     Dovecot,
     /// Anything else: only what the server says of itself.
@@ -38,11 +50,9 @@ impl Provider {
             "gmail" | "google" | "google-workspace" => Ok(Provider::Gmail),
             "dovecot" => Ok(Provider::Dovecot),
             "generic" => Ok(Provider::Generic),
-            "zimbra" => Err(format!(
-                "provider {s:?} has no preset yet; leave provider out (the server's own capabilities apply)"
-            )),
+            "zimbra" => Ok(Provider::Zimbra),
             _ => Err(format!(
-                "provider {s:?} is not one of microsoft365, gmail, dovecot, generic"
+                "provider {s:?} is not one of microsoft365, gmail, zimbra, dovecot, generic"
             )),
         }
     }
@@ -54,6 +64,7 @@ impl Provider {
         match self {
             Provider::Microsoft365 => "microsoft365",
             Provider::Gmail => "gmail",
+            Provider::Zimbra => "zimbra",
             Provider::Dovecot => "dovecot",
             Provider::Generic => "generic",
         }
@@ -71,6 +82,8 @@ pub fn recognise(
         Some((Provider::Gmail, "X-GM-EXT-1"))
     } else if greeting.contains("Gimap") {
         Some((Provider::Gmail, "Gimap"))
+    } else if greeting.contains("Zimbra") {
+        Some((Provider::Zimbra, "Zimbra"))
     } else if greeting.contains("Microsoft Exchange") {
         Some((Provider::Microsoft365, "Microsoft Exchange"))
     } else if greeting.contains("Dovecot") {
@@ -159,6 +172,10 @@ pub const EXCHANGE_SESSION_ERRORS: u32 = 10;
 /// 10,239, which changes the message: trasloco fails such a message with the reason).
 pub const EXCHANGE_MAX_LINE: usize = 10_500;
 
+/// Flags Zimbra's add-ons (zimlets) set, such as `EmailswithStickyNotes:FLAG51135`: other
+/// servers refuse an APPEND that carries them.
+pub const ZIMBRA_PRIVATE_FLAGS: &str = "*:FLAG*";
+
 /// Gmail's IMAP upload cap per account and day, in MB.
 pub const GMAIL_DAILY_MB: f64 = 500.0;
 
@@ -176,6 +193,10 @@ pub fn apply(
     }
     if source == Some(Provider::Gmail) {
         sync.copy_once = true;
+    }
+    if source == Some(Provider::Zimbra) {
+        sync.shared_by_rights = true;
+        sync.never_flags.push(ZIMBRA_PRIVATE_FLAGS.into());
     }
     if target == Some(Provider::Microsoft365) {
         let mb = max_message_mb.unwrap_or(EXCHANGE_DEFAULT_MB);
@@ -214,11 +235,7 @@ mod tests {
     fn exchange_presets() {
         assert_eq!(Provider::parse("Microsoft365"), Ok(Provider::Microsoft365));
         assert_eq!(Provider::parse("gmail"), Ok(Provider::Gmail));
-        assert!(
-            Provider::parse("zimbra")
-                .unwrap_err()
-                .contains("no preset yet")
-        );
+        assert_eq!(Provider::parse("Zimbra"), Ok(Provider::Zimbra));
         assert!(Provider::parse("exchnage").is_err());
         let mut o = Options::default();
         apply(
@@ -280,6 +297,21 @@ mod tests {
             Some(Provider::Dovecot)
         );
         assert_eq!(recognise("* OK mail.example.org ready", none), None);
+    }
+
+    #[test]
+    fn zimbra_presets() {
+        let mut o = Options::default();
+        apply(Some(Provider::Zimbra), None, None, None, &mut o);
+        assert!(o.shared_by_rights);
+        assert_eq!(o.never_flags, ["*:FLAG*"]);
+        assert_eq!(
+            recognise(
+                "* OK mail.ministero.it Zimbra IMAP4rev1 server ready",
+                |_| false
+            ),
+            Some((Provider::Zimbra, "Zimbra"))
+        );
     }
 
     #[test]

@@ -155,6 +155,31 @@ pub struct Permanent {
     /// Flags never set on this target whatever it accepts (a provider's, such as Exchange's
     /// `$MDNSent`, which Outlook shows as a category on every message).
     pub never: FlagSet,
+    /// Patterns (`*` matches any run of characters) of flags never set either: a source's
+    /// private flags, such as those Zimbra's add-ons make (`…:FLAG51135`).
+    pub never_like: Vec<String>,
+}
+
+/// Whether `flag` matches `pattern`, where `*` matches any run of characters (ASCII case
+/// ignored, as flags are compared).
+pub fn flag_like(pattern: &str, flag: &str) -> bool {
+    let (p, f) = (pattern.to_ascii_lowercase(), flag.to_ascii_lowercase());
+    let parts: Vec<&str> = p.split('*').collect();
+    if parts.len() == 1 {
+        return p == f;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !f.starts_with(first) || !f[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &f[first.len()..f.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl Permanent {
@@ -166,6 +191,7 @@ impl Permanent {
                 listed: SYSTEM_FLAGS.iter().collect(),
                 any_keyword: false,
                 never: FlagSet::new(),
+                never_like: Vec::new(),
             },
             Some(list) => {
                 let mut listed = FlagSet::new();
@@ -181,6 +207,7 @@ impl Permanent {
                     listed,
                     any_keyword,
                     never: FlagSet::new(),
+                    never_like: Vec::new(),
                 }
             }
         }
@@ -193,12 +220,14 @@ impl Permanent {
             listed: SYSTEM_FLAGS.iter().collect(),
             any_keyword: true,
             never: FlagSet::new(),
+            never_like: Vec::new(),
         }
     }
 
     /// Whether the target keeps this flag.
     pub fn accepts(&self, flag: &str) -> bool {
         !self.never.contains(flag)
+            && !self.never_like.iter().any(|p| flag_like(p, flag))
             && (self.listed.contains(flag) || (self.any_keyword && is_keyword(flag)))
     }
 
@@ -233,6 +262,20 @@ mod tests {
 
     fn set(items: &[&str]) -> FlagSet {
         items.iter().collect()
+    }
+
+    #[test]
+    fn flags_are_matched_by_pattern() {
+        assert!(flag_like("*:FLAG*", "EmailswithStickyNotes:FLAG51135"));
+        assert!(flag_like("*:flag*", "x:FLAG1"));
+        assert!(!flag_like("*:FLAG*", "$Label1"));
+        assert!(flag_like("$MDNSent", "$mdnsent"));
+        assert!(!flag_like("a*b*c", "abx"));
+        assert!(flag_like("a*b*c", "axbyc"));
+        let mut p = Permanent::anything();
+        p.never_like.push("*:FLAG*".into());
+        assert!(!p.accepts("Notes:FLAG7"));
+        assert!(p.accepts("Progetto"));
     }
 
     #[test]

@@ -895,6 +895,37 @@ impl Client {
             .await
     }
 
+    /// Whether the logged-in user holds the administer right (`a`, RFC 4314 MYRIGHTS) on each
+    /// folder, all asked at once: on a server that shows other accounts' shared folders in the
+    /// user's own tree (Zimbra's mounted folders), what the user does not administer is not
+    /// the user's own. `None` without the ACL extension; a folder the server refuses to answer
+    /// for counts as administered (it stays in).
+    pub async fn administers(&mut self, names: &[String]) -> Result<Option<Vec<bool>>, Error> {
+        if !self.has_cap("ACL") {
+            return Ok(None);
+        }
+        let mut tags = Vec::with_capacity(names.len());
+        for n in names {
+            tags.push(self.send(&format!("MYRIGHTS {}", mailbox_arg(n))).await?);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for tag in &tags {
+            let mut admin = None;
+            let done = self
+                .finish(tag, &mut |_, resp| {
+                    if let Response::MyRights(r) = resp {
+                        admin = Some(
+                            r.rights
+                                .contains(&imap_proto::rfc4314::AclRight::Administer),
+                        );
+                    }
+                })
+                .await?;
+            out.push(!done.ok || admin.unwrap_or(true));
+        }
+        Ok(Some(out))
+    }
+
     /// `VERB folder` for each name, all sent before any answer is read.
     async fn each_folder(
         &mut self,

@@ -6,7 +6,9 @@
 //! keys, so a folder costs its listing and one key per target message.
 
 use crate::folder::message_id;
-use crate::mailbox::{OnSide, Options, Side, SideName, SyncError, connect};
+use crate::mailbox::{
+    OnSide, Options, SHARED_RULE, Side, SideName, SyncError, connect, shared_folders,
+};
 use crate::source::{Source, SourceConn, imap_folders};
 use bytes::Bytes;
 use serde::Serialize;
@@ -211,6 +213,9 @@ async fn compare_folders(
     let owners = crate::labels::for_source(src, &src_folders, &mappings, opts)
         .await
         .on(SideName::Source)?;
+    let shared = shared_folders(src, &mappings, opts)
+        .await
+        .on(SideName::Source)?;
     mappings.retain(|m| m.selectable && opts.selected(&m.source, m.role));
     let tgt_names: HashSet<&str> = tgt_folders.iter().map(|f| f.name.as_str()).collect();
     let manifest = match archive {
@@ -232,7 +237,10 @@ async fn compare_folders(
         };
         let (uv, meta) = src.select_and_list(&m.source).await.on(SideName::Source)?;
         fc.source_messages = meta.len() as u64;
-        if let Some(rule) = opts.folder_rule(&m.source, m.role, m.delimiter) {
+        let rule = opts
+            .folder_rule(&m.source, m.role, m.delimiter)
+            .or_else(|| shared.contains(&m.source).then_some(SHARED_RULE));
+        if let Some(rule) = rule {
             if !meta.is_empty() {
                 fc.skipped.insert(rule.into(), meta.len() as u64);
             }

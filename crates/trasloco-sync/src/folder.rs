@@ -310,7 +310,11 @@ pub(crate) async fn sync_folder(
         None => Permanent::anything(),
     };
     for f in &opts.never_flags {
-        permanent.never.insert(f);
+        if f.contains('*') {
+            permanent.never_like.push(f.clone());
+        } else {
+            permanent.never.insert(f);
+        }
     }
 
     // State: the UID mapping is only valid for the UIDVALIDITY pair it was recorded under.

@@ -108,6 +108,10 @@ pub struct Options {
     /// The target stores an APPEND whose Message-ID it already holds as that message (Gmail):
     /// such a copy read back with other bytes but the same Message-ID counts as present.
     pub merges_by_message_id: bool,
+    /// Leave out, under `folder-shared`, the source folders the user does not administer
+    /// (RFC 4314 MYRIGHTS without `a`): Zimbra shows folders other accounts shared (mounted)
+    /// in the user's own tree.
+    pub shared_by_rights: bool,
     /// A source that shows one message in several folders (Gmail's labels, X-GM-EXT-1):
     /// copy each message into one of them only (see `labels`).
     pub copy_once: bool,
@@ -161,6 +165,7 @@ impl Default for Options {
             session_errors: None,
             max_line: None,
             copy_once: false,
+            shared_by_rights: false,
             merges_by_message_id: false,
             daily_upload: None,
             mailboxes_at_once: 1,
@@ -276,6 +281,36 @@ impl Options {
             })
             .map(|r| r.rule.as_str())
     }
+}
+
+/// The rule under which another account's folder shown in the user's tree is left out.
+pub const SHARED_RULE: &str = "folder-shared";
+
+/// With `shared_by_rights` (the `zimbra` source preset) and a source with the ACL extension:
+/// the selectable folders the user does not administer — other accounts' folders a server
+/// such as Zimbra shows (mounted) in the user's own tree. Their owners' migrations copy them.
+pub(crate) async fn shared_folders(
+    src: &mut SourceConn,
+    mappings: &[FolderMapping],
+    opts: &Options,
+) -> Result<BTreeSet<String>, Error> {
+    let (true, Some(client)) = (opts.shared_by_rights, src.client()) else {
+        return Ok(BTreeSet::new());
+    };
+    let names: Vec<String> = mappings
+        .iter()
+        .filter(|m| m.selectable && !m.source.eq_ignore_ascii_case("INBOX"))
+        .map(|m| m.source.clone())
+        .collect();
+    let Some(admin) = client.administers(&names).await? else {
+        return Ok(BTreeSet::new());
+    };
+    Ok(names
+        .into_iter()
+        .zip(admin)
+        .filter(|(_, a)| !a)
+        .map(|(n, _)| n)
+        .collect())
 }
 
 /// Progress callbacks, called from the sync task. All have empty defaults.
@@ -1001,7 +1036,13 @@ async fn sync_once(
     // INBOX first (users look there first), then the listing order.
     mappings.sort_by_key(|m| !m.source.eq_ignore_ascii_case("INBOX"));
     let mut tgt_existing: BTreeSet<String> = tgt_folders.iter().map(|f| f.name.clone()).collect();
-    let excluded = |m: &FolderMapping| opts.folder_rule(&m.source, m.role, m.delimiter);
+    let shared = shared_folders(src, &mappings, opts)
+        .await
+        .on(SideName::Source)?;
+    let excluded = |m: &FolderMapping| {
+        opts.folder_rule(&m.source, m.role, m.delimiter)
+            .or_else(|| shared.contains(&m.source).then_some(SHARED_RULE))
+    };
     // Target folders are created and subscribed up front, all commands in one round trip each;
     // a refusal belongs to its folder and is reported when that folder's turn comes.
     let mut setup_errors: BTreeMap<String, Error> = BTreeMap::new();
