@@ -43,7 +43,8 @@ reports = "reports"
 /// Every fifteenth APPEND is answered with Exchange's throttling sentence and a backoff of
 /// 1.5 s: the run waits at least that each time, resumes from the state, completes with every
 /// message exactly once and exit 0, and the report says how often and how long it waited. The
-/// mailboxes allowed against that server at once are halved.
+/// mailboxes allowed against that server at once are halved, and so are the connections each
+/// mailbox opens to it.
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_appends_slow_the_run_and_never_fail_it() {
     let pair = Pair::start();
@@ -89,6 +90,13 @@ async fn throttled_appends_slow_the_run_and_never_fail_it() {
             proxy.port
         )),
         "fewer mailboxes against a throttling server: {t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "127.0.0.1:{} throttles: at most 1 connection(s) per mailbox against it (was 2)",
+            proxy.port
+        )),
+        "fewer connections per mailbox against a throttling server: {t}"
     );
 }
 

@@ -1,7 +1,8 @@
-//! How many mailboxes work against one server at once, shared by every mailbox of the run:
-//! halved each time the server throttles, grown back by one a minute while it does not
-//! (additive increase, multiplicative decrease). A throttling server then sees fewer
-//! connections instead of the same number retrying.
+//! How many mailboxes work against one server at once, and how many connections each of them
+//! opens to it, shared by every mailbox of the run: halved each time the server throttles,
+//! grown back by one a minute while it does not (additive increase, multiplicative
+//! decrease). A throttling server then sees fewer connections instead of the same number
+//! retrying.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,9 @@ struct Limits {
     max: usize,
     /// Permits still to take out of circulation as they come back.
     debt: usize,
+    /// Connections one mailbox may open to the server now; `None` until it first throttles
+    /// (each mailbox opens what the run's options say).
+    per_mailbox: Option<usize>,
     /// When the allowance last changed.
     changed: Instant,
 }
@@ -62,6 +66,7 @@ pub(crate) fn of(host: &str, max: usize) -> Arc<Governor> {
                     current: max,
                     max,
                     debt: 0,
+                    per_mailbox: None,
                     changed: Instant::now(),
                 }),
             })
@@ -84,9 +89,19 @@ impl Governor {
         }
     }
 
-    /// The server throttled: half as many mailboxes (at least one) from now on.
-    pub(crate) fn throttled(&self) {
+    /// The server throttled a mailbox that had `used` connections to it: half as many
+    /// mailboxes, and half as many connections per mailbox (at least one each) from now on.
+    pub(crate) fn throttled(&self, used: usize) {
         let mut l = self.lock();
+        let was = l.per_mailbox.unwrap_or(used).min(used.max(1));
+        let conns = (was / 2).max(1);
+        if conns < was {
+            tracing::warn!(
+                "{} throttles: at most {conns} connection(s) per mailbox against it (was {was})",
+                self.host
+            );
+        }
+        l.per_mailbox = Some(conns);
         let new = (l.current / 2).max(1);
         let cut = l.current - new;
         if cut == 0 {
@@ -104,9 +119,23 @@ impl Governor {
         l.changed = Instant::now();
     }
 
-    /// One more place when the allowance has held for a while without throttling.
+    /// Connections one mailbox may open to the server now (`None`: as many as it is set to).
+    pub(crate) fn connections(&self) -> Option<usize> {
+        self.grow();
+        self.lock().per_mailbox
+    }
+
+    /// One more place, and one more connection per mailbox, when the allowance has held for
+    /// a while without throttling.
     fn grow(&self) {
         let mut l = self.lock();
+        if let (Some(n), true) = (l.per_mailbox, l.changed.elapsed() >= GROW_AFTER) {
+            // Past 64 no run opens as many: back to the options' own number.
+            l.per_mailbox = (n < 64).then_some(n + 1);
+            if l.current >= l.max {
+                l.changed = Instant::now();
+            }
+        }
         if l.current < l.max && l.changed.elapsed() >= GROW_AFTER {
             l.current += 1;
             l.changed = Instant::now();
@@ -133,19 +162,23 @@ mod tests {
     async fn halves_on_throttling_and_takes_back_places_in_use() {
         let g = of("aimd.test", 4);
         let (a, b, c) = (g.slot().await, g.slot().await, g.slot().await);
-        g.throttled();
+        assert_eq!(g.connections(), None, "as many as the options say");
+        g.throttled(4);
         assert_eq!(g.current(), 2);
+        assert_eq!(g.connections(), Some(2));
         // One place was free and is gone; one more goes when a holder gives its back.
         assert_eq!(g.sem.available_permits(), 0);
         drop(a);
         assert_eq!(g.sem.available_permits(), 0, "taken out of circulation");
         drop(b);
         assert_eq!(g.sem.available_permits(), 1);
-        g.throttled();
+        g.throttled(2);
         assert_eq!(g.current(), 1);
+        assert_eq!(g.connections(), Some(1));
         drop(c);
         assert_eq!(g.sem.available_permits(), 1, "one mailbox at a time");
-        g.throttled();
+        g.throttled(1);
         assert_eq!(g.current(), 1, "never below one");
+        assert_eq!(g.connections(), Some(1), "never below one");
     }
 }

@@ -283,6 +283,37 @@ impl Options {
     }
 }
 
+/// How a server is known to the governors: `host:port`.
+fn server_key(s: &Side) -> String {
+    format!("{}:{}", s.endpoint.host, s.endpoint.port)
+}
+
+/// Lanes, and target connections per lane, for one attempt: what the options say, cut to
+/// what servers that throttled allow a mailbox now (a lane holds one source connection and
+/// `append_connections` target connections; fewer appenders go first, then fewer lanes).
+fn connections_now(opts: &Options, source: &Source, target: &Side) -> (usize, usize) {
+    let mut lanes = match source {
+        Source::Imap(_) => opts.lanes.max(1),
+        _ => 1,
+    };
+    let mut appenders = if opts.dry_run {
+        1
+    } else {
+        opts.append_connections.max(1)
+    };
+    if let Source::Imap(s) = source
+        && let Some(n) = crate::governor::of(&server_key(s), opts.mailboxes_at_once).connections()
+    {
+        lanes = lanes.min(n).max(1);
+    }
+    if let Some(n) = crate::governor::of(&server_key(target), opts.mailboxes_at_once).connections()
+    {
+        appenders = appenders.min((n / lanes).max(1));
+        lanes = lanes.min((n / appenders).max(1));
+    }
+    (lanes, appenders)
+}
+
 /// The rule under which another account's folder shown in the user's tree is left out.
 pub const SHARED_RULE: &str = "folder-shared";
 
@@ -625,7 +656,7 @@ pub async fn sync_mailbox(
     let appends = Appends::default();
     // Each attempt takes a place with both servers (source first, always, so mailboxes never
     // wait on each other in a circle); a server that throttles gives out fewer places.
-    let key = |s: &Side| format!("{}:{}", s.endpoint.host, s.endpoint.port);
+    let key = server_key;
     let source_key = match source {
         Source::Imap(s) | Source::Pop3(s) => Some(key(s)),
         Source::Archive(_) => None,
@@ -726,7 +757,13 @@ pub async fn sync_mailbox(
                 // Throttling slows, never fails: wait what the server said (or back off when
                 // it said nothing), then resume from the state.
                 let wait = throttle.next(error.retry_after, moved);
-                governor_of(side).throttled();
+                let (lanes, appenders) = connections_now(opts, source, target);
+                let used = if side == SideName::Source {
+                    lanes
+                } else {
+                    lanes * appenders
+                };
+                governor_of(side).throttled(used);
                 let who = if side == SideName::Source {
                     &src_label
                 } else {
@@ -975,15 +1012,7 @@ async fn sync_once(
     // Folders are synced on `lanes` connection sets at once (one source connection and
     // `append_connections` target connections each); POP3 has one folder and an archive needs
     // no connection, so they use one lane.
-    let lanes = match source {
-        Source::Imap(_) => opts.lanes.max(1),
-        _ => 1,
-    };
-    let appenders = if opts.dry_run {
-        1
-    } else {
-        opts.append_connections.max(1)
-    };
+    let (lanes, appenders) = connections_now(opts, source, target);
     let open_lane = || async {
         let (src, tgts) = tokio::join!(
             async {
