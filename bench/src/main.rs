@@ -5,12 +5,14 @@
 //!
 //! - `suite`: start a Dovecot pair, seed it, run every tool N times, write result rows;
 //! - `report`: turn result rows into the table in BENCHMARKS.md;
-//! - `ceiling`: the raw MULTIAPPEND writer (run by `suite` as a separate, measured process).
+//! - `ceiling`: the raw MULTIAPPEND writer (run by `suite` as a separate, measured process);
+//! - `throttle`: the corpus into a target that throttles as Exchange Online does.
 
 mod ceiling;
 mod corpus;
 mod measure;
 mod suite;
+mod throttle;
 mod verify;
 mod wire;
 
@@ -33,6 +35,10 @@ struct Cli {
 enum Cmd {
     /// Start a Dovecot pair in DIR, seed the corpus, measure every tool, write rows to OUT.
     Suite(suite::Args),
+    /// Migrate the corpus into a target that rations APPENDs per mailbox as Exchange Online
+    /// does (a throttling proxy in front of the target), and set trasloco's effective rate
+    /// against imapsync's fixed Office 365 rates.
+    Throttle(throttle::Args),
     /// Append the generated corpus straight into a target; prints seconds, CPU and count as JSON.
     Ceiling {
         /// Target host.
@@ -94,6 +100,7 @@ async fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.cmd {
         Cmd::Suite(args) => suite::run(args).await,
+        Cmd::Throttle(args) => throttle::run(args).await,
         Cmd::Ceiling {
             host,
             port,

@@ -16,8 +16,8 @@ use crate::corpus::{self, EMPTY_FOLDERS, FOLDERS, Spec, Totals};
 use crate::measure::{self, Cost, median};
 use crate::verify::{self, Manifest};
 
-const SOURCE_PORT: u16 = 51143;
-const TARGET_PORT: u16 = 52143;
+pub(crate) const SOURCE_PORT: u16 = 51143;
+pub(crate) const TARGET_PORT: u16 = 52143;
 /// How `doveadm backup` is named in results.
 const DOVEADM: &str = "doveadm backup (imapc)";
 
@@ -123,7 +123,13 @@ fn sh(cmd: &mut Command, what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn pair(action: &str, dir: &Path, users: &[String], host: &str, netns: Option<&str>) -> Result<()> {
+pub(crate) fn pair(
+    action: &str,
+    dir: &Path,
+    users: &[String],
+    host: &str,
+    netns: Option<&str>,
+) -> Result<()> {
     let mut c = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -155,7 +161,7 @@ fn pair(action: &str, dir: &Path, users: &[String], host: &str, netns: Option<&s
 }
 
 /// Put the corpus into the source server, one mailbox after another.
-async fn seed(spec: &Spec, host: &str) -> Result<Totals> {
+pub(crate) async fn seed(spec: &Spec, host: &str) -> Result<Totals> {
     let mut totals = Totals::default();
     for (i, user) in spec.user_names().iter().enumerate() {
         let msgs = corpus::mailbox(spec, i);
