@@ -42,6 +42,9 @@ pub struct Args {
     /// Messages a mailbox may append at once before the rate applies.
     #[arg(long, default_value_t = 30.0)]
     burst: f64,
+    /// The target's `provider` in the campaign (`generic`: none of Exchange's presets).
+    #[arg(long, default_value = "microsoft365")]
+    provider: String,
     /// The trasloco binary.
     #[arg(long, default_value = "target/release/trasloco")]
     trasloco: PathBuf,
@@ -249,7 +252,7 @@ async fn measure(args: &Args, spec: &Spec, dir: &std::path::Path) -> Result<Stri
         format!(
             "name = \"throttled\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {}\nreports = \"reports\"\n",
             side(SOURCE_PORT),
-            side(port),
+            format!("{}provider = \"{}\"\n", side(port), args.provider),
             spec.users
         ),
     )?;
@@ -306,11 +309,12 @@ async fn measure(args: &Args, spec: &Spec, dir: &std::path::Path) -> Result<Stri
     let mut s = String::new();
     writeln!(
         s,
-        "\n### Throttled target: {} UTC, `trasloco-bench throttle --scale {} --rate {} --burst {}`\n",
+        "\n### Throttled target: {} UTC, `trasloco-bench throttle --scale {} --rate {} --burst {} --provider {}`\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         args.scale,
         args.rate,
-        args.burst
+        args.burst,
+        args.provider
     )?;
     writeln!(
         s,
