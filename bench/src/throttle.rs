@@ -91,22 +91,7 @@ impl Budget {
 /// The length of the first whole command or response in `buf` (its lines and the literals
 /// they announce), if all of it is there.
 fn unit_len(buf: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let cr = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
-        let line = &buf[at..cr];
-        at = cr + 2;
-        let n = line
-            .strip_suffix(b"}")
-            .and_then(|l| l.iter().rposition(|&c| c == b'{').map(|i| &l[i + 1..]))
-            .map(|n| n.strip_suffix(b"+").unwrap_or(n))
-            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
-        match n {
-            Some(n) if at + n <= buf.len() => at += n,
-            Some(_) => return None,
-            None => return Some(at),
-        }
-    }
+    trasloco_imap::framing::Framer::default().next_frame(buf, &mut 0)
 }
 
 /// Who a login names: the authorization identity of SASL PLAIN (a master login), else the
@@ -250,9 +235,10 @@ async fn measure(args: &Args, spec: &Spec, dir: &std::path::Path) -> Result<Stri
     std::fs::write(
         &campaign,
         format!(
-            "name = \"throttled\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {}\nreports = \"reports\"\n",
+            "name = \"throttled\"\n\n[source]\n{}\n[target]\n{}provider = \"{}\"\n\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {}\nreports = \"reports\"\n",
             side(SOURCE_PORT),
-            format!("{}provider = \"{}\"\n", side(port), args.provider),
+            side(port),
+            args.provider,
             spec.users
         ),
     )?;

@@ -8,36 +8,13 @@ use support::*;
 
 /// A campaign of alice through the proxy, passwords on both sides.
 fn through(pair: &Pair, proxy_port: u16, run: &str) -> String {
-    pair.write(
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    pair.write(
-        "campaign.toml",
-        &format!(
-            r#"[source]
-host = "127.0.0.1"
-port = {sp}
-tls = "starttls"
-ca_file = "{ca}"
+    pair.alice_campaign(&pair.imap_side("source"), &plain_side(proxy_port), run)
+}
 
-[target]
-host = "127.0.0.1"
-port = {proxy_port}
-tls = "none"
-
-[accounts]
-file = "accounts.csv"
-
-[run]
-state = "state.sqlite"
-reports = "reports"
-{run}
-"#,
-            sp = pair.port("SOURCE_IMAP_PORT"),
-            ca = pair.ca().display(),
-        ),
-    )
+/// The same, the target named `provider = "microsoft365"`.
+fn into_exchange(pair: &Pair, proxy_port: u16) -> String {
+    let target = format!("{}provider = \"microsoft365\"\n", plain_side(proxy_port));
+    pair.alice_campaign(&pair.imap_side("source"), &target, "")
 }
 
 /// Every fifteenth APPEND is answered with Exchange's throttling sentence and a backoff of
@@ -108,15 +85,10 @@ async fn check_logs_in_everywhere_and_translates_what_exchange_says() {
     let pair = Pair::start();
     let mut src = pair.client("source", "alice").await;
     seed(&mut src, "INBOX", padded(5, 100)).await;
-    let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
+    let c = pair.alice_campaign(&pair.imap_side("source"), &pair.imap_side("target"), "");
     pair.write("accounts.csv",
         "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\nbob,bob-pw,bob,not-bobs\n",
     );
-    let campaign = std::fs::read_to_string(&c).unwrap().replace(
-        "tls = \"none\"",
-        &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
-    );
-    std::fs::write(&c, campaign).unwrap();
     let out = pair.trasloco(&["check", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 12, "{t}");
@@ -177,22 +149,14 @@ async fn the_microsoft365_preset_on_both_sides() {
     }
     seed(&mut src, "Files", vec![msg(simple(4, "Files"))]).await;
     seed(&mut src, "Spam", vec![msg(simple(5, "Spam"))]).await;
-    let c = through(&pair, pair.port("TARGET_IMAP_PORT"), "");
-    let text_of = std::fs::read_to_string(&c).unwrap();
-    let text_of = text_of
-        .replacen(
-            "ca_file = \"",
-            "provider = \"microsoft365\"\nca_file = \"",
-            1,
-        )
-        .replace(
-            "tls = \"none\"",
-            &format!(
-                "tls = \"starttls\"\nca_file = \"{}\"\nprovider = \"microsoft365\"\nmax_message_mb = 1",
-                pair.ca().display()
-            ),
-        );
-    std::fs::write(&c, text_of).unwrap();
+    let c = pair.alice_campaign(
+        &format!("{}provider = \"microsoft365\"\n", pair.imap_side("source")),
+        &format!(
+            "{}provider = \"microsoft365\"\nmax_message_mb = 1\n",
+            pair.imap_side("target")
+        ),
+        "",
+    );
     // The plan warns of mail that Exchange purges after it arrives.
     let out = pair.trasloco(&["plan", &c], "", "");
     let t = text(&out);
@@ -247,12 +211,7 @@ async fn flagged_is_stored_again_after_the_append_on_exchange() {
     )
     .await;
     let proxy = ExchangeProxy::start(pair.port("TARGET_IMAP_PORT"), std::time::Duration::ZERO);
-    let c = through(&pair, proxy.port, "");
-    let file = std::fs::read_to_string(&c).unwrap().replace(
-        "tls = \"none\"",
-        "tls = \"none\"\nprovider = \"microsoft365\"",
-    );
-    std::fs::write(&c, file).unwrap();
+    let c = into_exchange(&pair, proxy.port);
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let stores: Vec<String> = proxy
@@ -304,12 +263,7 @@ async fn refused_messages_never_burn_an_exchange_session() {
             ..Behaviour::default()
         },
     );
-    let c = through(&pair, proxy.port, "");
-    let file = std::fs::read_to_string(&c).unwrap().replace(
-        "tls = \"none\"",
-        "tls = \"none\"\nprovider = \"microsoft365\"",
-    );
-    std::fs::write(&c, file).unwrap();
+    let c = into_exchange(&pair, proxy.port);
     for run in 1..=2 {
         let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
         let t = text(&out);

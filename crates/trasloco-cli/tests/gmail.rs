@@ -6,41 +6,9 @@ mod support;
 
 use support::*;
 
-/// The source through the test double: plain IMAP on 127.0.0.1, Gmail's preset.
-const GMAIL_SOURCE: &str = "tls = \"none\"\nprovider = \"gmail\"";
-
-fn campaign(pair: &Pair, source_port: u16, source: &str, target: &str, run: &str) -> String {
-    pair.write(
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    pair.write(
-        "campaign.toml",
-        &format!(
-            r#"[source]
-host = "127.0.0.1"
-port = {source_port}
-{source}
-
-[target]
-host = "127.0.0.1"
-port = {tp}
-tls = "starttls"
-ca_file = "{ca}"
-{target}
-
-[accounts]
-file = "accounts.csv"
-
-[run]
-state = "state.sqlite"
-reports = "reports"
-{run}
-"#,
-            tp = pair.port("TARGET_IMAP_PORT"),
-            ca = pair.ca().display(),
-        ),
-    )
+/// The source through the test double (plain IMAP on 127.0.0.1), Gmail's preset.
+fn gmail_source(port: u16) -> String {
+    format!("{}provider = \"gmail\"\n", plain_side(port))
 }
 
 /// A message Gmail shows under three labels (INBOX, a label, All Mail) and starred arrives
@@ -70,7 +38,7 @@ async fn a_message_under_several_labels_is_copied_once() {
     );
 
     // All Mail alone first, as a phase that defers the rest would.
-    let c = campaign(&pair, proxy.port, GMAIL_SOURCE, "", "");
+    let c = pair.alice_campaign(&gmail_source(proxy.port), &pair.imap_side("target"), "");
     let first = std::fs::read_to_string(&c).unwrap().replace(
         "[accounts]",
         "[folders]\ndefer = [\"INBOX\", \"Progetti\", \"[Gmail]/Starred\", \"[Gmail]/Important\"]\n\n[accounts]",
@@ -87,7 +55,7 @@ async fn a_message_under_several_labels_is_copied_once() {
     );
 
     // Then everything, the preset found by what the source says of itself.
-    let c = campaign(&pair, proxy.port, "tls = \"none\"", "", "");
+    let c = pair.alice_campaign(&plain_side(proxy.port), &pair.imap_side("target"), "");
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
@@ -144,11 +112,12 @@ async fn the_daily_upload_cap_stops_a_mailbox_until_the_next_day() {
     let mut src = pair.client("source", "alice").await;
     seed(&mut src, "INBOX", padded(30, 900)).await;
     let capped = |mb: &str| {
-        campaign(
-            &pair,
-            pair.port("SOURCE_IMAP_PORT"),
-            &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
-            &format!("provider = \"gmail\"\ndaily_upload_mb = {mb}"),
+        pair.alice_campaign(
+            &pair.imap_side("source"),
+            &format!(
+                "{}provider = \"gmail\"\ndaily_upload_mb = {mb}\n",
+                pair.imap_side("target")
+            ),
             "batch_messages = 3",
         )
     };
@@ -211,21 +180,11 @@ async fn messages_gmail_merges_by_message_id_are_present_not_altered() {
             ..Behaviour::default()
         },
     );
-    let c = campaign(
-        &pair,
-        pair.port("SOURCE_IMAP_PORT"),
-        &format!("tls = \"starttls\"\nca_file = \"{}\"", pair.ca().display()),
-        "provider = \"gmail\"",
+    let c = pair.alice_campaign(
+        &pair.imap_side("source"),
+        &format!("{}provider = \"gmail\"\n", plain_side(proxy.port)),
         "",
     );
-    let text_of = std::fs::read_to_string(&c).unwrap().replace(
-        &format!(
-            "port = {}\ntls = \"starttls\"",
-            pair.port("TARGET_IMAP_PORT")
-        ),
-        &format!("port = {}\ntls = \"none\"", proxy.port),
-    );
-    std::fs::write(&c, text_of).unwrap();
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");

@@ -35,37 +35,10 @@ async fn mounted_folders_and_zimbra_flags_stay_behind() {
     let home = pair.dir.path().join("source/home/alice/Maildir");
     std::fs::write(home.join("Condivisa/dovecot-acl"), "owner lrs\n").unwrap();
 
-    pair.write(
-        "accounts.csv",
-        "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
-    );
-    let c = pair.write(
-        "campaign.toml",
-        &format!(
-            r#"[source]
-host = "127.0.0.1"
-port = {sp}
-tls = "starttls"
-ca_file = "{ca}"
-provider = "zimbra"
-
-[target]
-host = "127.0.0.1"
-port = {tp}
-tls = "starttls"
-ca_file = "{ca}"
-
-[accounts]
-file = "accounts.csv"
-
-[run]
-state = "state.sqlite"
-reports = "reports"
-"#,
-            sp = pair.port("SOURCE_IMAP_PORT"),
-            tp = pair.port("TARGET_IMAP_PORT"),
-            ca = pair.ca().display(),
-        ),
+    let c = pair.alice_campaign(
+        &format!("{}provider = \"zimbra\"\n", pair.imap_side("source")),
+        &pair.imap_side("target"),
+        "",
     );
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);

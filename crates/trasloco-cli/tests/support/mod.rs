@@ -585,6 +585,39 @@ pub fn deliver(pair: &Pair, side: &str, user: &str, rcpt: &str, from: &str, mess
     );
 }
 
+/// `[source]` or `[target]` lines for a test double in front of a side: plain IMAP on
+/// 127.0.0.1 at `port`.
+pub fn plain_side(port: u16) -> String {
+    format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")
+}
+
+impl Pair {
+    /// `[source]` or `[target]` lines for one side's IMAP: 127.0.0.1, its port, STARTTLS
+    /// verified with the pair's CA.
+    pub fn imap_side(&self, side: &str) -> String {
+        format!(
+            "host = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n",
+            self.port(&format!("{}_IMAP_PORT", side.to_uppercase())),
+            self.ca().display()
+        )
+    }
+
+    /// The campaign most tests run, alice to alice: `[source]`, `[target]` and `[run]` lines
+    /// as given, state and reports beside it. Returns the campaign file's path.
+    pub fn alice_campaign(&self, source: &str, target: &str, run: &str) -> String {
+        self.write(
+            "accounts.csv",
+            "source_user,source_password,target_user,target_password\nalice,alice-pw,alice,alice-pw\n",
+        );
+        self.write(
+            "campaign.toml",
+            &format!(
+                "[source]\n{source}\n[target]\n{target}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\nstate = \"state.sqlite\"\nreports = \"reports\"\n{run}\n"
+            ),
+        )
+    }
+}
+
 impl Pair {
     /// Write a file into the pair's directory (campaign files, accounts, secrets); its path.
     pub fn write(&self, name: &str, text: &str) -> String {
@@ -983,26 +1016,7 @@ fn bearer_expiry(line: &str) -> Option<u64> {
 /// The length of the first whole command or response in `buf` (its lines and the literals
 /// they announce), if it is all there.
 fn unit_len(buf: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let cr = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
-        let line = &buf[at..cr];
-        at = cr + 2;
-        let literal = line
-            .strip_suffix(b"}")
-            .and_then(|l| l.iter().rposition(|&c| c == b'{').map(|i| &l[i + 1..]))
-            .map(|n| n.strip_suffix(b"+").unwrap_or(n))
-            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
-        match literal {
-            Some(n) => {
-                at += n;
-                if at > buf.len() {
-                    return None;
-                }
-            }
-            None => return Some(at),
-        }
-    }
+    trasloco_imap::framing::Framer::default().next_frame(buf, &mut 0)
 }
 
 impl ExchangeProxy {
