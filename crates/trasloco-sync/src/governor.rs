@@ -1,13 +1,17 @@
-//! How many mailboxes work against one server at once, and how many connections each of them
-//! opens to it, shared by every mailbox of the run: halved each time the server throttles,
-//! grown back by one a minute while it does not (additive increase, multiplicative
-//! decrease). A throttling server then sees fewer connections instead of the same number
+//! How many mailboxes work against one server at once, how many connections each of them
+//! opens to it, and how many messages one batch of APPENDs holds, shared by every mailbox of
+//! the run: cut each time the server throttles (halved; batches to a quarter), grown back
+//! while it does not (one more a minute; batches twice as large). A throttling server then
+//! sees fewer connections and fewer APPENDs it will refuse, instead of the same number
 //! retrying.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The smallest batch a throttling server brings batches down to.
+const MIN_BATCH: usize = 3;
 
 /// How long the allowance stays put before it grows by one.
 const GROW_AFTER: Duration = Duration::from_secs(60);
@@ -22,6 +26,10 @@ struct Limits {
     /// Connections one mailbox may open to the server now; `None` until it first throttles
     /// (each mailbox opens what the run's options say).
     per_mailbox: Option<usize>,
+    /// Messages in one batch of APPENDs now; `None` until the server first throttles. A
+    /// throttled batch's APPENDs already on their way are all refused: each one a message
+    /// uploaded for nothing.
+    batch: Option<usize>,
     /// When the allowance last changed.
     changed: Instant,
 }
@@ -67,6 +75,7 @@ pub(crate) fn of(host: &str, max: usize) -> Arc<Governor> {
                     max,
                     debt: 0,
                     per_mailbox: None,
+                    batch: None,
                     changed: Instant::now(),
                 }),
             })
@@ -89,10 +98,13 @@ impl Governor {
         }
     }
 
-    /// The server throttled a mailbox that had `used` connections to it: half as many
-    /// mailboxes, and half as many connections per mailbox (at least one each) from now on.
-    pub(crate) fn throttled(&self, used: usize) {
+    /// The server throttled a mailbox that had `used` connections to it and sent batches of
+    /// up to `batch` messages: half as many mailboxes, half as many connections per mailbox
+    /// (at least one each) and batches a quarter as large (at least `MIN_BATCH`) from now on.
+    pub(crate) fn throttled(&self, used: usize, batch: usize) {
         let mut l = self.lock();
+        let was_batch = l.batch.unwrap_or(batch).min(batch.max(1));
+        l.batch = Some((was_batch / 4).max(MIN_BATCH).min(was_batch));
         let was = l.per_mailbox.unwrap_or(used).min(used.max(1));
         let conns = (was / 2).max(1);
         if conns < was {
@@ -119,6 +131,12 @@ impl Governor {
         l.changed = Instant::now();
     }
 
+    /// Messages one batch of APPENDs may hold now (`None`: as many as the options say).
+    pub(crate) fn batch(&self) -> Option<usize> {
+        self.grow();
+        self.lock().batch
+    }
+
     /// Connections one mailbox may open to the server now (`None`: as many as it is set to).
     pub(crate) fn connections(&self) -> Option<usize> {
         self.grow();
@@ -133,6 +151,13 @@ impl Governor {
             // Past 64 no run opens as many: back to the options' own number.
             l.per_mailbox = (n < 64).then_some(n + 1);
             if l.current >= l.max {
+                l.changed = Instant::now();
+            }
+        }
+        if let (Some(n), true) = (l.batch, l.changed.elapsed() >= GROW_AFTER) {
+            // Twice as large a minute; past 1,000 no run's batches are as large.
+            l.batch = (n < 1000).then_some(n * 2);
+            if l.current >= l.max && l.per_mailbox.is_none() {
                 l.changed = Instant::now();
             }
         }
@@ -163,22 +188,29 @@ mod tests {
         let g = of("aimd.test", 4);
         let (a, b, c) = (g.slot().await, g.slot().await, g.slot().await);
         assert_eq!(g.connections(), None, "as many as the options say");
-        g.throttled(4);
+        assert_eq!(g.batch(), None);
+        g.throttled(4, 300);
         assert_eq!(g.current(), 2);
         assert_eq!(g.connections(), Some(2));
+        assert_eq!(g.batch(), Some(75));
         // One place was free and is gone; one more goes when a holder gives its back.
         assert_eq!(g.sem.available_permits(), 0);
         drop(a);
         assert_eq!(g.sem.available_permits(), 0, "taken out of circulation");
         drop(b);
         assert_eq!(g.sem.available_permits(), 1);
-        g.throttled(2);
+        g.throttled(2, 300);
         assert_eq!(g.current(), 1);
         assert_eq!(g.connections(), Some(1));
+        assert_eq!(g.batch(), Some(18));
         drop(c);
         assert_eq!(g.sem.available_permits(), 1, "one mailbox at a time");
-        g.throttled(1);
+        g.throttled(1, 300);
+        g.throttled(1, 300);
         assert_eq!(g.current(), 1, "never below one");
         assert_eq!(g.connections(), Some(1), "never below one");
+        assert_eq!(g.batch(), Some(3), "never below three");
+        g.throttled(1, 2);
+        assert_eq!(g.batch(), Some(2), "never above what the options say");
     }
 }

@@ -763,7 +763,7 @@ pub async fn sync_mailbox(
                 } else {
                     lanes * appenders
                 };
-                governor_of(side).throttled(used);
+                governor_of(side).throttled(used, opts.batch_messages);
                 let who = if side == SideName::Source {
                     &src_label
                 } else {
@@ -995,6 +995,19 @@ async fn sync_once(
     reports: &mut Vec<FolderReport>,
 ) -> Result<(), SyncError> {
     earlier.got_through = false;
+    // Against a target that throttled, smaller batches: fewer APPENDs on their way when it
+    // says no again.
+    let smaller;
+    let opts = match crate::governor::of(&server_key(target), opts.mailboxes_at_once).batch() {
+        Some(n) if n < opts.batch_messages => {
+            smaller = Options {
+                batch_messages: n,
+                ..opts.clone()
+            };
+            &smaller
+        }
+        _ => opts,
+    };
     // The two servers are independent: log in and list on both at once.
     // With verification on, a third connection reads copies back while the next folders are
     // copied.
