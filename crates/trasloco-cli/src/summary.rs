@@ -347,7 +347,22 @@ pub fn print(r: &RunReport, path: Result<&Path, String>) {
             } else if r.exit_code == 0 {
                 "Everything is in sync.".to_string()
             } else if r.exit_code == 2 {
-                "Not everything was copied: run the same command again; it resumes.".to_string()
+                let capped = r
+                    .mailboxes
+                    .iter()
+                    .filter(|m| {
+                        m.error
+                            .as_deref()
+                            .is_some_and(|e| e.contains("daily upload cap"))
+                    })
+                    .count();
+                match capped {
+                    0 => "Not everything was copied: run the same command again; it resumes."
+                        .to_string(),
+                    n => format!(
+                        "Not everything was copied: {n} mailbox(es) reached the target's daily upload cap (the day they go on is above); run the same command again then, or now for the others; it resumes."
+                    ),
+                }
             } else if r.exit_code == 3 {
                 "Every message has a copy, but the target stored some with other bytes (listed above): \
                  copying again would not help; keep the originals on the source or in an archive."

@@ -135,7 +135,10 @@ async fn the_daily_upload_cap_stops_a_mailbox_until_the_next_day() {
         )) && line.contains("or later"),
         "{line}"
     );
-    assert!(t.contains("daily upload cap"), "{t}");
+    assert!(
+        t.contains("1 mailbox(es) reached the target's daily upload cap"),
+        "the summary says why and when: {t}"
+    );
     let first = count(&pair, "target", "alice", "INBOX").await;
     assert!(first > 0 && first < 30, "{first}");
     assert!(mb["bytes_copied"].as_u64().unwrap() <= 10_000, "{mb}");

@@ -345,13 +345,15 @@ async fn killed_run_resumes_with_every_message_exactly_once() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     // The killed run's INBOX copies were never read back: it died before the folder's window
     // was done. The resume reads them back, so every INBOX copy is read back by it, except
-    // those the target stored after the kill, found by content (at most one batch of 10),
-    // which are compared byte for byte with the source as matches.
+    // those the target stored after the kill, found by content and compared byte for byte
+    // with the source as matches: the APPENDs that were on their way unanswered when the
+    // process died. Those are what the pipeline held (LITERAL+ APPENDs are written without
+    // waiting), not a fixed number: 10 on an idle machine, 20 seen on a loaded one.
     let mb = &report(&pair, &out)["mailboxes"][0];
     let inbox = &mb["folders"][0];
     assert_eq!(inbox["source"], "INBOX");
     let verified = inbox["verified"].as_u64().unwrap();
-    assert!((2490..=2500).contains(&verified), "{inbox}");
+    assert!((2400..=2500).contains(&verified), "{inbox}");
     assert_eq!(mb["not_read_back"], 0, "{mb}");
     let mut tgt = pair.client("target", "erin").await;
     let (s, t) = (snapshot(&mut src).await, snapshot(&mut tgt).await);
