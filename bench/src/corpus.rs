@@ -34,6 +34,10 @@ pub struct Spec {
     pub messages: usize,
     /// PRNG seed.
     pub seed: u64,
+    /// Many small mailboxes instead: each holds between a quarter of `messages` and
+    /// `messages` messages of 2-20 KB, in 2-4 folders, nothing large (issue 22's shape: a
+    /// ministry's thousands of ordinary mailboxes).
+    pub small: bool,
 }
 
 impl Spec {
@@ -165,8 +169,53 @@ const KEYWORDS: &[(&str, u64)] = &[
 /// The 30 MB message that every corpus carries once (first mailbox, INBOX).
 const HUGE_BYTES: usize = 30 * 1024 * 1024;
 
+/// The folders of a small mailbox: INBOX and one to three of these.
+const SMALL_FOLDERS: &[usize] = &[1, 5, 6];
+
+/// Every message of one small mailbox (see [`Spec::small`]).
+fn small_mailbox(spec: &Spec, user_index: usize) -> Vec<Msg> {
+    let mut rng = Rng::new(spec.seed ^ (user_index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let user = &spec.user_names()[user_index];
+    let least = (spec.messages / 4).max(1);
+    let count = least + rng.below((spec.messages - least + 1) as u64) as usize;
+    let folders = 1 + 1 + rng.below(SMALL_FOLDERS.len() as u64) as usize;
+    let start = Utc
+        .with_ymd_and_hms(2016, 1, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp();
+    (0..count)
+        .map(|i| {
+            let pick = rng.below(folders as u64) as usize;
+            let folder = if pick == 0 {
+                0
+            } else {
+                SMALL_FOLDERS[pick - 1]
+            };
+            let size = rng.log_uniform(2.0 * 1024.0, 20.0 * 1024.0);
+            let when = start + rng.below(10 * 365 * 86_400) as i64;
+            let when = DateTime::from_timestamp(when, 0).unwrap_or_default();
+            let mut flags = Vec::new();
+            if rng.chance(750) {
+                flags.push("\\Seen".to_string());
+            }
+            if rng.chance(60) {
+                flags.push("\\Flagged".to_string());
+            }
+            Msg {
+                folder,
+                flags,
+                internal_date: when.format("%d-%b-%Y %H:%M:%S +0000").to_string(),
+                body: message(&mut rng, user, i, size, when),
+            }
+        })
+        .collect()
+}
+
 /// Every message of one mailbox, in the order they are appended.
 pub fn mailbox(spec: &Spec, user_index: usize) -> Vec<Msg> {
+    if spec.small {
+        return small_mailbox(spec, user_index);
+    }
     let mut rng = Rng::new(spec.seed ^ (user_index as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407));
     let user = &spec.user_names()[user_index];
     // About 6 attachments of 1-20 MB per 2,000 messages: with the seed 2026 the default corpus
@@ -366,6 +415,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_bytes() {
         let spec = Spec {
+            small: false,
             users: 2,
             messages: 50,
             seed: 7,

@@ -113,6 +113,7 @@ async fn main() {
                 users,
                 messages,
                 seed,
+                small: false,
             };
             ceiling_main(&spec, &host, port, parallel).await
         }
@@ -135,6 +136,7 @@ async fn main() {
                 users,
                 messages,
                 seed,
+                small: false,
             };
             let mut t = corpus::Totals::default();
             for i in 0..users {

@@ -36,6 +36,10 @@ pub struct Args {
     /// Corpus seed.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Many small mailboxes (2-20 KB messages in 2-4 folders, between a quarter of the
+    /// scale's messages and all of them per mailbox), as `--scale 1000x200`.
+    #[arg(long)]
+    small: bool,
     /// Measurements per tool (the table shows the median).
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -174,10 +178,15 @@ pub(crate) async fn seed(spec: &Spec, host: &str) -> Result<Totals> {
         let mut c = Client::connect(&ep, &TlsOptions::default()).await?;
         c.login(&Credentials::new(user, format!("{user}-pw")))
             .await?;
+        // A small mailbox has only the folders its messages are in.
+        let used = |f: usize| !spec.small || msgs.iter().any(|m| m.folder == f);
+        let empty = if spec.small { &[][..] } else { EMPTY_FOLDERS };
         for name in FOLDERS
             .iter()
-            .map(|(n, _)| *n)
-            .chain(EMPTY_FOLDERS.iter().copied())
+            .enumerate()
+            .filter(|(f, _)| used(*f))
+            .map(|(_, (n, _))| *n)
+            .chain(empty.iter().copied())
         {
             if name != "INBOX" {
                 c.create(name).await?;
@@ -462,6 +471,7 @@ pub async fn run(args: Args) -> Result<()> {
         users,
         messages,
         seed: args.seed,
+        small: args.small,
     };
     let tools: Vec<(String, usize)> = args
         .tools

@@ -191,6 +191,7 @@ pub async fn run(args: Args) -> Result<()> {
         users,
         messages,
         seed: args.seed,
+        small: false,
     };
     let _ = std::fs::remove_dir_all(&args.dir);
     std::fs::create_dir_all(&args.dir)?;
