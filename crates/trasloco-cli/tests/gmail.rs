@@ -14,7 +14,8 @@ fn gmail_source(port: u16) -> String {
 /// A message Gmail shows under three labels (INBOX, a label, All Mail) and starred arrives
 /// once, in the first of its folders; a message only in All Mail (archived) arrives in All
 /// Mail. The others are counted under `copied-under-another-label`, the buckets add up, a
-/// second run copies nothing, and verification finds nothing missing. A run of All Mail alone
+/// second run copies nothing, and verification finds nothing missing. Starred and Important,
+/// which take none of their messages, are not made on the target. A run of All Mail alone
 /// (a phase) still leaves out what belongs to the INBOX. Without `provider`, the preset is
 /// found by the source's capabilities.
 #[tokio::test(flavor = "multi_thread")]
@@ -86,6 +87,23 @@ async fn a_message_under_several_labels_is_copied_once() {
             "{folder}: {mb}"
         );
     }
+
+    // Starred and Important take none of their messages: they are not made on the target.
+    let mut tgt = pair.client("target", "alice").await;
+    let names: Vec<String> = tgt
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("Starred") || n.contains("Important")),
+        "{names:?}"
+    );
+    tgt.logout().await;
 
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let mb = &report(&pair, &out)["mailboxes"][0];

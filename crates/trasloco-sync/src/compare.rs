@@ -239,7 +239,13 @@ async fn compare_folders(
         fc.source_messages = meta.len() as u64;
         let rule = opts
             .folder_rule(&m.source, m.role, m.delimiter)
-            .or_else(|| shared.contains(&m.source).then_some(SHARED_RULE));
+            .or_else(|| shared.contains(&m.source).then_some(SHARED_RULE))
+            .or_else(|| {
+                owners
+                    .as_ref()
+                    .is_some_and(|o| o.takes_none(&m.source))
+                    .then_some(crate::labels::LABEL_ELSEWHERE)
+            });
         if let Some(rule) = rule {
             if !meta.is_empty() {
                 fc.skipped.insert(rule.into(), meta.len() as u64);

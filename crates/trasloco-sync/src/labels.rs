@@ -4,7 +4,8 @@
 //! (the `gmail` source preset) and a source offering X-GM-EXT-1, each message is copied into
 //! one folder only — the first of its folders in a fixed order: INBOX, Sent, Drafts, the
 //! user's labels in listing order, Archive, Spam, Trash, All Mail, Starred, Important — and
-//! counted in the others under the rule `copied-under-another-label`.
+//! counted in the others under the rule `copied-under-another-label`. A folder that takes none
+//! of the messages it shows (Starred, Important) is not made on the target at all.
 //!
 //! The folder that takes a message is decided by the source's labels alone, never by which
 //! folders a run happens to copy: a phase that copies All Mail before the INBOX, a resumed run
@@ -28,6 +29,10 @@ pub(crate) struct Owners {
     /// X-GM-MSGID → the folder that takes it.
     by_id: HashMap<u64, usize>,
     folders: Vec<String>,
+    /// Folders that show messages and take none of them (Starred, Important, an All Mail
+    /// with nothing archived): not created on the target, all their messages counted under
+    /// the rule.
+    empty_handed: Vec<String>,
 }
 
 impl Owners {
@@ -36,6 +41,11 @@ impl Owners {
         self.by_id
             .get(&id)
             .is_some_and(|&i| self.folders[i] != folder)
+    }
+
+    /// Whether the folder shows messages and takes none of them.
+    pub(crate) fn takes_none(&self, folder: &str) -> bool {
+        self.empty_handed.iter().any(|f| f == folder)
     }
 }
 
@@ -117,8 +127,12 @@ async fn owners(
         if sel.exists == 0 {
             continue;
         }
+        let mut took = false;
         for (_, id) in client.fetch_gmail_ids(None).await? {
-            owners.by_id.entry(id).or_insert(i);
+            took |= *owners.by_id.entry(id).or_insert(i) == i;
+        }
+        if !took {
+            owners.empty_handed.push(m.source.clone());
         }
     }
     Ok(owners)
@@ -145,7 +159,9 @@ mod tests {
         let o = Owners {
             by_id: [(7, 1)].into_iter().collect(),
             folders: vec!["INBOX".into(), "Progetti".into()],
+            empty_handed: vec!["[Gmail]/Starred".into()],
         };
+        assert!(o.takes_none("[Gmail]/Starred") && !o.takes_none("Progetti"));
         assert!(o.elsewhere("[Gmail]/All Mail", 7));
         assert!(!o.elsewhere("Progetti", 7));
         assert!(

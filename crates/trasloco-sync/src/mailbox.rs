@@ -1084,6 +1084,11 @@ async fn sync_once(
     let excluded = |m: &FolderMapping| {
         opts.folder_rule(&m.source, m.role, m.delimiter)
             .or_else(|| shared.contains(&m.source).then_some(SHARED_RULE))
+            .or_else(|| {
+                owners
+                    .is_some_and(|o| o.takes_none(&m.source))
+                    .then_some(crate::labels::LABEL_ELSEWHERE)
+            })
     };
     // Target folders are created and subscribed up front, all commands in one round trip each;
     // a refusal belongs to its folder and is reported when that folder's turn comes.
