@@ -143,32 +143,36 @@ impl Governor {
         self.lock().per_mailbox
     }
 
-    /// One more place, and one more connection per mailbox, when the allowance has held for
-    /// a while without throttling.
+    /// Once the allowance has held a while without throttling, everything a throttle cut
+    /// grows back one step together: one more place, one more connection per mailbox, batches
+    /// twice as large.
     fn grow(&self) {
         let mut l = self.lock();
-        if let (Some(n), true) = (l.per_mailbox, l.changed.elapsed() >= GROW_AFTER) {
+        if l.changed.elapsed() < GROW_AFTER {
+            return;
+        }
+        let mut grew = false;
+        if let Some(n) = l.per_mailbox {
             // Past 64 no run opens as many: back to the options' own number.
             l.per_mailbox = (n < 64).then_some(n + 1);
-            if l.current >= l.max {
-                l.changed = Instant::now();
-            }
+            grew = true;
         }
-        if let (Some(n), true) = (l.batch, l.changed.elapsed() >= GROW_AFTER) {
-            // Twice as large a minute; past 1,000 no run's batches are as large.
+        if let Some(n) = l.batch {
+            // Twice as large; past 1,000 no run's batches are as large.
             l.batch = (n < 1000).then_some(n * 2);
-            if l.current >= l.max && l.per_mailbox.is_none() {
-                l.changed = Instant::now();
-            }
+            grew = true;
         }
-        if l.current < l.max && l.changed.elapsed() >= GROW_AFTER {
+        if l.current < l.max {
             l.current += 1;
-            l.changed = Instant::now();
             if l.debt > 0 {
                 l.debt -= 1;
             } else {
                 self.sem.add_permits(1);
             }
+            grew = true;
+        }
+        if grew {
+            l.changed = Instant::now();
         }
     }
 
@@ -182,6 +186,24 @@ impl Governor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every allowance a throttle cut grows back together once the server has been quiet a
+    /// while, even when the mailboxes are already at the run's own limit.
+    #[tokio::test]
+    async fn connections_and_batches_grow_back_together() {
+        let g = of("grow.test", 1);
+        g.throttled(2, 300);
+        assert_eq!(
+            (g.current(), g.connections(), g.batch()),
+            (1, Some(1), Some(75))
+        );
+        g.lock().changed -= GROW_AFTER;
+        assert_eq!(
+            (g.current(), g.connections(), g.batch()),
+            (1, Some(2), Some(150))
+        );
+        assert_eq!(g.batch(), Some(150), "not again until another quiet while");
+    }
 
     #[tokio::test]
     async fn halves_on_throttling_and_takes_back_places_in_use() {
