@@ -656,12 +656,11 @@ pub async fn sync_mailbox(
     let appends = Appends::default();
     // Each attempt takes a place with both servers (source first, always, so mailboxes never
     // wait on each other in a circle); a server that throttles gives out fewer places.
-    let key = server_key;
     let source_key = match source {
-        Source::Imap(s) | Source::Pop3(s) => Some(key(s)),
+        Source::Imap(s) | Source::Pop3(s) => Some(server_key(s)),
         Source::Archive(_) => None,
     };
-    let target_key = key(target);
+    let target_key = server_key(target);
     let governors: Vec<std::sync::Arc<crate::governor::Governor>> = source_key
         .iter()
         .filter(|k| **k != target_key)
@@ -932,6 +931,10 @@ struct Earlier {
     /// failed: a failure after that (reading copies back, logging out) leaves every message
     /// on the target.
     got_through: bool,
+    /// Which folder takes each message of a Gmail source, read by the first attempt: the
+    /// next attempts (after a throttle, a drop) use it again instead of reading every folder's
+    /// ids once more.
+    owners: Option<std::sync::Arc<crate::labels::Owners>>,
 }
 
 /// Work done in a folder by attempts that did not finish it.
@@ -1065,10 +1068,14 @@ async fn sync_once(
         renames: opts.renames.clone(),
     };
     let mut mappings = folder_map::map_folders(&src_folders, &tgt_folders, tgt_delim, &map_opts);
-    let owners = crate::labels::for_source(src, &src_folders, &mappings, opts)
-        .await
-        .on(SideName::Source)?;
-    let owners = owners.as_ref();
+    if earlier.owners.is_none() {
+        earlier.owners = crate::labels::for_source(src, &src_folders, &mappings, opts)
+            .await
+            .on(SideName::Source)?
+            .map(std::sync::Arc::new);
+    }
+    let owners = earlier.owners.clone();
+    let owners = owners.as_deref();
     let daily = match (opts.daily_upload, opts.dry_run) {
         (Some(cap), false) => Some(DailyCap::load(state, &tgt_label, cap).await?),
         _ => None,
