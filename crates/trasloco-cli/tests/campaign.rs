@@ -323,19 +323,11 @@ async fn a_deferred_folder_defers_its_subfolders() {
         r["totals"]["skipped"]["folder-deferred"], 2,
         "Archivio and Archivio/2019: {r}"
     );
-    let mut t = pair.client("target", "alice").await;
-    let names: Vec<String> = t
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = folder_names(&pair, "target", "alice").await;
     assert!(
         !names.iter().any(|n| n.contains("2019")),
         "the subfolder waits for its parent: {names:?}"
     );
-    t.logout().await;
     let out = pair.trasloco(&["--no-progress", "run", &camp, "--phase", "final"], "", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(report(&pair, &out)["totals"]["copied"], 2);

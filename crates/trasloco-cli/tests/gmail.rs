@@ -89,21 +89,13 @@ async fn a_message_under_several_labels_is_copied_once() {
     }
 
     // Starred and Important take none of their messages: they are not made on the target.
-    let mut tgt = pair.client("target", "alice").await;
-    let names: Vec<String> = tgt
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = folder_names(&pair, "target", "alice").await;
     assert!(
         !names
             .iter()
             .any(|n| n.contains("Starred") || n.contains("Important")),
         "{names:?}"
     );
-    tgt.logout().await;
 
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let mb = &report(&pair, &out)["mailboxes"][0];

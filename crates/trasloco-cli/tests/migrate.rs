@@ -147,14 +147,7 @@ async fn dry_run_writes_nothing() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("5 to copy"), "{}", text(&out));
     assert_eq!(report(&pair, &out)["mailboxes"][0]["status"], "dry-run");
-    let mut tgt = pair.client("target", "bob").await;
-    let names: Vec<String> = tgt
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = folder_names(&pair, "target", "bob").await;
     assert!(
         !names.contains(&"Progetti".to_string()),
         "no folder created: {names:?}"

@@ -422,6 +422,20 @@ pub async fn snapshot(client: &mut Client) -> Snapshot {
     out
 }
 
+/// The folder names of a user on one side, through a fresh connection.
+pub async fn folder_names(pair: &Pair, side: &str, user: &str) -> Vec<String> {
+    let mut c = pair.client(side, user).await;
+    let names = c
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    c.logout().await;
+    names
+}
+
 /// Message count of a folder through a fresh connection.
 pub async fn count(pair: &Pair, side: &str, user: &str, folder: &str) -> u32 {
     let mut c = pair.client(side, user).await;
