@@ -356,10 +356,12 @@ async fn report_counts_a_killed_runs_copies_and_a_failed_mailbox_keeps_its_total
     )
     .unwrap();
     let row = &json["mailboxes"][0];
-    // The state may lag the target by the batch whose answer the kill cut off.
+    // The state may lag the target by the batches whose answers the kill cut off: an append
+    // connection sends the next batch ahead while the one before waits for its answers, so
+    // two batches (of 10 here) can be stored by the target and never recorded.
     let copied = row["copied"].as_u64().unwrap();
     assert!(
-        copied + 10 >= u64::from(on_target) && copied <= u64::from(on_target),
+        copied + 20 >= u64::from(on_target) && copied <= u64::from(on_target),
         "copied {copied}, on the target {on_target}: {row}"
     );
     assert_eq!(row["on_target"], copied, "{row}");
