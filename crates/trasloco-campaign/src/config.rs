@@ -203,6 +203,10 @@ pub struct RunSection {
     /// POP3 sources: mark copied messages as read (default true).
     #[serde(default = "yes")]
     pub pop3_seen: bool,
+    /// Compare every folder in full, even one whose STATUS counters on both servers have not
+    /// moved since its last clean pass (default false: such a folder is not opened).
+    #[serde(default)]
+    pub full_compare: bool,
     /// PEC messages: check signatures before upload and after read-back, and write the
     /// evidence manifest (default true; ordinary mail is only glanced at).
     #[serde(default = "yes")]
@@ -298,6 +302,7 @@ impl Default for RunSection {
             listing_window: None,
             leave_days: None,
             pop3_seen: true,
+            full_compare: false,
             pec: true,
             pec_trust: Vec::new(),
             timeout: None,

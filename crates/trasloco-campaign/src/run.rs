@@ -478,6 +478,7 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     sync.mailboxes_at_once = r.jobs.max(1);
     sync.leave_days = r.leave_days;
     sync.pop3_seen = r.pop3_seen;
+    sync.skip_unchanged = !r.full_compare;
     sync.exclude = campaign.file.folders.exclude.clone();
     sync.exclude_roles = campaign.file.folders.roles().unwrap_or_default();
     sync.defer = campaign.file.folders.defer.clone();

@@ -480,6 +480,10 @@ struct MigrateArgs {
     /// Skip reading copies back to compare SHA-256.
     #[arg(long)]
     no_verify: bool,
+    /// Compare every folder in full, even one whose STATUS counters (CONDSTORE) on both
+    /// servers have not moved since its last clean pass.
+    #[arg(long)]
+    full_compare: bool,
     /// Source folders not to copy (glob, repeatable).
     #[arg(long)]
     exclude: Vec<String>,
@@ -1104,6 +1108,7 @@ async fn migrate(
         pec,
         dry_run: args.dry_run,
         verify: !args.no_verify,
+        skip_unchanged: !args.full_compare,
         batch_messages: args.batch_messages as usize,
         append_connections: usize::from(args.append_connections),
         lanes: usize::from(args.parallel_folders),

@@ -72,7 +72,8 @@ async fn whole_mailbox_case(extra: &[&str]) {
     );
 
     // Unchanged re-run: nothing copied, no body fetched, and nothing to read back, so no
-    // reader connects: the target sees the two lanes' connections only.
+    // reader connects; no folder changed, so no second lane opens: the target sees one
+    // connection.
     let before = pair.imap_sessions_closed("target", "alice");
     let out = pair.migrate("alice", extra);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -83,7 +84,7 @@ async fn whole_mailbox_case(extra: &[&str]) {
     assert_eq!(fetched, 0);
     assert_eq!(
         pair.imap_sessions_closed("target", "alice") - before,
-        2,
+        1,
         "target sessions of an unchanged re-run"
     );
 
@@ -1050,4 +1051,122 @@ async fn a_message_over_the_targets_appendlimit_is_refused_before_upload() {
         mb["bytes_copied"].as_u64().unwrap() < 100_000,
         "nothing of it was uploaded: {mb}"
     );
+}
+
+/// The folders a `-vv` run opened (SELECT or EXAMINE), by the names on the wire.
+fn opened_folders(out: &std::process::Output) -> Vec<String> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let mut opened: Vec<String> = err
+        .lines()
+        .filter_map(|l| {
+            let (_, cmd) = l.split_once("> ")?;
+            let mut words = cmd.splitn(3, ' ');
+            let (_tag, verb, rest) = (words.next()?, words.next()?, words.next()?);
+            let name = rest.split(" conn=").next()?.trim().trim_matches('"');
+            (verb == "SELECT" || verb == "EXAMINE").then(|| name.to_string())
+        })
+        .collect();
+    opened.sort();
+    opened.dedup();
+    opened
+}
+
+/// Where both servers keep modification sequences (Dovecot does), a re-run does not open a
+/// folder whose STATUS counters on both sides are those its last clean pass left; a flag
+/// changed and a message added on the source, or a flag changed on the target, send that one
+/// folder through the full comparison, and the change is carried.
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_folders_are_not_opened_and_the_one_that_changed_is_synced() {
+    let pair = Pair::start();
+    let mut src = pair.client("source", "alice").await;
+    for (folder, msgs) in italian_mailbox() {
+        seed(&mut src, folder, msgs).await;
+    }
+    let out = pair.migrate("alice", &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first = report(&pair, &out)["mailboxes"][0].clone();
+
+    // Twice unchanged: the second re-run proves the first left its records intact.
+    for _ in 0..2 {
+        let out = pair.migrate("alice", &["-vv"]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        assert_eq!(opened_folders(&out), Vec::<String>::new(), "{}", text(&out));
+        let mb = &report(&pair, &out)["mailboxes"][0];
+        assert_eq!(mb["status"], "in-sync");
+        assert_eq!(mb["source_messages"], 42);
+        assert_eq!(mb["buckets"]["copied"], 0);
+        assert_eq!(mb["buckets"]["already_present"], 42);
+        assert_eq!(
+            mb["folders"].as_array().unwrap().len(),
+            first["folders"].as_array().unwrap().len()
+        );
+        assert_eq!(folder_sum(mb, "bodies_fetched"), 0);
+    }
+
+    // A new message and a flag change in one source folder.
+    seed(&mut src, "Archivio", vec![msg(simple(50, "Archivio"))]).await;
+    src.select("Archivio", false).await.unwrap();
+    src.store_flags(&[(1, vec!["\\Flagged".into()])])
+        .await
+        .unwrap();
+    let out = pair.migrate("alice", &["-vv"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        opened_folders(&out),
+        vec![target_name("Archivio"), "Archivio".to_string()],
+        "only the changed folder is opened, on both sides"
+    );
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 1);
+    assert_eq!(mb["buckets"]["already_present"], 42);
+    assert_eq!(folder_sum(mb, "flags_updated"), 1);
+    let source = snapshot(&mut src).await;
+    let mut tgt = pair.client("target", "alice").await;
+    let target = snapshot(&mut tgt).await;
+    for (name, msgs) in &source {
+        assert_eq!(target.get(&target_name(name)), Some(msgs), "folder {name}");
+    }
+
+    // The user re-flags a message on the new server: that folder is compared again (and the
+    // target's own change stays, as in any pass).
+    tgt.select(&target_name("Bozze"), false).await.unwrap();
+    tgt.store_flags(&[(1, vec!["\\Draft".into(), "\\Seen".into()])])
+        .await
+        .unwrap();
+    let out = pair.migrate("alice", &["-vv"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(
+        opened_folders(&out),
+        vec!["Bozze".to_string(), target_name("Bozze")]
+    );
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["already_present"], 43);
+    assert_eq!(mb["buckets"]["copied"], 0);
+
+    // A skipping pass tells every folder as the full comparison (`--full-compare`) does.
+    let out = pair.migrate("alice", &["-vv"]);
+    assert_eq!(opened_folders(&out), Vec::<String>::new());
+    let skipped = report(&pair, &out)["mailboxes"][0].clone();
+    let out = pair.migrate("alice", &["-vv", "--full-compare"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(opened_folders(&out).contains(&"INBOX".to_string()));
+    let full = report(&pair, &out)["mailboxes"][0].clone();
+    let told = |mb: &serde_json::Value| -> Vec<String> {
+        mb["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} → {}: {} {} {}",
+                    f["source"],
+                    f["target"],
+                    f["source_messages"],
+                    f["buckets"],
+                    f["dropped_keywords"]
+                )
+            })
+            .collect()
+    };
+    assert_eq!(told(&skipped), told(&full));
 }

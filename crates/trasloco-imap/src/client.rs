@@ -6,7 +6,9 @@ use crate::error::{Error, ErrorKind};
 use crate::framing::Framer;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
-use imap_proto::{AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status};
+use imap_proto::{
+    AttributeValue, MailboxDatum, NameAttribute, Response, ResponseCode, Status, StatusAttribute,
+};
 use secrecy::ExposeSecret;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +24,9 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const KEEP_CAPACITY: usize = 256 * 1024;
 /// Sequence-set ranges per command, to stay under servers' line-length limits.
 const MAX_RANGES: usize = 500;
+/// The STATUS items that tell whether a folder changed.
+const STATUS_ITEMS: &str = "MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ";
+
 /// Every subscribed folder.
 const LSUB_ALL: &str = r#"LSUB "" "*""#;
 
@@ -52,6 +57,33 @@ pub struct Selected {
     /// Whether the folder was opened read-only.
     pub read_only: bool,
 }
+
+/// A folder's counters as STATUS tells them (RFC 3501 §6.3.10, HIGHESTMODSEQ from RFC 7162):
+/// while none of them moves, no message came, went or changed a flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FolderStatus {
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// UIDNEXT.
+    pub uid_next: u32,
+    /// MESSAGES.
+    pub messages: u32,
+    /// HIGHESTMODSEQ (0 when the folder keeps no modification sequences).
+    pub highest_modseq: u64,
+}
+
+impl FolderStatus {
+    /// The counters as one comparable text, the form the state keeps.
+    pub fn key(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.uid_validity, self.uid_next, self.messages, self.highest_modseq
+        )
+    }
+}
+
+/// STATUS of every folder that answered, by Unicode name.
+pub type Statuses = std::collections::BTreeMap<String, FolderStatus>;
 
 /// Listing data for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -713,7 +745,7 @@ impl Client {
     pub async fn list(&mut self) -> Result<Vec<ListEntry>, Error> {
         let cmd = self.list_all();
         let tag = self.send(cmd).await?;
-        self.list_finish(cmd, &tag).await
+        self.list_finish(cmd, &tag, None).await
     }
 
     /// LIST every folder and LSUB the subscribed ones, both commands sent at once: one round
@@ -722,10 +754,67 @@ impl Client {
         let cmd = self.list_all();
         let list = self.send(cmd).await?;
         let lsub = self.send(LSUB_ALL).await?;
-        let listed = self.list_finish(cmd, &list).await;
+        let listed = self.list_finish(cmd, &list, None).await;
         // The LSUB answer is read even when LIST failed, so the connection stays usable.
-        let subscribed = self.list_finish(LSUB_ALL, &lsub).await;
+        let subscribed = self.list_finish(LSUB_ALL, &lsub, None).await;
         Ok((listed?, subscribed?.into_iter().map(|e| e.name).collect()))
+    }
+
+    /// LIST and LSUB as [`Client::list_and_lsub`], and the STATUS of every folder when the
+    /// server keeps modification sequences (CONDSTORE): with LIST-STATUS (RFC 5819) in the
+    /// LIST itself, one round trip; otherwise pipelined STATUS commands, one more round trip.
+    /// Without CONDSTORE no status is asked (without HIGHESTMODSEQ a flag change would not
+    /// show) and the map is empty. A folder whose STATUS is refused is left out of the map.
+    pub async fn list_and_lsub_status(
+        &mut self,
+    ) -> Result<(Vec<ListEntry>, Vec<String>, Statuses), Error> {
+        if !self.has_cap("CONDSTORE") {
+            let (listed, subscribed) = self.list_and_lsub().await?;
+            return Ok((listed, subscribed, Statuses::new()));
+        }
+        if self.has_cap("LIST-STATUS") {
+            let cmd = if self.has_cap("SPECIAL-USE") {
+                format!(r#"LIST "" "*" RETURN (SPECIAL-USE STATUS ({STATUS_ITEMS}))"#)
+            } else {
+                format!(r#"LIST "" "*" RETURN (STATUS ({STATUS_ITEMS}))"#)
+            };
+            let mut statuses = Statuses::new();
+            let list = self.send(&cmd).await?;
+            let lsub = self.send(LSUB_ALL).await?;
+            let listed = self.list_finish(&cmd, &list, Some(&mut statuses)).await;
+            let subscribed = self.list_finish(LSUB_ALL, &lsub, None).await;
+            let subscribed = subscribed?.into_iter().map(|e| e.name).collect();
+            return Ok((listed?, subscribed, statuses));
+        }
+        let (listed, subscribed) = self.list_and_lsub().await?;
+        let names = listed
+            .iter()
+            .filter(|e| !is_noselect(e))
+            .map(|e| e.name.as_str());
+        let statuses = self.statuses(names).await?;
+        Ok((listed, subscribed, statuses))
+    }
+
+    /// STATUS of these folders, the commands pipelined: one round trip. Empty without
+    /// CONDSTORE; a folder whose STATUS is refused (gone since it was listed) is left out.
+    pub async fn statuses<'n>(
+        &mut self,
+        names: impl Iterator<Item = &'n str>,
+    ) -> Result<Statuses, Error> {
+        let mut statuses = Statuses::new();
+        if !self.has_cap("CONDSTORE") {
+            return Ok(statuses);
+        }
+        let mut tags = Vec::new();
+        for name in names {
+            let cmd = format!("STATUS {} ({STATUS_ITEMS})", mailbox_arg(name));
+            tags.push(self.send(&cmd).await?);
+        }
+        for tag in tags {
+            self.finish(&tag, &mut |_, resp| collect_status(&mut statuses, resp))
+                .await?;
+        }
+        Ok(statuses)
     }
 
     fn list_all(&self) -> &'static str {
@@ -765,7 +854,7 @@ impl Client {
     pub async fn lsub(&mut self) -> Result<Vec<String>, Error> {
         let tag = self.send(LSUB_ALL).await?;
         Ok(self
-            .list_finish(LSUB_ALL, &tag)
+            .list_finish(LSUB_ALL, &tag, None)
             .await?
             .into_iter()
             .map(|e| e.name)
@@ -773,11 +862,21 @@ impl Client {
     }
 
     /// Read the answer to a LIST or LSUB `cmd` sent as `tag`.
-    async fn list_finish(&mut self, cmd: &str, tag: &str) -> Result<Vec<ListEntry>, Error> {
+    /// STATUS answers that come with it (LIST-STATUS) go into `statuses`.
+    async fn list_finish(
+        &mut self,
+        cmd: &str,
+        tag: &str,
+        mut statuses: Option<&mut Statuses>,
+    ) -> Result<Vec<ListEntry>, Error> {
         let mut out = Vec::new();
         let done = self
             .finish(tag, &mut |_, resp| {
-                if let Response::MailboxData(MailboxDatum::List(l)) = resp {
+                if let Some(st) = statuses.as_deref_mut()
+                    && matches!(resp, Response::MailboxData(MailboxDatum::Status { .. }))
+                {
+                    collect_status(st, resp);
+                } else if let Response::MailboxData(MailboxDatum::List(l)) = resp {
                     let wire = l.name.to_string();
                     out.push(ListEntry {
                         name: mutf7::decode(&wire).unwrap_or_else(|_| wire.clone()),
@@ -1986,6 +2085,46 @@ fn slice_of(frame: &Bytes, data: &[u8]) -> Bytes {
         frame.slice(start - base..start - base + data.len())
     } else {
         Bytes::copy_from_slice(data)
+    }
+}
+
+/// A folder that cannot be opened (it only holds others in the hierarchy).
+fn is_noselect(e: &ListEntry) -> bool {
+    e.attributes
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("\\Noselect") || a.eq_ignore_ascii_case("\\NonExistent"))
+}
+
+/// One `* STATUS` answer into `statuses`, under the folder's Unicode name; an answer without
+/// all four counters is left out (no comparison could rest on it).
+fn collect_status(statuses: &mut Statuses, resp: Response<'_>) {
+    let Response::MailboxData(MailboxDatum::Status { mailbox, status }) = resp else {
+        return;
+    };
+    let (mut uv, mut next, mut messages, mut modseq) = (None, None, None, None);
+    for a in status {
+        match a {
+            StatusAttribute::UidValidity(v) => uv = Some(v),
+            StatusAttribute::UidNext(v) => next = Some(v),
+            StatusAttribute::Messages(v) => messages = Some(v),
+            StatusAttribute::HighestModSeq(v) => modseq = Some(v),
+            _ => {}
+        }
+    }
+    if let (Some(uid_validity), Some(uid_next), Some(messages), Some(highest_modseq)) =
+        (uv, next, messages, modseq)
+    {
+        let wire = mailbox.to_string();
+        let name = mutf7::decode(&wire).unwrap_or(wire);
+        statuses.insert(
+            name,
+            FolderStatus {
+                uid_validity,
+                uid_next,
+                messages,
+                highest_modseq,
+            },
+        );
     }
 }
 

@@ -30,7 +30,7 @@ pub mod timeouts;
 
 pub use client::{
     AppendMsg, AppendOutcome, AppendStart, AppendStream, BodyStream, Client, FetchedMeta,
-    ListEntry, Listing, PendingAppend, Selected, UidWindow,
+    FolderStatus, ListEntry, Listing, PendingAppend, Selected, Statuses, UidWindow,
 };
 pub use command::{quote_astring, uid_set};
 pub use connect::{

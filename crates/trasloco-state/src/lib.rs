@@ -160,6 +160,27 @@ pub struct MailboxRow {
     pub bytes_copied: i64,
 }
 
+/// What the last clean pass over a folder saw: both sides' STATUS counters after it, under
+/// which rules, and its report. While neither side's counters moved, the folder is as that
+/// pass left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanFolder {
+    /// The folder's id in the state.
+    pub folder_id: i64,
+    /// Source folder name.
+    pub source_name: String,
+    /// Target folder name it was synced into.
+    pub target_name: String,
+    /// The source's counters when the pass listed the folder.
+    pub source_status: String,
+    /// The target's counters when the pass was over.
+    pub target_status: String,
+    /// The rules that decided each message's bucket (dates, flags, limits).
+    pub rules: String,
+    /// The folder's report as a pass that finds nothing to do tells it (JSON).
+    pub report_json: String,
+}
+
 /// A campaign phase's outcome for one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseRow {
@@ -286,6 +307,13 @@ CREATE TABLE IF NOT EXISTS upload_day (
     day TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     PRIMARY KEY (target, day)
+);
+CREATE TABLE IF NOT EXISTS folder_clean (
+    folder_id INTEGER PRIMARY KEY REFERENCES folder(id),
+    source_status TEXT NOT NULL,
+    target_status TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    report_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
@@ -573,6 +601,76 @@ impl State {
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(folder.source_uid_validity.is_some())
+    }
+
+    /// The folders of a mailbox whose last pass was clean, with what it saw.
+    pub async fn clean_folders(&self, mailbox_id: i64) -> Result<Vec<CleanFolder>, Error> {
+        let rows = sqlx::query(
+            "SELECT c.folder_id, f.source_name, f.target_name, c.source_status, c.target_status, c.rules, c.report_json \
+             FROM folder_clean c JOIN folder f ON f.id = c.folder_id WHERE f.mailbox_id = ?1",
+        )
+        .bind(mailbox_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| CleanFolder {
+                folder_id: row.get(0),
+                source_name: row.get(1),
+                target_name: row.get::<Option<String>, _>(2).unwrap_or_default(),
+                source_status: row.get(3),
+                target_status: row.get(4),
+                rules: row.get(5),
+                report_json: row.get(6),
+            })
+            .collect())
+    }
+
+    /// Forget the clean passes of these folders: they are being synced again, and until that
+    /// pass is over nothing is known of them.
+    pub async fn forget_clean(&self, folder_ids: &[i64]) -> Result<(), Error> {
+        if folder_ids.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM folder_clean WHERE folder_id IN (");
+        let mut list = q.separated(", ");
+        for id in folder_ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        q.build()
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Record clean passes (`folder_id` of each row is looked up by `source_name` under
+    /// `mailbox_id`), all in one transaction.
+    pub async fn record_clean(&self, mailbox_id: i64, rows: &[CleanFolder]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO folder_clean (folder_id, source_status, target_status, rules, report_json) \
+                 SELECT id, ?3, ?4, ?5, ?6 FROM folder WHERE mailbox_id = ?1 AND source_name = ?2 \
+                 ON CONFLICT (folder_id) DO UPDATE SET source_status = excluded.source_status, \
+                 target_status = excluded.target_status, rules = excluded.rules, report_json = excluded.report_json",
+            )
+            .bind(mailbox_id)
+            .bind(&r.source_name)
+            .bind(&r.source_status)
+            .bind(&r.target_status)
+            .bind(&r.rules)
+            .bind(&r.report_json)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// The recorded copies of a folder.

@@ -25,6 +25,7 @@ mod pop3_cleanup;
 mod scan;
 mod source;
 mod stop;
+mod unchanged;
 
 pub use budget::{DEFAULT_BUDGET_BYTES, MemoryBudget};
 pub use compare::{

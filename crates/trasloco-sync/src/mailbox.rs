@@ -7,14 +7,15 @@ use crate::folder::{
     Copied, EvidenceCtx, FolderCtx, locate_differences, note_altered, record_check, sync_folder,
     verify_folder,
 };
-use crate::source::{Source, SourceConn, imap_folders};
+use crate::source::{Source, SourceConn, imap_folders, imap_folders_status};
+use crate::unchanged::{Unchanged, is_clean};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport, MailboxStatus};
 use trasloco_core::folder_map::{self, FolderMapping, MapOptions, Role};
-use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, TlsOptions};
+use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, Statuses, TlsOptions};
 use trasloco_state::State;
 
 /// Which side of the migration.
@@ -140,6 +141,9 @@ pub struct Options {
     pub leave_days: Option<u32>,
     /// A clean stop asked for (Ctrl-C, SIGTERM): no new batch, window, folder or mailbox.
     pub stop: crate::Stop,
+    /// Folders whose STATUS counters on both servers are those their last clean pass left
+    /// are reported as that pass left them, not opened (see `unchanged`).
+    pub skip_unchanged: bool,
 }
 
 impl Default for Options {
@@ -178,6 +182,7 @@ impl Default for Options {
             pop3_seen: true,
             leave_days: None,
             stop: crate::Stop::default(),
+            skip_unchanged: true,
         }
     }
 }
@@ -1025,10 +1030,15 @@ async fn sync_once(
             );
         }
     }
+    // Folders found as their last clean pass left them are not opened (see `unchanged`).
+    let unchanged = Unchanged::load(state, mailbox_id, opts).await?;
     // Folders are synced on `lanes` connection sets at once (one source connection and
     // `append_connections` target connections each); POP3 has one folder and an archive needs
-    // no connection, so they use one lane.
+    // no connection, so they use one lane. A re-run opens one lane first and more only when
+    // more than one folder changed: most mailboxes of a cutover pass changed in one folder or
+    // none.
     let (lanes, appenders) = connections_now(opts, source, target);
+    let rerun = unchanged.as_ref().is_some_and(Unchanged::any);
     let open_lane = || async {
         let (src, tgts) = tokio::join!(
             async {
@@ -1057,13 +1067,32 @@ async fn sync_once(
     } else {
         0
     };
-    let opened = futures_util::future::join_all((0..lanes).map(|_| open_lane())).await;
+    let first_lanes = if rerun { 1 } else { lanes };
+    let opened = futures_util::future::join_all((0..first_lanes).map(|_| open_lane())).await;
     let mut conns = opened.into_iter().collect::<Result<Vec<_>, SyncError>>()?;
     let (src, tgts) = &mut conns[0];
     let tgt = &mut tgts[0];
-    let (src_folders, tgt_lists) = tokio::join!(src.folders(), imap_folders(tgt));
-    let src_folders = src_folders.on(SideName::Source)?;
-    let (tgt_folders, tgt_subs, tgt_delim) = tgt_lists.on(SideName::Target)?;
+    // The source's counters are asked whenever a clean pass may be recorded (they must be
+    // those from before the folder is listed); the target's only when a record may be used.
+    let (src_folders, tgt_lists) = tokio::join!(
+        async {
+            if unchanged.is_some() {
+                src.folders_and_status().await
+            } else {
+                Ok((src.folders().await?, Statuses::new()))
+            }
+        },
+        async {
+            if rerun {
+                imap_folders_status(tgt).await
+            } else {
+                let (f, subs, delim) = imap_folders(tgt).await?;
+                Ok((f, subs, delim, Statuses::new()))
+            }
+        }
+    );
+    let (src_folders, src_status) = src_folders.on(SideName::Source)?;
+    let (tgt_folders, tgt_subs, tgt_delim, tgt_status) = tgt_lists.on(SideName::Target)?;
     let map_opts = MapOptions {
         renames: opts.renames.clone(),
     };
@@ -1138,6 +1167,40 @@ async fn sync_once(
             }
         }
     }
+    // Folders as their last clean pass left them; the records of the others are forgotten
+    // before anything is written to them.
+    let mut as_left: BTreeMap<usize, FolderReport> = BTreeMap::new();
+    let mut full_pass: BTreeSet<&str> = BTreeSet::new();
+    for (i, m) in mappings.iter().enumerate() {
+        if !m.selectable
+            || excluded(m).is_some()
+            || earlier.finished.contains_key(&m.source)
+            || setup_errors.contains_key(&m.target)
+        {
+            continue;
+        }
+        match unchanged
+            .as_ref()
+            .and_then(|u| u.report(m, src_status.get(&m.source), tgt_status.get(&m.target)))
+        {
+            Some(r) => {
+                as_left.insert(i, r);
+            }
+            None => {
+                full_pass.insert(&m.source);
+            }
+        }
+    }
+    if let Some(u) = &unchanged {
+        state.forget_clean(&u.stale(&full_pass)).await?;
+    }
+    if first_lanes < lanes && full_pass.len() > 1 {
+        let more = lanes.min(full_pass.len()) - first_lanes;
+        let opened = futures_util::future::join_all((0..more).map(|_| open_lane())).await;
+        for lane in opened {
+            conns.push(lane?);
+        }
+    }
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>, u32)>();
     // Without verification nothing is queued.
     let to_check = (readers > 0).then_some(to_check);
@@ -1208,6 +1271,7 @@ async fn sync_once(
         (&mappings, &slots, &next, &setup_errors, &synced);
     let (tgt_existing, excluded, src_label, tgt_label) =
         (&tgt_existing, &excluded, &src_label, &tgt_label);
+    let (as_left, src_status) = (&as_left, &src_status);
     let folders =
         async {
             // Owned here, so the senders drop when the folders are done and the verifier stops.
@@ -1236,6 +1300,11 @@ async fn sync_once(
                         *slot = Some(r.clone());
                         continue;
                     }
+                    if let Some(r) = as_left.get(&i) {
+                        *slot = Some(r.clone());
+                        synced[i].store(true, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
                     progress.folder(&m.source);
                     let report = slot.insert(FolderReport {
                         source: m.source.clone(),
@@ -1244,7 +1313,10 @@ async fn sync_once(
                     });
                     let result = async {
                         if let Some(rule) = excluded(m) {
-                            let exists = src.count(&m.source).await.on(SideName::Source)?;
+                            let exists = match src_status.get(&m.source) {
+                                Some(st) => st.messages,
+                                None => src.count(&m.source).await.on(SideName::Source)?,
+                            };
                             report.source_messages = u64::from(exists);
                             if exists > 0 {
                                 report.buckets.skipped.insert(rule.into(), u64::from(exists));
@@ -1387,6 +1459,31 @@ async fn sync_once(
         }
     }
     folders?;
+    // Folders this attempt passed over cleanly are recorded with both sides' counters: the
+    // target's read now, after every write and read-back.
+    if let (Some(u), Some(mb)) = (&unchanged, mailbox_id) {
+        let mut passed = BTreeMap::new();
+        for (&i, &at) in &filled {
+            let m = &mappings[i];
+            if synced[i].load(std::sync::atomic::Ordering::Relaxed)
+                && !as_left.contains_key(&i)
+                && excluded(m).is_none()
+                && earlier.finished.contains_key(&m.source)
+                && is_clean(&reports[at])
+                && let Some(st) = src_status.get(&m.source)
+            {
+                passed.insert(
+                    m.source.clone(),
+                    (m.target.clone(), *st, reports[at].clone()),
+                );
+            }
+        }
+        if !passed.is_empty() && state.unchecked_count(mb).await? == 0 {
+            let names = passed.values().map(|(t, _, _)| t.as_str());
+            let now = conns[0].1[0].statuses(names).await.on(SideName::Target)?;
+            state.record_clean(mb, &u.records(&passed, &now)).await?;
+        }
+    }
     // Every connection says goodbye at once: over a 40 ms link, six LOGOUTs one after the
     // other added a quarter of a second to every mailbox.
     let lanes = conns.into_iter().map(|(src, tgts)| async move {

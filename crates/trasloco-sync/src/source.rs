@@ -9,7 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use trasloco_archive::Archive;
 use trasloco_core::folder_map::{Folder, Role};
-use trasloco_imap::{Client, Error, ErrorKind, FetchedMeta, Listing, UidWindow};
+use trasloco_imap::{
+    Client, Error, ErrorKind, FetchedMeta, ListEntry, Listing, Statuses, UidWindow,
+};
 use trasloco_pop3::Pop3;
 use trasloco_state::State;
 
@@ -95,9 +97,26 @@ pub(crate) async fn imap_folders(
     c: &mut Client,
 ) -> Result<(Vec<Folder>, BTreeSet<String>, Option<char>), Error> {
     let (list, subs) = c.list_and_lsub().await?;
+    Ok(folders_and_subscriptions(&list, subs))
+}
+
+/// As [`imap_folders`], with every folder's STATUS where the server keeps modification
+/// sequences (see `Client::list_and_lsub_status`).
+pub(crate) async fn imap_folders_status(
+    c: &mut Client,
+) -> Result<(Vec<Folder>, BTreeSet<String>, Option<char>, Statuses), Error> {
+    let (list, subs, statuses) = c.list_and_lsub_status().await?;
+    let (folders, subs, delim) = folders_and_subscriptions(&list, subs);
+    Ok((folders, subs, delim, statuses))
+}
+
+fn folders_and_subscriptions(
+    list: &[ListEntry],
+    subs: Vec<String>,
+) -> (Vec<Folder>, BTreeSet<String>, Option<char>) {
     let subs: BTreeSet<String> = subs.into_iter().collect();
     let delim = list.iter().find_map(|e| e.delimiter);
-    Ok((folders_of_imap(&list, &subs), subs, delim))
+    (folders_of_imap(list, &subs), subs, delim)
 }
 
 fn uid_validity_of(keys: impl Iterator<Item = String>) -> u32 {
@@ -193,6 +212,18 @@ impl SourceConn {
         match self {
             SourceConn::Imap(c) => Some(c),
             _ => None,
+        }
+    }
+
+    /// The source's folders, and their STATUS where an IMAP source keeps modification
+    /// sequences (empty otherwise).
+    pub(crate) async fn folders_and_status(&mut self) -> Result<(Vec<Folder>, Statuses), Error> {
+        match self {
+            SourceConn::Imap(c) => {
+                let (folders, _, _, statuses) = imap_folders_status(c).await?;
+                Ok((folders, statuses))
+            }
+            _ => Ok((self.folders().await?, Statuses::new())),
         }
     }
 
