@@ -604,7 +604,14 @@ async fn suite(
             );
             // The unchanged re-run: the very same command again over the migrated target (for
             // trasloco, the same campaign directory and so the same state file).
-            if tool != "ceiling" && *parallel == tools.iter().map(|t| t.1).max().unwrap_or(1) {
+            // Each tool's re-runs at its highest parallelism.
+            let highest = tools
+                .iter()
+                .filter(|t| t.0 == *tool)
+                .map(|t| t.1)
+                .max()
+                .unwrap_or(1);
+            if tool != "ceiling" && *parallel == highest {
                 let log = logs.join(format!("{tool}-{parallel}-{run}-rerun.log"));
                 let label = format!("{} (unchanged re-run)", args.label);
                 rows.push(ctx.row(&label, tool, *parallel, run, &argv, &log).await?);

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use trasloco_imap::{Endpoint, Master, MasterStyle, Security, TlsOptions};
+pub use trasloco_state::Location;
 
 /// `tls = …` in a server section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -580,15 +581,20 @@ impl Campaign {
         }
     }
 
-    /// State file path.
-    pub fn state_path(&self) -> PathBuf {
-        self.resolve(
-            self.file
-                .run
-                .state
-                .as_deref()
-                .unwrap_or(Path::new("trasloco-state.sqlite")),
-        )
+    /// Where the state is kept: `TRASLOCO_STATE` when set, else `run.state`: a PostgreSQL URL
+    /// as written, a file path relative to the campaign file (default
+    /// `trasloco-state.sqlite`).
+    pub fn state(&self) -> Location {
+        let written = std::env::var("TRASLOCO_STATE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.file.run.state.clone())
+            .unwrap_or_else(|| PathBuf::from("trasloco-state.sqlite"));
+        match Location::parse(&written.to_string_lossy()) {
+            Location::File(p) => Location::File(self.resolve(&p)),
+            pg => pg,
+        }
     }
 
     /// Where `plan` writes plan.json/csv/html (and `report` its files): the reports directory.
@@ -1005,6 +1011,9 @@ mod tests {
                 .0
                 .contains("master_password_file")
         );
-        assert_eq!(c.state_path(), dir.path().join("trasloco-state.sqlite"));
+        assert_eq!(
+            c.state(),
+            Location::File(dir.path().join("trasloco-state.sqlite"))
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use trasloco_core::accounting::{Buckets, FailureClass, MailboxReport, MailboxStatus};
 use trasloco_imap::Credentials;
-use trasloco_state::State;
+use trasloco_state::{Location, State};
 use trasloco_sync::{DateRule, Options, Progress, Side, Source, Target, transfer};
 
 /// One mailbox to move.
@@ -66,8 +66,8 @@ pub struct Settings {
     pub jobs: usize,
     /// Per-mailbox sync options.
     pub sync: Options,
-    /// State file.
-    pub state_path: PathBuf,
+    /// Where the state is kept.
+    pub state: Location,
     /// Where the JSON report goes (a directory).
     pub reports_dir: PathBuf,
     /// Campaign name for the report.
@@ -498,7 +498,7 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
     Settings {
         jobs: r.jobs,
         sync,
-        state_path: campaign.state_path(),
+        state: campaign.state(),
         reports_dir: campaign.reports_dir(),
         name: campaign.file.name.clone(),
         command: format!("run {}", campaign.path.display()),
@@ -704,7 +704,8 @@ pub async fn run(
     writable(&settings.reports_dir)?;
     // A dry run records nothing: without a state file it reads an empty one of its own, so
     // that it does not leave one behind.
-    let scratch = match settings.sync.dry_run && !settings.state_path.exists() {
+    let missing = settings.state.file().is_some_and(|p| !p.exists());
+    let scratch = match settings.sync.dry_run && missing {
         true => Some(tempfile::tempdir().map_err(|e| {
             ConfigError(format!(
                 "cannot create a temporary directory: {}",
@@ -713,11 +714,11 @@ pub async fn run(
         })?),
         false => None,
     };
-    let state_path = match &scratch {
-        Some(d) => d.path().join("state.sqlite"),
-        None => settings.state_path.clone(),
+    let location = match &scratch {
+        Some(d) => Location::File(d.path().join("state.sqlite")),
+        None => settings.state.clone(),
     };
-    let state = State::open(&state_path)
+    let state = State::open_at(&location)
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     let run_id = if settings.sync.dry_run {

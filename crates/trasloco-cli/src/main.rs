@@ -377,9 +377,9 @@ enum Command {
     Status {
         /// The campaign file (its state file is read).
         campaign: Option<PathBuf>,
-        /// A state file, instead of a campaign.
+        /// A state file or PostgreSQL URL, instead of a campaign.
         #[arg(long, conflicts_with = "campaign")]
-        state: Option<PathBuf>,
+        state: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -468,9 +468,10 @@ struct MigrateArgs {
     /// Do not verify server certificates (test setups only).
     #[arg(long)]
     insecure: bool,
-    /// State file.
-    #[arg(long, default_value = "trasloco-state.sqlite")]
-    state: PathBuf,
+    /// State file, or a PostgreSQL URL (postgres://user@host/database; the password in
+    /// PGPASSWORD or ~/.pgpass, never in the URL).
+    #[arg(long, default_value = "trasloco-state.sqlite", env = "TRASLOCO_STATE")]
+    state: String,
     /// Directory for the JSON report.
     #[arg(long, default_value = "trasloco-reports")]
     reports: PathBuf,
@@ -1122,7 +1123,7 @@ async fn migrate(
     let settings = Settings {
         jobs: 1,
         sync,
-        state_path: args.state.clone(),
+        state: trasloco_state::Location::parse(&args.state),
         reports_dir: args.reports.clone(),
         name: None,
         command: format!("migrate --from {} --to {}", args.from, args.to),
@@ -1343,13 +1344,13 @@ async fn campaign_state(
 ) -> Result<(trasloco_state::State, tempfile::TempDir), ConfigError> {
     let scratch = tempfile::tempdir()
         .map_err(|e| ConfigError(format!("cannot create a temporary directory: {e}")))?;
-    let path = campaign.state_path();
-    let path = if path.exists() {
-        path
-    } else {
-        scratch.path().join("state.sqlite")
+    let location = match campaign.state() {
+        trasloco_state::Location::File(p) if !p.exists() => {
+            trasloco_state::Location::File(scratch.path().join("state.sqlite"))
+        }
+        l => l,
     };
-    let state = trasloco_state::State::open(&path)
+    let state = trasloco_state::State::open_at(&location)
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     Ok((state, scratch))
@@ -1762,6 +1763,12 @@ async fn sieve_command(
     Ok(trasloco_campaign::transition::exit_code(&outcomes))
 }
 
+/// What keeps a second run off the same state while this one runs.
+enum RunGuard {
+    File(#[allow(dead_code)] trasloco_state::RunLock),
+    Postgres(#[allow(dead_code)] trasloco_state::RunHold),
+}
+
 async fn execute(
     jobs: Vec<Job>,
     settings: &Settings,
@@ -1772,13 +1779,31 @@ async fn execute(
     let _lock = if settings.sync.dry_run {
         None
     } else {
-        match trasloco_state::RunLock::acquire(&settings.state_path) {
-            Ok(l) => Some(l),
-            Err(e @ trasloco_state::LockError::Held { .. }) => {
-                eprintln!("trasloco: state {}: {e}", settings.state_path.display());
-                return Ok(exit::BUSY);
+        match &settings.state {
+            trasloco_state::Location::File(path) => match trasloco_state::RunLock::acquire(path) {
+                Ok(l) => Some(RunGuard::File(l)),
+                Err(e @ trasloco_state::LockError::Held { .. }) => {
+                    eprintln!("trasloco: state {}: {e}", path.display());
+                    return Ok(exit::BUSY);
+                }
+                Err(e) => return Err(ConfigError(e.to_string())),
+            },
+            pg @ trasloco_state::Location::Postgres(_) => {
+                let state = trasloco_state::State::open_at(pg)
+                    .await
+                    .map_err(|e| ConfigError(e.to_string()))?;
+                match state.hold_for_run().await {
+                    Ok(Some(h)) => Some(RunGuard::Postgres(h)),
+                    Ok(None) => {
+                        eprintln!(
+                            "trasloco: state {}: another run is using this database; wait for it to end",
+                            pg.describe()
+                        );
+                        return Ok(exit::BUSY);
+                    }
+                    Err(e) => return Err(ConfigError(e.to_string())),
+                }
             }
-            Err(e) => return Err(ConfigError(e.to_string())),
         }
     };
     let stopper = tokio::spawn(stop_on_signals(settings.sync.stop.clone()));
@@ -1823,11 +1848,12 @@ async fn stop_on_signals(stop: trasloco_sync::Stop) {
 
 async fn status(
     campaign: Option<&Path>,
-    state: Option<&Path>,
+    state: Option<&str>,
     json: bool,
 ) -> Result<i32, ConfigError> {
+    use trasloco_state::Location;
     let mut plan_rows: Vec<summary::Planned> = Vec::new();
-    let path = match (campaign, state) {
+    let location = match (campaign, state) {
         (Some(c), _) => {
             let campaign = Campaign::load(c)?;
             // Every account of the campaign, with the plan's decision: the skipped and blocked
@@ -1844,19 +1870,20 @@ async fn status(
                     })
                     .collect();
             }
-            campaign.state_path()
+            campaign.state()
         }
-        (None, Some(s)) => s.to_path_buf(),
+        (None, Some(s)) => Location::parse(s),
         (None, None) => {
             return Err(ConfigError(
                 "status needs a campaign file or --state FILE".into(),
             ));
         }
     };
-    if !path.exists() && plan_rows.is_empty() {
+    let missing = location.file().is_some_and(|p| !p.exists());
+    if missing && plan_rows.is_empty() {
         return Err(ConfigError(format!(
             "state file {} does not exist: nothing has run yet",
-            path.display()
+            location.describe()
         )));
     }
     // Read only: without a state file (a plan but no run yet), an empty one of our own.
@@ -1866,12 +1893,12 @@ async fn status(
             trasloco_core::words::io_error(&e)
         ))
     })?;
-    let path = if path.exists() {
-        path
+    let location = if missing {
+        Location::File(scratch.path().join("state.sqlite"))
     } else {
-        scratch.path().join("state.sqlite")
+        location
     };
-    let store = trasloco_state::State::open(&path)
+    let store = trasloco_state::State::open_at(&location)
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
     let rows = store

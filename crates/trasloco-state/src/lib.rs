@@ -17,13 +17,13 @@
 mod lock;
 pub use lock::{LockError, RunLock};
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
-use sqlx::{QueryBuilder, Row, Sqlite};
+mod sql;
+pub use sql::Location;
+
+use sql::{Backend, Stmt};
+use sqlx::Row;
+use sqlx::{AnyConnection, AnyPool};
 use std::path::Path;
-use std::time::Duration;
 use trasloco_core::diff::Mapped;
 use trasloco_core::flags::FlagSet;
 
@@ -69,8 +69,14 @@ const OUR_TABLES: [&str; 10] = [
 /// The state store.
 #[derive(Clone)]
 pub struct State {
-    pool: SqlitePool,
+    pool: AnyPool,
     path: String,
+    backend: Backend,
+}
+
+/// A run's hold on a PostgreSQL state (see [`State::hold_for_run`]); released when dropped.
+pub struct RunHold {
+    _conn: AnyConnection,
 }
 
 /// What the store knows of one source folder.
@@ -218,19 +224,18 @@ pub struct RunRow {
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// Run one statement per chunk of `rows`, built by `build` (an INSERT or `UPDATE … FROM
-/// (VALUES …)`, where SQLite names the list's columns column1, column2, …). Every statement is
-/// a round trip to the database thread: one per row cost a context switch per message copied.
+/// (VALUES …)`, where both SQLite and PostgreSQL name the list's columns column1, column2, …).
+/// Every statement is a round trip to the database: one per row cost a context switch per
+/// message copied.
 async fn in_chunks<T>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     rows: &[T],
-    build: impl Fn(&[T]) -> QueryBuilder<Sqlite>,
+    build: impl Fn(&[T]) -> Stmt,
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // Only the full-sized statement recurs; the last, shorter one is not kept prepared.
         build(chunk)
-            .build()
-            // Only the full-sized statement recurs; the last, shorter one is not kept prepared.
-            .persistent(chunk.len() == ROWS_PER_STATEMENT)
-            .execute(&mut *conn)
+            .execute(&mut *conn, chunk.len() == ROWS_PER_STATEMENT)
             .await?;
     }
     Ok(())
@@ -238,7 +243,7 @@ async fn in_chunks<T>(
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS mailbox (
-    id INTEGER PRIMARY KEY,
+    id {id},
     source TEXT NOT NULL,
     target TEXT NOT NULL,
     status TEXT,
@@ -247,83 +252,93 @@ CREATE TABLE IF NOT EXISTS mailbox (
     UNIQUE (source, target)
 );
 CREATE TABLE IF NOT EXISTS folder (
-    id INTEGER PRIMARY KEY,
-    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    id {id},
+    mailbox_id {int} NOT NULL REFERENCES mailbox(id),
     source_name TEXT NOT NULL,
     target_name TEXT,
-    source_uid_validity INTEGER,
-    target_uid_validity INTEGER,
+    source_uid_validity {int},
+    target_uid_validity {int},
     UNIQUE (mailbox_id, source_name)
 );
 CREATE TABLE IF NOT EXISTS message (
-    folder_id INTEGER NOT NULL REFERENCES folder(id),
-    source_uid INTEGER NOT NULL,
-    target_uid INTEGER NOT NULL,
-    size INTEGER NOT NULL,
+    folder_id {int} NOT NULL REFERENCES folder(id),
+    source_uid {int} NOT NULL,
+    target_uid {int} NOT NULL,
+    size {int} NOT NULL,
     sha256 TEXT,
     flags TEXT NOT NULL,
-    checked INTEGER NOT NULL DEFAULT 0,
+    checked {int} NOT NULL DEFAULT 0,
     PRIMARY KEY (folder_id, source_uid)
 );
 CREATE TABLE IF NOT EXISTS altered (
-    folder_id INTEGER NOT NULL REFERENCES folder(id),
-    source_uid INTEGER NOT NULL,
-    target_uid INTEGER NOT NULL,
+    folder_id {int} NOT NULL REFERENCES folder(id),
+    source_uid {int} NOT NULL,
+    target_uid {int} NOT NULL,
     target_sha256 TEXT NOT NULL,
-    first_difference INTEGER,
+    first_difference {int},
     server TEXT NOT NULL,
     found_at TEXT NOT NULL,
     PRIMARY KEY (folder_id, source_uid)
 );
 CREATE TABLE IF NOT EXISTS archive_cut (
-    mailbox_id INTEGER PRIMARY KEY REFERENCES mailbox(id),
-    before INTEGER NOT NULL
+    mailbox_id {id} REFERENCES mailbox(id),
+    before {int} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pop3_message (
-    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    mailbox_id {int} NOT NULL REFERENCES mailbox(id),
     uidl TEXT NOT NULL,
-    uid INTEGER NOT NULL,
+    uid {int} NOT NULL,
     received TEXT,
     PRIMARY KEY (mailbox_id, uidl),
     UNIQUE (mailbox_id, uid)
 );
 CREATE TABLE IF NOT EXISTS phase (
-    mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+    mailbox_id {int} NOT NULL REFERENCES mailbox(id),
     phase TEXT NOT NULL,
     status TEXT NOT NULL,
     finished_at TEXT NOT NULL,
-    copied INTEGER NOT NULL,
+    copied {int} NOT NULL,
     PRIMARY KEY (mailbox_id, phase)
 );
 CREATE TABLE IF NOT EXISTS append_line (
-    folder_id INTEGER PRIMARY KEY REFERENCES folder(id),
-    target_uid_validity INTEGER NOT NULL,
-    line INTEGER NOT NULL,
+    folder_id {id} REFERENCES folder(id),
+    target_uid_validity {int} NOT NULL,
+    line {int} NOT NULL,
     since TEXT NOT NULL,
     inherited_at TEXT
 );
 CREATE TABLE IF NOT EXISTS upload_day (
     target TEXT NOT NULL,
     day TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
+    bytes {int} NOT NULL,
     PRIMARY KEY (target, day)
 );
 CREATE TABLE IF NOT EXISTS folder_clean (
-    folder_id INTEGER PRIMARY KEY REFERENCES folder(id),
+    folder_id {id} REFERENCES folder(id),
     source_status TEXT NOT NULL,
     target_status TEXT NOT NULL,
     rules TEXT NOT NULL,
     report_json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS run (
-    id INTEGER PRIMARY KEY,
+    id {id},
     started_at TEXT NOT NULL,
     finished_at TEXT,
     command TEXT NOT NULL,
-    exit_code INTEGER,
+    exit_code {int},
     report_path TEXT
 );
 "#;
+
+/// The schema's history, oldest first: step N brings a store at version N-1 to version N
+/// (the version is kept in `schema_version`). Step 1 is every table as of 2026-12-03; a file
+/// made by an earlier, SQLite-only version has some of them already, hence `IF NOT EXISTS`
+/// and the column added where it is missing.
+const MIGRATIONS: &[&[&str]] = &[&[
+    SCHEMA,
+    "-- sqlite-only message.checked",
+    "CREATE INDEX IF NOT EXISTS message_unchecked ON message (folder_id) WHERE checked = 0",
+]];
 
 fn flags_text(f: &FlagSet) -> String {
     f.iter().collect::<Vec<_>>().join(" ")
@@ -336,6 +351,27 @@ fn flags_parse(s: &str) -> FlagSet {
 impl State {
     /// Open (creating if needed) the state file.
     pub async fn open(path: &Path) -> Result<State, Error> {
+        State::open_at(&Location::File(path.to_path_buf())).await
+    }
+
+    /// Open (creating the tables if needed) the state at a location: a SQLite file or a
+    /// PostgreSQL database.
+    pub async fn open_at(location: &Location) -> Result<State, Error> {
+        #[cfg(debug_assertions)]
+        if let Some(pg) = sql::test_postgres(location).await {
+            let pg = pg.map_err(|source| Error {
+                path: location.describe(),
+                source: Why::Sql(source),
+            })?;
+            return State::open_postgres(&pg, location.describe()).await;
+        }
+        match location {
+            Location::File(path) => State::open_sqlite(path).await,
+            Location::Postgres(url) => State::open_postgres(url, location.describe()).await,
+        }
+    }
+
+    async fn open_sqlite(path: &Path) -> Result<State, Error> {
         let p = path.display().to_string();
         let wrap = |source: sqlx::Error| Error {
             path: p.clone(),
@@ -344,24 +380,7 @@ impl State {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| wrap(sqlx::Error::Io(e)))?;
         }
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
-        // Debug builds only: `TRASLOCO_TEST_STATE_MAX_PAGES=N` caps the file at N pages, so a
-        // test can fill it as a full disk would.
-        #[cfg(debug_assertions)]
-        let opts = match std::env::var("TRASLOCO_TEST_STATE_MAX_PAGES") {
-            Ok(n) => opts.pragma("max_page_count", n),
-            Err(_) => opts,
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(wrap)?;
+        let pool = sql::sqlite_pool(path).await.map_err(wrap)?;
         // Only trasloco's own state is written to: another program's database (a wrong path,
         // a shared file) is refused before a table is added to it.
         let id: i64 = sqlx::query_scalar("PRAGMA application_id")
@@ -385,39 +404,137 @@ impl State {
                 )),
             });
         }
-        for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
-                .execute(&pool)
-                .await
-                .map_err(wrap)?;
-        }
-        // Made before copies were marked as read back: the copies it holds were read back
-        // by the runs that made them, as far as anyone knows.
-        let has_checked: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pragma_table_info('message') WHERE name = 'checked'",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(wrap)?;
-        if has_checked == 0 {
-            sqlx::query("ALTER TABLE message ADD COLUMN checked INTEGER NOT NULL DEFAULT 1")
-                .execute(&pool)
-                .await
-                .map_err(wrap)?;
-        }
-        sqlx::query(
-            "CREATE INDEX IF NOT EXISTS message_unchecked ON message (folder_id) WHERE checked = 0",
-        )
-        .execute(&pool)
-        .await
-        .map_err(wrap)?;
+        let state = State {
+            pool,
+            path: p,
+            backend: Backend::Sqlite,
+        };
+        state.migrate().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA application_id = {APPLICATION_ID}"
         )))
-        .execute(&pool)
+        .execute(&state.pool)
+        .await
+        .map_err(|e| state.err(e))?;
+        Ok(state)
+    }
+
+    async fn open_postgres(url: &str, described: String) -> Result<State, Error> {
+        let wrap = |source: sqlx::Error| Error {
+            path: described.clone(),
+            source: Why::Sql(source),
+        };
+        let pool = sql::postgres_pool(url).await.map_err(wrap)?;
+        // A database (schema) that holds other tables and none of ours is another program's.
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+        )
+        .fetch_all(&pool)
         .await
         .map_err(wrap)?;
-        Ok(State { pool, path: p })
+        if !tables.is_empty() && !tables.iter().any(|t| t == "schema_version") {
+            pool.close().await;
+            return Err(Error {
+                path: described,
+                source: Why::Foreign(format!(
+                    "not a trasloco state database: it holds another program's tables ({}); choose another database or schema (--state, campaign: run.state)",
+                    tables.join(", ")
+                )),
+            });
+        }
+        let state = State {
+            pool,
+            path: described,
+            backend: Backend::Postgres,
+        };
+        state.migrate().await?;
+        Ok(state)
+    }
+
+    /// Bring the tables up to this version's schema, one numbered step at a time, each in a
+    /// transaction; on PostgreSQL under an advisory lock, so workers starting at once take
+    /// turns.
+    async fn migrate(&self) -> Result<(), Error> {
+        let e = |source| self.err(source);
+        let mut tx = self.pool.begin().await.map_err(e)?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7472617300)")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .map_err(e)?;
+        let at: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(e)?;
+        let at = at.unwrap_or(0);
+        if at > MIGRATIONS.len() as i64 {
+            return Err(Error {
+                path: self.path.clone(),
+                source: Why::Foreign(format!(
+                    "written by a newer trasloco (schema version {at}, this one knows {}); use that version or a newer one",
+                    MIGRATIONS.len()
+                )),
+            });
+        }
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(at as usize) {
+            let text = self.backend.schema(&step.join(";\n"));
+            for stmt in text.split(';').map(str::trim) {
+                if stmt.is_empty() {
+                    continue;
+                }
+                if let Some(check) = stmt.strip_prefix("-- sqlite-only ") {
+                    if self.backend == Backend::Sqlite {
+                        self.sqlite_only(&mut tx, check).await?;
+                    }
+                    continue;
+                }
+                sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(e)?;
+            }
+            sqlx::query("DELETE FROM schema_version")
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(i as i64 + 1)
+                .execute(&mut *tx)
+                .await
+                .map_err(e)?;
+        }
+        tx.commit().await.map_err(e)
+    }
+
+    /// Steps only files made by SQLite-only versions need.
+    async fn sqlite_only(&self, tx: &mut AnyConnection, step: &str) -> Result<(), Error> {
+        match step.trim() {
+            // Made before copies were marked as read back: the copies it holds were read back
+            // by the runs that made them, as far as anyone knows.
+            "message.checked" => {
+                let has: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pragma_table_info('message') WHERE name = 'checked'",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+                if has == 0 {
+                    sqlx::query(
+                        "ALTER TABLE message ADD COLUMN checked INTEGER NOT NULL DEFAULT 1",
+                    )
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                }
+                Ok(())
+            }
+            other => unreachable!("unknown SQLite-only step {other}"),
+        }
     }
 
     fn err(&self, source: sqlx::Error) -> Error {
@@ -429,13 +546,13 @@ impl State {
 
     /// The id of a mailbox pair, created on first use.
     pub async fn mailbox_id(&self, source: &str, target: &str) -> Result<i64, Error> {
-        sqlx::query("INSERT INTO mailbox (source, target) VALUES (?1, ?2) ON CONFLICT (source, target) DO NOTHING")
+        sqlx::query("INSERT INTO mailbox (source, target) VALUES ($1, $2) ON CONFLICT (source, target) DO NOTHING")
             .bind(source)
             .bind(target)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        let row = sqlx::query("SELECT id FROM mailbox WHERE source = ?1 AND target = ?2")
+        let row = sqlx::query("SELECT id FROM mailbox WHERE source = $1 AND target = $2")
             .bind(source)
             .bind(target)
             .fetch_one(&self.pool)
@@ -446,7 +563,7 @@ impl State {
 
     /// The id of a mailbox pair if it was ever recorded (reads only; for dry runs).
     pub async fn find_mailbox(&self, source: &str, target: &str) -> Result<Option<i64>, Error> {
-        let row = sqlx::query("SELECT id FROM mailbox WHERE source = ?1 AND target = ?2")
+        let row = sqlx::query("SELECT id FROM mailbox WHERE source = $1 AND target = $2")
             .bind(source)
             .bind(target)
             .fetch_optional(&self.pool)
@@ -469,7 +586,7 @@ impl State {
         let mut next = 1u32;
         if let Some(mb) = mailbox_id {
             let rows =
-                sqlx::query("SELECT uidl, uid, received FROM pop3_message WHERE mailbox_id = ?1")
+                sqlx::query("SELECT uidl, uid, received FROM pop3_message WHERE mailbox_id = $1")
                     .bind(mb)
                     .fetch_all(&self.pool)
                     .await
@@ -491,11 +608,9 @@ impl State {
         if assign && let Some(mb) = mailbox_id {
             let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
             in_chunks(&mut tx, &fresh, |chunk| {
-                let mut q = QueryBuilder::new("INSERT INTO pop3_message (mailbox_id, uidl, uid) ");
-                q.push_values(chunk, |mut row, (uidl, uid)| {
-                    row.push_bind(mb)
-                        .push_bind((*uidl).clone())
-                        .push_bind(i64::from(*uid));
+                let mut q = Stmt::new("INSERT INTO pop3_message (mailbox_id, uidl, uid) ");
+                q.values(chunk, |row, (uidl, uid)| {
+                    row.bind(mb).bind((*uidl).clone()).bind(i64::from(*uid));
                 });
                 q
             })
@@ -514,12 +629,12 @@ impl State {
     ) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, dates, |chunk| {
-            let mut q = QueryBuilder::new("UPDATE pop3_message SET received = v.column2 FROM (");
-            q.push_values(chunk, |mut row, (uid, d)| {
-                row.push_bind(i64::from(*uid)).push_bind(d.clone());
+            let mut q = Stmt::new("UPDATE pop3_message SET received = v.column2 FROM (");
+            q.values(chunk, |row, (uid, d)| {
+                row.bind(i64::from(*uid)).bind(d.clone());
             });
             q.push(") AS v WHERE pop3_message.mailbox_id = ")
-                .push_bind(mailbox_id)
+                .bind(mailbox_id)
                 .push(" AND pop3_message.uid = v.column1");
             q
         })
@@ -531,7 +646,7 @@ impl State {
     /// What is known of a source folder (created on first use).
     pub async fn folder(&self, mailbox_id: i64, source_name: &str) -> Result<FolderState, Error> {
         sqlx::query(
-            "INSERT INTO folder (mailbox_id, source_name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO folder (mailbox_id, source_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(mailbox_id)
         .bind(source_name)
@@ -550,7 +665,7 @@ impl State {
         source_name: &str,
     ) -> Result<Option<FolderState>, Error> {
         let row = sqlx::query(
-            "SELECT id, source_uid_validity, target_uid_validity, target_name FROM folder WHERE mailbox_id = ?1 AND source_name = ?2",
+            "SELECT id, source_uid_validity, target_uid_validity, target_name FROM folder WHERE mailbox_id = $1 AND source_name = $2",
         )
         .bind(mailbox_id)
         .bind(source_name)
@@ -584,14 +699,14 @@ impl State {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         for table in ["message", "altered"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE folder_id = ?1"
+                "DELETE FROM {table} WHERE folder_id = $1"
             )))
             .bind(folder.id)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
         }
-        sqlx::query("UPDATE folder SET source_uid_validity = ?2, target_uid_validity = ?3, target_name = ?4 WHERE id = ?1")
+        sqlx::query("UPDATE folder SET source_uid_validity = $2, target_uid_validity = $3, target_name = $4 WHERE id = $1")
             .bind(folder.id)
             .bind(i64::from(source_uv))
             .bind(i64::from(target_uv))
@@ -607,7 +722,7 @@ impl State {
     pub async fn clean_folders(&self, mailbox_id: i64) -> Result<Vec<CleanFolder>, Error> {
         let rows = sqlx::query(
             "SELECT c.folder_id, f.source_name, f.target_name, c.source_status, c.target_status, c.rules, c.report_json \
-             FROM folder_clean c JOIN folder f ON f.id = c.folder_id WHERE f.mailbox_id = ?1",
+             FROM folder_clean c JOIN folder f ON f.id = c.folder_id WHERE f.mailbox_id = $1",
         )
         .bind(mailbox_id)
         .fetch_all(&self.pool)
@@ -633,14 +748,9 @@ impl State {
         if folder_ids.is_empty() {
             return Ok(());
         }
-        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM folder_clean WHERE folder_id IN (");
-        let mut list = q.separated(", ");
-        for id in folder_ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        q.build()
-            .execute(&self.pool)
+        let mut q = Stmt::new("DELETE FROM folder_clean WHERE folder_id IN (");
+        q.list(folder_ids.iter().copied()).push(")");
+        q.execute(&self.pool, false)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -656,7 +766,7 @@ impl State {
         for r in rows {
             sqlx::query(
                 "INSERT INTO folder_clean (folder_id, source_status, target_status, rules, report_json) \
-                 SELECT id, ?3, ?4, ?5, ?6 FROM folder WHERE mailbox_id = ?1 AND source_name = ?2 \
+                 SELECT id, $3, $4, $5, $6 FROM folder WHERE mailbox_id = $1 AND source_name = $2 \
                  ON CONFLICT (folder_id) DO UPDATE SET source_status = excluded.source_status, \
                  target_status = excluded.target_status, rules = excluded.rules, report_json = excluded.report_json",
             )
@@ -690,8 +800,8 @@ impl State {
         // and once as mappings.
         let mut out = Vec::new();
         let mut rows = sqlx::query(
-            "SELECT source_uid, target_uid, flags, size, sha256 IS NOT NULL FROM message \
-             WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3",
+            "SELECT source_uid, target_uid, flags, size, CASE WHEN sha256 IS NULL THEN 0 ELSE 1 END FROM message \
+             WHERE folder_id = $1 AND source_uid BETWEEN $2 AND $3",
         )
         .bind(folder_id)
         .bind(i64::from(from))
@@ -703,7 +813,7 @@ impl State {
                 target_uid: r.get::<i64, _>(1) as u32,
                 synced_flags: flags_parse(r.get::<&str, _>(2)),
                 size: r.get::<i64, _>(3) as u64,
-                ours: r.get::<bool, _>(4),
+                ours: r.get::<i64, _>(4) != 0,
             });
         }
         Ok(out)
@@ -713,7 +823,7 @@ impl State {
     pub async fn recorded_more_than(&self, folder_id: i64, n: u64) -> Result<bool, Error> {
         let limit = i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX);
         let found: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM message WHERE folder_id = ?1 LIMIT ?2)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM message WHERE folder_id = $1 LIMIT $2) AS s",
         )
         .bind(folder_id)
         .bind(limit)
@@ -727,7 +837,7 @@ impl State {
     pub async fn claimed_target_uids(&self, folder_id: i64) -> Result<Vec<u32>, Error> {
         use futures_util::TryStreamExt;
         let mut out = Vec::new();
-        let mut rows = sqlx::query("SELECT target_uid FROM message WHERE folder_id = ?1")
+        let mut rows = sqlx::query("SELECT target_uid FROM message WHERE folder_id = $1")
             .bind(folder_id)
             .fetch(&self.pool);
         while let Some(r) = rows.try_next().await.map_err(|e| self.err(e))? {
@@ -745,19 +855,19 @@ impl State {
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, records, |chunk| {
-            let mut q = QueryBuilder::new(
+            let mut q = Stmt::new(
                 "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags, checked) ",
             );
             // A copy made (its bytes' SHA-256 known) waits to be read back; a message found
             // already on the target is not this tool's copy to read back.
-            q.push_values(chunk, |mut row, r| {
-                row.push_bind(folder_id)
-                    .push_bind(i64::from(r.source_uid))
-                    .push_bind(i64::from(r.target_uid))
-                    .push_bind(r.size as i64)
-                    .push_bind(r.sha256.clone())
-                    .push_bind(flags_text(&r.flags))
-                    .push_bind(r.sha256.is_none());
+            q.values(chunk, |row, r| {
+                row.bind(folder_id)
+                    .bind(i64::from(r.source_uid))
+                    .bind(i64::from(r.target_uid))
+                    .bind(r.size as i64)
+                    .bind(r.sha256.clone())
+                    .bind(flags_text(&r.flags))
+                    .bind(i64::from(r.sha256.is_none()));
             });
             q.push(
                 " ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, size = excluded.size, \
@@ -776,7 +886,7 @@ impl State {
     pub async fn unchecked(&self, folder_id: i64) -> Result<Vec<(u32, u32, u64, String)>, Error> {
         let rows = sqlx::query(
             "SELECT source_uid, target_uid, size, sha256 FROM message \
-             WHERE folder_id = ?1 AND checked = 0 AND sha256 IS NOT NULL ORDER BY source_uid",
+             WHERE folder_id = $1 AND checked = 0 AND sha256 IS NOT NULL ORDER BY source_uid",
         )
         .bind(folder_id)
         .fetch_all(&self.pool)
@@ -799,7 +909,7 @@ impl State {
     pub async fn unchecked_count(&self, mailbox_id: i64) -> Result<u64, Error> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM message WHERE checked = 0 AND sha256 IS NOT NULL \
-             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)",
+             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)",
         )
         .bind(mailbox_id)
         .fetch_one(&self.pool)
@@ -821,18 +931,23 @@ impl State {
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, rows, |chunk| {
-            let mut q = QueryBuilder::new(
-                "INSERT OR REPLACE INTO altered (folder_id, source_uid, target_uid, target_sha256, first_difference, server, found_at) ",
+            let mut q = Stmt::new(
+                "INSERT INTO altered (folder_id, source_uid, target_uid, target_sha256, first_difference, server, found_at) ",
             );
-            q.push_values(chunk, |mut row, a| {
-                row.push_bind(folder_id)
-                    .push_bind(i64::from(a.source_uid))
-                    .push_bind(i64::from(a.target_uid))
-                    .push_bind(a.target_sha256.clone())
-                    .push_bind(a.first_difference.map(|o| o as i64))
-                    .push_bind(a.server.clone())
-                    .push_bind(a.found_at.clone());
+            q.values(chunk, |row, a| {
+                row.bind(folder_id)
+                    .bind(i64::from(a.source_uid))
+                    .bind(i64::from(a.target_uid))
+                    .bind(a.target_sha256.clone())
+                    .bind(a.first_difference.map(|o| o as i64))
+                    .bind(a.server.clone())
+                    .bind(a.found_at.clone());
             });
+            q.push(
+                " ON CONFLICT (folder_id, source_uid) DO UPDATE SET target_uid = excluded.target_uid, \
+                 target_sha256 = excluded.target_sha256, first_difference = excluded.first_difference, \
+                 server = excluded.server, found_at = excluded.found_at",
+            );
             q
         })
         .await
@@ -849,7 +964,7 @@ impl State {
     ) -> Result<Vec<Altered>, Error> {
         let rows = sqlx::query(
             "SELECT source_uid, target_uid, target_sha256, first_difference, server, found_at \
-             FROM altered WHERE folder_id = ?1 AND source_uid BETWEEN ?2 AND ?3 ORDER BY source_uid",
+             FROM altered WHERE folder_id = $1 AND source_uid BETWEEN $2 AND $3 ORDER BY source_uid",
         )
         .bind(folder_id)
         .bind(i64::from(from))
@@ -898,13 +1013,11 @@ impl State {
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, source_uids, |chunk| {
-            let mut q = QueryBuilder::new(format!("{head} WHERE folder_id = "));
-            q.push_bind(folder_id).push(" AND source_uid IN (");
-            let mut sep = q.separated(", ");
-            for u in chunk {
-                sep.push_bind(i64::from(*u));
-            }
-            q.push(")");
+            let mut q = Stmt::new(format!("{head} WHERE folder_id = "));
+            q.bind(folder_id)
+                .push(" AND source_uid IN (")
+                .list(chunk.iter().map(|u| i64::from(*u)))
+                .push(")");
             q
         })
         .await
@@ -914,7 +1027,7 @@ impl State {
 
     /// The quota archive cut a run moved a mailbox's cut to (Unix seconds), if any.
     pub async fn archive_cut(&self, mailbox_id: i64) -> Result<Option<i64>, Error> {
-        sqlx::query_scalar("SELECT before FROM archive_cut WHERE mailbox_id = ?1")
+        sqlx::query_scalar("SELECT before FROM archive_cut WHERE mailbox_id = $1")
             .bind(mailbox_id)
             .fetch_optional(&self.pool)
             .await
@@ -925,7 +1038,7 @@ impl State {
     /// daily upload cap (Gmail's 500 MB over IMAP) is measured against.
     pub async fn uploaded_on(&self, target: &str, day: &str) -> Result<u64, Error> {
         let n: Option<i64> =
-            sqlx::query_scalar("SELECT bytes FROM upload_day WHERE target = ?1 AND day = ?2")
+            sqlx::query_scalar("SELECT bytes FROM upload_day WHERE target = $1 AND day = $2")
                 .bind(target)
                 .bind(day)
                 .fetch_optional(&self.pool)
@@ -937,8 +1050,8 @@ impl State {
     /// Add bytes uploaded to a target account on a day.
     pub async fn add_uploaded(&self, target: &str, day: &str, bytes: u64) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO upload_day (target, day, bytes) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (target, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+            "INSERT INTO upload_day (target, day, bytes) VALUES ($1, $2, $3) \
+             ON CONFLICT (target, day) DO UPDATE SET bytes = upload_day.bytes + excluded.bytes",
         )
         .bind(target)
         .bind(day)
@@ -952,7 +1065,7 @@ impl State {
     /// Record a mailbox's quota archive cut.
     pub async fn set_archive_cut(&self, mailbox_id: i64, before: i64) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO archive_cut (mailbox_id, before) VALUES (?1, ?2) \
+            "INSERT INTO archive_cut (mailbox_id, before) VALUES ($1, $2) \
              ON CONFLICT (mailbox_id) DO UPDATE SET before = excluded.before",
         )
         .bind(mailbox_id)
@@ -974,12 +1087,12 @@ impl State {
         }
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         in_chunks(&mut tx, updates, |chunk| {
-            let mut q = QueryBuilder::new("UPDATE message SET flags = v.column2 FROM (");
-            q.push_values(chunk, |mut row, (uid, flags)| {
-                row.push_bind(i64::from(*uid)).push_bind(flags_text(flags));
+            let mut q = Stmt::new("UPDATE message SET flags = v.column2 FROM (");
+            q.values(chunk, |row, (uid, flags)| {
+                row.bind(i64::from(*uid)).bind(flags_text(flags));
             });
             q.push(") AS v WHERE message.folder_id = ")
-                .push_bind(folder_id)
+                .bind(folder_id)
                 .push(" AND message.source_uid = v.column1");
             q
         })
@@ -1001,7 +1114,7 @@ impl State {
         since: &str,
     ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO append_line (folder_id, target_uid_validity, line, since) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO append_line (folder_id, target_uid_validity, line, since) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (folder_id) DO UPDATE SET target_uid_validity = excluded.target_uid_validity, \
              line = excluded.line, since = excluded.since, inherited_at = NULL \
              WHERE append_line.target_uid_validity <> excluded.target_uid_validity",
@@ -1023,9 +1136,9 @@ impl State {
         mailbox_id: i64,
         now: &str,
     ) -> Result<Vec<AppendLine>, Error> {
-        let mine = "folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)";
+        let mine = "folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)";
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE append_line SET inherited_at = ?2 WHERE inherited_at IS NULL AND {mine}"
+            "UPDATE append_line SET inherited_at = $2 WHERE inherited_at IS NULL AND {mine}"
         )))
         .bind(mailbox_id)
         .bind(now)
@@ -1056,7 +1169,7 @@ impl State {
     pub async fn drop_own_append_lines(&self, mailbox_id: i64) -> Result<(), Error> {
         sqlx::query(
             "DELETE FROM append_line WHERE inherited_at IS NULL \
-             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = ?1)",
+             AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)",
         )
         .bind(mailbox_id)
         .execute(&self.pool)
@@ -1067,7 +1180,7 @@ impl State {
 
     /// A folder is quiet: nothing more is expected above its line.
     pub async fn drop_append_line(&self, folder_id: i64) -> Result<(), Error> {
-        sqlx::query("DELETE FROM append_line WHERE folder_id = ?1")
+        sqlx::query("DELETE FROM append_line WHERE folder_id = $1")
             .bind(folder_id)
             .execute(&self.pool)
             .await
@@ -1084,7 +1197,7 @@ impl State {
         report_json: &str,
     ) -> Result<(), Error> {
         sqlx::query(
-            "UPDATE mailbox SET status = ?2, finished_at = ?3, report_json = ?4 WHERE id = ?1",
+            "UPDATE mailbox SET status = $2, finished_at = $3, report_json = $4 WHERE id = $1",
         )
         .bind(mailbox_id)
         .bind(status)
@@ -1106,8 +1219,8 @@ impl State {
         copied: u64,
     ) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO phase (mailbox_id, phase, status, finished_at, copied) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (mailbox_id, phase) DO UPDATE SET status = ?3, finished_at = ?4, copied = ?5",
+            "INSERT INTO phase (mailbox_id, phase, status, finished_at, copied) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (mailbox_id, phase) DO UPDATE SET status = $3, finished_at = $4, copied = $5",
         )
         .bind(mailbox_id)
         .bind(phase)
@@ -1170,7 +1283,7 @@ impl State {
              (SELECT COUNT(*) FROM message g JOIN folder f ON g.folder_id = f.id WHERE f.mailbox_id = m.id), \
              (SELECT COUNT(*) FROM message g JOIN folder f ON g.folder_id = f.id \
                 WHERE f.mailbox_id = m.id AND g.sha256 IS NOT NULL), \
-             (SELECT COALESCE(SUM(g.size), 0) FROM message g JOIN folder f ON g.folder_id = f.id \
+             (SELECT CAST(COALESCE(SUM(g.size), 0) AS BIGINT) FROM message g JOIN folder f ON g.folder_id = f.id \
                 WHERE f.mailbox_id = m.id AND g.sha256 IS NOT NULL) \
              FROM mailbox m ORDER BY m.source, m.target",
         )
@@ -1194,7 +1307,7 @@ impl State {
 
     /// Record the start of a run; returns its id.
     pub async fn start_run(&self, started_at: &str, command: &str) -> Result<i64, Error> {
-        let row = sqlx::query("INSERT INTO run (started_at, command) VALUES (?1, ?2) RETURNING id")
+        let row = sqlx::query("INSERT INTO run (started_at, command) VALUES ($1, $2) RETURNING id")
             .bind(started_at)
             .bind(command)
             .fetch_one(&self.pool)
@@ -1212,7 +1325,7 @@ impl State {
         report_path: Option<&str>,
     ) -> Result<(), Error> {
         sqlx::query(
-            "UPDATE run SET finished_at = ?2, exit_code = ?3, report_path = ?4 WHERE id = ?1",
+            "UPDATE run SET finished_at = $2, exit_code = $3, report_path = $4 WHERE id = $1",
         )
         .bind(id)
         .bind(finished_at)
@@ -1224,6 +1337,26 @@ impl State {
         Ok(())
     }
 
+    /// PostgreSQL only: hold the state for this run, as the lock file does for a SQLite one.
+    /// A session advisory lock on a connection of its own: it goes with the connection,
+    /// however the process ends. `None` when another run holds it; always `None` for SQLite.
+    pub async fn hold_for_run(&self) -> Result<Option<RunHold>, Error> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7472617302)")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(got.then_some(RunHold { _conn: conn }))
+    }
+
+    /// Whether the state is kept in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     /// Flush and close.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -1233,6 +1366,12 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    /// Whether the tests run against PostgreSQL (`TRASLOCO_TEST_POSTGRES`, see `sql`).
+    fn on_postgres() -> bool {
+        std::env::var_os("TRASLOCO_TEST_POSTGRES").is_some()
+    }
 
     fn set(items: &[&str]) -> FlagSet {
         items.iter().map(|s| s.to_string()).collect()
@@ -1266,7 +1405,11 @@ mod tests {
         assert_eq!(state.unchecked_count(mb).await.unwrap(), 2);
         state.close().await;
 
-        // A file made before the column existed: its copies count as read back.
+        // A file made before the column existed: its copies count as read back (SQLite
+        // files only: no PostgreSQL state predates the column).
+        if on_postgres() {
+            return;
+        }
         let old = dir.path().join("old.sqlite");
         let pool = SqlitePoolOptions::new()
             .connect_with(
@@ -1353,6 +1496,30 @@ mod tests {
     async fn another_programs_database_is_refused_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.sqlite");
+        if on_postgres() {
+            // The schema the file is mapped to holds another program's table.
+            let url = sql::test_postgres(&Location::File(path.clone()))
+                .await
+                .unwrap()
+                .unwrap();
+            let pool = sql::postgres_pool(&url).await.unwrap();
+            sqlx::query("CREATE TABLE invoices (id BIGINT)")
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            let err = State::open(&path).await.err().expect("refused");
+            assert!(err.to_string().contains("invoices"), "{err}");
+            let again = sql::postgres_pool(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            )
+            .fetch_one(&again)
+            .await
+            .unwrap();
+            assert_eq!(n, 1, "nothing added to it");
+            return;
+        }
         {
             let opts = SqliteConnectOptions::new()
                 .filename(&path)
@@ -1551,7 +1718,7 @@ mod tests {
             assert_eq!(x.synced_flags, set(&[want]), "source UID {u}");
         }
         let shas: Vec<(i64, String)> =
-            sqlx::query_as("SELECT source_uid, sha256 FROM message WHERE folder_id = ?1")
+            sqlx::query_as("SELECT source_uid, sha256 FROM message WHERE folder_id = $1")
                 .bind(f.id)
                 .fetch_all(&state.pool)
                 .await

@@ -4,8 +4,8 @@ use crate::appends::Appends;
 use crate::budget::MemoryBudget;
 use crate::daily::DailyCap;
 use crate::folder::{
-    Copied, EvidenceCtx, FolderCtx, locate_differences, note_altered, record_check, sync_folder,
-    verify_folder,
+    Checked, Copied, EvidenceCtx, FolderCtx, locate_differences, note_altered, record_check,
+    sync_folder, verify_folder,
 };
 use crate::source::{Source, SourceConn, imap_folders, imap_folders_status};
 use crate::unchanged::{Unchanged, is_clean};
@@ -321,6 +321,23 @@ fn connections_now(opts: &Options, source: &Source, target: &Side) -> (usize, us
 
 /// The rule under which another account's folder shown in the user's tree is left out.
 pub const SHARED_RULE: &str = "folder-shared";
+
+/// Messages to go through, at most, for a mailbox to be copied on one connection per server
+/// (see `sync_once`).
+const SMALL_MAILBOX: u64 = 2_000;
+
+/// [`SMALL_MAILBOX`]; debug builds take `TRASLOCO_TEST_SMALL_MAILBOX=N` instead, so that tests
+/// of small mailboxes can go through the lanes and reader connections of large ones.
+fn small_mailbox() -> u64 {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("TRASLOCO_TEST_SMALL_MAILBOX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    SMALL_MAILBOX
+}
 
 /// With `shared_by_rights` (the `zimbra` source preset) and a source with the ACL extension:
 /// the selectable folders the user does not administer — other accounts' folders a server
@@ -923,6 +940,50 @@ async fn not_read_back(state: &State, report: &MailboxReport, opts: &Options) ->
     }
 }
 
+/// What reading copies back needs besides the connection.
+struct Reading<'a> {
+    opts: &'a Options,
+    state: &'a State,
+    mailbox_id: Option<i64>,
+    source: &'a str,
+    target: &'a str,
+    target_port: u16,
+}
+
+/// Read back a listing window's copies of one folder (into `target_folder`, whose UIDVALIDITY
+/// is `uid_validity`) and mark them read back in the state.
+async fn read_back(
+    c: &mut Client,
+    r: &Reading<'_>,
+    source_folder: &str,
+    target_folder: &str,
+    copied: &[Copied],
+    uid_validity: u32,
+) -> Result<Checked, SyncError> {
+    let evidence = r.opts.pec.as_deref().map(|pec| EvidenceCtx {
+        pec,
+        source: r.source,
+        target: r.target,
+        source_folder,
+        target_port: r.target_port,
+        target_uid_validity: uid_validity,
+    });
+    let checked = verify_folder(
+        c,
+        target_folder,
+        copied,
+        evidence,
+        r.opts.merges_by_message_id,
+    )
+    .await?;
+    if let Some(mb) = r.mailbox_id
+        && let Some(f) = r.state.find_folder(mb, source_folder).await?
+    {
+        r.state.mark_checked(f.id, &checked.read).await?;
+    }
+    Ok(checked)
+}
+
 /// What the attempts of a mailbox that ended on a dropped connection did.
 #[derive(Default)]
 struct Earlier {
@@ -1034,9 +1095,11 @@ async fn sync_once(
     let unchanged = Unchanged::load(state, mailbox_id, opts).await?;
     // Folders are synced on `lanes` connection sets at once (one source connection and
     // `append_connections` target connections each); POP3 has one folder and an archive needs
-    // no connection, so they use one lane. A re-run opens one lane first and more only when
-    // more than one folder changed: most mailboxes of a cutover pass changed in one folder or
-    // none.
+    // no connection, so they use one lane. Where the source's folder counters are asked, one
+    // lane opens first, and more only for a mailbox with more than one folder to go through
+    // and more than SMALL_MAILBOX messages in them: every connection costs each server a
+    // process and a login, which for a small mailbox cost more than the lanes save; most
+    // mailboxes of a cutover pass changed in one folder or none.
     let (lanes, appenders) = connections_now(opts, source, target);
     let rerun = unchanged.as_ref().is_some_and(Unchanged::any);
     let open_lane = || async {
@@ -1062,12 +1125,12 @@ async fn sync_once(
     // there is something to read back: a run that copies nothing opens none, and a second
     // reader opens only when a copied folder waits while the first is busy (each connection
     // costs the server a process and a login).
-    let readers = if opts.verify && !opts.dry_run {
+    let mut readers = if opts.verify && !opts.dry_run {
         lanes
     } else {
         0
     };
-    let first_lanes = if rerun { 1 } else { lanes };
+    let first_lanes = if unchanged.is_some() { 1 } else { lanes };
     let opened = futures_util::future::join_all((0..first_lanes).map(|_| open_lane())).await;
     let mut conns = opened.into_iter().collect::<Result<Vec<_>, SyncError>>()?;
     let (src, tgts) = &mut conns[0];
@@ -1194,21 +1257,45 @@ async fn sync_once(
     if let Some(u) = &unchanged {
         state.forget_clean(&u.stale(&full_pass)).await?;
     }
-    if first_lanes < lanes && full_pass.len() > 1 {
+    // Messages in the folders to go through, when the source told every one's count.
+    let work: Option<u64> = full_pass
+        .iter()
+        .map(|f| src_status.get(*f).map(|st| u64::from(st.messages)))
+        .sum();
+    let small = work.is_some_and(|w| w <= small_mailbox());
+    if first_lanes < lanes && full_pass.len() > 1 && !small {
         let more = lanes.min(full_pass.len()) - first_lanes;
         let opened = futures_util::future::join_all((0..more).map(|_| open_lane())).await;
         for lane in opened {
             conns.push(lane?);
         }
     }
+    // A small mailbox on one lane reads its copies back on its own target connection, each
+    // folder's once it is copied, rather than on a reader connection of its own.
+    let inline_check = readers > 0 && conns.len() == 1 && small;
+    if inline_check {
+        readers = 0;
+    }
     let (to_check, mut checks) = mpsc::unbounded_channel::<(usize, String, Vec<Copied>, u32)>();
     // Without verification nothing is queued.
     let to_check = (readers > 0).then_some(to_check);
     // The verifier returns what it checked and the readers' connections, for the common LOGOUT
     // at the end.
+    let reading = Reading {
+        opts,
+        state,
+        mailbox_id,
+        source: &src_label,
+        target: &tgt_label,
+        target_port: target.endpoint.port,
+    };
+    let reading = &reading;
+    // Read back on the lane's own connection (`inline_check`): (folder index, what was found).
+    let checked_inline: std::sync::Mutex<Vec<(usize, Checked)>> = Default::default();
+    let checked_inline = &checked_inline;
     let verifier = async {
         let queue = tokio::sync::Mutex::new(&mut checks);
-        let (mappings, src_label, tgt_label) = (&mappings, &src_label, &tgt_label);
+        let mappings = &mappings;
         // The queue's lock is fair: an idle reader waits for the next folder holding it, so
         // the next reader in line receives a folder only while every reader before it is busy.
         let readers = (0..readers).map(|_| {
@@ -1225,22 +1312,15 @@ async fn sync_once(
                         Some(c) => c,
                         None => conn.insert(connect(target, SideName::Target).await?),
                     };
-                    let evidence = opts.pec.as_deref().map(|pec| EvidenceCtx {
-                        pec,
-                        source: src_label,
-                        target: tgt_label,
-                        source_folder: &mappings[i].source,
-                        target_port: target.endpoint.port,
-                        target_uid_validity: uid_validity,
-                    });
-                    let checked =
-                        verify_folder(c, &folder, &copied, evidence, opts.merges_by_message_id)
-                            .await?;
-                    if let Some(mb) = mailbox_id
-                        && let Some(f) = state.find_folder(mb, &mappings[i].source).await?
-                    {
-                        state.mark_checked(f.id, &checked.read).await?;
-                    }
+                    let checked = read_back(
+                        c,
+                        reading,
+                        &mappings[i].source,
+                        &folder,
+                        &copied,
+                        uid_validity,
+                    )
+                    .await?;
                     done.push((i, checked));
                 }
             }
@@ -1345,12 +1425,30 @@ async fn sync_once(
                         // Each listing window's copies are read back while the next
                         // window is copied. The verifier may have stopped on an error of its
                         // own; that error is reported, not this send.
+                        let mut held: Vec<(Vec<Copied>, u32)> = Vec::new();
                         let mut hand_off = |copied: Vec<Copied>, uid_validity: u32| {
-                            if let Some(tx) = &to_check {
+                            if inline_check {
+                                held.push((copied, uid_validity));
+                            } else if let Some(tx) = &to_check {
                                 let _ = tx.send((i, m.target.clone(), copied, uid_validity));
                             }
                         };
-                        sync_folder(&ctx, src, tgts, report, &mut hand_off).await
+                        let synced = sync_folder(&ctx, src, tgts, report, &mut hand_off).await;
+                        // Copies made are read back when a stop cut the folder short too: the
+                        // connection still works.
+                        if synced.is_err() && !matches!(synced, Err(SyncError::Stopped(_))) {
+                            return synced;
+                        }
+                        for (copied, uv) in held {
+                            let checked =
+                                read_back(&mut tgts[0], reading, &m.source, &m.target, &copied, uv)
+                                    .await?;
+                            checked_inline
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push((i, checked));
+                        }
+                        synced
                     }
                     .await;
                     match result {
@@ -1399,7 +1497,13 @@ async fn sync_once(
             reports.push(r);
         }
     }
-    let (verified, checkers) = verified?;
+    let (mut verified, checkers) = verified?;
+    verified.extend(
+        checked_inline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..),
+    );
     let mut altered = Vec::new();
     for (i, checked) in verified {
         if let Some(&at) = filled.get(&i) {

@@ -172,10 +172,16 @@ impl Pair {
 
     /// `trasloco migrate` of one user between the pair, with its own password on both sides.
     pub fn migrate(&self, user: &str, extra: &[&str]) -> Output {
+        self.migrate_with(user, extra, &[])
+    }
+
+    /// The same with more environment variables.
+    pub fn migrate_with(&self, user: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let pw = format!("{user}-pw");
         run(command(self.dir.path(), &pw, &pw)
             .args(self.migrate_args(user))
-            .args(extra))
+            .args(extra)
+            .envs(env.iter().copied()))
     }
 
     /// After killing a trasloco run: wait until the server has no session of `user` left.
