@@ -8,6 +8,7 @@
 #                                    on 127.0.0.1 and the socket in DIR only)
 #   scripts/postgres.sh stop DIR     stop it (the directory is left for the caller to remove)
 #
+# POSTGRES_DURABLE=1 keeps fsync on (benchmarks); tests run without it.
 # As root the server runs as the `postgres` user, since PostgreSQL refuses to run as root.
 set -euo pipefail
 
@@ -50,8 +51,15 @@ case "${1:-}" in
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U trasloco -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(free_port)
+    # Tests need no durability; POSTGRES_DURABLE=1 (benchmarks) keeps fsync and only stops
+    # commits from waiting for it, as SQLite's WAL with synchronous = NORMAL does.
+    if [ "${POSTGRES_DURABLE:-}" = 1 ]; then
+      speed="-c synchronous_commit=off"
+    else
+      speed="-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+    fi
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c full_page_writes=off" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 $speed" \
       start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U trasloco trasloco
     echo "$port" >"$dir/port"

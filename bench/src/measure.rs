@@ -82,6 +82,8 @@ pub struct Cost {
     pub cpu: f64,
     /// Peak resident set of the largest process, in MiB.
     pub rss_mib: f64,
+    /// CPU seconds of the PostgreSQL server holding the state, when one does.
+    pub state_cpu: Option<f64>,
 }
 
 /// Run `argv` under `/usr/bin/time`, with stdout and stderr to `log`. Fails if it fails.
@@ -114,6 +116,7 @@ pub fn timed(argv: &[String], log: &Path) -> Result<Cost> {
         wall,
         cpu: v[1] + v[2],
         rss_mib: v[3] / 1024.0,
+        state_cpu: None,
     })
 }
 

@@ -86,6 +86,9 @@ pub struct Row {
     pub source_cpu: f64,
     /// CPU seconds of the target Dovecot.
     pub target_cpu: f64,
+    /// CPU seconds of the PostgreSQL server holding the state, for runs that use one.
+    #[serde(default)]
+    pub state_cpu: Option<f64>,
     /// None: every message identical; else what differed.
     pub problem: Option<String>,
 }
@@ -263,6 +266,8 @@ struct Ctx {
     host: String,
     netns: Option<String>,
     source: Vec<Manifest>,
+    /// The private PostgreSQL cluster's URL, when a tool keeps its state there.
+    postgres: Option<String>,
 }
 
 impl Ctx {
@@ -306,6 +311,13 @@ impl Ctx {
         Ok(())
     }
 
+    /// The PostgreSQL cluster's postmaster, when the suite runs one.
+    fn postgres_pid(&self) -> Option<u32> {
+        self.postgres.as_ref()?;
+        let text = std::fs::read_to_string(self.dir.join("postgres/data/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     fn servers(&self) -> PathBuf {
         self.dir.join("servers")
     }
@@ -337,8 +349,25 @@ impl Ctx {
         let extra = std::env::var(var)
             .map(|e| e.replace("\\n", "\n"))
             .unwrap_or_default();
+        // trasloco-pg keeps its state in the suite's PostgreSQL cluster, a schema per run.
+        let state = match (&self.postgres, name.starts_with("trasloco-pg")) {
+            (Some(url), true) => {
+                let schema = name.replace('-', "_");
+                sh(
+                    Command::new("psql").args([
+                        url.as_str(),
+                        "-q",
+                        "-c",
+                        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+                    ]),
+                    "psql",
+                )?;
+                format!("state = \"{url}?options=-c%20search_path%3D{schema}\"\n")
+            }
+            _ => String::new(),
+        };
         let toml = format!(
-            "name = \"benchmark\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {parallel}\nverify = {verify}\n{extra}\n",
+            "name = \"benchmark\"\n\n[source]\n{}\n[target]\n{}\n[accounts]\nfile = \"accounts.csv\"\n\n[run]\njobs = {parallel}\nverify = {verify}\n{state}{extra}\n",
             side(SOURCE_PORT),
             side(TARGET_PORT)
         );
@@ -350,7 +379,7 @@ impl Ctx {
     /// The command line of one tool.
     fn command(&self, tool: &str, parallel: usize, run: usize) -> Result<Vec<String>> {
         Ok(match tool {
-            "trasloco" | "trasloco-noverify" | "trasloco-alt" => {
+            "trasloco" | "trasloco-noverify" | "trasloco-alt" | "trasloco-pg" => {
                 let campaign = self.campaign(
                     &format!("{tool}-{parallel}-{run}"),
                     parallel,
@@ -417,11 +446,17 @@ exit $rc"#,
     fn measure(&self, tool: &str, argv: &[String], log: &Path) -> Result<(Cost, f64, f64)> {
         let src = measure::master_pid(&self.servers().join("source"))?;
         let tgt = measure::master_pid(&self.servers().join("target"))?;
+        let pg = self.postgres_pid();
         let (s0, t0) = (measure::tree_cpu(src), measure::tree_cpu(tgt));
+        let p0 = pg.map(measure::tree_cpu);
         let mut cost = measure::timed(argv, log)?;
         // Let the server processes of the closed sessions finish and be reaped.
         std::thread::sleep(std::time::Duration::from_millis(300));
         let (s1, t1) = (measure::tree_cpu(src), measure::tree_cpu(tgt));
+        cost.state_cpu = match (pg, p0) {
+            (Some(pid), Some(p0)) if tool == "trasloco-pg" => Some(measure::tree_cpu(pid) - p0),
+            _ => None,
+        };
         if tool == "ceiling" {
             // The ceiling times only its appending; generating the corpus is not part of it.
             let out = std::fs::read_to_string(log)?;
@@ -494,6 +529,7 @@ exit $rc"#,
             rss_mib: (tool != "ceiling").then_some(cost.rss_mib),
             source_cpu: scpu,
             target_cpu: tcpu,
+            state_cpu: cost.state_cpu,
             problem,
         })
     }
@@ -504,6 +540,7 @@ fn display_name(tool: &str) -> &str {
         "trasloco" => "trasloco",
         "trasloco-noverify" => "trasloco --no-verify",
         "trasloco-alt" => "trasloco (alt)",
+        "trasloco-pg" => "trasloco, PostgreSQL state",
         "doveadm" => DOVEADM,
         "ceiling" => "MULTIAPPEND ceiling",
         other => other,
@@ -534,7 +571,30 @@ pub async fn run(args: Args) -> Result<()> {
     let servers = dir.join("servers");
     let netns = args.servers_netns.as_deref();
     pair("start", &servers, &user_names, &args.host, netns)?;
-    let outcome = suite(&args, spec, &dir, tools).await;
+    // A private PostgreSQL cluster (durable: fsync on, commits not waited for, as SQLite's
+    // WAL with synchronous = NORMAL) when a tool keeps its state there.
+    let pg_dir = dir.join("postgres");
+    let postgres = if tools.iter().any(|t| t.0 == "trasloco-pg") {
+        let out = sh(
+            Command::new("bash")
+                .args(["scripts/postgres.sh", "start"])
+                .arg(&pg_dir)
+                .env("POSTGRES_DURABLE", "1"),
+            "scripts/postgres.sh start",
+        )?;
+        Some(out.trim().to_string())
+    } else {
+        None
+    };
+    let outcome = suite(&args, spec, &dir, tools, postgres.clone()).await;
+    if postgres.is_some() {
+        sh(
+            Command::new("bash")
+                .args(["scripts/postgres.sh", "stop"])
+                .arg(&pg_dir),
+            "scripts/postgres.sh stop",
+        )?;
+    }
     pair("stop", &servers, &user_names, &args.host, netns)?;
     let result = outcome?;
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)?;
@@ -547,6 +607,7 @@ async fn suite(
     spec: Spec,
     dir: &Path,
     tools: Vec<(String, usize)>,
+    postgres: Option<String>,
 ) -> Result<SuiteResult> {
     let t = Instant::now();
     eprintln!(
@@ -580,6 +641,7 @@ async fn suite(
         host: args.host.clone(),
         netns: args.servers_netns.clone(),
         source,
+        postgres,
     };
     let mut ctx = ctx;
     let mut rows = Vec::new();
@@ -732,7 +794,11 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
                 } else {
                     format!("{:.1}", mb / wall)
                 },
-                col(&|r| r.cpu),
+                match rows.iter().filter_map(|r| r.state_cpu).collect::<Vec<_>>() {
+                    pg if !pg.is_empty() =>
+                        format!("{:.2} (+ PostgreSQL {:.2})", col(&|r| r.cpu), median(&pg)),
+                    _ => format!("{:.2}", col(&|r| r.cpu)),
+                },
                 col(&|r| r.source_cpu),
                 col(&|r| r.target_cpu),
                 if rss.is_empty() {

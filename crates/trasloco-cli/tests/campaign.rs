@@ -425,6 +425,75 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
 
+/// Issue 22, point 1: the state in PostgreSQL (`TRASLOCO_STATE=postgres://…`, a schema of its
+/// own). A second run of the campaign while the first works is refused with exit 16 (the
+/// first holds an advisory lock), the first copies every message once, a re-run finds them
+/// all, and `status` reads the database. Runs when the suite has a PostgreSQL cluster
+/// (`TRASLOCO_TEST_POSTGRES`, scripts/test.sh).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_state_is_held_by_one_run_at_a_time_and_read_by_status() {
+    let Ok(base) = std::env::var("TRASLOCO_TEST_POSTGRES") else {
+        return;
+    };
+    let schema = format!("campaign_{}", std::process::id());
+    let psql = std::process::Command::new("psql")
+        .args([base.as_str(), "-q", "-c"])
+        .arg(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .output()
+        .unwrap();
+    assert!(psql.status.success(), "{psql:?}");
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(&mut c, "INBOX", padded(600, 2_000)).await;
+    c.logout().await;
+    let camp = alice_campaign(&pair, "batch_messages = 10");
+    let run = || {
+        let mut cmd = command(pair.dir.path(), "", "");
+        cmd.env("TRASLOCO_STATE", &url)
+            .args(["--no-progress", "run", &camp]);
+        cmd
+    };
+    let mut first = run()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_target(&pair, "alice", 20, &mut first).await;
+    let out = support::run(&mut run());
+    let t = text(&out);
+    assert_eq!(code(&out), 16, "{t}");
+    assert!(t.contains("another run is using this database"), "{t}");
+    assert!(
+        !t.contains("state.sqlite"),
+        "the campaign's file is not used: {t}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(count(&pair, "target", "alice", "INBOX").await, 600);
+    assert!(
+        !pair.dir.path().join("state.sqlite").exists(),
+        "no SQLite file is made"
+    );
+    let out = support::run(&mut run());
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["already_present"], 600, "{mb}");
+    let out = support::run(
+        command(pair.dir.path(), "", "")
+            .env("TRASLOCO_STATE", &url)
+            .args(["status", &camp]),
+    );
+    let t = text(&out);
+    assert_eq!(code(&out), 0, "{t}");
+    assert!(
+        t.contains("alice") && t.contains("in-sync") && t.contains("600"),
+        "{t}"
+    );
+}
+
 /// Issue 19, point 10: a campaign whose every mailbox is blocked moved nothing: it is not
 /// "in sync", and it does not exit 0.
 #[tokio::test(flavor = "multi_thread")]

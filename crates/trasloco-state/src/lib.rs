@@ -394,22 +394,11 @@ impl State {
                 .map_err(wrap)?;
         let ours = id == APPLICATION_ID
             || (id == 0 && tables.iter().all(|t| OUR_TABLES.contains(&t.as_str())));
-        if !ours {
-            pool.close().await;
-            return Err(Error {
-                path: p,
-                source: Why::Foreign(format!(
-                    "not a trasloco state file: it is another program's database (tables {}); choose another state file (--state, campaign: run.state)",
-                    tables.join(", ")
-                )),
-            });
-        }
-        let state = State {
-            pool,
-            path: p,
-            backend: Backend::Sqlite,
-        };
-        state.migrate().await?;
+        let foreign = (!ours).then(|| format!(
+            "not a trasloco state file: it is another program's database (tables {}); choose another state file (--state, campaign: run.state)",
+            tables.join(", ")
+        ));
+        let state = State::adopt(pool, p, Backend::Sqlite, foreign).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA application_id = {APPLICATION_ID}"
         )))
@@ -432,20 +421,34 @@ impl State {
         .fetch_all(&pool)
         .await
         .map_err(wrap)?;
-        if !tables.is_empty() && !tables.iter().any(|t| t == "schema_version") {
+        let ours = tables.is_empty() || tables.iter().any(|t| t == "schema_version");
+        let foreign = (!ours).then(|| format!(
+            "not a trasloco state database: it holds another program's tables ({}); choose another database or schema (--state, campaign: run.state)",
+            tables.join(", ")
+        ));
+        State::adopt(pool, described, Backend::Postgres, foreign).await
+    }
+
+    /// The state on an opened pool: refused, the pool closed and nothing written, when
+    /// `foreign` says it is another program's database; else brought up to this version's
+    /// schema.
+    async fn adopt(
+        pool: AnyPool,
+        path: String,
+        backend: Backend,
+        foreign: Option<String>,
+    ) -> Result<State, Error> {
+        if let Some(why) = foreign {
             pool.close().await;
             return Err(Error {
-                path: described,
-                source: Why::Foreign(format!(
-                    "not a trasloco state database: it holds another program's tables ({}); choose another database or schema (--state, campaign: run.state)",
-                    tables.join(", ")
-                )),
+                path,
+                source: Why::Foreign(why),
             });
         }
         let state = State {
             pool,
-            path: described,
-            backend: Backend::Postgres,
+            path,
+            backend,
         };
         state.migrate().await?;
         Ok(state)

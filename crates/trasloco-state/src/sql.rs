@@ -114,8 +114,27 @@ pub(crate) async fn postgres_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(std::time::Duration::from_secs(30))
-        .connect(url)
+        .connect(&verified_tls(url, std::env::var_os("PGSSLMODE").is_some()))
         .await
+}
+
+/// The URL with `sslmode=verify-full` added when it names a host other than this machine
+/// and neither it nor `PGSSLMODE` chose a mode: PostgreSQL's own default (`prefer`) would
+/// take any certificate, or none.
+fn verified_tls(url: &str, mode_in_env: bool) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let local = host.is_empty() || host == "localhost" || host == "127.0.0.1" || host == "::1";
+    if local || mode_in_env || url.contains("sslmode=") || url.contains("ssl-mode=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}sslmode=verify-full")
 }
 
 /// Debug builds only: with `TRASLOCO_TEST_POSTGRES=postgres://…/database` every state file is
@@ -329,6 +348,30 @@ mod tests {
         assert_eq!(
             without_password("postgres://a:b@c@db/t"),
             "postgres://a:***@db/t"
+        );
+    }
+
+    #[test]
+    fn certificates_are_verified_unless_the_server_is_this_machine_or_a_mode_is_chosen() {
+        assert_eq!(
+            verified_tls("postgres://t@db.example/x", false),
+            "postgres://t@db.example/x?sslmode=verify-full"
+        );
+        assert_eq!(
+            verified_tls("postgres://t@db.example:5433/x?application_name=a", false),
+            "postgres://t@db.example:5433/x?application_name=a&sslmode=verify-full"
+        );
+        for kept in [
+            "postgres://t@127.0.0.1:5432/x",
+            "postgres://t@localhost/x",
+            "postgres://t@[::1]:5432/x",
+            "postgres://t@db.example/x?sslmode=require",
+        ] {
+            assert_eq!(verified_tls(kept, false), kept);
+        }
+        assert_eq!(
+            verified_tls("postgres://t@db.example/x", true),
+            "postgres://t@db.example/x"
         );
     }
 

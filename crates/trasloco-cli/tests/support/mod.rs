@@ -428,6 +428,18 @@ pub async fn snapshot(client: &mut Client) -> Snapshot {
     out
 }
 
+/// Every source folder's messages (bytes, flags, internal dates) are in the target folder its
+/// name maps to.
+pub async fn assert_target_mirrors(pair: &Pair, src: &mut Client, user: &str) {
+    let source = snapshot(src).await;
+    let mut tgt = pair.client("target", user).await;
+    let target = snapshot(&mut tgt).await;
+    tgt.logout().await;
+    for (name, msgs) in &source {
+        assert_eq!(target.get(&target_name(name)), Some(msgs), "folder {name}");
+    }
+}
+
 /// The folder names of a user on one side, through a fresh connection.
 pub async fn folder_names(pair: &Pair, side: &str, user: &str) -> Vec<String> {
     let mut c = pair.client(side, user).await;
