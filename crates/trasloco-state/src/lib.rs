@@ -20,6 +20,9 @@ pub use lock::{LockError, RunLock};
 mod sql;
 pub use sql::Location;
 
+mod queue;
+pub use queue::{Fence, Leased, Limits, QueueItem, QueueRow, WorkerRow};
+
 use sql::{Backend, Stmt};
 use sqlx::Row;
 use sqlx::{AnyConnection, AnyPool};
@@ -45,6 +48,16 @@ enum Why {
     /// The file is another program's database.
     #[error("{0}")]
     Foreign(String),
+    /// A worker's lease on the mailbox is gone: another worker has it now.
+    #[error("{0}")]
+    Fenced(String),
+}
+
+impl Error {
+    /// Whether the write was refused because this worker's lease on the mailbox is gone.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self.source, Why::Fenced(_))
+    }
 }
 
 /// SQLite's `application_id` of a trasloco state file ("tras").
@@ -72,6 +85,8 @@ pub struct State {
     pool: AnyPool,
     path: String,
     backend: Backend,
+    /// Set on a worker's handle for one leased mailbox: every write checks it first.
+    fence: Option<Fence>,
 }
 
 /// A run's hold on a PostgreSQL state (see [`State::hold_for_run`]); released when dropped.
@@ -334,11 +349,15 @@ CREATE TABLE IF NOT EXISTS run (
 /// (the version is kept in `schema_version`). Step 1 is every table as of 2026-12-03; a file
 /// made by an earlier, SQLite-only version has some of them already, hence `IF NOT EXISTS`
 /// and the column added where it is missing.
-const MIGRATIONS: &[&[&str]] = &[&[
-    SCHEMA,
-    "-- sqlite-only message.checked",
-    "CREATE INDEX IF NOT EXISTS message_unchecked ON message (folder_id) WHERE checked = 0",
-]];
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        SCHEMA,
+        "-- sqlite-only message.checked",
+        "CREATE INDEX IF NOT EXISTS message_unchecked ON message (folder_id) WHERE checked = 0",
+    ],
+    // 2026-12-03: the work queue shared by workers, the workers, and shared back-off.
+    &[queue::SCHEMA],
+];
 
 fn flags_text(f: &FlagSet) -> String {
     f.iter().collect::<Vec<_>>().join(" ")
@@ -449,6 +468,7 @@ impl State {
             pool,
             path,
             backend,
+            fence: None,
         };
         state.migrate().await?;
         Ok(state)
@@ -540,6 +560,41 @@ impl State {
         }
     }
 
+    /// A transaction for a write. On a handle under a lease ([`State::fenced`]) it first
+    /// checks, holding the queue row shared, that the lease is still this one: a worker that
+    /// was paused past its lease, and whose mailbox another worker has taken over since,
+    /// gets an error instead of a write. The shared row lock makes the check hold until the
+    /// commit: a take-over waits for it, and every write after the take-over is refused.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, Error> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        if let Some(f) = &self.fence {
+            let sql = match self.backend {
+                Backend::Postgres => {
+                    "SELECT worker FROM queue WHERE id = $1 AND generation = $2 AND state = 'leased' FOR SHARE"
+                }
+                Backend::Sqlite => {
+                    "SELECT worker FROM queue WHERE id = $1 AND generation = $2 AND state = 'leased'"
+                }
+            };
+            let held: Option<Option<String>> = sqlx::query_scalar(sql)
+                .bind(f.id)
+                .bind(f.generation)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            if held.is_none() {
+                return Err(Error {
+                    path: self.path.clone(),
+                    source: Why::Fenced(format!(
+                        "this worker's lease on {} ended and another worker has taken the mailbox over; nothing more is written for it here",
+                        f.mailbox
+                    )),
+                });
+            }
+        }
+        Ok(tx)
+    }
+
     fn err(&self, source: sqlx::Error) -> Error {
         Error {
             path: self.path.clone(),
@@ -609,7 +664,7 @@ impl State {
             }
         }
         if assign && let Some(mb) = mailbox_id {
-            let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+            let mut tx = self.write().await?;
             in_chunks(&mut tx, &fresh, |chunk| {
                 let mut q = Stmt::new("INSERT INTO pop3_message (mailbox_id, uidl, uid) ");
                 q.values(chunk, |row, (uidl, uid)| {
@@ -630,7 +685,7 @@ impl State {
         mailbox_id: i64,
         dates: &[(u32, String)],
     ) -> Result<(), Error> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         in_chunks(&mut tx, dates, |chunk| {
             let mut q = Stmt::new("UPDATE pop3_message SET received = v.column2 FROM (");
             q.values(chunk, |row, (uid, d)| {
@@ -699,7 +754,7 @@ impl State {
         if !changed {
             return Ok(false);
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         for table in ["message", "altered"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE folder_id = $1"
@@ -751,12 +806,11 @@ impl State {
         if folder_ids.is_empty() {
             return Ok(());
         }
+        let mut tx = self.write().await?;
         let mut q = Stmt::new("DELETE FROM folder_clean WHERE folder_id IN (");
         q.list(folder_ids.iter().copied()).push(")");
-        q.execute(&self.pool, false)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        q.execute(&mut *tx, false).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Record clean passes (`folder_id` of each row is looked up by `source_name` under
@@ -765,7 +819,7 @@ impl State {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO folder_clean (folder_id, source_status, target_status, rules, report_json) \
@@ -856,7 +910,7 @@ impl State {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         in_chunks(&mut tx, records, |chunk| {
             let mut q = Stmt::new(
                 "INSERT INTO message (folder_id, source_uid, target_uid, size, sha256, flags, checked) ",
@@ -932,7 +986,7 @@ impl State {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         in_chunks(&mut tx, rows, |chunk| {
             let mut q = Stmt::new(
                 "INSERT INTO altered (folder_id, source_uid, target_uid, target_sha256, first_difference, server, found_at) ",
@@ -1014,7 +1068,7 @@ impl State {
         if source_uids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         in_chunks(&mut tx, source_uids, |chunk| {
             let mut q = Stmt::new(format!("{head} WHERE folder_id = "));
             q.bind(folder_id)
@@ -1067,16 +1121,17 @@ impl State {
 
     /// Record a mailbox's quota archive cut.
     pub async fn set_archive_cut(&self, mailbox_id: i64, before: i64) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO archive_cut (mailbox_id, before) VALUES ($1, $2) \
              ON CONFLICT (mailbox_id) DO UPDATE SET before = excluded.before",
         )
         .bind(mailbox_id)
         .bind(before)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Record the source flags now synced for some messages.
@@ -1088,7 +1143,7 @@ impl State {
         if updates.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.write().await?;
         in_chunks(&mut tx, updates, |chunk| {
             let mut q = Stmt::new("UPDATE message SET flags = v.column2 FROM (");
             q.values(chunk, |row, (uid, flags)| {
@@ -1116,6 +1171,7 @@ impl State {
         line: u32,
         since: &str,
     ) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO append_line (folder_id, target_uid_validity, line, since) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (folder_id) DO UPDATE SET target_uid_validity = excluded.target_uid_validity, \
@@ -1126,10 +1182,10 @@ impl State {
         .bind(i64::from(target_uid_validity))
         .bind(i64::from(line))
         .bind(since)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// At the start of an attempt on a mailbox: the lines an earlier run (or attempt) left,
@@ -1139,22 +1195,24 @@ impl State {
         mailbox_id: i64,
         now: &str,
     ) -> Result<Vec<AppendLine>, Error> {
+        let mut tx = self.write().await?;
         let mine = "folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)";
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE append_line SET inherited_at = $2 WHERE inherited_at IS NULL AND {mine}"
         )))
         .bind(mailbox_id)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT folder_id, target_uid_validity, line, since, inherited_at FROM append_line WHERE {mine} ORDER BY folder_id"
         )))
         .bind(mailbox_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
         Ok(rows
             .into_iter()
             .map(|r| AppendLine {
@@ -1170,25 +1228,27 @@ impl State {
     /// Every APPEND of this run into the mailbox was answered: its own lines go (those
     /// inherited from a run that stopped stay until their folder is found quiet).
     pub async fn drop_own_append_lines(&self, mailbox_id: i64) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "DELETE FROM append_line WHERE inherited_at IS NULL \
              AND folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)",
         )
         .bind(mailbox_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// A folder is quiet: nothing more is expected above its line.
     pub async fn drop_append_line(&self, folder_id: i64) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM append_line WHERE folder_id = $1")
             .bind(folder_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Store a mailbox's outcome and report.
@@ -1199,6 +1259,7 @@ impl State {
         finished_at: &str,
         report_json: &str,
     ) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE mailbox SET status = $2, finished_at = $3, report_json = $4 WHERE id = $1",
         )
@@ -1206,10 +1267,10 @@ impl State {
         .bind(status)
         .bind(finished_at)
         .bind(report_json)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Record the outcome of a campaign phase for a mailbox (the last run of that phase wins).
@@ -1221,6 +1282,7 @@ impl State {
         finished_at: &str,
         copied: u64,
     ) -> Result<(), Error> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO phase (mailbox_id, phase, status, finished_at, copied) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (mailbox_id, phase) DO UPDATE SET status = $3, finished_at = $4, copied = $5",
@@ -1230,10 +1292,10 @@ impl State {
         .bind(status)
         .bind(finished_at)
         .bind(copied as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Every recorded phase outcome: (source, target, phase, status, finished_at, copied).
