@@ -27,4 +27,4 @@ trap 'bash scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 TRASLOCO_TEST_POSTGRES=$(bash scripts/postgres.sh start "$pg_dir")
 export TRASLOCO_TEST_POSTGRES
 cargo test --locked -p trasloco-state
-cargo test --locked -p trasloco-cli --test migrate --test campaign
+cargo test --locked -p trasloco-cli --test migrate --test campaign --test workers

@@ -127,6 +127,12 @@ pub struct ServerSection {
     /// The most a target account takes in a day over IMAP, in MB (Gmail: 500), counted
     /// across runs.
     pub daily_upload_mb: Option<f64>,
+    /// Mailboxes at once on this server, over every worker of the campaign (a PostgreSQL
+    /// state).
+    pub max_mailboxes: Option<u32>,
+    /// Connections at once this server allows the campaign, over every worker: mailboxes
+    /// are started only while their connections fit (a PostgreSQL state).
+    pub max_connections: Option<u32>,
 }
 
 /// `[source.oauth2]` / `[target.oauth2]`: where bearer tokens come from.
@@ -370,6 +376,31 @@ pub struct CampaignFile {
     pub transition: crate::transition::TransitionSection,
     /// What mail clients are told about the new servers.
     pub clients: Option<crate::clients::ClientsSection>,
+    /// Workers sharing a PostgreSQL state.
+    #[serde(default)]
+    pub workers: WorkersSection,
+}
+
+/// `[workers]`: how workers hold their mailboxes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Seconds a worker holds a mailbox without renewing its lease (renewed every quarter
+    /// of it); a worker that stops renewing loses the mailbox to another one after this.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            lease_seconds: default_lease(),
+        }
+    }
+}
+
+fn default_lease() -> u64 {
+    60
 }
 
 /// A loaded campaign: the file plus the directory its relative paths start from.

@@ -29,6 +29,7 @@ pub mod rules;
 pub mod run;
 pub mod transition;
 pub mod verify;
+pub mod workers;
 
 /// Write a report's files into `dir`: JSON, CSV and HTML renderings of one value. Each file is
 /// written beside and renamed, so a killed command never leaves half a file for the next one;

@@ -60,7 +60,7 @@ pub trait Observer: Send + Sync {
 }
 
 /// Everything a run needs besides the jobs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// Mailboxes in parallel.
     pub jobs: usize,
@@ -78,7 +78,16 @@ pub struct Settings {
     pub phase: Option<crate::phases::Phase>,
     /// Mailboxes the plan or the address rules keep out of this run.
     pub left_out: Vec<LeftOut>,
+    /// Take the mailboxes from the shared queue, under leases (a PostgreSQL state), rather
+    /// than in the order given.
+    pub queue: Option<crate::workers::QueueFeed>,
+    /// What a phase changes in the sync options (for mailboxes a worker takes from the
+    /// queue, each queued for its own phase).
+    pub phase_options: PhaseOptions,
 }
+
+/// What a phase changes in the sync options.
+pub type PhaseOptions = Arc<dyn Fn(crate::phases::Phase, &mut Options) + Send + Sync>;
 
 /// A mailbox not run, and why.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -504,6 +513,11 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
         command: format!("run {}", campaign.path.display()),
         phase: None,
         left_out: Vec::new(),
+        queue: None,
+        phase_options: {
+            let phases = campaign.file.phases.clone();
+            Arc::new(move |p, opts| p.apply(&phases, opts, chrono::Utc::now()))
+        },
     }
 }
 
@@ -581,7 +595,7 @@ pub fn code_of(class: FailureClass) -> i32 {
 /// The skip rule under which archived messages are counted on the target side.
 pub const ARCHIVED_RULE: &str = "archived (quota)";
 
-fn status_name(s: MailboxStatus) -> String {
+pub(crate) fn status_name(s: MailboxStatus) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -733,125 +747,61 @@ pub async fn run(
     };
     let limit = Arc::new(Semaphore::new(settings.jobs.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, job) in jobs.into_iter().enumerate() {
-        // Mailboxes start in the order of the accounts file: the permit is taken here, before
-        // the task exists, since spawned tasks may first run in any order.
+    let mut feed = match &settings.queue {
+        Some(q) => Some(
+            crate::workers::Feed::start(q, &state, &jobs, settings.phase, &settings.sync.stop).await?,
+        ),
+        None => None,
+    };
+    let mut jobs = jobs.into_iter().enumerate();
+    loop {
+        // Mailboxes start in the order of the accounts file (or of the queue): the permit is
+        // taken here, before the task exists, since spawned tasks may first run in any order.
         let permit = limit
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        let (state, opts, observer, phase) = (
+        let (state, mut opts, mut observer, mut phase) = (
             state.clone(),
             settings.sync.clone(),
             observer.clone(),
             settings.phase,
         );
+        let (i, job, lease) = match feed.as_mut() {
+            None => match jobs.next() {
+                Some((i, job)) => (i, job, None),
+                None => break,
+            },
+            Some(feed) => match feed.next(&state).await {
+                crate::workers::Next::Mailbox(i, job, lease) => (i, *job, Some(lease)),
+                crate::workers::Next::Report(i, report) => {
+                    set.spawn(async move { (i, *report, None) });
+                    continue;
+                }
+                crate::workers::Next::Done => break,
+            },
+        };
+        let state = match &lease {
+            Some(l) => {
+                // A worker's mailboxes each come with their own phase; a run's are its own.
+                if let Some(p) = l.phase.filter(|p| Some(*p) != phase) {
+                    (settings.phase_options)(p, &mut opts);
+                }
+                phase = l.phase;
+                opts.stop = opts.stop.with_lease(l.clock.clone());
+                observer = l.observe(observer);
+                state.fenced(l.fence.clone())
+            }
+            None => state,
+        };
         set.spawn(async move {
             let _permit = permit;
-            // After a stop was asked for, the mailboxes still waiting are not started.
-            if let Some(signal) = opts.stop.requested() {
-                let mut r = MailboxReport::failed(
-                    job.source.label(),
-                    job.target.label(),
-                    FailureClass::Stopped,
-                    format!(
-                        "not started: the run was stopped by {}; the same command starts it",
-                        trasloco_sync::signal_name(signal)
-                    ),
-                );
-                r.status = MailboxStatus::Incomplete;
-                return (i, r, None);
+            let work = one_mailbox(i, job, &state, opts, observer, phase);
+            match lease {
+                Some(l) => l.hold(&state, work).await,
+                None => work.await,
             }
-            let progress = observer.start(&job.source.label(), &job.target.label());
-            let save = |report: MailboxReport| {
-                let state = state.clone();
-                async move {
-                    if opts.dry_run {
-                        return report;
-                    }
-                    let status = status_name(report.status);
-                    let json = serde_json::to_string(&report).unwrap_or_default();
-                    let saved = async {
-                        let id = state.mailbox_id(&report.source, &report.target).await?;
-                        state.finish_mailbox(id, &status, &now(), &json).await?;
-                        if let Some(p) = phase {
-                            state
-                                .record_phase(id, p.name(), &status, &now(), report.buckets.copied)
-                                .await?;
-                        }
-                        Ok::<_, trasloco_state::Error>(())
-                    };
-                    if let Err(e) = saved.await {
-                        tracing::error!("{e}");
-                    }
-                    report
-                }
-            };
-            // archive-oldest: where the cut is now (mail arrived since the plan may move it).
-            let mut job = job;
-            let mut notes = Vec::new();
-            if !opts.dry_run {
-                match refit(&job, &state, &opts).await {
-                    Ok(Some((cut, note))) => {
-                        if let (Some(r), None) = (&job.refit, &job.archive) {
-                            job.archive = Some(ArchiveJob {
-                                target: r.archive.clone(),
-                                before: cut,
-                            });
-                        }
-                        if let Some(a) = job.archive.as_mut() {
-                            a.before = cut;
-                        }
-                        notes.extend(note);
-                    }
-                    Ok(None) => {}
-                    Err(why) => {
-                        notes.push(format!("the quota fit could not be checked again: {why}"))
-                    }
-                }
-            }
-            // The older part goes to the local archive first, the rest to the target; each
-            // side skips, by a named rule, what the other takes.
-            let archived = match &job.archive {
-                Some(a) => {
-                    let mut o = opts.clone();
-                    o.date_rules.push(DateRule {
-                        rule: "online (newer than the archive cut)".into(),
-                        skip_before: None,
-                        skip_from: Some(a.before),
-                    });
-                    let r = transfer(&job.source, &a.target, &state, &o, progress.as_ref()).await;
-                    Some(save(r).await)
-                }
-                None => None,
-            };
-            let mut o = opts.clone();
-            if let Some(a) = &job.archive {
-                o.date_rules.push(DateRule {
-                    rule: ARCHIVED_RULE.into(),
-                    skip_before: Some(a.before),
-                    skip_from: None,
-                });
-                // Copies of messages the archive now holds leave the target, once the archive
-                // took them without a failure.
-                if let (Target::Archive(t), Some(ar)) = (&a.target, &archived)
-                    && ar.status == MailboxStatus::InSync
-                    && let Ok(Some(m)) = trasloco_archive::manifest::load(&t.root)
-                {
-                    o.evict = Some(Arc::new(trasloco_sync::Evict {
-                        before: a.before,
-                        archived: m.recorded_ids(),
-                        rule: ARCHIVED_RULE.into(),
-                    }));
-                }
-            }
-            let mut transferred =
-                transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
-            transferred.warnings.extend(notes);
-            let report = save(transferred).await;
-            observer.done(&report);
-            (i, report, archived)
         });
     }
     let mut reports: Vec<(usize, MailboxReport, Option<MailboxReport>)> = Vec::new();
@@ -864,6 +814,9 @@ pub async fn run(
                 )));
             }
         }
+    }
+    if let Some(feed) = feed {
+        reports.extend(feed.finish(&state).await);
     }
     reports.sort_by_key(|(i, _, _)| *i);
     let mut mailboxes: Vec<MailboxReport> = Vec::with_capacity(reports.len());
@@ -954,6 +907,123 @@ pub async fn run(
     }
     state.close().await;
     Ok((report, path))
+}
+
+/// One mailbox of a run: its quota archive part first, then the rest, both recorded.
+async fn one_mailbox(
+    i: usize,
+    job: Job,
+    state: &State,
+    opts: Options,
+    observer: Arc<dyn Observer>,
+    phase: Option<crate::phases::Phase>,
+) -> (usize, MailboxReport, Option<MailboxReport>) {
+    // After a stop was asked for, the mailboxes still waiting are not started.
+    if let Some(signal) = opts.stop.requested() {
+        let mut r = MailboxReport::failed(
+            job.source.label(),
+            job.target.label(),
+            FailureClass::Stopped,
+            format!(
+                "not started: the run was stopped by {}; the same command starts it",
+                trasloco_sync::signal_name(signal)
+            ),
+        );
+        r.status = MailboxStatus::Incomplete;
+        return (i, r, None);
+    }
+    let progress = observer.start(&job.source.label(), &job.target.label());
+    let save = |report: MailboxReport| {
+        let state = state.clone();
+        async move {
+            if opts.dry_run {
+                return report;
+            }
+            let status = status_name(report.status);
+            let json = serde_json::to_string(&report).unwrap_or_default();
+            let saved = async {
+                let id = state.mailbox_id(&report.source, &report.target).await?;
+                state.finish_mailbox(id, &status, &now(), &json).await?;
+                if let Some(p) = phase {
+                    state
+                        .record_phase(id, p.name(), &status, &now(), report.buckets.copied)
+                        .await?;
+                }
+                Ok::<_, trasloco_state::Error>(())
+            };
+            match saved.await {
+                // The mailbox is another worker's now: its outcome is that worker's to record.
+                Err(e) if e.is_fenced() => {}
+                Err(e) => tracing::error!("{e}"),
+                Ok(()) => {}
+            }
+            report
+        }
+    };
+    // archive-oldest: where the cut is now (mail arrived since the plan may move it).
+    let mut job = job;
+    let mut notes = Vec::new();
+    if !opts.dry_run {
+        match refit(&job, &state, &opts).await {
+            Ok(Some((cut, note))) => {
+                if let (Some(r), None) = (&job.refit, &job.archive) {
+                    job.archive = Some(ArchiveJob {
+                        target: r.archive.clone(),
+                        before: cut,
+                    });
+                }
+                if let Some(a) = job.archive.as_mut() {
+                    a.before = cut;
+                }
+                notes.extend(note);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                notes.push(format!("the quota fit could not be checked again: {why}"))
+            }
+        }
+    }
+    // The older part goes to the local archive first, the rest to the target; each
+    // side skips, by a named rule, what the other takes.
+    let archived = match &job.archive {
+        Some(a) => {
+            let mut o = opts.clone();
+            o.date_rules.push(DateRule {
+                rule: "online (newer than the archive cut)".into(),
+                skip_before: None,
+                skip_from: Some(a.before),
+            });
+            let r = transfer(&job.source, &a.target, &state, &o, progress.as_ref()).await;
+            Some(save(r).await)
+        }
+        None => None,
+    };
+    let mut o = opts.clone();
+    if let Some(a) = &job.archive {
+        o.date_rules.push(DateRule {
+            rule: ARCHIVED_RULE.into(),
+            skip_before: Some(a.before),
+            skip_from: None,
+        });
+        // Copies of messages the archive now holds leave the target, once the archive
+        // took them without a failure.
+        if let (Target::Archive(t), Some(ar)) = (&a.target, &archived)
+            && ar.status == MailboxStatus::InSync
+            && let Ok(Some(m)) = trasloco_archive::manifest::load(&t.root)
+        {
+            o.evict = Some(Arc::new(trasloco_sync::Evict {
+                before: a.before,
+                archived: m.recorded_ids(),
+                rule: ARCHIVED_RULE.into(),
+            }));
+        }
+    }
+    let mut transferred =
+        transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
+    transferred.warnings.extend(notes);
+    let report = save(transferred).await;
+    observer.done(&report);
+    (i, report, archived)
 }
 
 fn write_report(dir: &Path, report: &RunReport) -> Result<PathBuf, ConfigError> {

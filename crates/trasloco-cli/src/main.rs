@@ -373,6 +373,45 @@ enum Command {
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// Work on a campaign's queue (a PostgreSQL state): take one mailbox at a time per job
+    /// under a lease, on any number of machines, until stopped (SIGTERM, Ctrl-C).
+    Worker {
+        /// The campaign file (the same on every machine).
+        campaign: PathBuf,
+        /// Only mailboxes queued for this phase (default: any).
+        #[arg(long, value_enum)]
+        phase: Option<PhaseArg>,
+        /// Mailboxes at once in this worker (overrides run.jobs).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// End when the queue has nothing left to take, rather than wait for more.
+        #[arg(long)]
+        until_empty: bool,
+        /// Start even outside the campaign's [window].
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a phase's mailboxes in the campaign's queue (a PostgreSQL state) for workers, the
+    /// plan's decisions respected.
+    Enqueue {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// The phase (without it: a delta run's).
+        #[arg(long, value_enum)]
+        phase: Option<PhaseArg>,
+        /// Migrate this source account although the plan skipped it as inactive (repeatable).
+        #[arg(long, value_name = "ACCOUNT")]
+        include: Vec<String>,
+    },
+    /// List the workers of a campaign (host, pid, mailboxes now, heartbeat age, throughput)
+    /// and the queue.
+    Workers {
+        /// The campaign file.
+        campaign: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show each mailbox's state from the store.
     Status {
         /// The campaign file (its state file is read).
@@ -619,9 +658,37 @@ fn main() -> ExitCode {
                     phase: phase.map(PhaseArg::phase),
                     force,
                     include,
+                    worker: None,
                 };
                 run_campaign(&campaign, how, show_progress).await
             }
+            Command::Worker {
+                campaign,
+                phase,
+                jobs,
+                until_empty,
+                force,
+            } => {
+                let how = RunHow {
+                    dry_run: false,
+                    jobs,
+                    export: None,
+                    phase: None,
+                    force,
+                    include: Vec::new(),
+                    worker: Some(WorkerHow {
+                        phase: phase.map(PhaseArg::phase),
+                        until_empty,
+                    }),
+                };
+                run_campaign(&campaign, how, show_progress).await
+            }
+            Command::Enqueue {
+                campaign,
+                phase,
+                include,
+            } => enqueue(&campaign, phase.map(PhaseArg::phase), &include).await,
+            Command::Workers { campaign, json } => workers(&campaign, json).await,
             Command::Plan {
                 campaign,
                 include,
@@ -1120,15 +1187,30 @@ async fn migrate(
         leave_days: args.leave_days,
         ..Options::default()
     };
+    let state = trasloco_state::Location::parse(&args.state);
+    // On a PostgreSQL state the mailbox is taken under a lease, like a run's: a worker or
+    // another command on the same mailbox waits for it rather than copying alongside.
+    let queue = matches!(state, trasloco_state::Location::Postgres(_) if !sync.dry_run).then(|| {
+        trasloco_campaign::workers::QueueFeed::new(
+            "migrate".into(),
+            true,
+            false,
+            Some(String::new()),
+            std::time::Duration::from_secs(60),
+            Default::default(),
+        )
+    });
     let settings = Settings {
         jobs: 1,
         sync,
-        state: trasloco_state::Location::parse(&args.state),
+        state,
         reports_dir: args.reports.clone(),
         name: None,
         command: format!("migrate --from {} --to {}", args.from, args.to),
         phase: None,
         left_out: Vec::new(),
+        queue,
+        phase_options: std::sync::Arc::new(|_, _| {}),
     };
     let job = Job {
         source,
@@ -1147,6 +1229,25 @@ struct RunHow {
     phase: Option<Phase>,
     force: bool,
     include: Vec<String>,
+    /// `trasloco worker`: mailboxes from the queue only.
+    worker: Option<WorkerHow>,
+}
+
+struct WorkerHow {
+    phase: Option<Phase>,
+    until_empty: bool,
+}
+
+/// Workers need a state every machine reaches: one line saying so otherwise.
+fn shared_state(campaign: &Campaign, what: &str) -> Result<trasloco_state::Location, ConfigError> {
+    match campaign.state() {
+        pg @ trasloco_state::Location::Postgres(_) => Ok(pg),
+        trasloco_state::Location::File(f) => Err(ConfigError(format!(
+            "campaign {}: {what} needs a state shared by every worker, and {} is a file that serves one process; set run.state = \"postgres://…\" (or TRASLOCO_STATE), or use `trasloco run`",
+            campaign.path.display(),
+            f.display()
+        ))),
+    }
 }
 
 fn campaign_entries(campaign: &Campaign) -> Result<Vec<run::Entry>, ConfigError> {
@@ -1183,6 +1284,9 @@ async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i
             return Ok(exit::WINDOW);
         }
     }
+    if how.worker.is_some() {
+        shared_state(&campaign, "a worker")?;
+    }
     let entries = campaign_entries(&campaign)?;
     let mut settings = run::settings(&campaign, how.dry_run);
     if campaign.file.run.pec {
@@ -1204,6 +1308,7 @@ async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i
         settings.command = format!("{} --phase {}", settings.command, p.name());
     }
     settings.phase = how.phase;
+    let exporting = how.export.is_some();
     let jobs_list = if let Some((dir, format, layout)) = how.export {
         // One archive per account, named after the source user; the plan does not apply.
         let mut jobs = Vec::new();
@@ -1230,6 +1335,29 @@ async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i
     };
     if let Some(j) = how.jobs {
         settings.jobs = j.max(1);
+    }
+    // On a PostgreSQL state mailboxes go through the shared queue under leases: a run queues
+    // its own and ends when none is left to take; a worker takes whatever is queued.
+    let shared = matches!(settings.state, trasloco_state::Location::Postgres(_));
+    if shared && !how.dry_run && !exporting {
+        let (enqueue, wait, phase) = match &how.worker {
+            Some(w) => (
+                false,
+                !w.until_empty,
+                w.phase.map(|p| p.name().to_string()),
+            ),
+            None => (true, false, Some(how.phase.map_or("", |p| p.name()).into())),
+        };
+        settings.queue = Some(trasloco_campaign::workers::queue_feed(
+            &campaign,
+            &settings.sync,
+            enqueue,
+            wait,
+            phase,
+        ));
+        if how.worker.is_some() {
+            settings.command = format!("worker {}", campaign.path.display());
+        }
     }
     if campaign.file.source.insecure || campaign.file.target.insecure {
         tracing::warn!("insecure = true: server certificates are NOT verified");
@@ -1763,12 +1891,6 @@ async fn sieve_command(
     Ok(trasloco_campaign::transition::exit_code(&outcomes))
 }
 
-/// What keeps a second run off the same state while this one runs.
-enum RunGuard {
-    File(#[allow(dead_code)] trasloco_state::RunLock),
-    Postgres(#[allow(dead_code)] trasloco_state::RunHold),
-}
-
 async fn execute(
     jobs: Vec<Job>,
     settings: &Settings,
@@ -1781,29 +1903,16 @@ async fn execute(
     } else {
         match &settings.state {
             trasloco_state::Location::File(path) => match trasloco_state::RunLock::acquire(path) {
-                Ok(l) => Some(RunGuard::File(l)),
+                Ok(l) => Some(l),
                 Err(e @ trasloco_state::LockError::Held { .. }) => {
                     eprintln!("trasloco: state {}: {e}", path.display());
                     return Ok(exit::BUSY);
                 }
                 Err(e) => return Err(ConfigError(e.to_string())),
             },
-            pg @ trasloco_state::Location::Postgres(_) => {
-                let state = trasloco_state::State::open_at(pg)
-                    .await
-                    .map_err(|e| ConfigError(e.to_string()))?;
-                match state.hold_for_run().await {
-                    Ok(Some(h)) => Some(RunGuard::Postgres(h)),
-                    Ok(None) => {
-                        eprintln!(
-                            "trasloco: state {}: another run is using this database; wait for it to end",
-                            pg.describe()
-                        );
-                        return Ok(exit::BUSY);
-                    }
-                    Err(e) => return Err(ConfigError(e.to_string())),
-                }
-            }
+            // Runs and workers on a PostgreSQL state share its queue: each mailbox is held
+            // by one of them at a time, under a lease.
+            trasloco_state::Location::Postgres(_) => None,
         }
     };
     let stopper = tokio::spawn(stop_on_signals(settings.sync.stop.clone()));
@@ -1909,8 +2018,59 @@ async fn status(
         .phases()
         .await
         .map_err(|e| ConfigError(e.to_string()))?;
+    let queue = store
+        .queue_rows()
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
     store.close().await;
-    summary::status(&rows, &phases, &plan_rows, json);
+    summary::status(&rows, &phases, &plan_rows, &queue, json);
+    Ok(exit::OK)
+}
+
+/// `trasloco enqueue`: a phase's mailboxes into the shared queue, the plan respected.
+async fn enqueue(path: &Path, phase: Option<Phase>, include: &[String]) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let location = shared_state(&campaign, "a queue")?;
+    let entries = campaign_entries(&campaign)?;
+    let plan = plan::load(&campaign.plan_path())?;
+    let (jobs, left) = run::prepare(&campaign, entries, plan.as_ref(), include)?;
+    let state = trasloco_state::State::open_at(&location)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let key = trasloco_campaign::workers::campaign_key(&campaign);
+    let items = trasloco_campaign::workers::queue_items(&key, &jobs, phase);
+    let added = state
+        .enqueue(&items)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let (waiting, held) = state
+        .queued(&key, None)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    state.close().await;
+    println!(
+        "queued {added} of {} mailboxes for the {} phase ({} left out by the plan or the address rules); the queue has {waiting} to take, {held} held by workers",
+        items.len(),
+        phase.map_or("delta", |p| p.name()),
+        left.len()
+    );
+    Ok(exit::OK)
+}
+
+/// `trasloco workers`: who works on the campaign, and the queue.
+async fn workers(path: &Path, json: bool) -> Result<i32, ConfigError> {
+    let campaign = Campaign::load(path)?;
+    let location = shared_state(&campaign, "listing workers")?;
+    let state = trasloco_state::State::open_at(&location)
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+    let err = |e: trasloco_state::Error| ConfigError(e.to_string());
+    let workers = state.workers().await.map_err(err)?;
+    let queue = state.queue_rows().await.map_err(err)?;
+    let backoffs = state.back_offs().await.map_err(err)?;
+    state.close().await;
+    let lease_ms = campaign.file.workers.lease_seconds as i64 * 1000;
+    summary::workers(&workers, &queue, &backoffs, lease_ms, json);
     Ok(exit::OK)
 }
 

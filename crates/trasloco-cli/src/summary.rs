@@ -406,7 +406,28 @@ struct StatusLine<'a> {
     phases: Vec<&'a PhaseRow>,
 }
 
-pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: bool) {
+pub fn status(
+    rows: &[MailboxRow],
+    phases: &[PhaseRow],
+    plan: &[Planned],
+    queue: &[trasloco_state::QueueRow],
+    json: bool,
+) {
+    // A mailbox in the shared queue: held by a worker now (with its progress), or waiting.
+    let queued = |source: &str, target: &str| {
+        queue
+            .iter()
+            .find(|q| q.source == source && q.target == target && q.state != "done")
+    };
+    let live = |q: &trasloco_state::QueueRow| {
+        let progress: serde_json::Value = q
+            .progress
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        let held = q.state == "leased" && q.lease_left_ms.is_some_and(|ms| ms >= 0);
+        (held, progress)
+    };
     let phases_of = |r: &MailboxRow| -> Vec<&PhaseRow> {
         phases
             .iter()
@@ -452,6 +473,13 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: 
         });
     }
     let status_of = |l: &StatusLine| -> String {
+        if let Some(q) = queued(l.source, l.target) {
+            return match live(q) {
+                (true, _) => "copying".into(),
+                (false, _) if q.state == "leased" => "lease ran out".into(),
+                _ => "queued".into(),
+            };
+        }
         match (l.row.and_then(|r| r.status.as_deref()), l.decision) {
             (Some(s), _) => s.to_string(),
             (None, "skip") => "skipped".into(),
@@ -481,6 +509,13 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: 
                         "copied": p.copied,
                     })).collect::<Vec<_>>(),
                     "last_report": l.row.and_then(|r| r.report_json.as_deref()).and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+                    "queue": queued(l.source, l.target).map(|q| serde_json::json!({
+                        "state": q.state,
+                        "phase": q.phase,
+                        "worker": q.worker,
+                        "lease_left_ms": q.lease_left_ms,
+                        "progress": live(q).1,
+                    })),
                 })
             })
             .collect();
@@ -503,10 +538,18 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: 
             .iter()
             .map(|p| format!("{} {}", p.phase, p.status))
             .collect();
-        let tail = if !l.reasons.is_empty() && l.row.is_none() {
-            format!("  ({})", l.reasons)
-        } else {
-            String::new()
+        let tail = match queued(l.source, l.target) {
+            Some(q) if live(q).0 => {
+                let p = live(q).1;
+                format!(
+                    "  (worker {}: {} copied so far, folder {})",
+                    q.worker.as_deref().unwrap_or("?"),
+                    p["copied"].as_i64().unwrap_or(0),
+                    p["folder"].as_str().filter(|f| !f.is_empty()).unwrap_or("-")
+                )
+            }
+            _ if !l.reasons.is_empty() && l.row.is_none() => format!("  ({})", l.reasons),
+            _ => String::new(),
         };
         println!(
             "{:<32} {:<32} {:<16} {:<12} {:>9} {:>8} {:>8} {:<20}  {}{tail}",
@@ -529,6 +572,69 @@ pub fn status(rows: &[MailboxRow], phases: &[PhaseRow], plan: &[Planned], json: 
             } else {
                 done.join(", ")
             }
+        );
+    }
+}
+
+/// `trasloco workers`: one line per worker, the queue's counts, servers backing off.
+pub fn workers(
+    workers: &[trasloco_state::WorkerRow],
+    queue: &[trasloco_state::QueueRow],
+    backoffs: &[(String, i64, String)],
+    lease_ms: i64,
+    json: bool,
+) {
+    let count = |state: &str| queue.iter().filter(|q| q.state == state).count();
+    if json {
+        let v = serde_json::json!({
+            "workers": workers,
+            "queue": {"waiting": count("waiting"), "leased": count("leased"), "done": count("done")},
+            "backing_off": backoffs.iter().map(|(h, ms, why)| serde_json::json!({
+                "server": h, "seconds_left": ms / 1000, "reason": why,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{:<24} {:>8} {:<10} {:>10} {:>9} {:>9} {:>9}  NOW",
+        "HOST", "PID", "STATE", "HEARTBEAT", "MAILBOXES", "MESSAGES", "MSG/S"
+    );
+    for w in workers {
+        let state = match (w.stopped, w.heartbeat_age_ms) {
+            (true, _) => "stopped",
+            // Heartbeats come every quarter lease: a worker silent for a whole lease has lost
+            // its mailboxes to the others (killed, cut off, paused).
+            (false, ms) if ms > lease_ms => "silent",
+            _ => "working",
+        };
+        let rate = if w.seconds > 0.0 {
+            format!("{:.1}", w.copied as f64 / w.seconds)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<24} {:>8} {:<10} {:>9}s {:>9} {:>9} {:>9}  {}",
+            w.host,
+            w.pid,
+            state,
+            w.heartbeat_age_ms / 1000,
+            w.mailboxes,
+            w.copied,
+            rate,
+            w.mailbox.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "queue: {} waiting, {} held, {} done",
+        count("waiting"),
+        count("leased"),
+        count("done")
+    );
+    for (host, ms, why) in backoffs {
+        println!(
+            "server {host}: no new mailbox for {} s ({why})",
+            (ms + 999) / 1000
         );
     }
 }

@@ -425,13 +425,14 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
     assert_eq!(code(&out), 0, "{}", text(&out));
 }
 
-/// Issue 22, point 1: the state in PostgreSQL (`TRASLOCO_STATE=postgres://…`, a schema of its
-/// own). A second run of the campaign while the first works is refused with exit 16 (the
-/// first holds an advisory lock), the first copies every message once, a re-run finds them
-/// all, and `status` reads the database. Runs when the suite has a PostgreSQL cluster
-/// (`TRASLOCO_TEST_POSTGRES`, scripts/test.sh).
+/// Issue 22, points 1 and 2: the state in PostgreSQL (`TRASLOCO_STATE=postgres://…`, a schema
+/// of its own). A second run of the campaign while the first works finds the mailbox held
+/// under the first one's lease: it copies nothing, says which worker has it and exits 2; the
+/// first copies every message once, a re-run finds them all, and `status` reads the
+/// database. Runs when the suite has a PostgreSQL cluster (`TRASLOCO_TEST_POSTGRES`,
+/// scripts/test.sh).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_postgres_state_is_held_by_one_run_at_a_time_and_read_by_status() {
+async fn a_postgres_state_shares_a_mailbox_with_one_run_at_a_time_and_is_read_by_status() {
     let Ok(base) = std::env::var("TRASLOCO_TEST_POSTGRES") else {
         return;
     };
@@ -464,8 +465,12 @@ async fn a_postgres_state_is_held_by_one_run_at_a_time_and_read_by_status() {
     wait_for_target(&pair, "alice", 20, &mut first).await;
     let out = support::run(&mut run());
     let t = text(&out);
-    assert_eq!(code(&out), 16, "{t}");
-    assert!(t.contains("another run is using this database"), "{t}");
+    assert_eq!(code(&out), 2, "{t}");
+    assert!(
+        t.contains(&format!(":{}:", first.id())) && t.contains("being copied by worker"),
+        "{t}"
+    );
+    assert_eq!(report(&pair, &out)["totals"]["copied"], 0, "{t}");
     assert!(
         !t.contains("state.sqlite"),
         "the campaign's file is not used: {t}"

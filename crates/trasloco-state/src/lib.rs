@@ -89,11 +89,6 @@ pub struct State {
     fence: Option<Fence>,
 }
 
-/// A run's hold on a PostgreSQL state (see [`State::hold_for_run`]); released when dropped.
-pub struct RunHold {
-    _conn: AnyConnection,
-}
-
 /// What the store knows of one source folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderState {
@@ -1400,21 +1395,6 @@ impl State {
         .await
         .map_err(|e| self.err(e))?;
         Ok(())
-    }
-
-    /// PostgreSQL only: hold the state for this run, as the lock file does for a SQLite one.
-    /// A session advisory lock on a connection of its own: it goes with the connection,
-    /// however the process ends. `None` when another run holds it; always `None` for SQLite.
-    pub async fn hold_for_run(&self) -> Result<Option<RunHold>, Error> {
-        if self.backend != Backend::Postgres {
-            return Ok(None);
-        }
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?.detach();
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7472617302)")
-            .fetch_one(&mut conn)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(got.then_some(RunHold { _conn: conn }))
     }
 
     /// Whether the state is kept in PostgreSQL.

@@ -19,6 +19,7 @@ use sqlx::Row;
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queue (
     id {id},
+    campaign TEXT NOT NULL,
     phase TEXT NOT NULL,
     source TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -69,6 +70,8 @@ pub struct Fence {
 /// One mailbox to put in the queue.
 #[derive(Debug, Clone)]
 pub struct QueueItem {
+    /// The campaign it belongs to: runs and workers take their own campaign's mailboxes.
+    pub campaign: String,
     /// The phase it is queued for (`""` for none).
     pub phase: String,
     /// Source label (`user@host`).
@@ -192,10 +195,11 @@ impl State {
         .map_err(|e| self.err(e))?;
         in_chunks(&mut tx, items, |chunk| {
             let mut q = crate::sql::Stmt::new(
-                "INSERT INTO queue (phase, source, target, position, source_host, target_host, state) ",
+                "INSERT INTO queue (campaign, phase, source, target, position, source_host, target_host, state) ",
             );
             q.values(chunk, |row, i| {
-                row.bind(i.phase.clone())
+                row.bind(i.campaign.clone())
+                    .bind(i.phase.clone())
                     .bind(i.source.clone())
                     .bind(i.target.clone())
                     .bind(i.position)
@@ -204,7 +208,7 @@ impl State {
                     .bind(String::from("waiting"));
             });
             q.push(&format!(
-                " ON CONFLICT (source, target) DO UPDATE SET phase = excluded.phase, \
+                " ON CONFLICT (source, target) DO UPDATE SET campaign = excluded.campaign, phase = excluded.phase, \
                  position = excluded.position, source_host = excluded.source_host, \
                  target_host = excluded.target_host, state = 'waiting', status = NULL, progress = NULL \
                  WHERE queue.state <> 'leased' OR queue.lease_until < {now}"
@@ -223,12 +227,14 @@ impl State {
         Ok((after - before).max(0) as u64)
     }
 
-    /// Take the next mailbox of `phase` (any phase when `None`) for `worker`, for `ttl_ms`:
+    /// Take the next mailbox of `campaign` and `phase` (any phase when `None`) for `worker`,
+    /// for `ttl_ms`:
     /// a waiting one, or one whose lease ran out. Within the per-server limits, and not one
     /// whose server is backing off. `None` when there is nothing to take now.
     pub async fn take(
         &self,
         worker: &str,
+        campaign: &str,
         phase: Option<&str>,
         ttl_ms: i64,
         limits: Limits,
@@ -252,7 +258,7 @@ impl State {
                lease_until = {{now}} + $2, updated_at = {{now}}, status = NULL, progress = NULL \
              WHERE id = (SELECT q.id FROM queue q \
                WHERE (q.state = 'waiting' OR (q.state = 'leased' AND q.lease_until < {{now}})) \
-               AND ($3 IS NULL OR q.phase = $3) \
+               AND ($3 IS NULL OR q.phase = $3) AND q.campaign = $6 \
                AND ($4 IS NULL OR (SELECT COUNT(*) FROM queue l WHERE l.state = 'leased' \
                     AND l.lease_until >= {{now}} AND l.source_host = q.source_host) < $4) \
                AND ($5 IS NULL OR (SELECT COUNT(*) FROM queue l WHERE l.state = 'leased' \
@@ -268,6 +274,7 @@ impl State {
             .bind(phase)
             .bind(limits.source)
             .bind(limits.target)
+            .bind(campaign)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -330,15 +337,17 @@ impl State {
         Ok(r.rows_affected() == 1)
     }
 
-    /// How many mailboxes of `phase` (any when `None`) are waiting, and how many leased
-    /// (live or run out).
-    pub async fn queued(&self, phase: Option<&str>) -> Result<(u64, u64), Error> {
-        let r = sqlx::query(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'waiting' THEN 1 ELSE 0 END), 0), \
-             COALESCE(SUM(CASE WHEN state = 'leased' THEN 1 ELSE 0 END), 0) \
-             FROM queue WHERE ($1 IS NULL OR phase = $1)",
-        )
+    /// How many mailboxes of `phase` (any when `None`) are there to take (waiting, or their
+    /// lease ran out), and how many are held by a live lease.
+    pub async fn queued(&self, campaign: &str, phase: Option<&str>) -> Result<(u64, u64), Error> {
+        let r = sqlx::query(sql(
+            self.backend,
+            "SELECT COALESCE(SUM(CASE WHEN state = 'waiting' OR lease_until < {now} THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'leased' AND lease_until >= {now} THEN 1 ELSE 0 END), 0) \
+             FROM queue WHERE ($1 IS NULL OR phase = $1) AND campaign = $2",
+        ))
         .bind(phase)
+        .bind(campaign)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
@@ -509,6 +518,7 @@ mod tests {
 
     fn item(n: i64, src_host: &str) -> QueueItem {
         QueueItem {
+            campaign: "c".into(),
             phase: "final".into(),
             source: format!("u{n}@{src_host}"),
             target: format!("u{n}@new"),
@@ -536,29 +546,29 @@ mod tests {
         );
         let no = Limits::default();
         let a = state
-            .take("A", Some("final"), 60_000, no)
+            .take("A", "c", Some("final"), 60_000, no)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(a.source, "u1@old");
         assert_eq!(a.fence.generation, 1);
         let b = state
-            .take("B", Some("final"), 60_000, no)
+            .take("B", "c", Some("final"), 60_000, no)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(b.source, "u2@old");
-        assert!(state.take("C", None, 60_000, no).await.unwrap().is_none());
+        assert!(state.take("C", "c", None, 60_000, no).await.unwrap().is_none());
         // A lease with no time left is taken over, with the next generation.
         assert!(state.renew(&a.fence, -1, None).await.unwrap());
-        let c = state.take("C", None, 60_000, no).await.unwrap().unwrap();
+        let c = state.take("C", "c", None, 60_000, no).await.unwrap().unwrap();
         assert_eq!((c.source.as_str(), c.fence.generation), ("u1@old", 2));
         assert_eq!(c.taken_over_from.as_deref(), Some("A"));
         // The old holder can neither renew nor give it back.
         assert!(!state.renew(&a.fence, 60_000, None).await.unwrap());
         assert!(!state.release(&a.fence, true, "in-sync").await.unwrap());
         assert!(state.release(&c.fence, true, "in-sync").await.unwrap());
-        assert_eq!(state.queued(None).await.unwrap(), (0, 1));
+        assert_eq!(state.queued("c", None).await.unwrap(), (0, 1));
         // Queued again (the next phase's pass), done mailboxes wait again; leased ones stay.
         assert_eq!(
             state
@@ -567,7 +577,7 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert_eq!(state.queued(Some("final")).await.unwrap(), (1, 1));
+        assert_eq!(state.queued("c", Some("final")).await.unwrap(), (1, 1));
     }
 
     #[tokio::test]
@@ -575,7 +585,7 @@ mod tests {
         let (_d, state) = open().await;
         state.enqueue(&[item(1, "old")]).await.unwrap();
         let a = state
-            .take("A", None, 60_000, Limits::default())
+            .take("A", "c", None, 60_000, Limits::default())
             .await
             .unwrap()
             .unwrap();
@@ -595,7 +605,7 @@ mod tests {
         // Run out but not taken over yet: still A's to write.
         mine.record(f.id, &[rec(2)]).await.unwrap();
         let b = state
-            .take("B", None, 60_000, Limits::default())
+            .take("B", "c", None, 60_000, Limits::default())
             .await
             .unwrap()
             .unwrap();
@@ -633,7 +643,7 @@ mod tests {
             target: Some(3),
         };
         let mut got = Vec::new();
-        while let Some(l) = state.take("W", None, 60_000, two).await.unwrap() {
+        while let Some(l) = state.take("W", "c", None, 60_000, two).await.unwrap() {
             got.push(l);
         }
         // Two from "old", then one from "other": the target's three are used up.
@@ -641,7 +651,7 @@ mod tests {
         assert_eq!(names, ["u1@old", "u2@old", "u5@other"]);
         // One ends: the next one of "old" may start.
         state.release(&got[0].fence, true, "in-sync").await.unwrap();
-        let next = state.take("W", None, 60_000, two).await.unwrap().unwrap();
+        let next = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
         assert_eq!(next.source, "u3@old");
         state.release(&next.fence, true, "in-sync").await.unwrap();
         // "old" fails: nobody takes from it while it backs off, "other" goes on.
@@ -657,12 +667,12 @@ mod tests {
                 .unwrap(),
             120_000
         );
-        let after = state.take("W", None, 60_000, two).await.unwrap().unwrap();
+        let after = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
         assert_eq!(after.source, "u6@other");
         assert_eq!(state.back_offs().await.unwrap()[0].0, "old");
         state.clear_back_off("old").await.unwrap();
         state.release(&after.fence, true, "in-sync").await.unwrap();
-        let last = state.take("W", None, 60_000, two).await.unwrap().unwrap();
+        let last = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
         assert_eq!(last.source, "u4@old");
     }
 

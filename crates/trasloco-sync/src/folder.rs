@@ -1369,6 +1369,10 @@ async fn copy_messages(
             if opts.stop.requested().is_some() {
                 break;
             }
+            test_batch_delay().await;
+            if opts.stop.requested().is_some() {
+                break;
+            }
             if fetcher.token_due() {
                 return Err(crate::mailbox::renew(SideName::Source));
             }
@@ -2068,6 +2072,18 @@ pub(crate) fn record_check(
     found
 }
 
+/// Debug builds only: `TRASLOCO_TEST_BATCH_DELAY_MS=N` waits N ms before each batch is
+/// fetched, so that tests can catch a worker in the middle of a mailbox (kill it, pause it).
+async fn test_batch_delay() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("TRASLOCO_TEST_BATCH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2131,3 +2147,4 @@ mod tests {
         assert_eq!(b, vec![vec![1, 2], vec![3], vec![4, 5], vec![6]]);
     }
 }
+

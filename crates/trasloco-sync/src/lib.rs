@@ -42,7 +42,7 @@ pub use mailbox::{
 };
 pub use scan::{Scanned, scan};
 pub use source::Source;
-pub use stop::Stop;
+pub use stop::{LEASE_ENDED, LeaseClock, Stop};
 
 /// Where messages go.
 #[derive(Debug, Clone)]

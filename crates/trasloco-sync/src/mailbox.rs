@@ -522,6 +522,7 @@ impl SyncError {
                 };
                 (failure_class(error.kind), line)
             }
+            SyncError::State(e) if e.is_fenced() => (FailureClass::Stopped, e.to_string()),
             SyncError::State(e) => (FailureClass::State, e.to_string()),
             SyncError::Local(why) => (FailureClass::Local, format!("target {tgt_label}: {why}")),
             SyncError::DailyCap(line) => (FailureClass::Stopped, line),
@@ -546,6 +547,7 @@ pub fn signal_name(signal: i32) -> String {
     match signal {
         2 => "Ctrl-C (SIGINT)".into(),
         15 => "SIGTERM".into(),
+        crate::stop::LEASE_ENDED => "the end of this worker's lease on the mailbox".into(),
         n => format!("signal {n}"),
     }
 }
@@ -879,7 +881,10 @@ pub async fn sync_mailbox(
             }
             Err(e) => {
                 appends.finish(state, Some(&e)).await;
-                let stopped = matches!(e, SyncError::Stopped(_) | SyncError::DailyCap(_));
+                // A worker whose lease ended (another one has the mailbox now) stops, as for a
+                // signal: what it reached stays recorded, the rest is the new holder's.
+                let stopped = matches!(e, SyncError::Stopped(_) | SyncError::DailyCap(_))
+                    || matches!(&e, SyncError::State(s) if s.is_fenced());
                 let (class, line) = e.describe(&src_label, &tgt_label);
                 let mut report = MailboxReport::failed(src_label, tgt_label, class, line);
                 report.reconnects = reconnects;
