@@ -403,6 +403,25 @@ impl Ctx {
                 ]);
                 v
             }
+            t if workers_of(t).is_some() => {
+                // N workers of one campaign on a PostgreSQL state, the run's parallelism split
+                // between them: the queue is filled, then the workers take from it until it
+                // is empty. Measured as one process tree (the script and its workers).
+                let n = workers_of(t).unwrap_or(1);
+                let campaign =
+                    self.campaign(&format!("{tool}-{parallel}-{run}"), parallel, true)?;
+                let jobs = (parallel / n).max(1);
+                let exe = self.trasloco.display().to_string();
+                let script = format!(
+                    r#"set -e
+'{exe}' enqueue '{c}' >/dev/null
+pids=""
+for i in $(seq {n}); do '{exe}' --no-progress worker '{c}' --until-empty --jobs {jobs} & pids="$pids $!"; done
+rc=0; for p in $pids; do wait "$p" || rc=$?; done; exit $rc"#,
+                    c = campaign.display()
+                );
+                vec!["bash".into(), "-c".into(), script]
+            }
             "doveadm" => {
                 // Dovecot's documented migration path: dsync with the source as an imapc
                 // location, writing the target's storage directly (it never talks to the target
@@ -436,7 +455,7 @@ exit $rc"#,
             ],
             other => {
                 bail!(
-                    "unknown tool {other:?} (trasloco, trasloco-noverify, trasloco-alt, doveadm, ceiling)"
+                    "unknown tool {other:?} (trasloco, trasloco-noverify, trasloco-alt, trasloco-pg, trasloco-pg-wN, doveadm, ceiling)"
                 )
             }
         })
@@ -454,7 +473,9 @@ exit $rc"#,
         std::thread::sleep(std::time::Duration::from_millis(300));
         let (s1, t1) = (measure::tree_cpu(src), measure::tree_cpu(tgt));
         cost.state_cpu = match (pg, p0) {
-            (Some(pid), Some(p0)) if tool == "trasloco-pg" => Some(measure::tree_cpu(pid) - p0),
+            (Some(pid), Some(p0)) if tool.starts_with("trasloco-pg") => {
+                Some(measure::tree_cpu(pid) - p0)
+            }
             _ => None,
         };
         if tool == "ceiling" {
@@ -535,12 +556,20 @@ exit $rc"#,
     }
 }
 
+/// `trasloco-pg-wN`: N workers sharing a PostgreSQL state.
+fn workers_of(tool: &str) -> Option<usize> {
+    tool.strip_prefix("trasloco-pg-w")?.parse().ok()
+}
+
 fn display_name(tool: &str) -> &str {
     match tool {
         "trasloco" => "trasloco",
         "trasloco-noverify" => "trasloco --no-verify",
         "trasloco-alt" => "trasloco (alt)",
         "trasloco-pg" => "trasloco, PostgreSQL state",
+        "trasloco-pg-w1" => "trasloco, PostgreSQL, 1 worker",
+        "trasloco-pg-w2" => "trasloco, PostgreSQL, 2 workers",
+        "trasloco-pg-w4" => "trasloco, PostgreSQL, 4 workers",
         "doveadm" => DOVEADM,
         "ceiling" => "MULTIAPPEND ceiling",
         other => other,
@@ -574,7 +603,7 @@ pub async fn run(args: Args) -> Result<()> {
     // A private PostgreSQL cluster (durable: fsync on, commits not waited for, as SQLite's
     // WAL with synchronous = NORMAL) when a tool keeps its state there.
     let pg_dir = dir.join("postgres");
-    let postgres = if tools.iter().any(|t| t.0 == "trasloco-pg") {
+    let postgres = if tools.iter().any(|t| t.0.starts_with("trasloco-pg")) {
         let out = sh(
             Command::new("bash")
                 .args(["scripts/postgres.sh", "start"])

@@ -749,7 +749,8 @@ pub async fn run(
     let mut set = tokio::task::JoinSet::new();
     let mut feed = match &settings.queue {
         Some(q) => Some(
-            crate::workers::Feed::start(q, &state, &jobs, settings.phase, &settings.sync.stop).await?,
+            crate::workers::Feed::start(q, &state, &jobs, settings.phase, &settings.sync.stop)
+                .await?,
         ),
         None => None,
     };
@@ -978,9 +979,7 @@ async fn one_mailbox(
                 notes.extend(note);
             }
             Ok(None) => {}
-            Err(why) => {
-                notes.push(format!("the quota fit could not be checked again: {why}"))
-            }
+            Err(why) => notes.push(format!("the quota fit could not be checked again: {why}")),
         }
     }
     // The older part goes to the local archive first, the rest to the target; each
@@ -1018,8 +1017,7 @@ async fn one_mailbox(
             }));
         }
     }
-    let mut transferred =
-        transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
+    let mut transferred = transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
     transferred.warnings.extend(notes);
     let report = save(transferred).await;
     observer.done(&report);

@@ -119,7 +119,10 @@ impl Feed {
     ) -> Result<Feed, ConfigError> {
         let fail = |e: trasloco_state::Error| ConfigError(e.to_string());
         if q.enqueue {
-            state.enqueue(&queue_items(&q.campaign, jobs, phase)).await.map_err(fail)?;
+            state
+                .enqueue(&queue_items(&q.campaign, jobs, phase))
+                .await
+                .map_err(fail)?;
         }
         let tally = Arc::new(Tally::default());
         state
@@ -131,8 +134,13 @@ impl Feed {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(q.lease / 4).await;
-                    let now: Vec<String> =
-                        tally.now.lock().expect("not poisoned").iter().cloned().collect();
+                    let now: Vec<String> = tally
+                        .now
+                        .lock()
+                        .expect("not poisoned")
+                        .iter()
+                        .cloned()
+                        .collect();
                     let now = (!now.is_empty()).then(|| now.join(", "));
                     let done = (
                         tally.mailboxes.load(Ordering::Relaxed),
@@ -191,8 +199,7 @@ impl Feed {
                             self.q.worker
                         );
                         let _ = state.release(&l.fence, true, "failed").await;
-                        let r =
-                            MailboxReport::failed(l.source, l.target, FailureClass::Local, why);
+                        let r = MailboxReport::failed(l.source, l.target, FailureClass::Local, why);
                         return Next::Report(usize::MAX, Box::new(r));
                     };
                     if let Some(from) = &l.taken_over_from {
@@ -218,7 +225,10 @@ impl Feed {
                     return Next::Mailbox(i, Box::new(job), lease);
                 }
                 Ok(None) => {
-                    match state.queued(&self.q.campaign, self.q.phase.as_deref()).await {
+                    match state
+                        .queued(&self.q.campaign, self.q.phase.as_deref())
+                        .await
+                    {
                         Ok((0, _)) if !self.q.wait_for_more => return Next::Done,
                         Ok(_) => {}
                         Err(e) => tracing::warn!("queue: {e}"),
@@ -433,12 +443,10 @@ impl Lease {
             false => &self.source_host,
         };
         let outcome = match (report.status, report.failure) {
-            (MailboxStatus::Failed, Some(FailureClass::Connection | FailureClass::Tls)) => {
-                state
-                    .back_off(host, BACK_OFF_FIRST, BACK_OFF_MAX, error)
-                    .await
-                    .map(|_| ())
-            }
+            (MailboxStatus::Failed, Some(FailureClass::Connection | FailureClass::Tls)) => state
+                .back_off(host, BACK_OFF_FIRST, BACK_OFF_MAX, error)
+                .await
+                .map(|_| ()),
             _ if report.throttled > 0 => {
                 let why = format!("throttled {} times", report.throttled);
                 state

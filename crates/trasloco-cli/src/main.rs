@@ -1190,16 +1190,17 @@ async fn migrate(
     let state = trasloco_state::Location::parse(&args.state);
     // On a PostgreSQL state the mailbox is taken under a lease, like a run's: a worker or
     // another command on the same mailbox waits for it rather than copying alongside.
-    let queue = matches!(state, trasloco_state::Location::Postgres(_) if !sync.dry_run).then(|| {
-        trasloco_campaign::workers::QueueFeed::new(
-            "migrate".into(),
-            true,
-            false,
-            Some(String::new()),
-            std::time::Duration::from_secs(60),
-            Default::default(),
-        )
-    });
+    let queue =
+        matches!(state, trasloco_state::Location::Postgres(_) if !sync.dry_run).then(|| {
+            trasloco_campaign::workers::QueueFeed::new(
+                "migrate".into(),
+                true,
+                false,
+                Some(String::new()),
+                std::time::Duration::from_secs(60),
+                Default::default(),
+            )
+        });
     let settings = Settings {
         jobs: 1,
         sync,
@@ -1341,11 +1342,7 @@ async fn run_campaign(path: &Path, how: RunHow, show_progress: bool) -> Result<i
     let shared = matches!(settings.state, trasloco_state::Location::Postgres(_));
     if shared && !how.dry_run && !exporting {
         let (enqueue, wait, phase) = match &how.worker {
-            Some(w) => (
-                false,
-                !w.until_empty,
-                w.phase.map(|p| p.name().to_string()),
-            ),
+            Some(w) => (false, !w.until_empty, w.phase.map(|p| p.name().to_string())),
             None => (true, false, Some(how.phase.map_or("", |p| p.name()).into())),
         };
         settings.queue = Some(trasloco_campaign::workers::queue_feed(
@@ -2028,7 +2025,11 @@ async fn status(
 }
 
 /// `trasloco enqueue`: a phase's mailboxes into the shared queue, the plan respected.
-async fn enqueue(path: &Path, phase: Option<Phase>, include: &[String]) -> Result<i32, ConfigError> {
+async fn enqueue(
+    path: &Path,
+    phase: Option<Phase>,
+    include: &[String],
+) -> Result<i32, ConfigError> {
     let campaign = Campaign::load(path)?;
     let location = shared_state(&campaign, "a queue")?;
     let entries = campaign_entries(&campaign)?;

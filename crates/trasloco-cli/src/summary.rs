@@ -545,7 +545,10 @@ pub fn status(
                     "  (worker {}: {} copied so far, folder {})",
                     q.worker.as_deref().unwrap_or("?"),
                     p["copied"].as_i64().unwrap_or(0),
-                    p["folder"].as_str().filter(|f| !f.is_empty()).unwrap_or("-")
+                    p["folder"]
+                        .as_str()
+                        .filter(|f| !f.is_empty())
+                        .unwrap_or("-")
                 )
             }
             _ if !l.reasons.is_empty() && l.row.is_none() => format!("  ({})", l.reasons),

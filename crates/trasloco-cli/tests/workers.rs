@@ -116,7 +116,10 @@ fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out: {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -165,7 +168,11 @@ async fn workers_survive_a_kill_and_a_pause_past_the_lease_without_a_duplicate()
         .env("TRASLOCO_STATE", &url)
         .args(["enqueue", &camp]));
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("queued 6 of 6 mailboxes"), "{}", text(&out));
+    assert!(
+        text(&out).contains("queued 6 of 6 mailboxes"),
+        "{}",
+        text(&out)
+    );
     let mut killed = worker(&pair, &url, &camp, 60);
     let paused = worker(&pair, &url, &camp, 60);
     let third = worker(&pair, &url, &camp, 60);
@@ -212,7 +219,10 @@ async fn workers_survive_a_kill_and_a_pause_past_the_lease_without_a_duplicate()
     assert!(!said.contains("panicked"), "{said}");
     assert!(!text(&last).contains("panicked"), "{}", text(&last));
     // The dead worker's mailbox was taken over too, and every mailbox is done.
-    let rows = sql(&db, "SELECT source, state, generation FROM queue ORDER BY source");
+    let rows = sql(
+        &db,
+        "SELECT source, state, generation FROM queue ORDER BY source",
+    );
     assert_eq!(rows.len(), 6, "{rows:?}");
     assert!(rows.iter().all(|r| r.contains("|done|")), "{rows:?}");
     assert!(

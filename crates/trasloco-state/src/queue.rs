@@ -558,10 +558,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(b.source, "u2@old");
-        assert!(state.take("C", "c", None, 60_000, no).await.unwrap().is_none());
+        assert!(
+            state
+                .take("C", "c", None, 60_000, no)
+                .await
+                .unwrap()
+                .is_none()
+        );
         // A lease with no time left is taken over, with the next generation.
         assert!(state.renew(&a.fence, -1, None).await.unwrap());
-        let c = state.take("C", "c", None, 60_000, no).await.unwrap().unwrap();
+        let c = state
+            .take("C", "c", None, 60_000, no)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((c.source.as_str(), c.fence.generation), ("u1@old", 2));
         assert_eq!(c.taken_over_from.as_deref(), Some("A"));
         // The old holder can neither renew nor give it back.
@@ -651,7 +661,11 @@ mod tests {
         assert_eq!(names, ["u1@old", "u2@old", "u5@other"]);
         // One ends: the next one of "old" may start.
         state.release(&got[0].fence, true, "in-sync").await.unwrap();
-        let next = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
+        let next = state
+            .take("W", "c", None, 60_000, two)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(next.source, "u3@old");
         state.release(&next.fence, true, "in-sync").await.unwrap();
         // "old" fails: nobody takes from it while it backs off, "other" goes on.
@@ -667,12 +681,20 @@ mod tests {
                 .unwrap(),
             120_000
         );
-        let after = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
+        let after = state
+            .take("W", "c", None, 60_000, two)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after.source, "u6@other");
         assert_eq!(state.back_offs().await.unwrap()[0].0, "old");
         state.clear_back_off("old").await.unwrap();
         state.release(&after.fence, true, "in-sync").await.unwrap();
-        let last = state.take("W", "c", None, 60_000, two).await.unwrap().unwrap();
+        let last = state
+            .take("W", "c", None, 60_000, two)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(last.source, "u4@old");
     }
 

@@ -2147,4 +2147,3 @@ mod tests {
         assert_eq!(b, vec![vec![1, 2], vec![3], vec![4, 5], vec![6]]);
     }
 }
-
