@@ -812,7 +812,7 @@ pub fn report(files: &[PathBuf], append: Option<&Path>, command: &str) -> Result
             };
             writeln!(
                 md,
-                "| {scenario} | {tool} | {p} | {wall:.2} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {verified} | {} | {} |",
+                "| {scenario} | {tool} | {p} | {wall:.2} | {} | {} | {} | {:.2} | {:.2} | {} | {verified} | {} | {} |",
                 if rerun {
                     "–".into()
                 } else {

@@ -965,7 +965,7 @@ async fn one_mailbox(
     let mut job = job;
     let mut notes = Vec::new();
     if !opts.dry_run {
-        match refit(&job, &state, &opts).await {
+        match refit(&job, state, &opts).await {
             Ok(Some((cut, note))) => {
                 if let (Some(r), None) = (&job.refit, &job.archive) {
                     job.archive = Some(ArchiveJob {
@@ -992,7 +992,7 @@ async fn one_mailbox(
                 skip_before: None,
                 skip_from: Some(a.before),
             });
-            let r = transfer(&job.source, &a.target, &state, &o, progress.as_ref()).await;
+            let r = transfer(&job.source, &a.target, state, &o, progress.as_ref()).await;
             Some(save(r).await)
         }
         None => None,
@@ -1017,7 +1017,7 @@ async fn one_mailbox(
             }));
         }
     }
-    let mut transferred = transfer(&job.source, &job.target, &state, &o, progress.as_ref()).await;
+    let mut transferred = transfer(&job.source, &job.target, state, &o, progress.as_ref()).await;
     transferred.warnings.extend(notes);
     let report = save(transferred).await;
     observer.done(&report);
