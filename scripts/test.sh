@@ -4,7 +4,7 @@
 # integration tests start their own pairs of Dovecot instances on 127.0.0.1 through
 # scripts/dovecot-pair.sh; Chromium renders the campaign report in one of them. Then the
 # state-store and engine tests run again with the state in a private PostgreSQL cluster
-# (scripts/postgres.sh).
+# (scripts/postgres.sh), with the tests of workers sharing it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/dovecot-pair.sh install
@@ -21,7 +21,7 @@ cargo test --workspace --all-targets --locked
 
 # The state store on PostgreSQL: every state-store test and the engine's kill/resume, lost
 # state and re-run tests again, each state file mapped to a schema of its own in a private
-# cluster (see crates/trasloco-state/src/sql.rs).
+# cluster (see crates/trasloco-state/src/sql.rs); and the workers' tests, which need it.
 pg_dir=$(mktemp -d)
 trap 'bash scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 TRASLOCO_TEST_POSTGRES=$(bash scripts/postgres.sh start "$pg_dir")

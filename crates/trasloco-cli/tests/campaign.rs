@@ -433,19 +433,9 @@ async fn a_second_run_of_the_same_campaign_is_refused_while_the_first_works() {
 /// scripts/test.sh).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgres_state_shares_a_mailbox_with_one_run_at_a_time_and_is_read_by_status() {
-    let Ok(base) = std::env::var("TRASLOCO_TEST_POSTGRES") else {
+    let Some((url, _, _)) = postgres_schema("campaign") else {
         return;
     };
-    let schema = format!("campaign_{}", std::process::id());
-    let psql = std::process::Command::new("psql")
-        .args([base.as_str(), "-q", "-c"])
-        .arg(format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .output()
-        .unwrap();
-    assert!(psql.status.success(), "{psql:?}");
-    let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let pair = Pair::start();
     let mut c = pair.client("source", "alice").await;
     seed(&mut c, "INBOX", padded(600, 2_000)).await;

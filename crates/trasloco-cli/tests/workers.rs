@@ -15,20 +15,8 @@ const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
 /// A schema of its own in the suite's cluster: its URL and `base|schema` for [`sql`];
 /// `None` without a cluster.
 fn database(name: &str) -> Option<(String, String)> {
-    let base = std::env::var("TRASLOCO_TEST_POSTGRES").ok()?;
-    let schema = format!("{name}_{}", std::process::id());
-    let out = std::process::Command::new("psql")
-        .args([base.as_str(), "-q", "-c"])
-        .arg(format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    Some((
-        format!("{base}?options=-c%20search_path%3D{schema}"),
-        format!("{base}|{schema}"),
-    ))
+    let (url, base, schema) = postgres_schema(name)?;
+    Some((url, format!("{base}|{schema}")))
 }
 
 /// Rows of an SQL query in the campaign's schema, as `|`-separated lines.

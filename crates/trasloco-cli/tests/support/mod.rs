@@ -1296,3 +1296,21 @@ impl ExchangeProxy {
         self.throttled.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A schema of its own in the suite's PostgreSQL cluster (`TRASLOCO_TEST_POSTGRES`, made
+/// afresh): the URL that selects it, the cluster's URL and the schema's name; `None` when the
+/// suite runs without a cluster.
+pub fn postgres_schema(name: &str) -> Option<(String, String, String)> {
+    let base = std::env::var("TRASLOCO_TEST_POSTGRES").ok()?;
+    let schema = format!("{name}_{}", std::process::id());
+    let psql = Command::new("psql")
+        .args([base.as_str(), "-q", "-c"])
+        .arg(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .output()
+        .unwrap();
+    assert!(psql.status.success(), "{psql:?}");
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    Some((url, base, schema))
+}
