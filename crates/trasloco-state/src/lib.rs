@@ -599,6 +599,10 @@ impl State {
 
     /// The id of a mailbox pair, created on first use.
     pub async fn mailbox_id(&self, source: &str, target: &str) -> Result<i64, Error> {
+        // Known after the first run: one statement then, rather than two.
+        if let Some(id) = self.find_mailbox(source, target).await? {
+            return Ok(id);
+        }
         sqlx::query("INSERT INTO mailbox (source, target) VALUES ($1, $2) ON CONFLICT (source, target) DO NOTHING")
             .bind(source)
             .bind(target)
@@ -1190,8 +1194,19 @@ impl State {
         mailbox_id: i64,
         now: &str,
     ) -> Result<Vec<AppendLine>, Error> {
-        let mut tx = self.write().await?;
         let mine = "folder_id IN (SELECT id FROM folder WHERE mailbox_id = $1)";
+        // Most mailboxes have none: a read says so without a write transaction.
+        let any: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT folder_id FROM append_line WHERE {mine} LIMIT 1"
+        )))
+        .bind(mailbox_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE append_line SET inherited_at = $2 WHERE inherited_at IS NULL AND {mine}"
         )))
