@@ -1188,8 +1188,9 @@ async fn migrate(
         ..Options::default()
     };
     let state = trasloco_state::Location::parse(&args.state);
-    // On a PostgreSQL state the mailbox is taken under a lease, like a run's: a worker or
-    // another command on the same mailbox waits for it rather than copying alongside.
+    // On a PostgreSQL state the mailbox is taken under a lease, like a run's: another
+    // command on the same mailbox meanwhile finds it held and says so (exit 2) rather than
+    // copying alongside.
     let queue =
         matches!(state, trasloco_state::Location::Postgres(_) if !sync.dry_run).then(|| {
             trasloco_campaign::workers::QueueFeed::new(

@@ -302,3 +302,44 @@ async fn three_workers_keep_to_the_targets_connection_limit() {
     assert!(seen_copying, "status showed a mailbox being copied");
     assert_each_once(&pair, &counts).await;
 }
+
+/// Workers, `enqueue` and `workers` need a state every machine reaches: with a state file
+/// they say so in one line and exit 64, touching nothing (no PostgreSQL needed for this one).
+#[test]
+fn workers_on_a_state_file_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("accounts.csv"),
+        "source_user,target_user\nalice,alice\n",
+    )
+    .unwrap();
+    let side = "host = \"127.0.0.1\"\nport = 9\ntls = \"none\"\nprovider = \"dovecot\"\nmaster_user = \"admin\"\nmaster_password_file = \"pw\"\n";
+    std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
+    let camp = dir.path().join("campaign.toml");
+    std::fs::write(
+        &camp,
+        format!("[source]\n{side}[target]\n{side}[accounts]\nfile = \"accounts.csv\"\n"),
+    )
+    .unwrap();
+    let camp = camp.display().to_string();
+    for args in [
+        vec!["worker", camp.as_str()],
+        vec!["enqueue", camp.as_str()],
+        vec!["workers", camp.as_str()],
+    ] {
+        let out = run(command(dir.path(), "", "")
+            .env_remove("TRASLOCO_STATE")
+            .args(&args));
+        let t = text(&out);
+        assert_eq!(code(&out), 64, "{args:?}: {t}");
+        assert!(
+            t.contains("needs a state shared by every worker") && t.contains("postgres://"),
+            "{args:?}: {t}"
+        );
+        assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+        assert!(
+            !dir.path().join("trasloco-state.sqlite").exists(),
+            "{args:?}"
+        );
+    }
+}
