@@ -970,8 +970,11 @@ async fn a_full_state_stops_the_mailbox_at_once_with_that_reason() {
     let copied = mb["buckets"]["copied"].as_u64().unwrap();
     pair.wait_sessions_closed("target", "alice");
     let on_target = u64::from(count(&pair, "target", "alice", "INBOX").await);
+    // Beyond what was recorded: the batch whose record failed, and the two its connection
+    // may have written meanwhile (the next one goes out before the previous is answered);
+    // seen once under heavy load, with a compiler running beside the suite.
     assert!(
-        on_target < 3000 && on_target <= copied + 20,
+        on_target < 3000 && on_target <= copied + 30,
         "stopped at once: {on_target} on the target, {copied} recorded"
     );
     let out = pair.migrate("alice", &[]);
