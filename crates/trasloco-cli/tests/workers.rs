@@ -343,3 +343,77 @@ fn workers_on_a_state_file_are_refused_with_one_line() {
         );
     }
 }
+
+/// Issue 22, point 4: a server that fails a mailbox makes every worker leave it alone for a
+/// while (shared back-off in the database), rather than each worker failing mailbox after
+/// mailbox against it. The target here is a closed port: after the first failure the other
+/// mailboxes wait in the queue, `workers` names the server and why, and SIGTERM ends the
+/// waiting workers cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_server_backs_every_worker_off() {
+    let Some((url, db)) = database("backoff") else {
+        return;
+    };
+    let pair = Pair::start();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let camp = workers_campaign(&pair, "");
+    let text_of = std::fs::read_to_string(&camp).unwrap();
+    let target = pair.imap_side("target");
+    let broken = text_of.replacen(
+        &target,
+        &format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"),
+        1,
+    );
+    assert_ne!(broken, text_of);
+    std::fs::write(
+        &camp,
+        broken.replace("jobs = 1", "jobs = 1\nmax_reconnects = 0"),
+    )
+    .unwrap();
+    let out = run(command(pair.dir.path(), "", "")
+        .env("TRASLOCO_STATE", &url)
+        .args(["enqueue", &camp]));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let ws: Vec<Child> = (0..2).map(|_| worker(&pair, &url, &camp, 0)).collect();
+    let backing_off = wait_until("the target backs off", 60, || {
+        let out = run(command(pair.dir.path(), "", "")
+            .env("TRASLOCO_STATE", &url)
+            .args(["workers", &camp, "--json"]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["backing_off"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .cloned()
+    });
+    assert_eq!(
+        backing_off[0]["server"],
+        format!("127.0.0.1:{port}"),
+        "{backing_off:?}"
+    );
+    // Two workers, two failures at most (one each, taken before the first was recorded);
+    // the other mailboxes wait out the back-off.
+    std::thread::sleep(Duration::from_secs(3));
+    let done = sql(&db, "SELECT count(*) FROM queue WHERE state = 'done'");
+    let done: usize = done[0].parse().unwrap();
+    assert!(
+        (1..=2).contains(&done),
+        "{done} mailboxes tried against a failing server"
+    );
+    let t = text(&run(command(pair.dir.path(), "", "")
+        .env("TRASLOCO_STATE", &url)
+        .args(["workers", &camp])));
+    assert!(
+        t.contains(&format!("server 127.0.0.1:{port}: no new mailbox for")),
+        "{t}"
+    );
+    for w in ws {
+        std::process::Command::new("kill")
+            .args(["-TERM", &w.id().to_string()])
+            .status()
+            .unwrap();
+        let out = wait_exit(w, 60);
+        assert_eq!(code(&out), 143, "{}", text(&out));
+    }
+}
