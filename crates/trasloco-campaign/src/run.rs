@@ -60,7 +60,7 @@ pub trait Observer: Send + Sync {
 }
 
 /// Everything a run needs besides the jobs.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Mailboxes in parallel.
     pub jobs: usize,
@@ -81,13 +81,10 @@ pub struct Settings {
     /// Take the mailboxes from the shared queue, under leases (a PostgreSQL state), rather
     /// than in the order given.
     pub queue: Option<crate::workers::QueueFeed>,
-    /// What a phase changes in the sync options (for mailboxes a worker takes from the
-    /// queue, each queued for its own phase).
-    pub phase_options: PhaseOptions,
+    /// The campaign's `[phases]`: what each phase changes in the sync options, for the
+    /// mailboxes a worker takes from the queue, each queued for its own phase.
+    pub phases: crate::phases::PhasesSection,
 }
-
-/// What a phase changes in the sync options.
-pub type PhaseOptions = Arc<dyn Fn(crate::phases::Phase, &mut Options) + Send + Sync>;
 
 /// A mailbox not run, and why.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
@@ -514,10 +511,7 @@ pub fn settings(campaign: &Campaign, dry_run: bool) -> Settings {
         phase: None,
         left_out: Vec::new(),
         queue: None,
-        phase_options: {
-            let phases = campaign.file.phases.clone();
-            Arc::new(move |p, opts| p.apply(&phases, opts, chrono::Utc::now()))
-        },
+        phases: campaign.file.phases.clone(),
     }
 }
 
@@ -787,7 +781,7 @@ pub async fn run(
             Some(l) => {
                 // A worker's mailboxes each come with their own phase; a run's are its own.
                 if let Some(p) = l.phase.filter(|p| Some(*p) != phase) {
-                    (settings.phase_options)(p, &mut opts);
+                    p.apply(&settings.phases, &mut opts, chrono::Utc::now());
                 }
                 phase = l.phase;
                 opts.stop = opts.stop.with_lease(l.clock.clone());

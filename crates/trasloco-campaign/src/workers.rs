@@ -45,9 +45,7 @@ pub struct QueueFeed {
 /// The server a side of a job talks to (`host:port`), or `local` for an archive.
 pub fn server_of_source(s: &Source) -> String {
     match s {
-        Source::Imap(side) | Source::Pop3(side) => {
-            format!("{}:{}", side.endpoint.host, side.endpoint.port)
-        }
+        Source::Imap(side) | Source::Pop3(side) => side.server(),
         Source::Archive(_) => "local".into(),
     }
 }
@@ -55,7 +53,7 @@ pub fn server_of_source(s: &Source) -> String {
 /// The server a job writes to (`host:port`), or `local` for an archive.
 pub fn server_of_target(t: &Target) -> String {
     match t {
-        Target::Imap(side) => format!("{}:{}", side.endpoint.host, side.endpoint.port),
+        Target::Imap(side) => side.server(),
         Target::Archive(_) => "local".into(),
     }
 }

@@ -1212,7 +1212,7 @@ async fn migrate(
         phase: None,
         left_out: Vec::new(),
         queue,
-        phase_options: std::sync::Arc::new(|_, _| {}),
+        phases: Default::default(),
     };
     let job = Job {
         source,

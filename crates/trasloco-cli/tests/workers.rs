@@ -71,6 +71,13 @@ fn workers_campaign(pair: &Pair, target_extra: &str) -> String {
     )
 }
 
+/// A trasloco command run to its end with the state at `url`.
+fn on_state(pair: &Pair, url: &str, args: &[&str]) -> std::process::Output {
+    run(command(pair.dir.path(), "", "")
+        .env("TRASLOCO_STATE", url)
+        .args(args))
+}
+
 fn worker(pair: &Pair, url: &str, camp: &str, delay_ms: u32) -> Child {
     command(pair.dir.path(), "", "")
         .env("TRASLOCO_STATE", url)
@@ -152,9 +159,7 @@ async fn workers_survive_a_kill_and_a_pause_past_the_lease_without_a_duplicate()
     let pair = Pair::start();
     let counts = seed_all(&pair).await;
     let camp = workers_campaign(&pair, "");
-    let out = run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["enqueue", &camp]));
+    let out = on_state(&pair, &url, &["enqueue", &camp]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
         text(&out).contains("queued 6 of 6 mailboxes"),
@@ -220,9 +225,11 @@ async fn workers_survive_a_kill_and_a_pause_past_the_lease_without_a_duplicate()
     );
     assert_each_once(&pair, &counts).await;
     // The cutover pass finds everything, each message in one bucket.
-    let out = run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["--no-progress", "run", &camp, "--phase", "final"]));
+    let out = on_state(
+        &pair,
+        &url,
+        &["--no-progress", "run", &camp, "--phase", "final"],
+    );
     assert_eq!(code(&out), 0, "{}", text(&out));
     let r = report(&pair, &out);
     for m in r["mailboxes"].as_array().unwrap() {
@@ -236,9 +243,7 @@ async fn workers_survive_a_kill_and_a_pause_past_the_lease_without_a_duplicate()
     }
     assert_each_once(&pair, &counts).await;
     // `status` and `workers` read the shared state.
-    let out = run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["workers", &camp]));
+    let out = on_state(&pair, &url, &["workers", &camp]);
     let t = text(&out);
     assert_eq!(code(&out), 0, "{t}");
     assert!(t.contains("queue: 0 waiting, 0 held, 6 done"), "{t}");
@@ -267,9 +272,7 @@ async fn three_workers_keep_to_the_targets_connection_limit() {
     let pair = Pair::start();
     let counts = seed_all(&pair).await;
     let camp = workers_campaign(&pair, "max_connections = 2");
-    let out = run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["enqueue", &camp, "--phase", "final"]));
+    let out = on_state(&pair, &url, &["enqueue", &camp, "--phase", "final"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let port = pair.port("TARGET_IMAP_PORT");
     let ws: Vec<Child> = (0..3).map(|_| worker(&pair, &url, &camp, 20)).collect();
@@ -284,9 +287,7 @@ async fn three_workers_keep_to_the_targets_connection_limit() {
         let leased = sql(&db, "SELECT count(*) FROM queue WHERE state = 'leased'");
         held = held.max(leased[0].parse::<usize>().unwrap());
         if !seen_copying {
-            let out = run(command(pair.dir.path(), "", "")
-                .env("TRASLOCO_STATE", &url)
-                .args(["status", &camp]));
+            let out = on_state(&pair, &url, &["status", &camp]);
             let t = text(&out);
             seen_copying = t.contains("copying") && t.contains("copied so far");
         }
@@ -372,15 +373,11 @@ async fn a_failing_server_backs_every_worker_off() {
         broken.replace("jobs = 1", "jobs = 1\nmax_reconnects = 0"),
     )
     .unwrap();
-    let out = run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["enqueue", &camp]));
+    let out = on_state(&pair, &url, &["enqueue", &camp]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let ws: Vec<Child> = (0..2).map(|_| worker(&pair, &url, &camp, 0)).collect();
     let backing_off = wait_until("the target backs off", 60, || {
-        let out = run(command(pair.dir.path(), "", "")
-            .env("TRASLOCO_STATE", &url)
-            .args(["workers", &camp, "--json"]));
+        let out = on_state(&pair, &url, &["workers", &camp, "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
         v["backing_off"]
             .as_array()
@@ -401,9 +398,7 @@ async fn a_failing_server_backs_every_worker_off() {
         (1..=2).contains(&done),
         "{done} mailboxes tried against a failing server"
     );
-    let t = text(&run(command(pair.dir.path(), "", "")
-        .env("TRASLOCO_STATE", &url)
-        .args(["workers", &camp])));
+    let t = text(&on_state(&pair, &url, &["workers", &camp]));
     assert!(
         t.contains(&format!("server 127.0.0.1:{port}: no new mailbox for")),
         "{t}"

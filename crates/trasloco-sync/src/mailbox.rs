@@ -52,6 +52,12 @@ impl Side {
     pub fn label(&self) -> String {
         format!("{}@{}", self.credentials.user, self.endpoint.host)
     }
+
+    /// How the server is known to the governors and to the workers' per-server limits and
+    /// back-off: `host:port`.
+    pub fn server(&self) -> String {
+        format!("{}:{}", self.endpoint.host, self.endpoint.port)
+    }
 }
 
 /// How to sync.
@@ -288,11 +294,6 @@ impl Options {
     }
 }
 
-/// How a server is known to the governors: `host:port`.
-fn server_key(s: &Side) -> String {
-    format!("{}:{}", s.endpoint.host, s.endpoint.port)
-}
-
 /// Lanes, and target connections per lane, for one attempt: what the options say, cut to
 /// what servers that throttled allow a mailbox now (a lane holds one source connection and
 /// `append_connections` target connections; fewer appenders go first, then fewer lanes).
@@ -307,12 +308,11 @@ fn connections_now(opts: &Options, source: &Source, target: &Side) -> (usize, us
         opts.append_connections.max(1)
     };
     if let Source::Imap(s) = source
-        && let Some(n) = crate::governor::of(&server_key(s), opts.mailboxes_at_once).connections()
+        && let Some(n) = crate::governor::of(&s.server(), opts.mailboxes_at_once).connections()
     {
         lanes = lanes.min(n).max(1);
     }
-    if let Some(n) = crate::governor::of(&server_key(target), opts.mailboxes_at_once).connections()
-    {
+    if let Some(n) = crate::governor::of(&target.server(), opts.mailboxes_at_once).connections() {
         appenders = appenders.min((n / lanes).max(1));
         lanes = lanes.min((n / appenders).max(1));
     }
@@ -681,10 +681,10 @@ pub async fn sync_mailbox(
     // Each attempt takes a place with both servers (source first, always, so mailboxes never
     // wait on each other in a circle); a server that throttles gives out fewer places.
     let source_key = match source {
-        Source::Imap(s) | Source::Pop3(s) => Some(server_key(s)),
+        Source::Imap(s) | Source::Pop3(s) => Some(s.server()),
         Source::Archive(_) => None,
     };
-    let target_key = server_key(target);
+    let target_key = target.server();
     let governors: Vec<std::sync::Arc<crate::governor::Governor>> = source_key
         .iter()
         .filter(|k| **k != target_key)
@@ -1072,7 +1072,7 @@ async fn sync_once(
     // Against a target that throttled, smaller batches: fewer APPENDs on their way when it
     // says no again.
     let smaller;
-    let opts = match crate::governor::of(&server_key(target), opts.mailboxes_at_once).batch() {
+    let opts = match crate::governor::of(&target.server(), opts.mailboxes_at_once).batch() {
         Some(n) if n < opts.batch_messages => {
             smaller = Options {
                 batch_messages: n,
