@@ -938,12 +938,11 @@ async fn one_mailbox(
             let json = serde_json::to_string(&report).unwrap_or_default();
             let saved = async {
                 let id = state.mailbox_id(&report.source, &report.target).await?;
-                state.finish_mailbox(id, &status, &now(), &json).await?;
-                if let Some(p) = phase {
-                    state
-                        .record_phase(id, p.name(), &status, &now(), report.buckets.copied)
-                        .await?;
-                }
+                // The phase's outcome goes with the mailbox's, in one transaction.
+                let phase = phase.map(|p| (p.name(), report.buckets.copied));
+                state
+                    .finish_mailbox(id, &status, &now(), &json, phase)
+                    .await?;
                 Ok::<_, trasloco_state::Error>(())
             };
             match saved.await {

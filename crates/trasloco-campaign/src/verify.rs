@@ -137,7 +137,16 @@ pub async fn verify(
             let _permit = limit.acquire_owned().await.expect("semaphore never closed");
             let r =
                 compare_mailbox(&job.source, &side, &state, &opts, archive.as_ref(), full).await;
-            (i, check(&job.source, key.1, r))
+            let c = check(&job.source, key.1, r);
+            // What a run recorded as a clean pass of the whole mailbox is not trusted again
+            // once its target is found short: the next run compares every folder.
+            if matches!(c.verdict.as_str(), "missing" | "duplicates" | "altered")
+                && let Ok(Some(id)) = state.find_mailbox(&key.0, &c.target).await
+                && let Err(e) = state.forget_clean_mailbox(id).await
+            {
+                tracing::warn!("{e}");
+            }
+            (i, c)
         });
     }
     let mut checks = Vec::new();

@@ -291,6 +291,52 @@ async fn verify_names_altered_copies_decodes_headers_and_caps_lists() {
     }
 }
 
+/// A re-run of a mailbox whose source did not change does not look at the target, so a copy
+/// lost there since (deleted by hand) is not noticed by the run; `verify` notices it, and the
+/// run after it compares that mailbox in full and copies the message again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_lost_on_the_target_is_found_by_verify_and_copied_again() {
+    let pair = Pair::start();
+    let mut c = pair.client("source", "alice").await;
+    seed(
+        &mut c,
+        "INBOX",
+        (1..=3).map(|i| msg(simple(i, "INBOX"))).collect(),
+    )
+    .await;
+    seed(
+        &mut c,
+        "Archivio",
+        (4..=5).map(|i| msg(simple(i, "Archivio"))).collect(),
+    )
+    .await;
+    c.logout().await;
+    let camp = alice_campaign(&pair, "");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let mut t = pair.client("target", "alice").await;
+    t.select(&target_name("Archivio"), false).await.unwrap();
+    assert!(t.uid_expunge(&[1]).await.unwrap());
+    t.logout().await;
+    let before = pair.imap_sessions_closed("target", "alice");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(pair.imap_sessions_closed("target", "alice"), before);
+
+    let out = pair.trasloco(&["--no-progress", "verify", &camp], "", "");
+    let t = text(&out);
+    assert_eq!(code(&out), 2, "{t}");
+    assert_eq!(t.matches("missing from the target").count(), 1, "{t}");
+    let out = pair.trasloco(&["--no-progress", "run", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let mb = &report(&pair, &out)["mailboxes"][0];
+    assert_eq!(mb["buckets"]["copied"], 1, "{mb}");
+    assert_eq!(mb["buckets"]["already_present"], 4, "{mb}");
+    let out = pair.trasloco(&["--no-progress", "verify", &camp], "", "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+}
+
 /// Issue 18, point 18: a folder rule covers the folder's subtree. `defer = ["Archivio"]`
 /// defers `Archivio/2019` too, which must not reach the target before its parent.
 #[tokio::test(flavor = "multi_thread")]

@@ -91,9 +91,8 @@ async fn whole_mailbox_case(extra: &[&str], env: &[(&str, &str)]) {
         "subscriptions carried: {subs:?}"
     );
 
-    // Unchanged re-run: nothing copied, no body fetched, and nothing to read back, so no
-    // reader connects; no folder changed, so no second lane opens: the target sees one
-    // connection.
+    // Unchanged re-run: nothing copied, no body fetched; the source lists every folder as
+    // the first run left it, so the target is not logged in to at all.
     let before = pair.imap_sessions_closed("target", "alice");
     let out = pair.migrate_with("alice", extra, env);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -104,7 +103,7 @@ async fn whole_mailbox_case(extra: &[&str], env: &[(&str, &str)]) {
     assert_eq!(fetched, 0);
     assert_eq!(
         pair.imap_sessions_closed("target", "alice") - before,
-        1,
+        0,
         "target sessions of an unchanged re-run"
     );
 
@@ -1101,8 +1100,9 @@ fn opened_folders(out: &std::process::Output) -> Vec<String> {
 
 /// Where both servers keep modification sequences (Dovecot does), a re-run does not open a
 /// folder whose STATUS counters on both sides are those its last clean pass left; a flag
-/// changed and a message added on the source, or a flag changed on the target, send that one
-/// folder through the full comparison, and the change is carried.
+/// changed and a message added on the source send that one folder through the full
+/// comparison, and the change is carried. A mailbox whose source did not change at all is not
+/// looked at on the target: the user's own changes there stay theirs.
 #[tokio::test(flavor = "multi_thread")]
 async fn unchanged_folders_are_not_opened_and_the_one_that_changed_is_synced() {
     let pair = Pair::start();
@@ -1114,9 +1114,12 @@ async fn unchanged_folders_are_not_opened_and_the_one_that_changed_is_synced() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     let first = report(&pair, &out)["mailboxes"][0].clone();
 
-    // Twice unchanged: the second re-run proves the first left its records intact.
+    // Twice unchanged: the second re-run proves the first left its records intact. Neither
+    // logs in to the target.
     for _ in 0..2 {
+        let before = pair.imap_sessions_closed("target", "alice");
         let out = pair.migrate("alice", &["-vv"]);
+        assert_eq!(pair.imap_sessions_closed("target", "alice"), before);
         assert_eq!(code(&out), 0, "{}", text(&out));
         assert_eq!(opened_folders(&out), Vec::<String>::new(), "{}", text(&out));
         let mb = &report(&pair, &out)["mailboxes"][0];
@@ -1151,21 +1154,35 @@ async fn unchanged_folders_are_not_opened_and_the_one_that_changed_is_synced() {
     assert_target_mirrors(&pair, &mut src, "alice").await;
     let mut tgt = pair.client("target", "alice").await;
 
-    // The user re-flags a message on the new server: that folder is compared again (and the
-    // target's own change stays, as in any pass).
+    // The user re-flags a message on the new server, and a new message arrives there (the MX
+    // switched): the source did not change, so the target is not even logged in to, and the
+    // user's changes stay.
     tgt.select(&target_name("Bozze"), false).await.unwrap();
     tgt.store_flags(&[(1, vec!["\\Draft".into(), "\\Seen".into()])])
         .await
         .unwrap();
+    tgt.logout().await;
+    deliver(
+        &pair,
+        "target",
+        "alice",
+        "alice@example.org",
+        "bob@example.org",
+        "Subject: after the switch\n\nNew mail on the new server.\n",
+    );
+    let before = pair.imap_sessions_closed("target", "alice");
     let out = pair.migrate("alice", &["-vv"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert_eq!(
-        opened_folders(&out),
-        vec!["Bozze".to_string(), target_name("Bozze")]
-    );
+    assert_eq!(opened_folders(&out), Vec::<String>::new());
+    assert_eq!(pair.imap_sessions_closed("target", "alice"), before);
     let mb = &report(&pair, &out)["mailboxes"][0];
     assert_eq!(mb["buckets"]["already_present"], 43);
     assert_eq!(mb["buckets"]["copied"], 0);
+    let mut tgt = pair.client("target", "alice").await;
+    tgt.select(&target_name("Bozze"), false).await.unwrap();
+    let flags = &tgt.fetch_flags(&[1]).await.unwrap()[0].flags;
+    assert!(flags.contains(&"\\Draft".to_string()), "{flags:?}");
+    tgt.logout().await;
 
     // A skipping pass tells every folder as the full comparison (`--full-compare`) does.
     let out = pair.migrate("alice", &["-vv"]);

@@ -197,6 +197,17 @@ pub struct CleanFolder {
     pub report_json: String,
 }
 
+/// What the last pass over a whole mailbox that left every folder clean saw of the source:
+/// while the source lists the same folders with the same counters (and the run has the same
+/// rules), nothing is left to do for the mailbox, and the target need not be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanMailbox {
+    /// A digest of the source's folder listing, every folder's STATUS counters and the rules.
+    pub listing: String,
+    /// The folders' reports as a pass that finds nothing to do tells them (JSON).
+    pub report_json: String,
+}
+
 /// A campaign phase's outcome for one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhaseRow {
@@ -352,7 +363,17 @@ const MIGRATIONS: &[&[&str]] = &[
     ],
     // 2026-12-03: the work queue shared by workers, the workers, and shared back-off.
     &[queue::SCHEMA],
+    // 2026-12-04: a mailbox's last clean pass as a whole (see `CleanMailbox`).
+    &[MAILBOX_CLEAN],
 ];
+
+const MAILBOX_CLEAN: &str = r#"
+CREATE TABLE IF NOT EXISTS mailbox_clean (
+    mailbox_id {int} PRIMARY KEY REFERENCES mailbox(id),
+    listing TEXT NOT NULL,
+    report_json TEXT NOT NULL
+)
+"#;
 
 fn flags_text(f: &FlagSet) -> String {
     f.iter().collect::<Vec<_>>().join(" ")
@@ -812,6 +833,52 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
+    /// The mailbox's last clean pass as a whole, if one is recorded.
+    pub async fn clean_mailbox(&self, mailbox_id: i64) -> Result<Option<CleanMailbox>, Error> {
+        let row =
+            sqlx::query("SELECT listing, report_json FROM mailbox_clean WHERE mailbox_id = $1")
+                .bind(mailbox_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(row.map(|row| CleanMailbox {
+            listing: row.get(0),
+            report_json: row.get(1),
+        }))
+    }
+
+    /// Record (or replace) a mailbox's clean pass as a whole.
+    pub async fn record_clean_mailbox(
+        &self,
+        mailbox_id: i64,
+        clean: &CleanMailbox,
+    ) -> Result<(), Error> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO mailbox_clean (mailbox_id, listing, report_json) VALUES ($1, $2, $3) \
+             ON CONFLICT (mailbox_id) DO UPDATE SET listing = excluded.listing, report_json = excluded.report_json",
+        )
+        .bind(mailbox_id)
+        .bind(&clean.listing)
+        .bind(&clean.report_json)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Forget a mailbox's clean pass as a whole: it is being synced again, or something was
+    /// found missing on its target.
+    pub async fn forget_clean_mailbox(&self, mailbox_id: i64) -> Result<(), Error> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM mailbox_clean WHERE mailbox_id = $1")
+            .bind(mailbox_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
     /// Record clean passes (`folder_id` of each row is looked up by `source_name` under
     /// `mailbox_id`), all in one transaction.
     pub async fn record_clean(&self, mailbox_id: i64, rows: &[CleanFolder]) -> Result<(), Error> {
@@ -1261,13 +1328,15 @@ impl State {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    /// Store a mailbox's outcome and report.
+    /// Store a mailbox's outcome and report and, with `phase` (name, messages copied), that
+    /// campaign phase's outcome for it (the last run of a phase wins), in one transaction.
     pub async fn finish_mailbox(
         &self,
         mailbox_id: i64,
         status: &str,
         finished_at: &str,
         report_json: &str,
+        phase: Option<(&str, u64)>,
     ) -> Result<(), Error> {
         let mut tx = self.write().await?;
         sqlx::query(
@@ -1280,19 +1349,23 @@ impl State {
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
+        if let Some((phase, copied)) = phase {
+            Self::phase_row(&mut tx, mailbox_id, phase, status, finished_at, copied)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    /// Record the outcome of a campaign phase for a mailbox (the last run of that phase wins).
-    pub async fn record_phase(
-        &self,
+    /// A phase's outcome row, inserted or replaced.
+    async fn phase_row(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         mailbox_id: i64,
         phase: &str,
         status: &str,
         finished_at: &str,
         copied: u64,
-    ) -> Result<(), Error> {
-        let mut tx = self.write().await?;
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO phase (mailbox_id, phase, status, finished_at, copied) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (mailbox_id, phase) DO UPDATE SET status = $3, finished_at = $4, copied = $5",
@@ -1302,10 +1375,9 @@ impl State {
         .bind(status)
         .bind(finished_at)
         .bind(copied as i64)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
-        .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        .map(|_| ())
     }
 
     /// Every recorded phase outcome: (source, target, phase, status, finished_at, copied).
@@ -1833,7 +1905,7 @@ mod tests {
             .await
             .unwrap();
         state
-            .finish_mailbox(mb, "in-sync", "2026-11-22T10:00:00Z", "{}")
+            .finish_mailbox(mb, "in-sync", "2026-11-22T10:00:00Z", "{}", None)
             .await
             .unwrap();
         let rows = state.mailboxes().await.unwrap();

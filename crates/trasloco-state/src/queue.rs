@@ -623,7 +623,7 @@ mod tests {
         assert!(late.is_fenced(), "{late}");
         assert!(late.to_string().contains("another worker"), "{late}");
         assert!(
-            mine.finish_mailbox(mb, "in-sync", "t", "{}")
+            mine.finish_mailbox(mb, "in-sync", "t", "{}", None)
                 .await
                 .unwrap_err()
                 .is_fenced()

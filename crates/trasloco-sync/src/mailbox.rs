@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use trasloco_core::accounting::{FailureClass, FolderReport, MailboxReport, MailboxStatus};
-use trasloco_core::folder_map::{self, FolderMapping, MapOptions, Role};
+use trasloco_core::folder_map::{self, Folder, FolderMapping, MapOptions, Role};
 use trasloco_imap::{Client, Credentials, Endpoint, Error, ErrorKind, Statuses, TlsOptions};
 use trasloco_state::State;
 
@@ -770,7 +770,10 @@ pub async fn sync_mailbox(
                     }
                 }
                 report.finish(opts.dry_run);
-                report.not_read_back = not_read_back(state, &report, opts).await;
+                // A mailbox found as its last clean pass left it has every copy read back.
+                if !earlier.whole {
+                    report.not_read_back = not_read_back(state, &report, opts).await;
+                }
                 report.seconds = started.elapsed().as_secs_f64();
                 return report;
             }
@@ -1006,6 +1009,9 @@ struct Earlier {
     /// next attempts (after a throttle, a drop) use it again instead of reading every folder's
     /// ids once more.
     owners: Option<std::sync::Arc<crate::labels::Owners>>,
+    /// The attempt found the whole mailbox as its last clean pass left it: nothing was copied
+    /// and no copy is left unread.
+    whole: bool,
 }
 
 /// Work done in a folder by attempts that did not finish it.
@@ -1087,14 +1093,48 @@ async fn sync_once(
     // copied.
     let (src_label, tgt_label) = (source.label(), target.label());
     let (mailbox_id, uid_owner) = mailbox_ids(state, &src_label, &tgt_label, opts.dry_run).await?;
+    let first_attempt = earlier.finished.is_empty() && earlier.unfinished.is_empty();
+    let mut lines_left = false;
     if let Some(id) = mailbox_id {
         let left = appends.start_attempt(state, id).await?;
+        lines_left = !left.is_empty();
         if let Some(since) = left.iter().map(|l| l.since.as_str()).min() {
             tracing::warn!(
                 "target {tgt_label}: the run that started appending at {since} stopped before the target answered every APPEND; what the target stores of them, now or later, is looked for above the UIDs it had then in {} folder(s), and removed where it doubles a copy",
                 left.len()
             );
         }
+    }
+    // A mailbox whose source lists the same folders with the same counters as after its last
+    // clean pass is reported as that pass left it, without logging in to the target (see
+    // `unchanged`). Any other pass forgets that record before it may write anything.
+    let whole = match mailbox_id {
+        Some(mb) => state.clean_mailbox(mb).await?.map(|r| (mb, r)),
+        None => None,
+    };
+    let whole_applies =
+        crate::unchanged::applies_to_mailbox(opts) && matches!(source, Source::Imap(_));
+    let mut listed_first: Option<(SourceConn, Vec<Folder>, Statuses)> = None;
+    if let Some((mb, record)) = whole {
+        if whole_applies && first_attempt && !lines_left {
+            let mut src = SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
+                .await
+                .on(SideName::Source)?;
+            let (folders, status) = src.folders_and_status().await.on(SideName::Source)?;
+            let same = crate::unchanged::mailbox_key(&folders, &status, opts)
+                .is_some_and(|k| k == record.listing);
+            if same
+                && let Ok(recorded) = serde_json::from_str::<Vec<FolderReport>>(&record.report_json)
+            {
+                reports.extend(recorded);
+                earlier.got_through = true;
+                earlier.whole = true;
+                src.logout().await;
+                return Ok(());
+            }
+            listed_first = Some((src, folders, status));
+        }
+        state.forget_clean_mailbox(mb).await?;
     }
     // Folders found as their last clean pass left them are not opened (see `unchanged`).
     let unchanged = Unchanged::load(state, mailbox_id, opts).await?;
@@ -1107,12 +1147,27 @@ async fn sync_once(
     // mailboxes of a cutover pass changed in one folder or none.
     let (lanes, appenders) = connections_now(opts, source, target);
     let rerun = unchanged.as_ref().is_some_and(Unchanged::any);
+    // The source connection the whole-mailbox check opened is the first lane's.
+    let (first_src, listed) = match listed_first {
+        Some((src, folders, status)) => (Some(src), Some((folders, status))),
+        None => (None, None),
+    };
+    let first_src = std::sync::Mutex::new(first_src);
     let open_lane = || async {
+        let opened = first_src
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         let (src, tgts) = tokio::join!(
             async {
-                SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
-                    .await
-                    .on(SideName::Source)
+                match opened {
+                    Some(src) => Ok(src),
+                    None => {
+                        SourceConn::open(source, state, uid_owner, !opts.dry_run, opts.pop3_seen)
+                            .await
+                            .on(SideName::Source)
+                    }
+                }
             },
             futures_util::future::join_all(
                 (0..appenders).map(|_| connect(target, SideName::Target))
@@ -1144,7 +1199,9 @@ async fn sync_once(
     // those from before the folder is listed); the target's only when a record may be used.
     let (src_folders, tgt_lists) = tokio::join!(
         async {
-            if unchanged.is_some() {
+            if let Some(listed) = listed {
+                Ok(listed)
+            } else if unchanged.is_some() {
                 src.folders_and_status().await
             } else {
                 Ok((src.folders().await?, Statuses::new()))
@@ -1518,6 +1575,7 @@ async fn sync_once(
             }
         }
     }
+    let any_altered = !altered.is_empty();
     let finished = &mut earlier.finished;
     // Folders got through and read back are done for the run, whatever happens next. (One
     // with altered copies is looked at again: where they differ is found below.)
@@ -1570,6 +1628,7 @@ async fn sync_once(
     folders?;
     // Folders this attempt passed over cleanly are recorded with both sides' counters: the
     // target's read now, after every write and read-back.
+    let mut unchecked = None;
     if let (Some(u), Some(mb)) = (&unchanged, mailbox_id) {
         let mut passed = BTreeMap::new();
         for (&i, &at) in &filled {
@@ -1587,10 +1646,44 @@ async fn sync_once(
                 );
             }
         }
-        if !passed.is_empty() && state.unchecked_count(mb).await? == 0 {
-            let names = passed.values().map(|(t, _, _)| t.as_str());
-            let now = conns[0].1[0].statuses(names).await.on(SideName::Target)?;
-            state.record_clean(mb, &u.records(&passed, &now)).await?;
+        if !passed.is_empty() {
+            let n = state.unchecked_count(mb).await?;
+            unchecked = Some(n);
+            if n == 0 {
+                let names = passed.values().map(|(t, _, _)| t.as_str());
+                let now = conns[0].1[0].statuses(names).await.on(SideName::Target)?;
+                state.record_clean(mb, &u.records(&passed, &now)).await?;
+            }
+        }
+    }
+    // A first attempt that left every folder clean records the mailbox as a whole, under the
+    // source's listing from before any folder was opened.
+    let every_folder_clean = first_attempt
+        && !any_altered
+        && setup_errors.is_empty()
+        && mappings.iter().enumerate().all(|(i, m)| {
+            !m.selectable
+                || (synced[i].load(std::sync::atomic::Ordering::Relaxed)
+                    && filled.get(&i).is_some_and(|&at| is_clean(&reports[at])))
+        });
+    if let (Some(_), Some(mb), true, true) =
+        (&unchanged, mailbox_id, whole_applies, every_folder_clean)
+        && let Some(listing) = crate::unchanged::mailbox_key(&src_folders, src_status, opts)
+    {
+        let n = match unchecked {
+            Some(n) => n,
+            None => state.unchecked_count(mb).await?,
+        };
+        let folders: Vec<FolderReport> =
+            reports.iter().map(crate::unchanged::as_unchanged).collect();
+        if n == 0
+            && let Ok(report_json) = serde_json::to_string(&folders)
+        {
+            let record = trasloco_state::CleanMailbox {
+                listing,
+                report_json,
+            };
+            state.record_clean_mailbox(mb, &record).await?;
         }
     }
     // Every connection says goodbye at once: over a 40 ms link, six LOGOUTs one after the

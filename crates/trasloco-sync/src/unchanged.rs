@@ -14,11 +14,22 @@
 //! deleted on either side, a folder recreated — sends the folder through the full comparison.
 //! A pass that was cut short, failed a message or left copies unread forgets the record before
 //! it writes anything, so a record only ever describes a folder left complete.
+//!
+//! A pass that left every folder of a mailbox clean is also recorded as a whole: a digest of
+//! the source's listing (names, attributes, subscriptions, every folder's counters) and the
+//! run's rules, with the folders' reports. A later run that finds the source listing the same
+//! reports the mailbox as that pass left it after one login and one LIST-STATUS on the source,
+//! and does not log in to the target at all: nothing arrived, left or changed on the source,
+//! so there is nothing to carry, and what the target does meanwhile (new mail after the MX
+//! switch, the user's own changes) is the user's. A target that lost copies since is what
+//! `verify` finds; it forgets the record of such a mailbox, and the next run compares it in
+//! full.
 
 use crate::mailbox::Options;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use trasloco_core::accounting::FolderReport;
-use trasloco_core::folder_map::FolderMapping;
+use trasloco_core::folder_map::{Folder, FolderMapping};
 use trasloco_imap::{FolderStatus, Statuses};
 use trasloco_state::{CleanFolder, Error, State};
 
@@ -46,6 +57,42 @@ pub(crate) fn rules_key(opts: &Options) -> String {
         opts.size_limit,
         opts.max_line,
     )
+}
+
+/// Whether a whole mailbox may be found unchanged from the source alone: as for folders, and
+/// not where the folders taken depend on more than the listing (Zimbra's shared folders are
+/// told by the user's rights on each).
+pub(crate) fn applies_to_mailbox(opts: &Options) -> bool {
+    applies(opts) && !opts.shared_by_rights
+}
+
+/// The digest of what decides a mailbox's pass when nothing changed: the source's folders as
+/// listed, every selectable folder's STATUS counters, the rules that decide each message's
+/// bucket and those that decide which folders are taken and where they go. `None` when a
+/// selectable folder has no counters or keeps no modification sequences (its flags could
+/// change unseen).
+pub(crate) fn mailbox_key(
+    folders: &[Folder],
+    statuses: &Statuses,
+    opts: &Options,
+) -> Option<String> {
+    let mut h = Sha256::new();
+    h.update(rules_key(opts));
+    h.update(format!(
+        "\nexclude {:?}; renames {:?}; roles {:?}; defer {:?}; only {:?}; not-mail {:?}",
+        opts.exclude, opts.renames, opts.exclude_roles, opts.defer, opts.only, opts.not_mail
+    ));
+    for f in folders {
+        h.update(format!(
+            "\n{:?} {:?} {:?} {} {}",
+            f.name, f.delimiter, f.declared_role, f.selectable, f.subscribed
+        ));
+        if f.selectable {
+            let st = statuses.get(&f.name).filter(|s| s.highest_modseq != 0)?;
+            h.update(format!(" {}", st.key()));
+        }
+    }
+    Some(hex::encode(h.finalize()))
 }
 
 /// Whether a folder's pass left it complete: nothing failed, altered or refused.
