@@ -337,5 +337,10 @@ pub fn text(v: &Verification) -> String {
         lost,
         v.mailboxes.iter().filter(|m| m.verdict == "failed").count(),
     ));
+    if lost > 0 {
+        out.push_str(
+            "The next `trasloco run` of this campaign compares the mailboxes with missing messages folder by folder and copies what is missing.\n",
+        );
+    }
     out
 }

@@ -1735,6 +1735,11 @@ async fn verify_manifest(args: ManifestArgs) -> Result<i32, ConfigError> {
                 String::new()
             }
         );
+        if !bad.is_empty() {
+            println!(
+                "A copy not found is copied again by a run with --full-compare (a run whose source did not change does not look at the target)."
+            );
+        }
     }
     Ok(if !bad.is_empty() {
         exit::INCOMPLETE

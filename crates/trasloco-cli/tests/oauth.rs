@@ -405,6 +405,17 @@ async fn service_account_and_certificate_assertions() {
         );
     }
 
+    // New mail on both sources before each later run: a mailbox whose source did not change
+    // is not looked at on the target, so no token would be asked for it.
+    let on = &pair;
+    let new_mail = |i: usize| async move {
+        for user in ["alice", "bob"] {
+            let mut src = on.client("source", user).await;
+            seed(&mut src, "INBOX", vec![msg(simple(i, "INBOX"))]).await;
+            src.logout().await;
+        }
+    };
+    new_mail(100).await;
     pair.write("sa.json", &service_account("other.key"));
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);
@@ -419,6 +430,7 @@ async fn service_account_and_certificate_assertions() {
             endpoint.url
         ),
     );
+    new_mail(101).await;
     let before = endpoint.issued();
     let out = pair.trasloco(&["--no-progress", "run", &c], "", "");
     let t = text(&out);

@@ -1913,4 +1913,45 @@ mod tests {
         assert_eq!(rows[0].status.as_deref(), Some("in-sync"));
         assert_eq!(rows[0].messages_recorded, 1);
     }
+
+    #[tokio::test]
+    async fn a_whole_mailbox_clean_pass_is_kept_replaced_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(&dir.path().join("s.sqlite")).await.unwrap();
+        let mb = state.mailbox_id("a@s", "a@t").await.unwrap();
+        assert_eq!(state.clean_mailbox(mb).await.unwrap(), None);
+        let first = CleanMailbox {
+            listing: "one".into(),
+            report_json: "[]".into(),
+        };
+        state.record_clean_mailbox(mb, &first).await.unwrap();
+        assert_eq!(state.clean_mailbox(mb).await.unwrap(), Some(first));
+        let second = CleanMailbox {
+            listing: "two".into(),
+            report_json: "[{}]".into(),
+        };
+        state.record_clean_mailbox(mb, &second).await.unwrap();
+        assert_eq!(state.clean_mailbox(mb).await.unwrap(), Some(second));
+        let other = state.mailbox_id("b@s", "b@t").await.unwrap();
+        assert_eq!(state.clean_mailbox(other).await.unwrap(), None);
+        state.forget_clean_mailbox(mb).await.unwrap();
+        assert_eq!(state.clean_mailbox(mb).await.unwrap(), None);
+        // Forgetting what is not there is not an error.
+        state.forget_clean_mailbox(mb).await.unwrap();
+
+        // A mailbox's outcome and its phase's go together.
+        state
+            .finish_mailbox(
+                mb,
+                "in-sync",
+                "2026-12-04T10:00:00Z",
+                "{}",
+                Some(("final", 3)),
+            )
+            .await
+            .unwrap();
+        let phases = state.phases().await.unwrap();
+        assert_eq!(phases.len(), 1);
+        assert_eq!((phases[0].phase.as_str(), phases[0].copied), ("final", 3));
+    }
 }

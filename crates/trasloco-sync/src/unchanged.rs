@@ -383,4 +383,87 @@ mod tests {
             assert!(!applies(&o));
         }
     }
+
+    fn folder(name: &str, selectable: bool) -> Folder {
+        Folder {
+            name: name.into(),
+            delimiter: Some('/'),
+            declared_role: None,
+            selectable,
+            subscribed: true,
+        }
+    }
+
+    #[test]
+    fn a_mailbox_key_moves_with_any_counter_folder_subscription_or_rule() {
+        let folders = vec![
+            folder("INBOX", true),
+            folder("Lavoro", false),
+            folder("Lavoro/2024", true),
+        ];
+        let statuses = Statuses::from([
+            ("INBOX".to_string(), status(5, 20)),
+            ("Lavoro/2024".to_string(), status(3, 4)),
+        ]);
+        let opts = Options::default();
+        let key = mailbox_key(&folders, &statuses, &opts).expect("every folder has counters");
+        assert_eq!(
+            mailbox_key(&folders, &statuses, &opts).as_deref(),
+            Some(key.as_str())
+        );
+
+        let differs = |f: &[Folder], s: &Statuses, o: &Options| {
+            mailbox_key(f, s, o).is_some_and(|k| k != key)
+        };
+        // A flag changed (HIGHESTMODSEQ), a message arrived (UIDNEXT).
+        let mut s = statuses.clone();
+        s.insert("INBOX".into(), status(5, 21));
+        assert!(differs(&folders, &s, &opts));
+        let mut s = statuses.clone();
+        s.insert("Lavoro/2024".into(), status(4, 5));
+        assert!(differs(&folders, &s, &opts));
+        // A folder added, a subscription dropped.
+        let mut f = folders.clone();
+        f.push(folder("Nuova", true));
+        let mut s = statuses.clone();
+        s.insert("Nuova".into(), status(1, 1));
+        assert!(differs(&f, &s, &opts));
+        let mut f = folders.clone();
+        f[0].subscribed = false;
+        assert!(differs(&f, &statuses, &opts));
+        // Other rules: a deferred folder, a rename, other date rules' flags.
+        for o in [
+            Options {
+                defer: vec!["Lavoro*".into()],
+                ..Options::default()
+            },
+            Options {
+                renames: BTreeMap::from([("Lavoro".into(), "Work".into())]),
+                ..Options::default()
+            },
+            Options {
+                never_flags: vec!["$Junk".into()],
+                ..Options::default()
+            },
+        ] {
+            assert!(differs(&folders, &statuses, &o));
+        }
+        // A selectable folder without counters, or without modification sequences: no key.
+        let mut s = statuses.clone();
+        s.remove("Lavoro/2024");
+        assert_eq!(mailbox_key(&folders, &s, &opts), None);
+        let mut s = statuses.clone();
+        s.insert("INBOX".into(), status(5, 0));
+        assert_eq!(mailbox_key(&folders, &s, &opts), None);
+    }
+
+    #[test]
+    fn zimbra_sources_never_skip_a_whole_mailbox() {
+        assert!(applies_to_mailbox(&Options::default()));
+        let zimbra = Options {
+            shared_by_rights: true,
+            ..Options::default()
+        };
+        assert!(applies(&zimbra) && !applies_to_mailbox(&zimbra));
+    }
 }
